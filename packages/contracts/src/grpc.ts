@@ -1,0 +1,57 @@
+/**
+ * The one adapter between protoc-gen-es descriptors and @grpc/grpc-js: it turns a
+ * generated service descriptor into a grpc-js ServiceDefinition whose (de)serializers
+ * are protobuf-es `toBinary`/`fromBinary`, and a typed client constructor.
+ */
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import * as grpc from "@grpc/grpc-js";
+
+type MethodDefs<T extends GenServiceMethods> = {
+  [K in keyof T]: grpc.MethodDefinition<MessageShape<T[K]["input"]>, MessageShape<T[K]["output"]>>;
+};
+
+function lowerFirst(s: string): string {
+  return s.charAt(0).toLowerCase() + s.slice(1);
+}
+
+export function serviceDefinition<T extends GenServiceMethods>(service: GenService<T>): MethodDefs<T> {
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    const input: DescMessage = method.input;
+    const output: DescMessage = method.output;
+    def[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: (m: unknown) => Buffer.from(toBinary(input, m as MessageShape<DescMessage>)),
+      requestDeserialize: (b: Buffer) => fromBinary(input, b),
+      responseSerialize: (m: unknown) => Buffer.from(toBinary(output, m as MessageShape<DescMessage>)),
+      responseDeserialize: (b: Buffer) => fromBinary(output, b),
+      originalName: lowerFirst(method.name),
+    };
+  }
+  return def as MethodDefs<T>;
+}
+
+type ClientMethod<I, O, Kind extends string> = Kind extends "server_streaming"
+  ? (req: I, metadata?: grpc.Metadata, options?: grpc.CallOptions) => grpc.ClientReadableStream<O>
+  : (
+      req: I,
+      metadata: grpc.Metadata,
+      options: grpc.CallOptions,
+      callback: (err: grpc.ServiceError | null, res?: O) => void,
+    ) => grpc.ClientUnaryCall;
+
+export type TypedClient<T extends GenServiceMethods> = grpc.Client & {
+  [K in keyof T]: ClientMethod<MessageShape<T[K]["input"]>, MessageShape<T[K]["output"]>, T[K]["methodKind"]>;
+};
+
+export function clientConstructor<T extends GenServiceMethods>(
+  service: GenService<T>,
+): new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => TypedClient<T> {
+  return grpc.makeGenericClientConstructor(
+    serviceDefinition(service) as unknown as grpc.ServiceDefinition,
+    service.typeName,
+  ) as unknown as new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => TypedClient<T>;
+}

@@ -1,0 +1,3 @@
+export * from "./gen/infera/agent/v1/agent_pb.ts";
+export * from "./grpc.ts";
+export * from "./jobs.ts";

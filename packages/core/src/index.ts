@@ -1,0 +1,5 @@
+export * from "./errors.ts";
+export * from "./logger.ts";
+export * from "./metrics.ts";
+export * from "./config.ts";
+export * from "./shutdown.ts";

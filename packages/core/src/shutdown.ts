@@ -1,0 +1,36 @@
+import type { Logger } from "./logger.ts";
+
+export interface Stoppable {
+  name: string;
+  stop(): Promise<void> | void;
+}
+
+/**
+ * Runs `stoppers` in order on SIGTERM/SIGINT (callers list them in reverse start order:
+ * not ready → stop intake → drain → close workers → close gRPC → quit Redis → pool),
+ * and exits non-zero if they overrun `deadlineMs`.
+ */
+export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => Stoppable[]): void {
+  let stopping = false;
+  const run = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const timer = setTimeout(() => {
+      logger.error({ deadlineMs }, "shutdown overran its deadline; exiting");
+      process.exit(1);
+    }, deadlineMs);
+    timer.unref();
+    for (const s of stoppers()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        logger.error({ err, component: s.name }, "error while stopping");
+      }
+    }
+    logger.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void run("SIGTERM"));
+  process.once("SIGINT", () => void run("SIGINT"));
+}

@@ -1,0 +1,47 @@
+/**
+ * The scheduling policy contract. Everything in this package is pure: time and
+ * randomness come in through `PolicyEnv`, so the real scheduler (services/scheduler)
+ * and the cluster simulator (test/sim) run the very same code.
+ */
+
+export interface PolicyEnv {
+  /** Milliseconds; the real scheduler passes Date.now, the simulator its virtual clock. */
+  now(): number;
+  /** Uniform in [0, 1). */
+  random(): number;
+}
+
+/** What placement knows about one replica at decision time. */
+export interface ReplicaView {
+  id: string;
+  /** The most requests it takes at once: the deployment's max_batch_size. */
+  capacity: number;
+  /** Running in the engine, as the agent last reported. */
+  running: number;
+  /** Waiting inside the engine, as the agent last reported. */
+  waiting: number;
+  /** Placed by this scheduler and not yet reflected in the agent's report. */
+  inflight: number;
+  /** 0..1 */
+  kvCacheUsage: number;
+}
+
+export interface PlacementRequest {
+  requestId: string;
+  tenantId: string;
+  /** Hashes of the prompt's leading blocks, longest prefix last. */
+  prefixHashes: readonly string[];
+  estimatedTokens: number;
+  /** Replicas that must not get it (they failed it before its first byte). */
+  exclude?: readonly string[];
+}
+
+export type PolicyName = "round-robin" | "least-loaded" | "prefix-affinity";
+
+export interface PlacementPolicy {
+  readonly name: PolicyName;
+  /** The replica to serve `req`, or null when none has room. Records what it needs (e.g. prefix → replica). */
+  place(req: PlacementRequest, replicas: readonly ReplicaView[]): string | null;
+  /** A replica is gone: forget what was learned about it. */
+  forget(replicaId: string): void;
+}

@@ -1,0 +1,57 @@
+import type { Kysely } from "kysely";
+import type { DB, DeploymentConfig, EngineKind, Task } from "./schema.ts";
+import { ensureModelVersion } from "./models.ts";
+import { createDeployment, listDeployments } from "./deployments.ts";
+import { transition } from "./lifecycle.ts";
+
+export interface CatalogEntry {
+  name: string;
+  task: Task;
+  engine: EngineKind;
+  version: string;
+  prices: { inputPerM?: number; outputPerM?: number; perImage?: number };
+  gpu: string;
+  maxBatchSize: number;
+}
+
+/** The demo catalog local mode serves. Prices are the hosted provider's order of magnitude. */
+export const DEMO_CATALOG: readonly CatalogEntry[] = [
+  {
+    name: "meta-llama/Meta-Llama-3-8B-Instruct",
+    task: "chat",
+    engine: "vllm",
+    version: "1",
+    prices: { inputPerM: 0.03, outputPerM: 0.06 },
+    gpu: "A100-80GB",
+    maxBatchSize: 96,
+  },
+  { name: "BAAI/bge-large-en-v1.5", task: "embeddings", engine: "vllm", version: "1", prices: { inputPerM: 0.01 }, gpu: "A100-80GB", maxBatchSize: 256 },
+  { name: "black-forest-labs/FLUX-1-schnell", task: "images", engine: "image", version: "1", prices: { perImage: 0.0005 }, gpu: "H100-80GB", maxBatchSize: 4 },
+];
+
+/**
+ * Makes sure each catalog model has a live deployment (one replica). Idempotent: a
+ * restart of local mode finds them and changes nothing. A catalog deployment left
+ * stopped or failed by an earlier run is started again.
+ */
+export async function seedCatalog(db: Kysely<DB>, entries: readonly CatalogEntry[]): Promise<void> {
+  for (const e of entries) {
+    const { versionId } = await ensureModelVersion(db, { tenantId: null, name: e.name, task: e.task, version: e.version, prices: e.prices });
+    const existing = (await listDeployments(db, { tenantId: null })).filter((d) => d.model_version_id === versionId && d.status !== "deleted");
+    if (existing.length > 0) {
+      for (const d of existing) if (d.status === "stopped" || d.status === "failed") await transition(db, d.id, "deploying", { reason: "catalog restart" });
+      continue;
+    }
+    const config: DeploymentConfig = {
+      gpu: e.gpu,
+      num_gpus: 1,
+      max_batch_size: e.maxBatchSize,
+      engine: e.engine,
+      hf: { repo: e.name, revision: null, has_token: false },
+      container_image: null,
+      extra_args: [],
+      placement: e.task === "chat" ? "prefix-affinity" : "least-loaded",
+    };
+    await createDeployment(db, { tenantId: null, modelVersionId: versionId, config, settings: { min_instances: 1, max_instances: 1 } });
+  }
+}

@@ -1,0 +1,11 @@
+export * from "./schema.ts";
+export * from "./db.ts";
+export * from "./ids.ts";
+export * from "./tenants.ts";
+export * from "./api-keys.ts";
+export * from "./models.ts";
+export * from "./deployments.ts";
+export * from "./lifecycle.ts";
+export * from "./catalog.ts";
+export * from "./usage.ts";
+export { migrations } from "./migrations/index.ts";

@@ -1,0 +1,7 @@
+import type { Migration } from "kysely";
+import * as init from "./2026-11-25T0800_init.ts";
+
+/** Every migration, by name; names sort in the order they run. */
+export const migrations: Record<string, Migration> = {
+  "2026-11-25T0800_init": init,
+};

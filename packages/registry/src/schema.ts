@@ -1,0 +1,134 @@
+/** Table types: one interface per table; rows via Selectable/Insertable/Updateable. */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export type Scope = "admin" | "deploy" | "inference";
+export type KeyTier = "priority" | "standard" | "batch";
+export type Task = "chat" | "embeddings" | "images";
+export type EngineKind = "vllm" | "tgi" | "tei" | "image";
+
+export const DEPLOYMENT_STATES = ["initializing", "downloading", "deploying", "running", "stopped", "failed", "deleted"] as const;
+export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  /** The first characters of the secret, shown to humans ("sk-ab12…"). */
+  prefix: string;
+  /** SHA-256 of the secret, hex. The secret itself is never stored. */
+  hash: string;
+  scopes: ColumnType<Scope[], Scope[], Scope[]>;
+  tier: ColumnType<KeyTier, KeyTier | undefined, KeyTier>;
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrent: number | null;
+  created_at: CreatedAt;
+  revoked_at: Date | null;
+}
+
+export interface ModelsTable {
+  id: string;
+  /** null: the public catalog; otherwise the owning tenant (its name prefixes the model name). */
+  tenant_id: string | null;
+  name: string;
+  task: Task;
+  created_at: CreatedAt;
+}
+
+export interface ModelVersionsTable {
+  id: string;
+  model_id: string;
+  version: string;
+  uploaded_at: CreatedAt;
+  /** USD per million tokens / per image. */
+  price_input_per_m: ColumnType<string, string | number | undefined, string | number>;
+  price_output_per_m: ColumnType<string, string | number | undefined, string | number>;
+  price_per_image: ColumnType<string, string | number | undefined, string | number>;
+}
+
+export interface DeploymentConfig {
+  gpu: string;
+  num_gpus: number;
+  max_batch_size: number;
+  engine: EngineKind;
+  hf: { repo: string; revision: string | null; has_token: boolean } | null;
+  container_image: string | null;
+  extra_args: string[];
+  /** Placement policy for this deployment. */
+  placement: "round-robin" | "least-loaded" | "prefix-affinity";
+}
+
+export interface DeploymentSettings {
+  min_instances: number;
+  max_instances: number;
+}
+
+export interface DeploymentsTable {
+  id: string;
+  tenant_id: string | null;
+  model_version_id: string;
+  status: DeploymentState;
+  fail_reason: string | null;
+  config: Json<DeploymentConfig>;
+  settings: Json<DeploymentSettings>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface DeploymentEventsTable {
+  id: Generated<string>;
+  deployment_id: string;
+  from_status: DeploymentState | null;
+  to_status: DeploymentState;
+  reason: string | null;
+  created_at: CreatedAt;
+}
+
+export interface UsageRecordsTable {
+  id: Generated<string>;
+  request_id: string;
+  tenant_id: string;
+  key_id: string;
+  deployment_id: string;
+  model: string;
+  endpoint: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  images: number;
+  ttft_ms: number | null;
+  duration_ms: number;
+  status: string;
+  cost_usd: ColumnType<string, string | number, never>;
+  created_at: CreatedAt;
+}
+
+export interface DB {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
+  models: ModelsTable;
+  model_versions: ModelVersionsTable;
+  deployments: DeploymentsTable;
+  deployment_events: DeploymentEventsTable;
+  usage_records: UsageRecordsTable;
+}
+
+export type Tenant = Selectable<TenantsTable>;
+export type ApiKey = Selectable<ApiKeysTable>;
+export type NewApiKey = Insertable<ApiKeysTable>;
+export type Model = Selectable<ModelsTable>;
+export type ModelVersion = Selectable<ModelVersionsTable>;
+export type Deployment = Selectable<DeploymentsTable>;
+export type DeploymentUpdate = Updateable<DeploymentsTable>;
+export type DeploymentEvent = Selectable<DeploymentEventsTable>;
+export type UsageRecord = Selectable<UsageRecordsTable>;
+export type NewUsageRecord = Insertable<UsageRecordsTable>;

@@ -1,0 +1,46 @@
+/**
+ * The runtime driver contract: how the reconciler turns "this deployment wants N
+ * replicas" into running engines + agents. `local` starts child processes
+ * (engine-sim + worker agent); `kubernetes` manages one apps/v1 Deployment per
+ * platform deployment (engine container + agent sidecar).
+ */
+
+export type EngineKind = "vllm" | "tgi" | "tei" | "image";
+
+/** Everything a driver needs to start replicas of one deployment. Immutable per deployment. */
+export interface ReplicaSpec {
+  deploymentId: string;
+  /** The name the engine serves (`--served-model-name`); clients' `model` is resolved to it. */
+  servedModelName: string;
+  task: "chat" | "embeddings" | "images";
+  engine: EngineKind;
+  gpu: string;
+  numGpus: number;
+  maxBatchSize: number;
+  hf?: { repo: string; revision?: string; tokenSecretName?: string };
+  containerImage?: string;
+  extraArgs: string[];
+}
+
+export type ReplicaPhase = "pending" | "starting" | "running" | "failed" | "stopping";
+
+export interface ReplicaObservation {
+  replicaId: string;
+  phase: ReplicaPhase;
+  /** Why it failed (image pull error, crash loop, exit code …), for `fail_reason`. */
+  reason?: string;
+  /** Consecutive crashes/restarts; the reconciler fails the deployment past a bound. */
+  restarts: number;
+}
+
+export interface RuntimeDriver {
+  readonly name: "local" | "kubernetes";
+  /** Make exactly `replicas` replicas of `spec` exist (creating or scaling down). Idempotent. */
+  apply(spec: ReplicaSpec, replicas: number): Promise<void>;
+  /** What runs for a deployment now. */
+  observe(deploymentId: string): Promise<ReplicaObservation[]>;
+  /** Remove every replica of a deployment (stop/delete). Idempotent. */
+  remove(deploymentId: string): Promise<void>;
+  /** Stop managing (local: stop all child processes). */
+  stop(): Promise<void>;
+}

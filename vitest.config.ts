@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["services/*/src/**/*.test.ts", "packages/*/src/**/*.test.ts", "deploy/**/*.test.ts", "test/**/*.test.ts"],
+    exclude: ["**/node_modules/**"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Test files run in parallel processes; each has its own database and Redis prefix.
+    pool: "forks",
+    maxWorkers: 2,
+    globalSetup: ["packages/testkit/src/global-setup.ts"],
+  },
+});
