@@ -55,3 +55,6 @@ export function clientConstructor<T extends GenServiceMethods>(
     service.typeName,
   ) as unknown as new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => TypedClient<T>;
 }
+
+/** The method map of a generated service, for TypedClient. */
+export type ServiceMethods<S> = S extends GenService<infer T> ? T : never;

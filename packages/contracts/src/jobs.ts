@@ -20,8 +20,12 @@ export interface InferJob {
   /** Epoch ms after which the gateway has given up on it. */
   deadline: number;
   enqueuedAt: number;
+  /** Dispatch order class: 0 = re-queued after a replica failed it (front), then PRIORITY. */
+  priority: number;
   /** Replicas that already failed this request before its first byte. */
   excludeReplicas?: string[];
+  /** 0 for the first try; each re-queue adds one (job ids are `${requestId}.${attempt}`). */
+  attempt: number;
 }
 
 export const JOBS = {
@@ -32,12 +36,25 @@ export const JOBS = {
 };
 
 /** Priority levels (BullMQ: lower runs first; a job without priority runs before all of them). */
-export const PRIORITY = { priority: 1, standard: 5, batch: 10 } as const;
+export const PRIORITY = { requeued: 0, priority: 1, standard: 5, batch: 10 } as const;
+
+export function jobId(requestId: string, attempt: number): string {
+  return `${requestId}.${attempt}`;
+}
 
 /** What the scheduler tells a gateway: which replica serves a request. */
 export type Assignment =
-  | { type: "assigned"; requestId: string; replicaId: string; address: string; queuedMs: number }
+  | { type: "assigned"; requestId: string; replicaId: string; address: string; queuedMs: number; schedulerId: string; deploymentId: string }
   | { type: "rejected"; requestId: string; code: "unavailable" | "timeout" | "not_found"; message: string; retryAfterS?: number };
+
+/** What a gateway tells the scheduler that placed a request once the request ends on its replica. */
+export interface Release {
+  deploymentId: string;
+  replicaId: string;
+  count: number;
+  /** The replica could not be reached before the first byte. */
+  failed: boolean;
+}
 
 /** What an agent reports about its replica, every heartbeat. */
 export interface ReplicaReport {
@@ -70,12 +87,14 @@ export function redisKeys(prefix: string) {
     deploymentsWithReplicas: `${prefix}:replica-deployments`,
     /** Pub/sub: assignments for one gateway instance. */
     gatewayChannel: (gatewayId: string) => `${prefix}:gw:${gatewayId}`,
+    /** Pub/sub: releases for one scheduler instance (JSON Release[]). */
+    schedulerChannel: (schedulerId: string) => `${prefix}:sched:${schedulerId}`,
     /** Pub/sub: a deployment's queue got work (wakes a scheduler for it / the reconciler). */
     wakeChannel: `${prefix}:wake`,
     /** Pub/sub: lifecycle changes (gateways drop cached resolutions). */
     registryChannel: `${prefix}:registry`,
-    /** Set once per request id when it is dispatched: makes dispatch once-only. */
-    dispatched: (requestId: string) => `${prefix}:dispatched:${requestId}`,
+    /** Set once per job id when it is dispatched: makes dispatch once-only across schedulers. */
+    dispatched: (jobId: string) => `${prefix}:dispatched:${jobId}`,
     /** Leader lock for the reconciler. */
     leader: `${prefix}:reconciler-leader`,
   };

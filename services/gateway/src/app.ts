@@ -1,0 +1,186 @@
+/**
+ * Wires one gateway process: Fastify with the tenant API (OpenAI-compatible), health
+ * and metrics; the key cache and model resolver over Postgres; the queue dispatch
+ * and reply channel over Redis; gRPC clients to agents; the usage recorder.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import { Redis } from "ioredis";
+import type { Kysely } from "kysely";
+import { sql } from "kysely";
+import { PlatformError, type Logger } from "@infera/core";
+import { redisKeys } from "@infera/contracts";
+import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, type DB } from "@infera/registry";
+import { AgentClients } from "./agents.ts";
+import { KeyCache } from "./auth.ts";
+import type { GatewayConfig } from "./config.ts";
+import { Dispatch } from "./dispatch.ts";
+import { errorBody, httpStatusOf, toPlatformError } from "./errors.ts";
+import type { InferenceDeps } from "./inference.ts";
+import { createGatewayMetrics } from "./metrics.ts";
+import { ModelResolver } from "./resolver.ts";
+import { registerOpenAIRoutes } from "./routes/openai.ts";
+import { UsageRecorder } from "./usage.ts";
+import { validationError, type SchemaError } from "./validation.ts";
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  port: number;
+  /** Graceful: not ready → stop accepting → finish open requests → flush usage → close. */
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** /readyz waits until every catalog deployment serves (local mode). */
+  readyRequiresCatalog?: boolean;
+}
+
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
+  const keys = redisKeys(config.redisPrefix);
+  const metrics = createGatewayMetrics();
+  const db: Kysely<DB> = createDb(config.databaseUrl, { max: 20 });
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
+  // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
+  const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  const bull = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  for (const [name, r] of [["commands", redis], ["subscriber", sub], ["bullmq", bull]] as const) r.on("error", (err) => logger.warn({ err: err.message, connection: name, stack: err.stack }, "redis error"));
+
+  if (config.bootstrapAdminKey) await bootstrapAdmin(db, config.bootstrapAdminKey);
+
+  const keyCache = new KeyCache(db, config.cacheTtlMs);
+  const resolver = new ModelResolver(db, config.cacheTtlMs);
+  const dispatch = new Dispatch({ redis, bullConnection: bull, keys, gatewayId: config.gatewayId, metrics, logger });
+  const agents = new AgentClients();
+  const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics);
+  usage.start();
+
+  const keysChannel = `${config.redisPrefix}:keys`;
+  await sub.connect();
+  await sub.subscribe(keys.gatewayChannel(config.gatewayId), keys.registryChannel, keysChannel);
+  sub.on("message", (channel, message) => {
+    if (channel === keys.registryChannel) resolver.invalidate();
+    else if (channel === keysChannel) keyCache.revoke(message);
+    else dispatch.onMessage(message);
+  });
+
+  const deps: InferenceDeps = {
+    dispatch,
+    agents,
+    usage,
+    metrics,
+    logger,
+    gatewayId: config.gatewayId,
+    queueWaitMs: config.queueWaitMs,
+    maxAttempts: config.maxAttempts,
+  };
+
+  const app = Fastify({
+    loggerInstance: logger.child({ component: "http" }) as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: true,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: false } },
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = (err as { validation?: SchemaError[] }).validation
+      ? validationError((err as { validation: SchemaError[] }).validation, req.body)
+      : toPlatformError(err);
+    if (e.code === "internal") logger.error({ err }, "unhandled error");
+    metrics.errors.inc({ code: e.code });
+    if (e.retryAfterS !== undefined) reply.header("retry-after", String(e.retryAfterS));
+    reply.code(httpStatusOf(e)).type("application/json").send(errorBody(e));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new PlatformError("not_found", `Unknown request URL: ${req.method} ${req.url.split("?")[0]}.`);
+    reply.code(404).send(errorBody(e, "unknown_url"));
+  });
+
+  let draining = false;
+  let catalogReadyAt = 0;
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_req, reply) => {
+    if (draining) return reply.code(503).send({ status: "draining" });
+    try {
+      await sql`select 1`.execute(db);
+      await redis.ping();
+      if (options.readyRequiresCatalog && Date.now() - catalogReadyAt > 1000) {
+        const catalog = (await listDeployments(db, { tenantId: null })).filter((d) => d.status !== "deleted");
+        const waiting = catalog.filter((d) => d.status !== "running").map((d) => `${d.model_name}: ${d.status}`);
+        if (catalog.length === 0 || waiting.length > 0) return reply.code(503).send({ status: "starting", waiting });
+        catalogReadyAt = Date.now();
+      }
+      return { status: "ready" };
+    } catch (err) {
+      return reply.code(503).send({ status: "unavailable", reason: (err as Error).message });
+    }
+  });
+  app.get("/metrics", async (_req, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, prefix }, deps);
+
+  // Keep track of open hijacked responses so a drain can wait for them.
+  const open = new Set<FastifyRequest>();
+  app.addHook("onRequest", async (req, reply) => {
+    open.add(req);
+    reply.raw.once("close", () => open.delete(req));
+  });
+  app.addHook("onRequest", async (req, reply) => {
+    if (draining) {
+      reply.header("connection", "close");
+      const e = new PlatformError("unavailable", "This gateway is shutting down; retry.", { retryAfterS: 1 });
+      reply.header("retry-after", "1").code(503).send(errorBody(e));
+    }
+    void req;
+  });
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (!reply.hasHeader("x-request-id")) reply.header("x-request-id", requestIdHeader(req));
+    return payload;
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : config.port;
+  logger.info({ port, gatewayId: config.gatewayId }, "gateway listening");
+
+  return {
+    app,
+    port,
+    async stop() {
+      draining = true;
+      const deadline = Date.now() + config.shutdownGraceMs;
+      // Stop accepting new connections; finish the requests in flight.
+      app.server.close();
+      while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (open.size > 0) logger.warn({ open: open.size }, "drain deadline reached with requests open");
+      await app.close();
+      await dispatch.close();
+      await usage.stop(Math.max(1000, deadline - Date.now()));
+      agents.close();
+      sub.disconnect();
+      await redis.quit().catch(() => redis.disconnect());
+      bull.disconnect();
+      await db.destroy();
+    },
+  };
+}
+
+function requestIdHeader(req: FastifyRequest): string {
+  const h = req.headers["x-request-id"];
+  return typeof h === "string" && /^[\w.:-]{8,128}$/.test(h) ? h : `req_${req.id}`;
+}
+
+/** Makes sure an admin key with exactly this secret exists (BOOTSTRAP_ADMIN_KEY). */
+async function bootstrapAdmin(db: Kysely<DB>, secret: string): Promise<void> {
+  if (await findKeyByHash(db, hashSecret(secret))) return;
+  const tenant = await ensureTenant(db, "admin");
+  try {
+    await createApiKey(db, { tenantId: tenant.id, name: "bootstrap", scopes: ["admin", "deploy", "inference"], secret, tier: "priority" });
+  } catch (err) {
+    // Another gateway created it at the same moment.
+    if (!(await findKeyByHash(db, hashSecret(secret)))) throw err;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * API key authentication. The presented secret is hashed (SHA-256) and looked up by
+ * hash, so the database compares hashes, never secrets; a cached hit is confirmed
+ * with a constant-time compare. Keys are cached for a short TTL; a revocation is
+ * published on Redis so every gateway drops the key at once, and a Postgres outage
+ * keeps serving keys already known.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { Kysely } from "kysely";
+import { PlatformError } from "@infera/core";
+import { findKeyByHash, hashSecret, type ApiKey, type DB, type Scope } from "@infera/registry";
+
+export interface Principal {
+  keyId: string;
+  tenantId: string;
+  scopes: readonly Scope[];
+  tier: ApiKey["tier"];
+  rpm: number | null;
+  tpm: number | null;
+  maxConcurrent: number | null;
+}
+
+interface Entry {
+  principal: Principal | null;
+  hash: Buffer;
+  at: number;
+}
+
+export class KeyCache {
+  private readonly byHash = new Map<string, Entry>();
+
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    const secret = authorization?.startsWith("Bearer ") ? authorization.slice(7).trim() : undefined;
+    if (!secret) {
+      throw new PlatformError("invalid_api_key", "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'.");
+    }
+    if (secret.length > 256) throw invalidKey();
+    const hashHex = hashSecret(secret);
+    const hash = Buffer.from(hashHex, "hex");
+    let entry = this.byHash.get(hashHex);
+    if (!entry || this.now() - entry.at > this.ttlMs) {
+      try {
+        const row = await findKeyByHash(this.db, hashHex);
+        entry = { principal: row && !row.revoked_at ? toPrincipal(row) : null, hash: row ? Buffer.from(row.hash, "hex") : hash, at: this.now() };
+        this.byHash.set(hashHex, entry);
+        if (this.byHash.size > 100_000) this.byHash.delete(this.byHash.keys().next().value!);
+      } catch (err) {
+        // Postgres unreachable: a key we knew keeps working; an unknown one cannot be checked.
+        if (!entry) throw new PlatformError("unavailable", "Authentication is temporarily unavailable.", { cause: err, retryAfterS: 1 });
+      }
+    }
+    if (!entry.principal || !timingSafeEqual(entry.hash, hash)) throw invalidKey();
+    return entry.principal;
+  }
+
+  /** A key was revoked somewhere: forget it now. */
+  revoke(keyId: string): void {
+    for (const [h, e] of this.byHash) if (e.principal?.keyId === keyId) this.byHash.delete(h);
+  }
+}
+
+function invalidKey(): PlatformError {
+  return new PlatformError("invalid_api_key", "Incorrect API key provided.");
+}
+
+function toPrincipal(k: ApiKey): Principal {
+  return { keyId: k.id, tenantId: k.tenant_id, scopes: k.scopes, tier: k.tier, rpm: k.rpm, tpm: k.tpm, maxConcurrent: k.max_concurrent };
+}
+
+export function requireScope(p: Principal, scope: Scope): void {
+  if (!p.scopes.includes(scope) && !p.scopes.includes("admin")) {
+    throw new PlatformError("permission_denied", `This API key does not have the '${scope}' scope.`);
+  }
+}

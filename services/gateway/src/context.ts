@@ -1,0 +1,13 @@
+import type { Kysely } from "kysely";
+import type { DB } from "@infera/registry";
+import type { KeyCache } from "./auth.ts";
+import type { ModelResolver } from "./resolver.ts";
+
+/** What route modules share: narrow, no container. */
+export interface GatewayContext {
+  db: Kysely<DB>;
+  keys: KeyCache;
+  resolver: ModelResolver;
+  /** Mount point of a route group (`/v1/openai` or `/v1`). */
+  prefix: string;
+}

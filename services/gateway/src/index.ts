@@ -1,0 +1,2 @@
+export { startGateway, type RunningGateway } from "./app.ts";
+export { loadConfig, type GatewayConfig } from "./config.ts";

@@ -1,0 +1,304 @@
+/**
+ * One inference request, end to end: enqueue on the deployment's queue, wait for the
+ * scheduler's assignment, call the assigned agent over gRPC, relay what it streams,
+ * record usage. A replica that fails before the first byte sends the request back to
+ * the front of the queue (up to maxAttempts); after the first byte, the client gets
+ * an OpenAI-shaped error event.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { PlatformError, type Logger } from "@infera/core";
+import { create } from "@bufbuild/protobuf";
+import { Endpoint, GenerateRequestSchema, PRIORITY, type GenerateResponse, type InferJob } from "@infera/contracts";
+import { prefixHashes } from "@infera/policy";
+import type { ResolvedModel } from "@infera/registry";
+import type { AgentClients } from "./agents.ts";
+import type { Principal } from "./auth.ts";
+import type { Assigned, Dispatch } from "./dispatch.ts";
+import { errorBody, httpStatusOf } from "./errors.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import { SseRelay, type UsageOut } from "./relay.ts";
+import type { UsageRecorder } from "./usage.ts";
+
+export type EndpointKind = InferJob["endpoint"];
+
+const GRPC_ENDPOINT: Record<EndpointKind, Endpoint> = {
+  chat: Endpoint.CHAT_COMPLETIONS,
+  completion: Endpoint.COMPLETIONS,
+  embedding: Endpoint.EMBEDDINGS,
+  image: Endpoint.IMAGES,
+};
+
+export interface InferenceDeps {
+  dispatch: Dispatch;
+  agents: AgentClients;
+  usage: UsageRecorder;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  gatewayId: string;
+  queueWaitMs: number;
+  maxAttempts: number;
+}
+
+export interface InferenceRequest {
+  requestId: string;
+  principal: Principal;
+  model: ResolvedModel;
+  endpoint: EndpointKind;
+  /** The body for the engine (model already the served name). */
+  engineBody: Record<string, unknown>;
+  stream: boolean;
+  includeUsage: boolean;
+  /** Text the prompt starts with, for prefix-affine placement. */
+  promptText: string;
+  estimatedTokens: number;
+  serviceTier?: string | null;
+  route: string;
+  startedAt: number;
+}
+
+type Outcome =
+  | { kind: "retry"; reason: string }
+  | { kind: "done"; status: string; usage?: { promptTokens: number; completionTokens: number; images: number; ttftMs: number } };
+
+const decoder = new TextDecoder();
+
+function costOf(m: ResolvedModel, prompt: number, completion: number, images: number): number {
+  const usd = (prompt * m.priceInputPerM + completion * m.priceOutputPerM) / 1e6 + images * m.pricePerImage;
+  return Math.round(usd * 1e10) / 1e10;
+}
+
+function engineError(e: { status: number; message: string; param: string; code: string }): PlatformError {
+  // Client mistakes the engine caught stay 400s; overload stays 429; the rest are 502s.
+  const status = e.status === 429 ? 429 : e.status >= 500 || e.status === 424 ? 502 : 400;
+  return new PlatformError("engine_error", e.message, { status, param: e.param || null, retryable: status >= 429 });
+}
+
+export async function runInference(deps: InferenceDeps, req: IncomingMessage, res: ServerResponse, r: InferenceRequest): Promise<void> {
+  const { dispatch, metrics } = deps;
+  const headers = { "x-request-id": r.requestId };
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) gone.abort();
+  };
+  res.on("close", onClose);
+  const log = deps.logger.child({ requestId: r.requestId });
+  const body = Buffer.from(JSON.stringify(r.engineBody));
+  const prefixes = r.endpoint === "chat" || r.endpoint === "completion" ? prefixHashes(r.promptText) : [];
+  const priority = r.serviceTier === "priority" || r.principal.tier === "priority" ? PRIORITY.priority : r.principal.tier === "batch" ? PRIORITY.batch : PRIORITY.standard;
+  const exclude: string[] = [];
+  const deadline = Date.now() + deps.queueWaitMs;
+  let status = "ok";
+  let usage: { promptTokens: number; completionTokens: number; images: number; ttftMs: number } | undefined;
+  let assigned: Assigned | undefined;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const job: InferJob = {
+        requestId: r.requestId,
+        gatewayId: deps.gatewayId,
+        tenantId: r.principal.tenantId,
+        keyId: r.principal.keyId,
+        endpoint: r.endpoint,
+        prefixHashes: prefixes,
+        estimatedTokens: r.estimatedTokens,
+        deadline,
+        enqueuedAt: Date.now(),
+        priority: attempt === 0 ? priority : PRIORITY.requeued,
+        excludeReplicas: exclude.length ? exclude : undefined,
+        attempt,
+      };
+      assigned = await dispatch.enqueue(r.model.deploymentId, job, gone.signal);
+      const outcome = await callAgent(deps, assigned, r, body, res, headers, gone.signal, log);
+      if (outcome.kind === "retry") {
+        dispatch.release(assigned, true);
+        assigned = undefined;
+        exclude.push(outcome.reason);
+        metrics.agentCalls.inc({ outcome: "retry" });
+        if (attempt + 1 >= deps.maxAttempts) throw new PlatformError("unavailable", "No replica could serve the request; try again.", { retryAfterS: 2 });
+        log.warn({ attempt, replica: outcome.reason }, "replica failed before the first byte; re-queued");
+        continue;
+      }
+      status = outcome.status;
+      usage = outcome.usage;
+      break;
+    }
+  } catch (err) {
+    const e = err instanceof PlatformError ? err : new PlatformError("internal", "The server had an error while processing your request.", { cause: err });
+    status = gone.signal.aborted ? "cancelled" : e.code;
+    if (!gone.signal.aborted && !res.headersSent) sendError(res, e, headers, metrics);
+    else if (!gone.signal.aborted && !res.writableEnded) {
+      metrics.errors.inc({ code: e.code });
+      res.end(`data: ${JSON.stringify(errorBody(e))}\n\n`);
+    }
+    if (e.code === "internal") log.error({ err: (e.cause as Error)?.message ?? e.message }, "request failed");
+  } finally {
+    res.off("close", onClose);
+    if (assigned) dispatch.release(assigned, false);
+    const durationMs = performance.now() - r.startedAt;
+    metrics.duration.observe({ route: r.route }, durationMs / 1000);
+    metrics.requests.inc({ route: r.route, status: String(res.statusCode || 499) });
+    if (usage || assigned) {
+      const u = usage ?? { promptTokens: 0, completionTokens: 0, images: 0, ttftMs: 0 };
+      metrics.tokens.inc({ model: r.model.modelName, direction: "in" }, u.promptTokens);
+      metrics.tokens.inc({ model: r.model.modelName, direction: "out" }, u.completionTokens);
+    }
+    if (usage) {
+      deps.usage.record({
+        request_id: r.requestId,
+        tenant_id: r.principal.tenantId,
+        key_id: r.principal.keyId,
+        deployment_id: r.model.deploymentId,
+        model: r.model.modelName,
+        endpoint: r.endpoint,
+        prompt_tokens: usage.promptTokens,
+        completion_tokens: usage.completionTokens,
+        images: usage.images,
+        ttft_ms: usage.ttftMs,
+        duration_ms: durationMs,
+        status,
+        cost_usd: costOf(r.model, usage.promptTokens, usage.completionTokens, usage.images),
+      });
+    }
+  }
+}
+
+function callAgent(
+  deps: InferenceDeps,
+  a: Assigned,
+  r: InferenceRequest,
+  body: Buffer,
+  res: ServerResponse,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<Outcome> {
+  const { metrics } = deps;
+  return new Promise<Outcome>((resolve) => {
+    log.debug({ replica: a.replicaId, address: a.address, queuedMs: a.queuedMs }, "calling agent");
+    const md = new grpc.Metadata();
+    md.set("x-request-id", r.requestId);
+    const call = deps.agents.get(a.address).generate(
+      create(GenerateRequestSchema, { requestId: r.requestId, endpoint: GRPC_ENDPOINT[r.endpoint], body, stream: r.stream, tenantId: r.principal.tenantId }),
+      md,
+    );
+    let events = 0;
+    let settled = false;
+    let counted = 0;
+    let ttftMs = 0;
+    const finish = (o: Outcome) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener("abort", onAbort);
+      resolve(o);
+    };
+    const onAbort = () => {
+      call.cancel();
+      metrics.agentCalls.inc({ outcome: "cancelled" });
+      // The client left: count what was produced for it.
+      finish({ kind: "done", status: "cancelled", usage: { promptTokens: 0, completionTokens: counted, images: 0, ttftMs } });
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    const relay = r.stream
+      ? new SseRelay(res, headers, r.includeUsage, (gap) => {
+          if (gap === undefined) {
+            ttftMs = performance.now() - r.startedAt;
+            metrics.ttft.observe({ model: r.model.modelName }, ttftMs / 1000);
+          } else metrics.itl.observe({ model: r.model.modelName }, gap / 1000);
+        })
+      : undefined;
+    let bodyJson: string | undefined;
+
+    call.on("data", (ev: GenerateResponse) => {
+      if (settled) return;
+      events++;
+      const e = ev.event;
+      switch (e.case) {
+        case "chunk":
+          counted++;
+          relay?.chunk(decoder.decode(e.value));
+          break;
+        case "body":
+          bodyJson = decoder.decode(e.value);
+          break;
+        case "usage": {
+          const u = e.value;
+          const out: UsageOut = {
+            prompt_tokens: u.promptTokens,
+            completion_tokens: u.completionTokens,
+            total_tokens: u.promptTokens + u.completionTokens,
+            estimated_cost: costOf(r.model, u.promptTokens, u.completionTokens, u.images),
+          };
+          if (relay) relay.usage(out);
+          else sendBody(res, bodyJson, out, headers, r);
+          if (!ttftMs) ttftMs = performance.now() - r.startedAt;
+          metrics.agentCalls.inc({ outcome: "ok" });
+          finish({ kind: "done", status: "ok", usage: { promptTokens: u.promptTokens, completionTokens: u.completionTokens, images: u.images, ttftMs } });
+          break;
+        }
+        case "error": {
+          const err = engineError(e.value);
+          metrics.agentCalls.inc({ outcome: "engine_error" });
+          if (relay?.hasStarted) {
+            metrics.errors.inc({ code: err.code });
+            relay.error(errorBody(err));
+          } else sendError(res, err, headers, metrics);
+          finish({ kind: "done", status: "engine_error" });
+          break;
+        }
+      }
+    });
+    call.on("error", (err: grpc.ServiceError) => {
+      if (settled) return;
+      if (err.code === grpc.status.CANCELLED && signal.aborted) return;
+      // Nothing reached the client yet: another replica can take it.
+      if (events === 0 && (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.ALREADY_EXISTS || err.code === grpc.status.CANCELLED)) {
+        finish({ kind: "retry", reason: a.replicaId });
+        return;
+      }
+      log.warn({ code: err.code, details: err.details, replica: a.replicaId }, "agent call failed");
+      metrics.agentCalls.inc({ outcome: "failed" });
+      const pe = new PlatformError("engine_error", "The replica serving this request failed.", { status: 502 });
+      if (relay?.hasStarted) {
+        metrics.errors.inc({ code: pe.code });
+        relay.error(errorBody(pe));
+      } else sendError(res, pe, headers, metrics);
+      finish({ kind: "done", status: "replica_failed", usage: { promptTokens: 0, completionTokens: counted, images: 0, ttftMs } });
+    });
+    call.on("end", () => {
+      if (settled) return;
+      if (events === 0) {
+        finish({ kind: "retry", reason: a.replicaId });
+        return;
+      }
+      const pe = new PlatformError("engine_error", "The replica ended the request without finishing it.", { status: 502 });
+      if (relay?.hasStarted) relay.error(errorBody(pe));
+      else sendError(res, pe, headers, metrics);
+      finish({ kind: "done", status: "replica_failed", usage: { promptTokens: 0, completionTokens: counted, images: 0, ttftMs } });
+    });
+  });
+}
+
+function sendBody(res: ServerResponse, bodyJson: string | undefined, usage: UsageOut, headers: Record<string, string>, r: InferenceRequest): void {
+  const parsed = bodyJson ? (JSON.parse(bodyJson) as Record<string, unknown>) : {};
+  if (r.endpoint === "image") {
+    // Images: OpenAI's shape has no token usage; cost rides along like the provider's.
+    parsed.usage = { ...(parsed.usage as object), estimated_cost: usage.estimated_cost };
+  } else if (r.endpoint === "embedding") {
+    parsed.usage = { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens, estimated_cost: usage.estimated_cost };
+  } else {
+    parsed.usage = usage;
+  }
+  const out = JSON.stringify(parsed);
+  res.writeHead(200, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(out) });
+  res.end(out);
+}
+
+export function sendError(res: ServerResponse, err: PlatformError, headers: Record<string, string>, metrics: GatewayMetrics): void {
+  if (res.headersSent) return;
+  metrics.errors.inc({ code: err.code });
+  const out = JSON.stringify(errorBody(err));
+  const h: Record<string, string | number> = { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(out) };
+  if (err.retryAfterS !== undefined) h["retry-after"] = String(err.retryAfterS);
+  res.writeHead(httpStatusOf(err), h);
+  res.end(out);
+}

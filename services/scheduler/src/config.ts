@@ -1,0 +1,67 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { int, oneOf, optionalStr, str } from "@infera/core";
+
+export interface SchedulerConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  schedulerId: string;
+  metricsPort: number;
+  metricsHost: string;
+  runtime: "local" | "kubernetes";
+  heartbeatMs: number;
+  /** How often the reconciler compares desired with running state. */
+  reconcileMs: number;
+  /** Most requests one scheduler holds per deployment while they wait for room. */
+  maxQueuedPerDeployment: number;
+  logLevel: string;
+  shutdownGraceMs: number;
+  /** Scale a min_instances=0 deployment to zero after this long idle. */
+  scaleToZeroIdleMs: number;
+  local: {
+    /** Directory for replica logs. */
+    logDir: string | undefined;
+    /** engine-sim latency for local replicas (ms). */
+    simTtftMs: string | undefined;
+    simItlMs: string | undefined;
+    simStartupDelayMs: string | undefined;
+    /** A replica that crashes this many times in a row fails its deployment. */
+    maxRestarts: number;
+  };
+  kubernetes: {
+    namespace: string;
+    enginePodTemplate: string | undefined;
+    gpuTypes: string | undefined;
+  };
+}
+
+export function loadConfig(env: Record<string, string | undefined>): SchedulerConfig {
+  return {
+    databaseUrl: str(env, "DATABASE_URL"),
+    redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
+    redisPrefix: str(env, "REDIS_PREFIX", "infera"),
+    schedulerId: str(env, "SCHEDULER_ID", `${hostname()}-${randomBytes(3).toString("hex")}`),
+    metricsPort: int(env, "METRICS_PORT", 9091, 0, 65535),
+    metricsHost: str(env, "METRICS_HOST", "0.0.0.0"),
+    runtime: oneOf(env, "RUNTIME", ["local", "kubernetes"] as const, "local"),
+    heartbeatMs: int(env, "HEARTBEAT_MS", 1000, 50, 60_000),
+    reconcileMs: int(env, "RECONCILE_MS", 1000, 50, 600_000),
+    maxQueuedPerDeployment: int(env, "MAX_QUEUED_PER_DEPLOYMENT", 10_000, 1, 1_000_000),
+    logLevel: str(env, "LOG_LEVEL", "info"),
+    shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
+    scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),
+    local: {
+      logDir: optionalStr(env, "LOCAL_LOG_DIR"),
+      simTtftMs: optionalStr(env, "SIM_TTFT_MS"),
+      simItlMs: optionalStr(env, "SIM_ITL_MS"),
+      simStartupDelayMs: optionalStr(env, "SIM_STARTUP_DELAY_MS"),
+      maxRestarts: int(env, "LOCAL_MAX_RESTARTS", 5, 1, 1000),
+    },
+    kubernetes: {
+      namespace: str(env, "K8S_NAMESPACE", "default"),
+      enginePodTemplate: optionalStr(env, "ENGINE_POD_TEMPLATE"),
+      gpuTypes: optionalStr(env, "GPU_TYPES"),
+    },
+  };
+}

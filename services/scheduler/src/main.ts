@@ -1,0 +1,11 @@
+import { createLogger, exitWithParent, onShutdown } from "@infera/core";
+import { loadConfig } from "./config.ts";
+import { startScheduler } from "./scheduler.ts";
+import { createDriver } from "./runtime/index.ts";
+
+const config = loadConfig(process.env);
+const logger = createLogger({ service: "scheduler", level: config.logLevel });
+const driver = await createDriver(config, logger);
+const scheduler = await startScheduler(config, logger, driver);
+onShutdown(logger, config.shutdownGraceMs + 10_000, () => [{ name: "scheduler", stop: () => scheduler.stop() }]);
+exitWithParent(() => process.kill(process.pid, "SIGTERM"));

@@ -1,0 +1,135 @@
+/**
+ * What this scheduler knows about each deployment's replicas: the agents' last
+ * reports (read from Redis), plus its own in-flight count per replica (placed here,
+ * not yet released by the gateway). A replica whose report is older than the stale
+ * bound, that is draining or unhealthy, or that a gateway just failed to reach, is
+ * out of placement.
+ */
+import type { Redis } from "ioredis";
+import type { RedisKeys, ReplicaReport } from "@infera/contracts";
+import type { ReplicaView } from "@infera/policy";
+
+interface ReplicaState {
+  report: ReplicaReport;
+  inflight: number;
+  lastAssignedAt: number;
+  suspectUntil: number;
+}
+
+export interface ReplicaDirectoryOptions {
+  redis: Redis;
+  keys: RedisKeys;
+  heartbeatMs: number;
+  now?: () => number;
+}
+
+export class ReplicaDirectory {
+  private readonly byDeployment = new Map<string, Map<string, ReplicaState>>();
+  private readonly now: () => number;
+  /** A report older than this is stale: the agent died or hangs. */
+  readonly staleMs: number;
+
+  constructor(private readonly o: ReplicaDirectoryOptions) {
+    this.now = o.now ?? Date.now;
+    this.staleMs = Math.round(o.heartbeatMs * 1.5) + 100;
+  }
+
+  /** Reads the deployment's replica reports from Redis; drops stale ones there too. */
+  async refresh(deploymentId: string): Promise<void> {
+    const raw = await this.o.redis.hgetall(this.o.keys.replicas(deploymentId));
+    const now = this.now();
+    const known = this.byDeployment.get(deploymentId) ?? new Map<string, ReplicaState>();
+    const seen = new Set<string>();
+    const stale: string[] = [];
+    for (const [id, json] of Object.entries(raw)) {
+      let report: ReplicaReport;
+      try {
+        report = JSON.parse(json) as ReplicaReport;
+      } catch {
+        stale.push(id);
+        continue;
+      }
+      if (now - report.at > this.staleMs * 4) stale.push(id);
+      seen.add(id);
+      const s = known.get(id);
+      if (!s) {
+        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0 });
+        continue;
+      }
+      // With no assignment in transit since the report, the agent's count is the truth:
+      // this heals in-flight counts a lost release would otherwise leak.
+      if (report.at > s.lastAssignedAt + this.o.heartbeatMs) s.inflight = Math.min(s.inflight, report.running + report.waiting);
+      if (report.at > s.report.at) s.suspectUntil = 0;
+      s.report = report;
+    }
+    for (const id of known.keys()) if (!seen.has(id)) known.delete(id);
+    this.byDeployment.set(deploymentId, known);
+    if (stale.length) await this.o.redis.hdel(this.o.keys.replicas(deploymentId), ...stale);
+  }
+
+  /** Replicas that may take work now, as placement sees them. */
+  views(deploymentId: string, capacity: number): ReplicaView[] {
+    const out: ReplicaView[] = [];
+    const now = this.now();
+    for (const s of this.byDeployment.get(deploymentId)?.values() ?? []) {
+      const r = s.report;
+      if (!r.healthy || r.draining || now - r.at > this.staleMs || s.suspectUntil > now) continue;
+      out.push({
+        id: r.replicaId,
+        capacity,
+        // The agent's running count includes what this scheduler placed once it arrived.
+        running: Math.max(0, r.running - s.inflight),
+        waiting: r.waiting,
+        inflight: s.inflight,
+        kvCacheUsage: r.kvCacheUsage,
+      });
+    }
+    return out;
+  }
+
+  address(deploymentId: string, replicaId: string): string | undefined {
+    return this.byDeployment.get(deploymentId)?.get(replicaId)?.report.address;
+  }
+
+  assigned(deploymentId: string, replicaId: string): void {
+    const s = this.byDeployment.get(deploymentId)?.get(replicaId);
+    if (!s) return;
+    s.inflight++;
+    s.lastAssignedAt = this.now();
+  }
+
+  released(deploymentId: string, replicaId: string, count: number, failed: boolean): void {
+    const s = this.byDeployment.get(deploymentId)?.get(replicaId);
+    if (!s) return;
+    s.inflight = Math.max(0, s.inflight - count);
+    // A gateway could not reach it before the first byte: keep it out until it reports again.
+    if (failed) s.suspectUntil = this.now() + this.o.heartbeatMs * 2;
+  }
+
+  /** Counts by state for the replicas gauge. */
+  states(deploymentId: string): { ready: number; unhealthy: number; draining: number; stale: number } {
+    const now = this.now();
+    const c = { ready: 0, unhealthy: 0, draining: 0, stale: 0 };
+    for (const { report: r } of this.byDeployment.get(deploymentId)?.values() ?? []) {
+      if (now - r.at > this.staleMs) c.stale++;
+      else if (r.draining) c.draining++;
+      else if (!r.healthy) c.unhealthy++;
+      else c.ready++;
+    }
+    return c;
+  }
+
+  totals(deploymentId: string): { running: number; waiting: number } {
+    let running = 0;
+    let waiting = 0;
+    for (const s of this.byDeployment.get(deploymentId)?.values() ?? []) {
+      running += Math.max(s.report.running, s.inflight);
+      waiting += s.report.waiting;
+    }
+    return { running, waiting };
+  }
+
+  forget(deploymentId: string): void {
+    this.byDeployment.delete(deploymentId);
+  }
+}

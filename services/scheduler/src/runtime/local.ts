@@ -1,0 +1,191 @@
+/**
+ * The local runtime: each replica is an engine-sim process and a worker-agent process,
+ * real children of the scheduler. A replica that exits is restarted with backoff; one
+ * that keeps crashing is reported failed (the reconciler fails its deployment). Stop
+ * and remove kill both processes; nothing is left behind.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import type { Logger } from "@infera/core";
+import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
+
+const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+const ENGINE_MAIN = join(REPO_ROOT, "services/engine-sim/src/main.ts");
+const AGENT_MAIN = join(REPO_ROOT, "services/worker-agent/src/main.ts");
+
+export interface LocalDriverOptions {
+  logger: Logger;
+  redisUrl: string;
+  redisPrefix: string;
+  heartbeatMs: number;
+  /** Extra env for engine-sim (SIM_TTFT_MS …). */
+  simEnv: Record<string, string>;
+  logDir?: string;
+  maxRestarts: number;
+  host?: string;
+}
+
+interface Replica {
+  id: string;
+  spec: ReplicaSpec;
+  engine?: ChildProcess;
+  agent?: ChildProcess;
+  restarts: number;
+  startedAt: number;
+  phase: ReplicaObservation["phase"];
+  reason?: string;
+  stopping: boolean;
+  restartTimer?: NodeJS.Timeout;
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, host, () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const SIM_MODE: Record<ReplicaSpec["engine"], string> = { vllm: "vllm", tgi: "tgi", tei: "tei", image: "image" };
+
+export class LocalDriver implements RuntimeDriver {
+  readonly name = "local" as const;
+  private readonly replicas = new Map<string, Replica[]>();
+  private seq = 0;
+  private readonly host: string;
+
+  constructor(private readonly o: LocalDriverOptions) {
+    this.host = o.host ?? "127.0.0.1";
+    if (o.logDir) mkdirSync(o.logDir, { recursive: true });
+  }
+
+  async apply(spec: ReplicaSpec, replicas: number): Promise<void> {
+    const list = this.replicas.get(spec.deploymentId) ?? [];
+    this.replicas.set(spec.deploymentId, list);
+    while (list.length < replicas) {
+      const r: Replica = { id: `${spec.deploymentId}-r${++this.seq}`, spec, restarts: 0, startedAt: 0, phase: "pending", stopping: false };
+      list.push(r);
+      await this.launch(r);
+    }
+    while (list.length > replicas) {
+      const r = list.pop()!;
+      await this.kill(r);
+    }
+  }
+
+  async observe(deploymentId: string): Promise<ReplicaObservation[]> {
+    return (this.replicas.get(deploymentId) ?? []).map((r) => ({ replicaId: r.id, phase: r.phase, reason: r.reason, restarts: r.restarts }));
+  }
+
+  async remove(deploymentId: string): Promise<void> {
+    const list = this.replicas.get(deploymentId) ?? [];
+    this.replicas.delete(deploymentId);
+    await Promise.all(list.map((r) => this.kill(r)));
+  }
+
+  async stop(): Promise<void> {
+    const all = [...this.replicas.keys()];
+    await Promise.all(all.map((id) => this.remove(id)));
+  }
+
+  private async launch(r: Replica): Promise<void> {
+    r.phase = "starting";
+    r.startedAt = Date.now();
+    const enginePort = await freePort(this.host);
+    const agentPort = await freePort(this.host);
+    const { spec } = r;
+    const baseEnv = { ...process.env, INFERA_PARENT_PID: String(process.pid) };
+    const engineEnv: NodeJS.ProcessEnv = {
+      ...baseEnv,
+      ...this.o.simEnv,
+      PORT: String(enginePort),
+      HOST: this.host,
+      SIM_MODEL: spec.servedModelName,
+      SIM_MODE: SIM_MODE[spec.engine],
+      SIM_TASK: spec.task,
+      SIM_MAX_NUM_SEQS: String(spec.maxBatchSize),
+    };
+    const agentEnv: NodeJS.ProcessEnv = {
+      ...baseEnv,
+      AGENT_PORT: String(agentPort),
+      AGENT_HOST: this.host,
+      METRICS_PORT: "0",
+      ENGINE_URL: `http://${this.host}:${enginePort}`,
+      ENGINE_KIND: spec.engine,
+      DEPLOYMENT_ID: spec.deploymentId,
+      REPLICA_ID: r.id,
+      SERVED_MODEL_NAME: spec.servedModelName,
+      MAX_BATCH_SIZE: String(spec.maxBatchSize),
+      REDIS_URL: this.o.redisUrl,
+      REDIS_PREFIX: this.o.redisPrefix,
+      HEARTBEAT_MS: String(this.o.heartbeatMs),
+      SHUTDOWN_GRACE_MS: "5000",
+    };
+    r.engine = this.spawnChild(r, "engine", ENGINE_MAIN, engineEnv);
+    r.agent = this.spawnChild(r, "agent", AGENT_MAIN, agentEnv);
+    r.phase = "running";
+    this.o.logger.info({ replicaId: r.id, deploymentId: spec.deploymentId, enginePort, agentPort }, "replica started");
+  }
+
+  private spawnChild(r: Replica, role: "engine" | "agent", main: string, env: NodeJS.ProcessEnv): ChildProcess {
+    let out: WriteStream | "inherit" | "ignore" = "ignore";
+    if (this.o.logDir) out = createWriteStream(join(this.o.logDir, `${r.id}-${role}.log`), { flags: "a" });
+    const child = spawn(process.execPath, ["--import", "tsx", main], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ["ignore", out === "ignore" ? "ignore" : "pipe", out === "ignore" ? "ignore" : "pipe"],
+    });
+    if (out !== "ignore") {
+      child.stdout?.pipe(out);
+      child.stderr?.pipe(out);
+    }
+    child.on("exit", (code, signal) => {
+      if (r.stopping) return;
+      r.restarts++;
+      const ranMs = Date.now() - r.startedAt;
+      if (ranMs > 30_000) r.restarts = 1; // it had been up for a while: a fresh failure, not a crash loop
+      r.reason = `${role} exited (${signal ?? `code ${code}`})`;
+      this.o.logger.warn({ replicaId: r.id, role, code, signal, restarts: r.restarts }, "replica process exited");
+      // Take the pair down together and bring it back with backoff, or give up.
+      r.stopping = true;
+      for (const c of [r.engine, r.agent]) if (c && c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+      if (r.restarts >= this.o.maxRestarts) {
+        r.phase = "failed";
+        r.reason = `${r.reason}; crashed ${r.restarts} times in a row`;
+        return;
+      }
+      r.phase = "starting";
+      const backoff = Math.min(10_000, 250 * 2 ** (r.restarts - 1));
+      r.restartTimer = setTimeout(() => {
+        r.stopping = false;
+        void this.launch(r);
+      }, backoff);
+    });
+    return child;
+  }
+
+  private async kill(r: Replica): Promise<void> {
+    r.stopping = true;
+    r.phase = "stopping";
+    if (r.restartTimer) clearTimeout(r.restartTimer);
+    // Agent first (it drains and deregisters), then its engine.
+    await terminate(r.agent, 7_000);
+    await terminate(r.engine, 3_000);
+  }
+}
+
+async function terminate(child: ChildProcess | undefined, graceMs: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,190 @@
+/**
+ * Wires one scheduler process: a dispatcher per live deployment, the replica
+ * directory fed by agents' heartbeats, releases from gateways, and the reconciler
+ * (which acts only while this instance holds the leader lease).
+ */
+import { createServer, type Server } from "node:http";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import type { Kysely } from "kysely";
+import type { Logger } from "@infera/core";
+import { redisKeys, type Release } from "@infera/contracts";
+import { createPlacementPolicy } from "@infera/policy";
+import { createDb, listDeployments, type DB, type DeploymentConfig } from "@infera/registry";
+import type { SchedulerConfig } from "./config.ts";
+import { DeploymentDispatcher } from "./dispatcher.ts";
+import { createSchedulerMetrics } from "./metrics.ts";
+import { Reconciler } from "./reconciler.ts";
+import { ReplicaDirectory } from "./replicas.ts";
+import type { RuntimeDriver } from "./runtime/driver.ts";
+
+const DISPATCHING = new Set(["initializing", "downloading", "deploying", "running"]);
+
+export interface RunningScheduler {
+  metricsPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startScheduler(config: SchedulerConfig, logger: Logger, driver: RuntimeDriver, dbOverride?: Kysely<DB>): Promise<RunningScheduler> {
+  const keys = redisKeys(config.redisPrefix);
+  const metrics = createSchedulerMetrics();
+  const db = dbOverride ?? createDb(config.databaseUrl);
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
+  // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
+  const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  const bull = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  for (const r of [redis, sub, bull]) r.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
+  const directory = new ReplicaDirectory({ redis, keys, heartbeatMs: config.heartbeatMs });
+  const dispatchers = new Map<string, DeploymentDispatcher>();
+  const queues = new Map<string, Queue>();
+  const queueFor = (id: string) => {
+    let q = queues.get(id);
+    if (!q) {
+      q = new Queue(keys.queueName(id), { connection: bull, prefix: keys.bullPrefix });
+      queues.set(id, q);
+    }
+    return q;
+  };
+
+  const reconciler = new Reconciler({
+    db,
+    redis,
+    keys,
+    driver,
+    directory,
+    metrics,
+    logger: logger.child({ component: "reconciler" }),
+    schedulerId: config.schedulerId,
+    intervalMs: config.reconcileMs,
+    scaleToZeroIdleMs: config.scaleToZeroIdleMs,
+    queueFor,
+    localDepth: (id) => dispatchers.get(id)?.depth ?? 0,
+  });
+
+  let lastWake = new Map<string, number>();
+  const wake = (id: string) => {
+    const now = Date.now();
+    if ((lastWake.get(id) ?? 0) > now - 250) return;
+    lastWake.set(id, now);
+    void redis.publish(keys.wakeChannel, id).catch(() => {});
+  };
+
+  async function syncDeployments(): Promise<void> {
+    const all = await listDeployments(db, {});
+    const live = new Set<string>();
+    for (const d of all) {
+      const config_ = d.config as unknown as DeploymentConfig;
+      if (!DISPATCHING.has(d.status)) continue;
+      live.add(d.id);
+      let disp = dispatchers.get(d.id);
+      if (!disp) {
+        disp = new DeploymentDispatcher({
+          deploymentId: d.id,
+          capacity: config_.max_batch_size,
+          policy: createPlacementPolicy(config_.placement ?? "least-loaded", { now: Date.now, random: Math.random }),
+          redis,
+          bullConnection: bull,
+          keys,
+          directory,
+          metrics,
+          logger: logger.child({ component: "dispatcher", deploymentId: d.id }),
+          schedulerId: config.schedulerId,
+          maxQueued: config.maxQueuedPerDeployment,
+          wake,
+        });
+        dispatchers.set(d.id, disp);
+        disp.start();
+      }
+    }
+    for (const [id, disp] of dispatchers) {
+      if (live.has(id)) continue;
+      dispatchers.delete(id);
+      const d = all.find((x) => x.id === id);
+      await disp.rejectAll(d?.status === "deleted" ? "not_found" : "unavailable", `deployment ${id} is ${d?.status ?? "gone"}`);
+      await disp.stop();
+    }
+  }
+
+  await syncDeployments();
+
+  await sub.connect();
+  await sub.subscribe(keys.schedulerChannel(config.schedulerId), keys.wakeChannel, keys.registryChannel);
+  sub.on("message", (channel, message) => {
+    if (channel === keys.wakeChannel) {
+      void reconciler.kick();
+    } else if (channel === keys.registryChannel) {
+      void syncDeployments()
+        .catch((err) => logger.warn({ err: (err as Error).message }, "could not sync deployments"))
+        .then(() => reconciler.kick());
+    } else {
+      let releases: Release[];
+      try {
+        releases = JSON.parse(message) as Release[];
+      } catch {
+        return;
+      }
+      const touched = new Set<string>();
+      for (const r of releases) {
+        directory.released(r.deploymentId, r.replicaId, r.count, r.failed);
+        touched.add(r.deploymentId);
+      }
+      for (const id of touched) dispatchers.get(id)?.pump();
+    }
+  });
+
+  // Agents' reports: read often enough that a dead agent is out within a heartbeat interval.
+  const pollMs = Math.max(25, Math.floor(config.heartbeatMs / 4));
+  let polling = false;
+  const poll = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    void Promise.all(
+      [...dispatchers.entries()].map(async ([id, disp]) => {
+        await directory.refresh(id);
+        disp.pump();
+      }),
+    )
+      .catch((err) => logger.warn({ err: (err as Error).message }, "could not read replica reports"))
+      .finally(() => (polling = false));
+  }, pollMs);
+  const resync = setInterval(() => void syncDeployments().catch(() => {}), Math.max(config.reconcileMs, 2000));
+
+  reconciler.start();
+
+  const http: Server = createServer(async (req, res) => {
+    if (req.url === "/metrics") {
+      res.setHeader("content-type", metrics.registry.contentType);
+      res.end(await metrics.registry.metrics());
+    } else if (req.url === "/healthz" || req.url === "/readyz") {
+      res.end("ok");
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  const metricsPort = await new Promise<number>((resolve) =>
+    http.listen(config.metricsPort, config.metricsHost, () => {
+      const a = http.address();
+      resolve(typeof a === "object" && a ? a.port : config.metricsPort);
+    }),
+  );
+  logger.info({ schedulerId: config.schedulerId, metricsPort, runtime: driver.name }, "scheduler started");
+
+  return {
+    metricsPort,
+    async stop() {
+      clearInterval(poll);
+      clearInterval(resync);
+      await reconciler.stop();
+      await Promise.all([...dispatchers.values()].map((d) => d.stop()));
+      await driver.stop();
+      await Promise.all([...queues.values()].map((q) => q.close()));
+      http.close();
+      sub.disconnect();
+      redis.disconnect();
+      bull.disconnect();
+      if (!dbOverride) await db.destroy();
+      lastWake = new Map();
+    },
+  };
+}

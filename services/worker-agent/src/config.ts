@@ -1,0 +1,49 @@
+import { bool, int, oneOf, optionalStr, str } from "@infera/core";
+import type { EngineKind } from "./engine/adapter.ts";
+
+export interface AgentConfig {
+  port: number;
+  host: string;
+  /** host:port the gateway dials; defaults to host:port. */
+  advertiseAddress: string;
+  metricsPort: number;
+  engineUrl: string;
+  engineKind: EngineKind;
+  deploymentId: string;
+  replicaId: string;
+  servedModelName: string;
+  maxBatchSize: number;
+  redisUrl: string;
+  redisPrefix: string;
+  heartbeatMs: number;
+  shutdownGraceMs: number;
+  logLevel: string;
+  /** Coalesce concurrent embedding requests into one engine call. */
+  embeddingBatching: boolean;
+  embeddingBatchMax: number;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): AgentConfig {
+  const port = int(env, "AGENT_PORT", 50051, 0, 65535);
+  const host = str(env, "AGENT_HOST", "127.0.0.1");
+  const replicaId = str(env, "REPLICA_ID");
+  return {
+    port,
+    host,
+    advertiseAddress: optionalStr(env, "ADVERTISE_ADDRESS") ?? `${host}:${port}`,
+    metricsPort: int(env, "METRICS_PORT", 9092, 0, 65535),
+    engineUrl: str(env, "ENGINE_URL", "http://127.0.0.1:8000"),
+    engineKind: oneOf(env, "ENGINE_KIND", ["vllm", "tgi", "tei", "image"] as const, "vllm"),
+    deploymentId: str(env, "DEPLOYMENT_ID"),
+    replicaId,
+    servedModelName: str(env, "SERVED_MODEL_NAME"),
+    maxBatchSize: int(env, "MAX_BATCH_SIZE", 96, 1, 100_000),
+    redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
+    redisPrefix: str(env, "REDIS_PREFIX", "infera"),
+    heartbeatMs: int(env, "HEARTBEAT_MS", 1000, 50, 60_000),
+    shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
+    logLevel: str(env, "LOG_LEVEL", "info"),
+    embeddingBatching: bool(env, "EMBEDDING_BATCHING", true),
+    embeddingBatchMax: int(env, "EMBEDDING_BATCH_MAX", 64, 1, 4096),
+  };
+}

@@ -1,0 +1,2 @@
+export { startAgent, type RunningAgent } from "./agent.ts";
+export { loadConfig, type AgentConfig } from "./config.ts";

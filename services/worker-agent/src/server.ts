@@ -1,0 +1,172 @@
+/**
+ * The agent's gRPC service: Generate runs one request on the engine and streams its
+ * events back; Health reports whether the engine serves. A cancelled call aborts the
+ * engine request (closing its HTTP connection frees the engine's slot).
+ */
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "@infera/core";
+import {
+  AgentService,
+  Endpoint,
+  GenerateResponseSchema,
+  HealthResponseSchema,
+  UsageSchema,
+  EngineErrorSchema,
+  serviceDefinition,
+  type GenerateRequest,
+  type GenerateResponse,
+  type HealthRequest,
+  type HealthResponse,
+} from "@infera/contracts";
+import type { EndpointKind, EngineAdapter, EngineSink } from "./engine/adapter.ts";
+import type { AgentMetrics } from "./metrics.ts";
+
+const ENDPOINTS: Record<number, EndpointKind> = {
+  [Endpoint.CHAT_COMPLETIONS]: "chat",
+  [Endpoint.COMPLETIONS]: "completion",
+  [Endpoint.EMBEDDINGS]: "embedding",
+  [Endpoint.IMAGES]: "image",
+};
+
+const encoder = new TextEncoder();
+
+export interface AgentServiceOptions {
+  adapter: EngineAdapter;
+  logger: Logger;
+  metrics: AgentMetrics;
+  replicaId: string;
+  /** Runs embedding calls (through the coalescer when enabled). */
+  runEmbedding?: (body: Uint8Array, signal: AbortSignal, sink: EngineSink) => Promise<void>;
+}
+
+export class AgentServer {
+  private readonly server = new grpc.Server({ "grpc.max_concurrent_streams": 4096 });
+  /** Ids of calls open now and recently finished: a request id runs at most once. */
+  private readonly seen = new Map<string, number>();
+  private readonly open = new Set<AbortController>();
+  private engineHealthy = false;
+  private draining = false;
+  private lastLoad = { running: 0, waiting: 0 };
+
+  constructor(private readonly options: AgentServiceOptions) {
+    this.server.addService(serviceDefinition(AgentService) as unknown as grpc.ServiceDefinition, {
+      generate: (call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>) => void this.generate(call),
+      health: (_call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, cb: grpc.sendUnaryData<HealthResponse>) =>
+        cb(null, create(HealthResponseSchema, { serving: this.engineHealthy && !this.draining, replicaId: options.replicaId, ...this.lastLoad })),
+    });
+  }
+
+  get inflight(): number {
+    return this.open.size;
+  }
+
+  setEngineState(healthy: boolean, load?: { running: number; waiting: number }): void {
+    this.engineHealthy = healthy;
+    if (load) this.lastLoad = load;
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+  }
+
+  /** Stop taking calls; resolve when the open ones finish or `graceMs` passes (then cancel them). */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const deadline = Date.now() + graceMs;
+    while (this.open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const c of this.open) c.abort();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+
+  forceStop(): void {
+    for (const c of this.open) c.abort();
+    this.server.forceShutdown();
+  }
+
+  private async generate(call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>): Promise<void> {
+    const { logger, metrics, adapter } = this.options;
+    const req = call.request;
+    const endpoint = ENDPOINTS[req.endpoint];
+    if (!endpoint) {
+      call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: `unknown endpoint ${req.endpoint}` });
+      return;
+    }
+    if (this.draining || !this.engineHealthy) {
+      // Before the first byte: the gateway re-queues it for another replica.
+      call.emit("error", { code: grpc.status.UNAVAILABLE, details: this.draining ? "replica is draining" : "engine is not healthy" });
+      return;
+    }
+    if (this.seen.has(req.requestId)) {
+      metrics.requests.inc({ endpoint, status: "duplicate" });
+      call.emit("error", { code: grpc.status.ALREADY_EXISTS, details: `request ${req.requestId} was already run here` });
+      return;
+    }
+    this.remember(req.requestId);
+    const log = logger.child({ requestId: req.requestId });
+    const controller = new AbortController();
+    this.open.add(controller);
+    metrics.inflight.set(this.open.size);
+    const started = performance.now();
+    let firstAt = 0;
+    let status = "ok";
+    call.on("cancelled", () => {
+      status = "cancelled";
+      controller.abort();
+    });
+
+    const write = (event: GenerateResponse["event"]) => {
+      if (!call.cancelled && !call.writableEnded) call.write(create(GenerateResponseSchema, { event }));
+    };
+    const sink: EngineSink = {
+      chunk(json) {
+        if (firstAt === 0) firstAt = performance.now();
+        write({ case: "chunk", value: encoder.encode(json) });
+      },
+      body(json) {
+        if (firstAt === 0) firstAt = performance.now();
+        write({ case: "body", value: encoder.encode(json) });
+      },
+      usage(u) {
+        const ttftMs = firstAt ? firstAt - started : performance.now() - started;
+        metrics.ttft.observe(ttftMs / 1000);
+        write({ case: "usage", value: create(UsageSchema, { ...u, ttftMs }) });
+      },
+      error(e) {
+        status = "engine_error";
+        write({ case: "error", value: create(EngineErrorSchema, e) });
+      },
+    };
+    try {
+      if (endpoint === "embedding" && this.options.runEmbedding) await this.options.runEmbedding(req.body, controller.signal, sink);
+      else await adapter.run({ endpoint, body: req.body, stream: req.stream, signal: controller.signal }, sink);
+    } catch (err) {
+      if (controller.signal.aborted) {
+        status = "cancelled";
+      } else {
+        status = "engine_error";
+        log.warn({ err: (err as Error).message }, "engine call failed");
+        sink.error({ status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: "engine_error" });
+      }
+    } finally {
+      this.open.delete(controller);
+      metrics.inflight.set(this.open.size);
+      metrics.requests.inc({ endpoint, status });
+      if (!call.writableEnded) call.end();
+    }
+  }
+
+  private remember(id: string): void {
+    const now = Date.now();
+    this.seen.set(id, now);
+    if (this.seen.size > 50_000) {
+      // Forget the oldest ids (Map keeps insertion order); ids are random, reuse is an attack or a bug.
+      for (const [k, t] of this.seen) {
+        if (now - t < 600_000 && this.seen.size <= 40_000) break;
+        this.seen.delete(k);
+      }
+    }
+  }
+}
