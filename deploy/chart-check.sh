@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Checks the Helm chart offline: helm lint (default + profiles), helm template for the
+# default, trial and GPU production profiles piped through tools/k8s-validate (strict
+# decoding into the Kubernetes Go types, including the embedded engine pod template), and
+# that values.schema.json / the chart's `fail` checks reject every file in
+# helm/testdata/invalid/ with the error its first line names ("# expect: <regex>").
+#
+# First run: installs helm with `go install` (needs the Go module proxy) into ~/go/bin and
+# builds the validator into tools/k8s-validate/bin/. Later runs reuse both (offline, ~2 s).
+# Env: HELM_VERSION (default v3.22.0), GO (default: go on PATH, else /usr/local/go/bin/go).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CHART="$ROOT/helm/infera"
+VALIDATOR_DIR="$ROOT/tools/k8s-validate"
+VALIDATOR="$VALIDATOR_DIR/bin/k8s-validate"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+die() { printf 'chart-check: FAIL: %s\n' "$*" >&2; exit 1; }
+
+# --- helm -------------------------------------------------------------------------
+HELM=""
+for cand in "$(command -v helm || true)" "$HOME/go/bin/helm" /usr/local/bin/helm; do
+  if [ -n "$cand" ] && [ -x "$cand" ] && "$cand" version --short 2>/dev/null | grep -q '^v3\.'; then HELM="$cand"; break; fi
+done
+if [ -z "$HELM" ]; then
+  step "installing helm $HELM_VERSION with go install (first run only)"
+  [ -x "$GO" ] || die "helm is not installed and Go is missing ($GO)"
+  GOBIN="$HOME/go/bin" "$GO" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  HELM="$HOME/go/bin/helm"
+fi
+echo "helm: $HELM ($("$HELM" version --short))"
+
+# --- validator (rebuilt only when its sources changed) -----------------------------
+if [ ! -x "$VALIDATOR" ] || [ -n "$(find "$VALIDATOR_DIR" -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -newer "$VALIDATOR")" ]; then
+  step "building tools/k8s-validate"
+  [ -x "$GO" ] || die "Go is missing ($GO): needed once to build tools/k8s-validate"
+  (cd "$VALIDATOR_DIR" && "$GO" build -o bin/k8s-validate .)
+fi
+
+# --- lint + template + strict validation ---------------------------------------------
+declare -A PROFILES=(
+  [default]=""
+  [trial]="$CHART/values-trial.yaml"
+  [gpu-production]="$CHART/values-gpu-production.yaml"
+)
+for name in default trial gpu-production; do
+  values="${PROFILES[$name]}"
+  args=()
+  [ -n "$values" ] && args=(-f "$values")
+  step "profile $name: helm lint --strict"
+  "$HELM" lint --strict "$CHART" "${args[@]}" >"$OUT/lint-$name.txt" 2>&1 || { cat "$OUT/lint-$name.txt"; die "helm lint ($name)"; }
+  grep -E '^\[(WARNING|ERROR)\]' "$OUT/lint-$name.txt" || true
+  step "profile $name: helm template | k8s-validate"
+  "$HELM" template infera "$CHART" --namespace infera "${args[@]}" >"$OUT/$name.yaml" || die "helm template ($name)"
+  "$VALIDATOR" "$OUT/$name.yaml" || die "strict validation ($name)"
+done
+
+# --- values that must be rejected ----------------------------------------------------
+step "invalid values are rejected"
+shopt -s nullglob
+bad_files=("$ROOT"/helm/testdata/invalid/*.yaml)
+[ "${#bad_files[@]}" -gt 0 ] || die "no files in helm/testdata/invalid"
+for f in "${bad_files[@]}"; do
+  expect="$(sed -n '1s/^# expect: //p' "$f")"
+  [ -n "$expect" ] || die "$f: first line must be '# expect: <regex>'"
+  if out="$("$HELM" template infera "$CHART" -f "$f" 2>&1)"; then
+    die "$(basename "$f") was accepted; expected an error matching: $expect"
+  fi
+  echo "$out" | grep -qE -- "$expect" || { echo "$out" >&2; die "$(basename "$f") failed, but not with: $expect"; }
+  echo "rejected as expected: $(basename "$f")"
+done
+
+printf '\nchart-check: OK\n'

@@ -1,0 +1,191 @@
+{{/* Names ------------------------------------------------------------------ */}}
+{{- define "infera.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "infera.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<component>", component passed as .component */}}
+{{- define "infera.componentName" -}}
+{{- printf "%s-%s" (include "infera.fullname" .root | trunc 40 | trimSuffix "-") .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "infera.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels: call with (dict "root" $ "component" "gateway") ------------------ */}}
+{{- define "infera.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "infera.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "infera.labels" -}}
+helm.sh/chart: {{ include "infera.chart" .root }}
+{{ include "infera.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: infera
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end -}}
+
+{{/* Third-party images: (dict "root" $ "image" .Values.postgres.image) -> repo:tag or repo@digest */}}
+{{- define "infera.image" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (toString .image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Platform image (gateway, scheduler, agent, engine-sim, migrate):
+     repository = <global.imageRegistry>/<image.name> unless image.repository is set. */}}
+{{- define "infera.platformImage" -}}
+{{- $repo := .image.repository | default (printf "%s/%s" .root.Values.global.imageRegistry .image.name) -}}
+{{- $tag := .image.tag | default .root.Values.global.imageTag | default .root.Chart.AppVersion -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (toString $tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Database / Redis connection Secrets ----------------------------------- */}}
+{{- define "infera.database.secretName" -}}
+{{- if .Values.postgres.enabled -}}
+{{- include "infera.componentName" (dict "root" . "component" "postgres") -}}
+{{- else -}}
+{{- .Values.externalDatabase.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "infera.database.secretKey" -}}
+{{- if .Values.postgres.enabled -}}database-url{{- else -}}{{ .Values.externalDatabase.existingSecretKey }}{{- end -}}
+{{- end -}}
+
+{{- define "infera.redis.secretName" -}}
+{{- if .Values.redis.enabled -}}
+{{- include "infera.componentName" (dict "root" . "component" "redis") -}}
+{{- else -}}
+{{- .Values.externalRedis.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "infera.redis.secretKey" -}}
+{{- if .Values.redis.enabled -}}redis-url{{- else -}}{{ .Values.externalRedis.existingSecretKey }}{{- end -}}
+{{- end -}}
+
+{{/* Common env: DATABASE_URL, REDIS_URL, REDIS_PREFIX, LOG_LEVEL */}}
+{{- define "infera.env.database" -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "infera.database.secretName" . }}
+      key: {{ include "infera.database.secretKey" . }}
+{{- end -}}
+
+{{- define "infera.env.redis" -}}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "infera.redis.secretName" . }}
+      key: {{ include "infera.redis.secretKey" . }}
+- name: REDIS_PREFIX
+  value: {{ .Values.global.redisPrefix | quote }}
+{{- end -}}
+
+{{- define "infera.bootstrapKey.secretName" -}}
+{{- if .Values.gateway.bootstrapAdminKey.existingSecret -}}
+{{- .Values.gateway.bootstrapAdminKey.existingSecret -}}
+{{- else -}}
+{{- include "infera.componentName" (dict "root" . "component" "admin-key") -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "infera.bootstrapKey.enabled" -}}
+{{- if or .Values.gateway.bootstrapAdminKey.create .Values.gateway.bootstrapAdminKey.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{- define "infera.scheduler.serviceAccountName" -}}
+{{- if .Values.scheduler.serviceAccount.create -}}
+{{- .Values.scheduler.serviceAccount.name | default (include "infera.componentName" (dict "root" . "component" "scheduler")) -}}
+{{- else -}}
+{{- .Values.scheduler.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "infera.engineNamespace" -}}
+{{- .Values.scheduler.engineNamespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* preStop sleep hook: (int seconds) */}}
+{{- define "infera.preStopSleep" -}}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", {{ . | toString | quote }}]
+{{- end -}}
+
+{{/* Render-time checks of impossible values. Included from every template that
+     needs them (helm renders all templates, so one include point is enough). */}}
+{{- define "infera.validate" -}}
+{{- $v := .Values -}}
+{{- if and $v.postgres.enabled $v.externalDatabase.existingSecret -}}
+{{- fail "postgres.enabled (bundled Postgres) and externalDatabase.existingSecret are both set: choose one" -}}
+{{- end -}}
+{{- if and (not $v.postgres.enabled) (not $v.externalDatabase.existingSecret) -}}
+{{- fail "no database: set postgres.enabled=true (bundled, for a trial) or externalDatabase.existingSecret (a Secret holding DATABASE_URL)" -}}
+{{- end -}}
+{{- if and $v.redis.enabled $v.externalRedis.existingSecret -}}
+{{- fail "redis.enabled (bundled Redis) and externalRedis.existingSecret are both set: choose one" -}}
+{{- end -}}
+{{- if and (not $v.redis.enabled) (not $v.externalRedis.existingSecret) -}}
+{{- fail "no Redis: set redis.enabled=true (bundled, for a trial) or externalRedis.existingSecret (a Secret holding REDIS_URL)" -}}
+{{- end -}}
+{{- if and (eq $v.engine.mode "gpu") (eq (len $v.gpuTypes) 0) -}}
+{{- fail "engine.mode=gpu needs at least one entry in gpuTypes (name, count, nodeSelector, tolerations)" -}}
+{{- end -}}
+{{- $names := dict -}}
+{{- range $v.gpuTypes -}}
+{{- if hasKey $names .name -}}{{- fail (printf "gpuTypes: duplicate name %q" .name) -}}{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- end -}}
+{{- $ed := $v.engine.drain -}}
+{{- $worst := max (int $ed.engineShutdownTimeoutSeconds) (int $ed.agentShutdownGraceSeconds) -}}
+{{- if ge (add (int $ed.preStopSleepSeconds) $worst) (int $ed.terminationGracePeriodSeconds) -}}
+{{- fail (printf "engine.drain: preStopSleepSeconds (%d) + max(engineShutdownTimeoutSeconds, agentShutdownGraceSeconds) (%d) must be < terminationGracePeriodSeconds (%d)" (int $ed.preStopSleepSeconds) $worst (int $ed.terminationGracePeriodSeconds)) -}}
+{{- end -}}
+{{- $gd := $v.gateway.drain -}}
+{{- if ge (add (int $gd.preStopSleepSeconds) (int $gd.shutdownGraceSeconds)) (int $gd.terminationGracePeriodSeconds) -}}
+{{- fail (printf "gateway.drain: preStopSleepSeconds (%d) + shutdownGraceSeconds (%d) must be < terminationGracePeriodSeconds (%d)" (int $gd.preStopSleepSeconds) (int $gd.shutdownGraceSeconds) (int $gd.terminationGracePeriodSeconds)) -}}
+{{- end -}}
+{{- if and $v.gateway.autoscaling.enabled (gt (int $v.gateway.autoscaling.minReplicas) (int $v.gateway.autoscaling.maxReplicas)) -}}
+{{- fail "gateway.autoscaling.minReplicas must be <= maxReplicas" -}}
+{{- end -}}
+{{- if and $v.gateway.podDisruptionBudget.enabled (not $v.gateway.autoscaling.enabled) (lt (int $v.gateway.replicas) 2) -}}
+{{- fail "gateway.podDisruptionBudget.enabled needs gateway.replicas >= 2 (or autoscaling): with one replica a PDB blocks every node drain" -}}
+{{- end -}}
+{{- if and (eq $v.engine.modelCache.type "pvc") (not $v.engine.modelCache.pvc.create) (not $v.engine.modelCache.pvc.existingClaim) -}}
+{{- fail "engine.modelCache.type=pvc needs pvc.create=true or pvc.existingClaim" -}}
+{{- end -}}
+{{- if and (eq $v.scheduler.runtime "kubernetes") (not $v.scheduler.rbac.create) (not $v.scheduler.serviceAccount.name) -}}
+{{- fail "scheduler.rbac.create=false: set scheduler.serviceAccount.name to an account that may manage apps/deployments and read pods in the engine namespace" -}}
+{{- end -}}
+{{- if and $v.scheduler.engineNamespace (ne $v.scheduler.engineNamespace $.Release.Namespace) $v.redis.enabled -}}
+{{- fail "scheduler.engineNamespace differs from the release namespace: engine pods need the Redis URL Secret there, so use externalRedis with a Secret of the same name in both namespaces" -}}
+{{- end -}}
+{{- if and $v.ingress.enabled (eq (len $v.ingress.hosts) 0) -}}
+{{- fail "ingress.enabled needs at least one entry in ingress.hosts" -}}
+{{- end -}}
+{{- end -}}
