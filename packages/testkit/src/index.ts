@@ -1,3 +1,4 @@
 export * from "./postgres.ts";
 export * from "./redis.ts";
 export * from "./ports.ts";
+export * from "./platform.ts";

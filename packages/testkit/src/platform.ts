@@ -1,0 +1,122 @@
+/**
+ * Starts the whole platform for a test exactly as `pnpm start` does (the local-mode
+ * launcher, every service its own process), on a database and Redis prefix of the
+ * test's own, and stops it with nothing left running.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { createTestDatabase, type TestDatabase } from "./postgres.ts";
+import { flushPrefix, TEST_REDIS_URL, testRedisPrefix } from "./redis.ts";
+import { freePort } from "./ports.ts";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+export interface PlatformOptions {
+  label: string;
+  /** Catalog entries to serve: names or tasks (chat, embeddings, images); default chat. */
+  catalog?: string[];
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+}
+
+export interface Platform {
+  baseURL: string;
+  /** The OpenAI base URL: `${baseURL}/v1/openai`. */
+  openaiURL: string;
+  adminKey: string;
+  databaseUrl: string;
+  redisPrefix: string;
+  redisUrl: string;
+  /** Everything the platform printed (JSON log lines), for assertions. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startPlatform(options: PlatformOptions): Promise<Platform> {
+  const db: TestDatabase = await createTestDatabase(options.label);
+  const redisPrefix = testRedisPrefix(options.label);
+  const port = await freePort();
+  const adminKey = `sk-admin-${randomBytes(16).toString("hex")}`;
+  let out = "";
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "deploy/local/src/main.ts"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NODE_ENV: "test",
+      PORT: String(port),
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_PREFIX: redisPrefix,
+      BOOTSTRAP_ADMIN_KEY: adminKey,
+      CATALOG: (options.catalog ?? ["chat"]).join(","),
+      SIM_TTFT_MS: "0",
+      SIM_ITL_MS: "0",
+      SIM_JITTER: "0",
+      SIM_PREFILL_US_PER_TOKEN: "0",
+      SIM_IMAGE_MS: "0",
+      HEARTBEAT_MS: "200",
+      RECONCILE_MS: "200",
+      LOG_LEVEL: "info",
+      LOCAL_LOG_DIR: `/tmp/infera-test-logs/${redisPrefix}`,
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const baseURL = `http://127.0.0.1:${port}`;
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      await exited;
+      clearTimeout(t);
+    }
+    await flushPrefix(redisPrefix).catch(() => {});
+    await db.drop().catch(() => {});
+  };
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`the platform exited before it was ready:\n${out.slice(-4000)}`);
+    }
+    try {
+      const r = await fetch(`${baseURL}/readyz`);
+      if (r.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the platform was not ready in time:\n${out.slice(-4000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { baseURL, openaiURL: `${baseURL}/v1/openai`, adminKey, databaseUrl: db.url, redisPrefix, redisUrl: TEST_REDIS_URL, output: () => out, stop };
+}
+
+/** Reads a Prometheus text exposition into `name{labels}` → value. */
+export function parseMetrics(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
+}
+
+/** Sum of every series of a metric whose labels contain all of `match`. */
+export function metricSum(metrics: Map<string, number>, name: string, match: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const [k, v] of metrics) {
+    if (k !== name && !k.startsWith(`${name}{`)) continue;
+    if (Object.entries(match).every(([lk, lv]) => k.includes(`${lk}="${lv}"`))) sum += v;
+  }
+  return sum;
+}

@@ -1,0 +1,417 @@
+/**
+ * A discrete-event simulator of one deployment: a central queue (the FairQueue of
+ * @infera/policy, or FIFO for comparison), a placement policy from @infera/policy, and
+ * `replicas` engine replicas following the cost model of cost-model.ts.
+ *
+ * Events are replica step ends (at most one pending per replica) in a typed-array binary
+ * heap, merged with the arrival list; there are no per-token events: a request's finish step
+ * is known when its decode starts, and per-replica min-heaps of finish steps release it.
+ * Per-request and per-replica state are typed arrays.
+ */
+import {
+  createPlacementPolicy,
+  FairQueue,
+  hasRoom,
+  type PlacementOptions,
+  type PlacementPolicy,
+  type PlacementRequest,
+  type PolicyEnv,
+  type PolicyName,
+  type PrefixAffinityPolicy,
+  type ReplicaView,
+} from "../../packages/policy/src/index.ts";
+import { DEFAULT_COST, stepMs, type CostModel } from "./cost-model.ts";
+import { EventHeap } from "./event-heap.ts";
+import { PrefixCache } from "./prefix-cache.ts";
+import { Rng } from "./rng.ts";
+import { ServiceGapTracker } from "./service-gap.ts";
+import type { Workload } from "./workload.ts";
+
+export interface SimConfig {
+  replicas: number;
+  policy: PolicyName;
+  cost?: CostModel;
+  /** "fair": the VTC FairQueue; "fifo": one FIFO line (the baseline without fairness). */
+  queue?: "fair" | "fifo";
+  weights?: { input: number; output: number };
+  /** 0: placement sees exact load. >0: replicas report every this many ms; between reports
+   * placement sees the last report plus what it placed since (inflight), as in production. */
+  reportLagMs?: number;
+  seed?: number;
+  placement?: PlacementOptions;
+  /** Tokens per block in the prefix hashes handed to placement (the gateway's ~512 chars). */
+  hashBlockTokens?: number;
+  hashMaxBlocks?: number;
+}
+
+export interface SimResult {
+  policy: PolicyName;
+  queue: "fair" | "fifo";
+  requests: number;
+  /** Virtual time from first arrival to last completion. */
+  makespanS: number;
+  wallS: number;
+  totalTokens: number;
+  outputTokens: number;
+  promptTokens: number;
+  cachedTokens: number;
+  /** Time to first token per request (ms), indexed like the workload. */
+  ttftMs: Float64Array;
+  queueWaitMs: Float64Array;
+  maxServiceGap: number;
+  placements: { hit: number; busy: number; miss: number } | null;
+  events: number;
+}
+
+interface CentralQueue {
+  readonly size: number;
+  push(item: number, meta: { tenantId: string; inputTokens: number }): void;
+  pop(): number | undefined;
+  charge(tenantId: string, inputTokens: number, outputTokens: number): void;
+}
+
+class FifoQueue implements CentralQueue {
+  private items: number[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(item: number): void {
+    this.items.push(item);
+  }
+  pop(): number | undefined {
+    if (this.head === this.items.length) return undefined;
+    const v = this.items[this.head++]!;
+    if (this.head > 65_536 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+  charge(): void {}
+}
+
+const REPORT_TICK = -1;
+
+export function simulate(w: Workload, config: SimConfig): SimResult {
+  const started = performance.now();
+  const cost = config.cost ?? DEFAULT_COST;
+  const R = config.replicas;
+  const cap = cost.maxBatchSize;
+  const B = cost.blockTokens;
+  const weights = config.weights ?? { input: 1, output: 2 };
+  const lag = config.reportLagMs ?? 0;
+  const hashBlock = config.hashBlockTokens ?? 128;
+  const hashMax = config.hashMaxBlocks ?? 64;
+  const queueKind = config.queue ?? "fair";
+  const n = w.n;
+
+  let now = 0;
+  const rng = new Rng(config.seed ?? 1);
+  const env: PolicyEnv = { now: () => now, random: () => rng.next() };
+  const policy: PlacementPolicy = createPlacementPolicy(config.policy, env, config.placement);
+  const wantsHashes = config.policy === "prefix-affinity";
+  const queue: CentralQueue = queueKind === "fair" ? new FairQueue<number>({ weights }) : new FifoQueue();
+
+  // Per request.
+  const dispatchT = new Float64Array(n);
+  const firstT = new Float64Array(n).fill(Number.NaN);
+  const remaining = new Int32Array(n);
+
+  // Per replica.
+  const views: ReplicaView[] = Array.from({ length: R }, (_, i) => ({ id: `r${i}`, capacity: cap, running: 0, waiting: 0, inflight: 0, kvCacheUsage: 0 }));
+  const indexOfId = new Map<string, number>(views.map((v, i) => [v.id, i]));
+  const roomFlag = new Uint8Array(R).fill(1);
+  let roomCount = R;
+  const batch = new Int32Array(R); // requests in the engine batch (prefill or decode)
+  const localWait: number[][] = Array.from({ length: R }, () => []);
+  const ring = new Int32Array(R * cap); // prefill FIFO per replica
+  const ringHead = new Int32Array(R);
+  const ringLen = new Int32Array(R);
+  const fKey = new Int32Array(R * cap); // finish-step min-heap per replica
+  const fReq = new Int32Array(R * cap);
+  const fLen = new Int32Array(R);
+  const stepIdx = new Int32Array(R);
+  const prefillDone = new Int32Array(R);
+  const busy = new Uint8Array(R);
+  const kvTokens = new Float64Array(R);
+  const kvCapTokens = cost.cacheBlocks * B;
+  const caches = Array.from({ length: R }, () => new PrefixCache(cost.cacheBlocks));
+
+  // Tenants.
+  const T = w.tenantNames.length;
+  const queued = new Int32Array(T);
+  const gap = new ServiceGapTracker(T);
+
+  // Prefix keys for the replica caches: system prompt p → p; conversation c → P + c; request i → P + C + i.
+  const P = w.numPrefixes;
+  const C = w.numConvs;
+  const sysHashes: string[][] = Array.from({ length: P }, (_, p) => Array.from({ length: hashMax }, (_, j) => `s${p}.${j}`));
+
+  let promptTokens = 0;
+  let cachedTokens = 0;
+  let outputTokens = 0;
+  let lastDone = 0;
+  let events = 0;
+  const heap = new EventHeap(R + 16);
+
+  function refreshRoom(r: number): void {
+    const room = hasRoom(views[r]!) ? 1 : 0;
+    if (room !== roomFlag[r]) {
+      roomCount += room === 1 ? 1 : -1;
+      roomFlag[r] = room;
+    }
+  }
+
+  function syncView(r: number): void {
+    if (lag > 0) return;
+    const v = views[r]!;
+    v.running = batch[r]!;
+    v.waiting = localWait[r]!.length;
+    v.kvCacheUsage = kvTokens[r]! / kvCapTokens;
+    refreshRoom(r);
+  }
+
+  function hashesOf(q: number): string[] {
+    const blocks = Math.min(hashMax, Math.floor(w.prompt[q]! / hashBlock));
+    const out = new Array<string>(blocks);
+    const p = w.prefix[q]!;
+    const sysFull = p >= 0 ? Math.floor(w.prefixTokens[q]! / hashBlock) : 0;
+    const c = w.conv[q]!;
+    const sys = p >= 0 ? sysHashes[p]! : undefined;
+    for (let j = 0; j < blocks; j++) out[j] = j < sysFull && sys !== undefined ? sys[j]! : c >= 0 ? `c${c}.${j}` : `q${q}.${j}`;
+    return out;
+  }
+
+  function enterBatch(r: number, q: number): void {
+    batch[r]!++;
+    kvTokens[r]! += w.prompt[q]! + w.output[q]!;
+    const pos = r * cap + ((ringHead[r]! + ringLen[r]!) % cap);
+    ring[pos] = q;
+    ringLen[r]!++;
+  }
+
+  /** The request lands on replica r: look up its cached prefix, then queue its prefill. */
+  function admit(r: number, q: number): void {
+    const cache = caches[r]!;
+    const prompt = w.prompt[q]!;
+    const p = w.prefix[q]!;
+    const c = w.conv[q]!;
+    const sysBlocks = p >= 0 ? Math.floor(w.prefixTokens[q]! / B) : 0;
+    const restBlocks = Math.floor(prompt / B) - sysBlocks;
+    let hitBlocks = 0;
+    if (sysBlocks > 0 && cache.get(p) >= sysBlocks) hitBlocks = sysBlocks;
+    if (c >= 0 && (sysBlocks === 0 || hitBlocks > 0)) hitBlocks += Math.min(cache.get(P + c), restBlocks);
+    const hit = Math.min(hitBlocks * B, prompt - 1);
+    if (sysBlocks > 0) cache.touch(p, sysBlocks);
+    cache.touch(c >= 0 ? P + c : P + C + q, restBlocks);
+    promptTokens += prompt;
+    cachedTokens += hit;
+    remaining[q] = prompt - hit;
+    if (batch[r]! < cap) enterBatch(r, q);
+    else localWait[r]!.push(q);
+    if (busy[r] === 0) startStep(r);
+  }
+
+  function startStep(r: number): void {
+    const decoding = fLen[r]!;
+    let budget = cost.maxBatchedTokens - decoding;
+    let tokens = 0;
+    let seqs = 0;
+    let done = 0;
+    const len = ringLen[r]!;
+    const head = ringHead[r]!;
+    for (let k = 0; k < len && budget > 0; k++) {
+      const q = ring[r * cap + ((head + k) % cap)]!;
+      const rem = remaining[q]!;
+      const take = rem < budget ? rem : budget;
+      remaining[q] = rem - take;
+      budget -= take;
+      tokens += take;
+      seqs++;
+      if (take === rem) done++;
+      else break;
+    }
+    prefillDone[r] = done;
+    if (decoding + seqs === 0) {
+      busy[r] = 0;
+      return;
+    }
+    busy[r] = 1;
+    heap.push(now + stepMs(cost, decoding + seqs, tokens), r);
+  }
+
+  function finishPush(r: number, key: number, q: number): void {
+    const base = r * cap;
+    let i = fLen[r]!++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (fKey[base + p]! <= key) break;
+      fKey[base + i] = fKey[base + p]!;
+      fReq[base + i] = fReq[base + p]!;
+      i = p;
+    }
+    fKey[base + i] = key;
+    fReq[base + i] = q;
+  }
+
+  function finishPop(r: number): number {
+    const base = r * cap;
+    const top = fReq[base]!;
+    const n2 = --fLen[r]!;
+    if (n2 === 0) return top;
+    const key = fKey[base + n2]!;
+    const val = fReq[base + n2]!;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n2) break;
+      let c = l;
+      if (l + 1 < n2 && fKey[base + l + 1]! < fKey[base + l]!) c = l + 1;
+      if (fKey[base + c]! >= key) break;
+      fKey[base + i] = fKey[base + c]!;
+      fReq[base + i] = fReq[base + c]!;
+      i = c;
+    }
+    fKey[base + i] = key;
+    fReq[base + i] = val;
+    return top;
+  }
+
+  function complete(r: number, q: number): void {
+    const out = w.output[q]!;
+    batch[r]!--;
+    kvTokens[r]! -= w.prompt[q]! + out;
+    outputTokens += out;
+    lastDone = now;
+    const c = w.conv[q]!;
+    if (c >= 0) {
+      // The answer's full blocks are cached too (the next turn starts with them).
+      const sysBlocks = w.prefix[q]! >= 0 ? Math.floor(w.prefixTokens[q]! / B) : 0;
+      caches[r]!.touch(P + c, Math.floor((w.prompt[q]! + out) / B) - sysBlocks);
+    }
+    const t = w.tenant[q]!;
+    queue.charge(w.tenantNames[t]!, 0, out);
+    gap.serve(t, weights.output * out);
+    const waiting = localWait[r]!;
+    if (waiting.length > 0) enterBatch(r, waiting.shift()!);
+  }
+
+  function stepEnd(r: number): void {
+    const k = ++stepIdx[r]!;
+    const done = prefillDone[r]!;
+    for (let d = 0; d < done; d++) {
+      const q = ring[r * cap + ringHead[r]!]!;
+      ringHead[r] = (ringHead[r]! + 1) % cap;
+      ringLen[r]!--;
+      firstT[q] = now;
+      const out = w.output[q]!;
+      if (out <= 1) complete(r, q);
+      else finishPush(r, k + out - 1, q);
+    }
+    while (fLen[r]! > 0 && fKey[r * cap]! <= k) complete(r, finishPop(r));
+    syncView(r);
+    startStep(r);
+  }
+
+  function dispatch(): void {
+    while (queue.size > 0 && roomCount > 0) {
+      const q = queue.pop()!;
+      const t = w.tenant[q]!;
+      const tenantId = w.tenantNames[t]!;
+      gap.serve(t, weights.input * w.prompt[q]!);
+      if (--queued[t]! === 0) gap.end(t);
+      const req: PlacementRequest = {
+        requestId: String(q),
+        tenantId,
+        prefixHashes: wantsHashes ? hashesOf(q) : [],
+        estimatedTokens: w.prompt[q]! + w.output[q]!,
+      };
+      const id = policy.place(req, views);
+      const r = id === null ? undefined : indexOfId.get(id);
+      if (r === undefined) throw new Error(`placement returned ${String(id)} while ${roomCount} replicas had room`);
+      dispatchT[q] = now;
+      if (lag > 0) {
+        views[r]!.inflight++;
+        refreshRoom(r);
+      }
+      admit(r, q);
+      syncView(r);
+    }
+  }
+
+  function report(): void {
+    for (let r = 0; r < R; r++) {
+      const v = views[r]!;
+      v.running = batch[r]!;
+      v.waiting = localWait[r]!.length;
+      v.inflight = 0;
+      v.kvCacheUsage = kvTokens[r]! / kvCapTokens;
+      refreshRoom(r);
+    }
+  }
+
+  let ai = 0;
+  if (lag > 0) heap.push(lag, REPORT_TICK);
+  while (ai < n || heap.size > 0) {
+    const tA = ai < n ? w.t[ai]! : Number.POSITIVE_INFINITY;
+    const tE = heap.peekTime();
+    events++;
+    if (tA <= tE) {
+      now = tA;
+      do {
+        const t = w.tenant[ai]!;
+        queue.push(ai, { tenantId: w.tenantNames[t]!, inputTokens: w.prompt[ai]! });
+        if (queued[t]!++ === 0) gap.start(t);
+        ai++;
+      } while (ai < n && w.t[ai] === now);
+    } else {
+      now = tE;
+      const r = heap.pop();
+      if (r === REPORT_TICK) {
+        report();
+        if (ai < n || heap.size > 0 || queue.size > 0) heap.push(now + lag, REPORT_TICK);
+      } else stepEnd(r);
+    }
+    dispatch();
+  }
+
+  const ttftMs = new Float64Array(n);
+  const queueWaitMs = new Float64Array(n);
+  for (let q = 0; q < n; q++) {
+    ttftMs[q] = firstT[q]! - w.t[q]!;
+    queueWaitMs[q] = dispatchT[q]! - w.t[q]!;
+  }
+  const pa = config.policy === "prefix-affinity" ? (policy as PrefixAffinityPolicy).counters : null;
+  return {
+    policy: config.policy,
+    queue: queueKind,
+    requests: n,
+    makespanS: (lastDone - (n > 0 ? w.t[0]! : 0)) / 1000,
+    wallS: (performance.now() - started) / 1000,
+    totalTokens: promptTokens + outputTokens,
+    outputTokens,
+    promptTokens,
+    cachedTokens,
+    ttftMs,
+    queueWaitMs,
+    maxServiceGap: gap.maxGap,
+    placements: pa === null ? null : { ...pa },
+    events,
+  };
+}
+
+/** Nearest-rank percentile of the values (optionally only where mask(i)). */
+export function percentile(values: Float64Array, p: number, mask?: (i: number) => boolean): number {
+  let sel: Float64Array;
+  if (mask === undefined) sel = Float64Array.from(values);
+  else {
+    const tmp: number[] = [];
+    for (let i = 0; i < values.length; i++) if (mask(i)) tmp.push(values[i]!);
+    sel = Float64Array.from(tmp);
+  }
+  if (sel.length === 0) return Number.NaN;
+  sel.sort();
+  const k = Math.min(sel.length - 1, Math.max(0, Math.ceil((p / 100) * sel.length) - 1));
+  return sel[k]!;
+}
