@@ -32,6 +32,8 @@ export interface DispatcherOptions {
   logger: Logger;
   schedulerId: string;
   maxQueued: number;
+  /** BullMQ lock duration for held jobs (default 15 s); stalled jobs are checked at a third of it. */
+  jobLockMs?: number;
   /** Asks the reconciler to bring a replica up (scale from zero). */
   wake: (deploymentId: string) => void;
   now?: () => number;
@@ -75,8 +77,8 @@ export class DeploymentDispatcher {
       prefix: keys.bullPrefix,
       concurrency: this.o.maxQueued,
       // Held jobs keep their lock while they wait; a dead scheduler's jobs return after this.
-      lockDuration: 15_000,
-      stalledInterval: 5_000,
+      lockDuration: this.o.jobLockMs ?? 15_000,
+      stalledInterval: Math.max(500, Math.floor((this.o.jobLockMs ?? 15_000) / 3)),
       maxStalledCount: 1_000,
       drainDelay: 5,
     });
@@ -141,6 +143,7 @@ export class DeploymentDispatcher {
     try {
       const dispatched = await dispatchOnce(redis, keys.dispatched(w.job.id ?? d.requestId), keys.gatewayChannel(d.gatewayId), this.o.schedulerId, JSON.stringify(msg));
       if (dispatched) {
+        this.o.logger.debug({ requestId: d.requestId, replicaId, queuedMs }, "dispatched");
         this.o.metrics.dispatched.inc({ deployment: deploymentId });
         this.o.metrics.queueTime.observe({ deployment: deploymentId }, queuedMs / 1000);
       } else {
@@ -153,6 +156,19 @@ export class DeploymentDispatcher {
       this.o.directory.released(deploymentId, replicaId, 1, false);
       w.settle("requeue");
     }
+  }
+
+  /**
+   * Usage learned when requests end (the gateways' releases): output tokens, and the
+   * difference between the prompt tokens used and the estimate charged at dispatch.
+   */
+  charge(tenantId: string, inputTokens: number, outputTokens: number): void {
+    this.queue.charge(tenantId, inputTokens, outputTokens);
+  }
+
+  /** The tenant's virtual token counter in this scheduler's fair queue. */
+  counter(tenantId: string): number {
+    return this.queue.counter(tenantId);
   }
 
   /** Answer requests whose deadline passed while they waited. */

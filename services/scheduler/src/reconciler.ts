@@ -10,7 +10,16 @@ import type { Queue } from "bullmq";
 import type { Logger } from "@infera/core";
 import type { RedisKeys } from "@infera/contracts";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
-import { listDeployments, transition, type DB, type DeploymentConfig, type DeploymentSettings, type DeploymentView } from "@infera/registry";
+import {
+  listDeployments,
+  noteDeploymentEvent,
+  transition,
+  type DB,
+  type DeploymentConfig,
+  type DeploymentSettings,
+  type DeploymentState,
+  type DeploymentView,
+} from "@infera/registry";
 import type { ReplicaDirectory } from "./replicas.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
 import type { ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
@@ -59,6 +68,8 @@ export class Reconciler {
   private leader = false;
   private readonly scale = new Map<string, AutoscalerState>();
   private readonly applied = new Map<string, number>();
+  /** Stopped/failed/deleted deployments this process has made sure run nothing (once each). */
+  private readonly settled = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly o: ReconcilerOptions) {
@@ -106,18 +117,23 @@ export class Reconciler {
   }
 
   private async reconcile(d: DeploymentView): Promise<void> {
-    const { driver, directory, logger } = this.o;
+    const { driver, directory, logger, redis, keys } = this.o;
     const log = logger.child({ deploymentId: d.id });
     if (d.status === "deleted" || d.status === "stopped" || d.status === "failed") {
-      if (this.applied.has(d.id)) {
+      // Once per process and deployment (a restarted scheduler may find replicas of an
+      // earlier run), then whenever this process had started some.
+      if (this.applied.has(d.id) || !this.settled.has(d.id)) {
         await driver.remove(d.id);
+        await redis.hdel(keys.desiredReplicas, d.id);
+        if (this.applied.has(d.id)) log.info({ status: d.status }, "replicas removed");
         this.applied.delete(d.id);
         this.scale.delete(d.id);
         directory.forget(d.id);
-        log.info({ status: d.status }, "replicas removed");
+        this.settled.add(d.id);
       }
       return;
     }
+    this.settled.delete(d.id);
     await directory.refresh(d.id);
     const observed = await driver.observe(d.id);
     const ready = directory.states(d.id).ready;
@@ -129,27 +145,39 @@ export class Reconciler {
     if (failed.length > 0 && failed.length === observed.length && ready === 0) {
       const reason = failed[0]?.reason ?? "replica failed";
       log.warn({ reason }, "deployment failed");
-      await transition(this.o.db, d.id, "failed", { failReason: reason });
+      await transition(this.o.db, d.id, "failed", { failReason: reason, expectFrom: [d.status] });
       await this.publishChange(d.id);
       return;
     }
 
+    const before = this.applied.get(d.id);
     const desired = await this.desiredReplicas(d, observed.length);
-    if (this.applied.get(d.id) !== desired || observed.length !== desired) {
+    if (before !== desired || observed.length !== desired) {
       await driver.apply(replicaSpecOf(d), desired);
       this.applied.set(d.id, desired);
+      await redis.hset(keys.desiredReplicas, d.id, String(desired));
+      // Scale to zero and back are not lifecycle moves (the deployment stays running), but
+      // an operator reading its history should see them.
+      if (d.status === "running" && before !== undefined && (before === 0) !== (desired === 0)) {
+        await noteDeploymentEvent(this.o.db, d.id, desired === 0 ? "scaled to zero: idle" : "woken from zero: requests queued", ["running"]);
+      }
     }
 
     // Move the lifecycle forward from what is observed.
-    if (d.status === "initializing") await this.step(d.id, "downloading", "weights requested");
-    else if (d.status === "downloading" && observed.some((r) => r.phase === "starting" || r.phase === "running")) await this.step(d.id, "deploying", "engine starting");
-    else if (d.status === "deploying" && ready > 0) await this.step(d.id, "running", "a replica is serving");
+    if (d.status === "initializing") await this.step(d, "downloading", "weights requested");
+    else if (d.status === "downloading" && observed.some((r) => r.phase === "starting" || r.phase === "running")) await this.step(d, "deploying", "engine starting");
+    else if (d.status === "deploying" && ready > 0) {
+      await this.step(d, "running", "a replica is serving");
+      // Idleness counts from when it serves, not from while it was starting.
+      this.scale.delete(d.id);
+    }
   }
 
-  private async step(id: string, to: "downloading" | "deploying" | "running", reason: string): Promise<void> {
-    await transition(this.o.db, id, to, { reason });
-    this.o.logger.info({ deploymentId: id, to }, "deployment state changed");
-    await this.publishChange(id);
+  private async step(d: DeploymentView, to: Extract<DeploymentState, "downloading" | "deploying" | "running">, reason: string): Promise<void> {
+    // Compare-and-set: an API call (stop, delete) may have moved it since this pass read it.
+    await transition(this.o.db, d.id, to, { reason, expectFrom: [d.status] });
+    this.o.logger.info({ deploymentId: d.id, to }, "deployment state changed");
+    await this.publishChange(d.id);
   }
 
   private async publishChange(id: string): Promise<void> {
@@ -159,6 +187,9 @@ export class Reconciler {
   private async desiredReplicas(d: DeploymentView, current: number): Promise<number> {
     const settings = d.settings as unknown as DeploymentSettings;
     const config = d.config as unknown as DeploymentConfig;
+    // Until it runs, a deployment needs a replica whatever min_instances says (0 included):
+    // it cannot reach `running` otherwise, and requests may already wait for it.
+    if (d.status !== "running") return Math.min(Math.max(1, settings.min_instances), Math.max(1, settings.max_instances));
     // Jobs a scheduler holds while they wait for room are "active" in BullMQ: still queued for us.
     const counts = await this.o.queueFor(d.id).getJobCounts("wait", "prioritized", "active");
     const queued = (counts.wait ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0);
@@ -170,8 +201,9 @@ export class Reconciler {
       { minInstances: settings.min_instances, maxInstances: settings.max_instances, scaleToZeroIdleMs: this.o.scaleToZeroIdleMs },
     );
     this.scale.set(d.id, decision.state);
+    // Every decision counts (hold included), so a dashboard shows the autoscaler is alive.
+    this.o.metrics.autoscaler.inc({ deployment: d.id, reason: decision.reason });
     if (decision.desired !== current) {
-      this.o.metrics.autoscaler.inc({ deployment: d.id, reason: decision.reason });
       this.o.logger.info({ deploymentId: d.id, from: current, to: decision.desired, reason: decision.reason }, "autoscaler decision");
     }
     return decision.desired;

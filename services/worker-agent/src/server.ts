@@ -106,6 +106,7 @@ export class AgentServer {
     }
     this.remember(req.requestId);
     const log = logger.child({ requestId: req.requestId });
+    log.debug({ endpoint, stream: req.stream }, "generate");
     const controller = new AbortController();
     this.open.add(controller);
     metrics.inflight.set(this.open.size);
@@ -154,6 +155,7 @@ export class AgentServer {
       this.open.delete(controller);
       metrics.inflight.set(this.open.size);
       metrics.requests.inc({ endpoint, status });
+      log.debug({ status, ms: Math.round(performance.now() - started) }, "generate finished");
       if (!call.writableEnded) call.end();
     }
   }
