@@ -10,5 +10,6 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     globalSetup: ["packages/testkit/src/global-setup.ts"],
+    reporters: ["default", "./packages/testkit/src/summary-reporter.ts"],
   },
 });
