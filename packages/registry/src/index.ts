@@ -6,6 +6,7 @@ export * from "./api-keys.ts";
 export * from "./models.ts";
 export * from "./deployments.ts";
 export * from "./lifecycle.ts";
+export * from "./secrets.ts";
 export * from "./catalog.ts";
 export * from "./usage.ts";
 export { migrations } from "./migrations/index.ts";

@@ -3,7 +3,7 @@
  * changes: it rejects moves the machine does not allow and writes the new state and
  * its deployment_events row in one transaction.
  */
-import type { Kysely } from "kysely";
+import type { Kysely, Transaction } from "kysely";
 import { PlatformError } from "@infera/core";
 import type { DB, Deployment, DeploymentState } from "./schema.ts";
 
@@ -28,6 +28,8 @@ export interface TransitionOptions {
   failReason?: string;
   /** Only move if the deployment is in one of these states (a compare-and-set). */
   expectFrom?: readonly DeploymentState[];
+  /** More writes that belong to the same change (e.g. dropping a deleted deployment's secrets), in its transaction. */
+  within?: (trx: Transaction<DB>) => Promise<void>;
 }
 
 export async function transition(
@@ -55,6 +57,7 @@ export async function transition(
       .insertInto("deployment_events")
       .values({ deployment_id: deploymentId, from_status: current.status, to_status: to, reason: options.reason ?? options.failReason ?? null })
       .execute();
+    if (options.within) await options.within(trx);
     return updated;
   });
 }

@@ -94,6 +94,14 @@ export interface DeploymentEventsTable {
   created_at: CreatedAt;
 }
 
+/** A deployment's sealed secrets (never selected by the views the API answers from). */
+export interface DeploymentSecretsTable {
+  deployment_id: string;
+  /** `v1:<iv>:<tag>:<ciphertext>` (AES-256-GCM, base64url), see secrets.ts. */
+  hf_token_sealed: string;
+  created_at: CreatedAt;
+}
+
 export interface UsageRecordsTable {
   id: Generated<string>;
   request_id: string;
@@ -119,6 +127,7 @@ export interface DB {
   model_versions: ModelVersionsTable;
   deployments: DeploymentsTable;
   deployment_events: DeploymentEventsTable;
+  deployment_secrets: DeploymentSecretsTable;
   usage_records: UsageRecordsTable;
 }
 

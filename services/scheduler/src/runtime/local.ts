@@ -38,6 +38,10 @@ interface Replica {
   phase: ReplicaObservation["phase"];
   reason?: string;
   stopping: boolean;
+  /** Scaled down, stopped or deleted: never launch it again. */
+  removed: boolean;
+  /** Which launch the current processes belong to: a late exit of an earlier pair is ignored. */
+  generation: number;
   restartTimer?: NodeJS.Timeout;
 }
 
@@ -59,6 +63,7 @@ export class LocalDriver implements RuntimeDriver {
   readonly name = "local" as const;
   private readonly replicas = new Map<string, Replica[]>();
   private seq = 0;
+  private readonly ops = new Map<string, Promise<void>>();
   private readonly host: string;
 
   constructor(private readonly o: LocalDriverOptions) {
@@ -66,42 +71,62 @@ export class LocalDriver implements RuntimeDriver {
     if (o.logDir) mkdirSync(o.logDir, { recursive: true });
   }
 
-  async apply(spec: ReplicaSpec, replicas: number): Promise<void> {
-    const list = this.replicas.get(spec.deploymentId) ?? [];
-    this.replicas.set(spec.deploymentId, list);
-    while (list.length < replicas) {
-      const r: Replica = { id: `${spec.deploymentId}-r${++this.seq}`, spec, restarts: 0, startedAt: 0, phase: "pending", stopping: false };
-      list.push(r);
-      await this.launch(r);
-    }
-    while (list.length > replicas) {
-      const r = list.pop()!;
-      await this.kill(r);
-    }
+  /** apply and remove of one deployment run one at a time: a remove never misses a replica an apply is starting. */
+  private serial(deploymentId: string, fn: () => Promise<void>): Promise<void> {
+    const next = (this.ops.get(deploymentId) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.catch(() => {});
+    this.ops.set(deploymentId, tail);
+    void tail.then(() => {
+      if (this.ops.get(deploymentId) === tail) this.ops.delete(deploymentId);
+    });
+    return next;
+  }
+
+  apply(spec: ReplicaSpec, replicas: number): Promise<void> {
+    return this.serial(spec.deploymentId, async () => {
+      const list = this.replicas.get(spec.deploymentId) ?? [];
+      this.replicas.set(spec.deploymentId, list);
+      while (list.length < replicas) {
+        const r: Replica = { id: `${spec.deploymentId}-r${++this.seq}`, spec, restarts: 0, startedAt: 0, phase: "pending", stopping: false, removed: false, generation: 0 };
+        list.push(r);
+        await this.launch(r);
+      }
+      while (list.length > replicas) {
+        const r = list.pop()!;
+        await this.kill(r);
+      }
+    });
   }
 
   async observe(deploymentId: string): Promise<ReplicaObservation[]> {
     return (this.replicas.get(deploymentId) ?? []).map((r) => ({ replicaId: r.id, phase: r.phase, reason: r.reason, restarts: r.restarts }));
   }
 
-  async remove(deploymentId: string): Promise<void> {
-    const list = this.replicas.get(deploymentId) ?? [];
-    this.replicas.delete(deploymentId);
-    await Promise.all(list.map((r) => this.kill(r)));
+  remove(deploymentId: string): Promise<void> {
+    return this.serial(deploymentId, async () => {
+      const list = this.replicas.get(deploymentId) ?? [];
+      this.replicas.delete(deploymentId);
+      await Promise.all(list.map((r) => this.kill(r)));
+    });
   }
 
   async stop(): Promise<void> {
-    const all = [...this.replicas.keys()];
-    await Promise.all(all.map((id) => this.remove(id)));
+    const all = new Set([...this.replicas.keys(), ...this.ops.keys()]);
+    await Promise.all([...all].map((id) => this.remove(id)));
   }
 
   private async launch(r: Replica): Promise<void> {
     r.phase = "starting";
     r.startedAt = Date.now();
+    r.generation++;
     const enginePort = await freePort(this.host);
     const agentPort = await freePort(this.host);
+    // Removed while it looked for ports: starting it now would leave processes behind.
+    if (r.removed) return;
     const { spec } = r;
-    const baseEnv = { ...process.env, INFERA_PARENT_PID: String(process.pid) };
+    // The markers name the replica in each process's environment (ps, and the tests that
+    // prove nothing is left behind).
+    const baseEnv = { ...process.env, INFERA_PARENT_PID: String(process.pid), INFERA_DEPLOYMENT_ID: spec.deploymentId, INFERA_REPLICA_ID: r.id };
     const engineEnv: NodeJS.ProcessEnv = {
       ...baseEnv,
       ...this.o.simEnv,
@@ -135,23 +160,29 @@ export class LocalDriver implements RuntimeDriver {
   }
 
   private spawnChild(r: Replica, role: "engine" | "agent", main: string, env: NodeJS.ProcessEnv): ChildProcess {
-    let out: WriteStream | "inherit" | "ignore" = "ignore";
+    let out: WriteStream | undefined;
     if (this.o.logDir) out = createWriteStream(join(this.o.logDir, `${r.id}-${role}.log`), { flags: "a" });
     const child = spawn(process.execPath, ["--import", "tsx", main], {
       cwd: REPO_ROOT,
       env,
-      stdio: ["ignore", out === "ignore" ? "ignore" : "pipe", out === "ignore" ? "ignore" : "pipe"],
+      stdio: ["ignore", out ? "pipe" : "ignore", "pipe"],
     });
-    if (out !== "ignore") {
-      child.stdout?.pipe(out);
-      child.stderr?.pipe(out);
-    }
-    child.on("exit", (code, signal) => {
-      if (r.stopping) return;
+    if (out) child.stdout?.pipe(out);
+    // The last of what it wrote to stderr, for `fail_reason`.
+    let tail = "";
+    const generation = r.generation;
+    child.stderr?.on("data", (chunk: Buffer) => {
+      out?.write(chunk);
+      tail = (tail + chunk.toString("utf8")).slice(-2048);
+    });
+    // "close", not "exit": stderr has been read to its end by then.
+    child.on("close", (code, signal) => {
+      if (r.stopping || generation !== r.generation) return;
       r.restarts++;
       const ranMs = Date.now() - r.startedAt;
       if (ranMs > 30_000) r.restarts = 1; // it had been up for a while: a fresh failure, not a crash loop
-      r.reason = `${role} exited (${signal ?? `code ${code}`})`;
+      const said = lastLine(tail);
+      r.reason = `${role} exited (${signal ?? `code ${code}`})${said ? `: ${said}` : ""}`;
       this.o.logger.warn({ replicaId: r.id, role, code, signal, restarts: r.restarts }, "replica process exited");
       // Take the pair down together and bring it back with backoff, or give up.
       r.stopping = true;
@@ -164,14 +195,19 @@ export class LocalDriver implements RuntimeDriver {
       r.phase = "starting";
       const backoff = Math.min(10_000, 250 * 2 ** (r.restarts - 1));
       r.restartTimer = setTimeout(() => {
+        if (r.removed) return;
         r.stopping = false;
-        void this.launch(r);
+        void this.launch(r).catch((err: unknown) => {
+          r.phase = "failed";
+          r.reason = `could not restart: ${(err as Error).message}`;
+        });
       }, backoff);
     });
     return child;
   }
 
   private async kill(r: Replica): Promise<void> {
+    r.removed = true;
     r.stopping = true;
     r.phase = "stopping";
     if (r.restartTimer) clearTimeout(r.restartTimer);
@@ -179,6 +215,13 @@ export class LocalDriver implements RuntimeDriver {
     await terminate(r.agent, 7_000);
     await terminate(r.engine, 3_000);
   }
+}
+
+/** The last non-empty line, trimmed to something a `fail_reason` can hold. */
+function lastLine(text: string): string {
+  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const line = lines.at(-1) ?? "";
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 async function terminate(child: ChildProcess | undefined, graceMs: number): Promise<void> {

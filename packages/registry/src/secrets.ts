@@ -1,0 +1,50 @@
+/**
+ * Deployment secrets (the Hugging Face token): sealed with AES-256-GCM under a key
+ * derived from the operator's `SECRETS_KEY`, stored in `deployment_secrets` (a table
+ * no API view selects), opened only by what starts engines (the runtime driver makes
+ * the `infera-hf-<deployment id>` Secret from it). Deleted with the deployment.
+ */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import type { Kysely, Transaction } from "kysely";
+import type { DB } from "./schema.ts";
+
+type Db = Kysely<DB> | Transaction<DB>;
+
+/** A 32-byte key from any operator-provided string (SHA-256 of it). */
+export function secretsKeyFrom(material: string): Buffer {
+  return createHash("sha256").update(`infera-secrets-v1\u0000${material}`).digest();
+}
+
+export function sealSecret(plain: string, key: Buffer): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const ct = Buffer.concat([cipher.update(plain, "utf8"), cipher.final()]);
+  return `v1:${iv.toString("base64url")}:${cipher.getAuthTag().toString("base64url")}:${ct.toString("base64url")}`;
+}
+
+/** Throws when the value was sealed under another key or was tampered with. */
+export function openSecret(sealed: string, key: Buffer): string {
+  const [v, iv, tag, ct] = sealed.split(":");
+  if (v !== "v1" || iv === undefined || tag === undefined || ct === undefined) throw new Error("not a sealed secret");
+  const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
+  decipher.setAuthTag(Buffer.from(tag, "base64url"));
+  return Buffer.concat([decipher.update(Buffer.from(ct, "base64url")), decipher.final()]).toString("utf8");
+}
+
+export async function putHfToken(db: Db, deploymentId: string, sealed: string): Promise<void> {
+  await db
+    .insertInto("deployment_secrets")
+    .values({ deployment_id: deploymentId, hf_token_sealed: sealed })
+    .onConflict((oc) => oc.column("deployment_id").doUpdateSet({ hf_token_sealed: sealed }))
+    .execute();
+}
+
+/** The plain token, for the runtime driver only; undefined when the deployment has none. */
+export async function getHfToken(db: Db, deploymentId: string, key: Buffer): Promise<string | undefined> {
+  const row = await db.selectFrom("deployment_secrets").select("hf_token_sealed").where("deployment_id", "=", deploymentId).executeTakeFirst();
+  return row ? openSecret(row.hf_token_sealed, key) : undefined;
+}
+
+export async function deleteDeploymentSecrets(db: Db, deploymentId: string): Promise<void> {
+  await db.deleteFrom("deployment_secrets").where("deployment_id", "=", deploymentId).execute();
+}

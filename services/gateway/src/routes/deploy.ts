@@ -1,0 +1,341 @@
+/**
+ * The deploy API, in the hosted provider's shape: `POST /deploy/llm` answers a
+ * `deploy_id` at once; list, read, change settings, stop, start, delete; GPU
+ * availability; a model's versions. Keys with the `deploy` scope (or `admin`) see and
+ * change only their own tenant's deployments — another tenant's id is a 404, never a
+ * 403. Every change is published on the registry channel (gateways drop cached
+ * resolutions; schedulers create or stop dispatchers and reconcile at once). A rejected
+ * request changes nothing: checks come first, and each change is one transaction.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Redis } from "ioredis";
+import type { Kysely } from "kysely";
+import { PlatformError, type Logger } from "@infera/core";
+import type { RedisKeys, ReplicaReport } from "@infera/contracts";
+import {
+  DEPLOYMENT_STATES,
+  changeDeploymentSettings,
+  createCustomDeployment,
+  deleteDeploymentSecrets,
+  getDeployment,
+  getTenant,
+  listDeployments,
+  listModelVersions,
+  sealSecret,
+  transition,
+  type DB,
+  type DeploymentConfig,
+  type DeploymentSettings,
+  type DeploymentState,
+  type DeploymentView,
+} from "@infera/registry";
+import { requireScope, type KeyCache, type Principal } from "../auth.ts";
+import { CONFIG_FIELDS, DeployLlmRequest, DeploymentParams, DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
+import type { GpuType } from "../gpu-types.ts";
+
+export interface DeployRouteDeps {
+  db: Kysely<DB>;
+  keys: KeyCache;
+  redis: Redis;
+  redisKeys: RedisKeys;
+  gpuTypes: readonly GpuType[];
+  /** Seals Hugging Face tokens (from SECRETS_KEY); without it a token is refused, never stored in clear. */
+  secretsKey: Buffer | undefined;
+  logger: Logger;
+}
+
+/** A replica report older than this no longer counts as running (agents beat every 0.2–1 s). */
+const REPORT_FRESH_MS = 10_000;
+/** States in which a deployment wants replicas. */
+const LIVE: readonly DeploymentState[] = ["initializing", "downloading", "deploying", "running"];
+
+export interface Instances {
+  running: number;
+  pending: number;
+}
+
+/** What the API shows of a deployment. The HF token never appears: only `hf.has_token`. */
+export interface DeploymentOut {
+  deploy_id: string;
+  model_name: string;
+  version: string;
+  task: string;
+  status: DeploymentState;
+  fail_reason: string | null;
+  created_at: string;
+  updated_at: string;
+  instances: Instances;
+  config: DeploymentConfig;
+  settings: DeploymentSettings;
+}
+
+/**
+ * running: replicas whose agent reports healthy, not draining, recently. pending: what
+ * the reconciler asked the runtime for, less those (0 at scale-to-zero, stopped, failed,
+ * deleted). Before the reconciler has asked, a live deployment wants max(1, min_instances)
+ * until it runs, min_instances after.
+ */
+export function instancesOf(d: Pick<DeploymentView, "status" | "settings">, reports: Record<string, string>, desired: string | null, now: number): Instances {
+  let running = 0;
+  for (const json of Object.values(reports)) {
+    try {
+      const r = JSON.parse(json) as ReplicaReport;
+      if (r.healthy && !r.draining && now - r.at <= REPORT_FRESH_MS) running++;
+    } catch {
+      // a malformed report counts for nothing
+    }
+  }
+  if (!LIVE.includes(d.status)) return { running, pending: 0 };
+  const settings = d.settings as unknown as DeploymentSettings;
+  const wanted = desired !== null ? Number(desired) : d.status === "running" ? settings.min_instances : Math.max(1, settings.min_instances);
+  return { running, pending: Math.max(0, wanted - running) };
+}
+
+export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps): void {
+  const { db, redis, redisKeys: rk } = deps;
+  const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
+  const gpuNames = deps.gpuTypes.map((g) => g.name);
+
+  async function instancesFor(ds: readonly DeploymentView[]): Promise<Instances[]> {
+    if (ds.length === 0) return [];
+    const pipe = redis.pipeline();
+    for (const d of ds) {
+      pipe.hgetall(rk.replicas(d.id));
+      pipe.hget(rk.desiredReplicas, d.id);
+    }
+    const res = (await pipe.exec()) ?? [];
+    const now = Date.now();
+    return ds.map((d, i) => {
+      const reports = (res[2 * i]?.[1] ?? {}) as Record<string, string>;
+      const desired = (res[2 * i + 1]?.[1] ?? null) as string | null;
+      return instancesOf(d, reports, desired, now);
+    });
+  }
+
+  function out(d: DeploymentView, instances: Instances): DeploymentOut {
+    return {
+      deploy_id: d.id,
+      model_name: d.model_name,
+      version: d.version,
+      task: d.task,
+      status: d.status,
+      fail_reason: d.fail_reason,
+      created_at: d.created_at.toISOString(),
+      updated_at: d.updated_at.toISOString(),
+      instances,
+      config: d.config as unknown as DeploymentConfig,
+      settings: d.settings as unknown as DeploymentSettings,
+    };
+  }
+
+  async function show(d: DeploymentView): Promise<DeploymentOut> {
+    const [instances] = await instancesFor([d]);
+    return out(d, instances ?? { running: 0, pending: 0 });
+  }
+
+  /** The caller's own deployment, or a 404 (whether it does not exist or is another tenant's). */
+  async function own(req: FastifyRequest, id: string): Promise<DeploymentView> {
+    const d = await getDeployment(db, id);
+    if (!d || d.tenant_id === null || d.tenant_id !== principalOf(req).tenantId) {
+      throw new PlatformError("not_found", `The deployment '${id}' does not exist or you do not have access to it.`, { param: "deploy_id" });
+    }
+    return d;
+  }
+
+  async function changed(id: string): Promise<void> {
+    try {
+      await redis.publish(rk.registryChannel, JSON.stringify({ deploymentId: id }));
+    } catch (err) {
+      // The registry is right; schedulers and gateways catch up on their next resync / cache expiry.
+      deps.logger.warn({ err: (err as Error).message, deploymentId: id }, "could not publish a deployment change");
+    }
+  }
+
+  app.register(async (scope) => {
+    scope.addHook("onRequest", async (req) => {
+      const p = await deps.keys.authenticate(req.headers.authorization);
+      requireScope(p, "deploy");
+      (req as FastifyRequest & { principal: Principal }).principal = p;
+    });
+
+    scope.post("/deploy/llm", { schema: { body: DeployLlmRequest } }, async (req) => {
+      const body = req.body as DeployLlmRequest;
+      const p = principalOf(req);
+      if (!gpuNames.includes(body.gpu)) {
+        throw new PlatformError("invalid_request", `Invalid value for 'gpu': '${body.gpu}' is not a GPU type this cluster offers (${gpuNames.join(", ")}).`, {
+          param: "gpu",
+        });
+      }
+      // Default 1/1; a min above 1 given alone raises the default max with it.
+      const settings = mergeSettings({ min_instances: 1, max_instances: Math.max(1, body.settings?.min_instances ?? 1) }, body.settings);
+      const tenant = await getTenant(db, p.tenantId);
+      if (!tenant) throw new PlatformError("invalid_api_key", "Incorrect API key provided.");
+      const slash = body.model_name.indexOf("/");
+      if (slash >= 0 && body.model_name.slice(0, slash) !== tenant.name) {
+        throw new PlatformError(
+          "invalid_request",
+          `Invalid value for 'model_name': '${body.model_name}'. Give the model's own name; it is stored as '${tenant.name}/<model_name>'.`,
+          { param: "model_name" },
+        );
+      }
+      const modelName = slash >= 0 ? body.model_name : `${tenant.name}/${body.model_name}`;
+      const token = body.hf?.token ?? undefined;
+      if (token !== undefined && !deps.secretsKey) {
+        throw new PlatformError("invalid_request", "This platform cannot store a Hugging Face token: SECRETS_KEY is not configured.", { param: "hf.token" });
+      }
+      const config: DeploymentConfig = {
+        gpu: body.gpu,
+        num_gpus: body.num_gpus ?? 1,
+        max_batch_size: body.max_batch_size ?? 96,
+        engine: body.engine ?? "vllm",
+        hf: body.hf ? { repo: body.hf.repo, revision: body.hf.revision ?? null, has_token: token !== undefined } : null,
+        container_image: body.container_image ?? null,
+        extra_args: body.extra_args ?? [],
+        placement: "prefix-affinity",
+      };
+      const d = await createCustomDeployment(db, {
+        tenantId: p.tenantId,
+        modelName,
+        task: "chat",
+        config,
+        settings,
+        hfTokenSealed: token !== undefined && deps.secretsKey ? sealSecret(token, deps.secretsKey) : undefined,
+      });
+      deps.logger.info({ deploymentId: d.id, model: d.model_name, version: d.version, tenantId: p.tenantId }, "deployment created");
+      await changed(d.id);
+      return { deploy_id: d.id };
+    });
+
+    scope.get("/deploy/list", { schema: { querystring: ListQuery } }, async (req) => {
+      const q = req.query as ListQuery;
+      let statuses: DeploymentState[] | undefined;
+      if (q.status !== undefined) {
+        statuses = [];
+        for (const s of q.status.split(",").map((x) => x.trim()).filter((x) => x !== "")) {
+          if (!(DEPLOYMENT_STATES as readonly string[]).includes(s)) {
+            throw new PlatformError("invalid_request", `Invalid value for 'status': '${s}'. Supported values are: ${DEPLOYMENT_STATES.join(", ")}.`, {
+              param: "status",
+            });
+          }
+          statuses.push(s as DeploymentState);
+        }
+      }
+      let ds = await listDeployments(db, { tenantId: principalOf(req).tenantId, statuses });
+      // Deleted deployments are history: listed only when asked for by status.
+      if (!statuses?.length) ds = ds.filter((d) => d.status !== "deleted");
+      const instances = await instancesFor(ds);
+      return ds.map((d, i) => out(d, instances[i] ?? { running: 0, pending: 0 }));
+    });
+
+    scope.get("/deploy/llm/gpu_availability", async () => {
+      const live = await listDeployments(db, { statuses: LIVE });
+      const instances = await instancesFor(live);
+      const inUse = new Map<string, number>();
+      live.forEach((d, i) => {
+        const c = d.config as unknown as DeploymentConfig;
+        const n = instances[i] ?? { running: 0, pending: 0 };
+        inUse.set(c.gpu, (inUse.get(c.gpu) ?? 0) + c.num_gpus * (n.running + n.pending));
+      });
+      return {
+        gpus: deps.gpuTypes.map((g) => {
+          const used = inUse.get(g.name) ?? 0;
+          return { gpu: g.name, total: g.count ?? null, in_use: used, available: g.count === undefined ? null : Math.max(0, g.count - used) };
+        }),
+      };
+    });
+
+    scope.get("/deploy/:id", { schema: { params: DeploymentParams } }, async (req) => {
+      return show(await own(req, (req.params as DeploymentParams).id));
+    });
+
+    scope.put(
+      "/deploy/:id",
+      {
+        schema: { params: DeploymentParams, body: UpdateDeploymentRequest },
+        // Before schema validation: a config field gets its own message, not "unrecognized".
+        preValidation: async (req) => {
+          const body = req.body;
+          if (body === null || typeof body !== "object" || Array.isArray(body)) return;
+          for (const k of Object.keys(body)) {
+            if (CONFIG_FIELDS.includes(k)) {
+              throw new PlatformError("invalid_request", `'${k}' cannot be changed: a deployment's config is immutable; only 'settings' may be updated.`, {
+                param: k,
+              });
+            }
+          }
+        },
+      },
+      async (req) => {
+        const d = await own(req, (req.params as DeploymentParams).id);
+        const body = req.body as UpdateDeploymentRequest;
+        const settings = mergeSettings(d.settings as unknown as DeploymentSettings, body.settings);
+        const updated = await changeDeploymentSettings(db, d.id, settings);
+        await changed(d.id);
+        return show(updated);
+      },
+    );
+
+    scope.delete("/deploy/:id", { schema: { params: DeploymentParams } }, async (req) => {
+      const d = await own(req, (req.params as DeploymentParams).id);
+      if (d.status === "deleted") throw new PlatformError("conflict", `The deployment '${d.id}' is already deleted.`, { param: "status" });
+      await transition(db, d.id, "deleted", {
+        reason: "deleted by API",
+        expectFrom: [d.status],
+        // Its token is needed by nothing any more.
+        within: (trx) => deleteDeploymentSecrets(trx, d.id),
+      });
+      await changed(d.id);
+      return show((await getDeployment(db, d.id))!);
+    });
+
+    scope.post("/deploy/:id/stop", { schema: { params: DeploymentParams } }, async (req) => {
+      const d = await own(req, (req.params as DeploymentParams).id);
+      if (d.status !== "running") {
+        throw new PlatformError("conflict", `Cannot stop the deployment '${d.id}': it is ${d.status}; only a running deployment can be stopped.`, { param: "status" });
+      }
+      await transition(db, d.id, "stopped", { reason: "stopped by API", expectFrom: ["running"] });
+      await changed(d.id);
+      return show((await getDeployment(db, d.id))!);
+    });
+
+    scope.post("/deploy/:id/start", { schema: { params: DeploymentParams } }, async (req) => {
+      const d = await own(req, (req.params as DeploymentParams).id);
+      if (d.status !== "stopped" && d.status !== "failed") {
+        throw new PlatformError("conflict", `Cannot start the deployment '${d.id}': it is ${d.status}; only a stopped or failed deployment can be started.`, {
+          param: "status",
+        });
+      }
+      await transition(db, d.id, "deploying", { reason: "started by API", expectFrom: ["stopped", "failed"] });
+      await changed(d.id);
+      return show((await getDeployment(db, d.id))!);
+    });
+
+    // `GET /models/{model_name}/versions`: model names hold a slash (`tenant/model`).
+    scope.get("/models/*", async (req) => {
+      const path = (req.params as { "*": string })["*"];
+      if (!path.endsWith("/versions")) throw new PlatformError("not_found", `Unknown request URL: GET /models/${path}.`);
+      const name = decodeURIComponent(path.slice(0, -"/versions".length));
+      const p = principalOf(req);
+      let rows = await listModelVersions(db, p.tenantId, name);
+      if (rows.length === 0 && !name.includes("/")) {
+        const tenant = await getTenant(db, p.tenantId);
+        if (tenant) rows = await listModelVersions(db, p.tenantId, `${tenant.name}/${name}`);
+      }
+      if (rows.length === 0) throw new PlatformError("not_found", `The model '${name}' does not exist or you do not have access to it.`, { param: "model_name" });
+      return rows.map((r) => ({ model_name: r.model_name, version: r.version, uploaded_at: r.uploaded_at.toISOString() }));
+    });
+  });
+}
+
+/** Settings after a change; min ≤ max is checked here, naming the field. */
+function mergeSettings(current: DeploymentSettings, change: DeploySettings | undefined): DeploymentSettings {
+  const next = { min_instances: change?.min_instances ?? current.min_instances, max_instances: change?.max_instances ?? current.max_instances };
+  if (next.min_instances > next.max_instances) {
+    throw new PlatformError(
+      "invalid_request",
+      `Invalid value for 'settings.min_instances': ${next.min_instances} is more than settings.max_instances (${next.max_instances}).`,
+      { param: "settings.min_instances" },
+    );
+  }
+  return next;
+}

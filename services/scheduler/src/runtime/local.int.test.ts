@@ -1,0 +1,219 @@
+/**
+ * The local runtime with real child processes (engine-sim + worker agent per replica)
+ * and real Redis/Postgres: a replica that crashes is restarted with growing backoff,
+ * one that keeps crashing is reported failed (and the reconciler fails its deployment
+ * with the reason), and removing replicas leaves no process behind.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { Writable } from "node:stream";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import type { Kysely } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@infera/core";
+import { redisKeys, type ReplicaReport } from "@infera/contracts";
+import { createDb, createDeployment, ensureModelVersion, getDeployment, listDeploymentEvents, type DB } from "@infera/registry";
+import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
+import { createSchedulerMetrics } from "../metrics.ts";
+import { Reconciler } from "../reconciler.ts";
+import { ReplicaDirectory } from "../replicas.ts";
+import type { ReplicaSpec } from "./driver.ts";
+import { LocalDriver } from "./local.ts";
+
+const prefix = testRedisPrefix("localrt");
+const keys = redisKeys(prefix);
+let redis: Redis;
+let tdb: TestDatabase;
+let db: Kysely<DB>;
+
+/** Log lines the driver writes, parsed, for assertions on restarts. */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split("\n")) if (l.startsWith("{")) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: createLogger({ service: "test", level: "info", destination }), lines };
+}
+
+function driverWith(simEnv: Record<string, string>, logger = capturingLogger().logger, maxRestarts = 3): LocalDriver {
+  return new LocalDriver({ logger, redisUrl: TEST_REDIS_URL, redisPrefix: prefix, heartbeatMs: 200, simEnv: { SIM_TTFT_MS: "0", SIM_ITL_MS: "0", ...simEnv }, maxRestarts });
+}
+
+function spec(deploymentId: string): ReplicaSpec {
+  return { deploymentId, servedModelName: "acme/crashy", task: "chat", engine: "vllm", gpu: "A100-80GB", numGpus: 1, maxBatchSize: 4, extraArgs: [] };
+}
+
+/** Processes whose environment names this deployment (its engines and agents). */
+function processesOf(deploymentId: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/environ`, "utf8").split("\0").includes(`INFERA_DEPLOYMENT_ID=${deploymentId}`)) pids.push(Number(entry));
+    } catch {
+      // gone, or not readable
+    }
+  }
+  return pids;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function answers(address: string): Promise<boolean> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+beforeAll(async () => {
+  redis = new Redis(TEST_REDIS_URL);
+  tdb = await createTestDatabase("localrt");
+  db = createDb(tdb.url);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await db?.destroy();
+  await tdb?.drop();
+  await flushPrefix(prefix);
+});
+
+describe("local runtime driver", () => {
+  it("restarts a crashing replica with growing backoff, reports it failed after repeated crashes, and leaves no process", async () => {
+    const { logger, lines } = capturingLogger();
+    // An engine config engine-sim refuses: it exits 1 at every start.
+    const driver = driverWith({ SIM_JITTER: "5" }, logger, 3);
+    const id = "dep_crashloop";
+    try {
+      await driver.apply(spec(id), 1);
+      const failed = await until("the replica to fail", async () => (await driver.observe(id)).find((r) => r.phase === "failed"));
+      expect(failed.restarts).toBe(3);
+      expect(failed.reason).toContain("engine exited (code 1)");
+      expect(failed.reason).toContain("SIM_JITTER");
+      expect(failed.reason).toContain("crashed 3 times in a row");
+
+      const exits = lines.filter((l) => l.msg === "replica process exited" && l.role === "engine");
+      expect(exits.map((l) => l.restarts)).toEqual([1, 2, 3]);
+      const started = lines.filter((l) => l.msg === "replica started").map((l) => Date.parse(String(l.time)));
+      const exited = exits.map((l) => Date.parse(String(l.time)));
+      expect(started.length).toBe(3);
+      // Each restart came at least its backoff after the crash before it: 250 ms, then 500 ms.
+      expect(started[1]! - exited[0]!).toBeGreaterThanOrEqual(250);
+      expect(started[2]! - exited[1]!).toBeGreaterThanOrEqual(500);
+
+      await until("no process left", () => processesOf(id).length === 0);
+      // Failed stays failed: nothing restarts it behind the reconciler's back.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(processesOf(id)).toEqual([]);
+      expect(lines.filter((l) => l.msg === "replica started").length).toBe(3);
+    } finally {
+      await driver.stop();
+    }
+  }, 90_000);
+
+  it("removing a healthy replica stops its engine and agent: no process left, the agent's port closed, deregistered", async () => {
+    const driver = driverWith({});
+    const id = "dep_healthy";
+    try {
+      await driver.apply(spec(id), 1);
+      const report = await until("a healthy report", async () => {
+        const all = Object.values(await redis.hgetall(keys.replicas(id))).map((j) => JSON.parse(j) as ReplicaReport);
+        return all.find((r) => r.healthy);
+      });
+      expect(processesOf(id).length).toBe(2);
+      expect(await answers(report.address)).toBe(true);
+
+      await driver.remove(id);
+      expect(processesOf(id)).toEqual([]);
+      expect(await answers(report.address)).toBe(false);
+      expect(await driver.observe(id)).toEqual([]);
+      expect(await redis.hget(keys.replicas(id), report.replicaId)).toBeNull();
+    } finally {
+      await driver.stop();
+    }
+  }, 90_000);
+
+  it("removing a replica while it starts leaves nothing behind either", async () => {
+    const driver = driverWith({});
+    const id = "dep_racing";
+    try {
+      const applying = driver.apply(spec(id), 2);
+      await driver.remove(id);
+      await applying;
+      await driver.remove(id);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(processesOf(id)).toEqual([]);
+    } finally {
+      await driver.stop();
+    }
+  }, 60_000);
+});
+
+describe("reconciler with the local runtime", () => {
+  it("moves a deployment whose replica keeps crashing to failed with the reason, and removes it", async () => {
+    const { versionId } = await ensureModelVersion(db, { tenantId: null, name: "acme/crashy", task: "chat", version: "1" });
+    const d = await createDeployment(db, {
+      tenantId: null,
+      modelVersionId: versionId,
+      config: { gpu: "A100-80GB", num_gpus: 1, max_batch_size: 4, engine: "vllm", hf: null, container_image: null, extra_args: [], placement: "least-loaded" },
+      settings: { min_instances: 1, max_instances: 1 },
+    });
+    const driver = driverWith({ SIM_JITTER: "5" }, capturingLogger().logger, 2);
+    const queues = new Map<string, Queue>();
+    const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const reconciler = new Reconciler({
+      db,
+      redis,
+      keys,
+      driver,
+      directory: new ReplicaDirectory({ redis, keys, heartbeatMs: 200 }),
+      metrics: createSchedulerMetrics(),
+      logger: capturingLogger().logger,
+      schedulerId: "test-scheduler",
+      intervalMs: 100,
+      scaleToZeroIdleMs: 600_000,
+      queueFor: (id) => {
+        let q = queues.get(id);
+        if (!q) queues.set(id, (q = new Queue(keys.queueName(id), { connection: bull, prefix: keys.bullPrefix })));
+        return q;
+      },
+      localDepth: () => 0,
+    });
+    reconciler.start();
+    try {
+      const failed = await until("the deployment to fail", async () => {
+        const now = await getDeployment(db, d.id);
+        return now?.status === "failed" ? now : undefined;
+      });
+      expect(failed.fail_reason).toContain("SIM_JITTER");
+      expect(failed.fail_reason).toContain("crashed 2 times in a row");
+      const events = await listDeploymentEvents(db, d.id);
+      expect(events.map((e) => `${e.from_status ?? "-"}>${e.to_status}`)).toEqual(["->initializing", "initializing>downloading", "downloading>deploying", "deploying>failed"]);
+      expect(events.at(-1)?.reason).toBe(failed.fail_reason);
+      await until("its replicas removed", async () => (await driver.observe(d.id)).length === 0 && processesOf(d.id).length === 0);
+      expect(await redis.hget(keys.desiredReplicas, d.id)).toBeNull();
+    } finally {
+      await reconciler.stop();
+      await driver.stop();
+      await Promise.all([...queues.values()].map((q) => q.close()));
+      bull.disconnect();
+    }
+  }, 90_000);
+});
