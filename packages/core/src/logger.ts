@@ -21,6 +21,16 @@ export const REDACT_PATHS = [
   "body.input",
   "hf.token",
   "*.hf.token",
+  // Prompts and key material wherever a body or header set is logged.
+  "*.body.messages",
+  "*.body.prompt",
+  "*.body.input",
+  "headers.cookie",
+  "*.headers.authorization",
+  "*.headers.cookie",
+  "messages",
+  "prompt",
+  "input",
 ];
 
 export interface LoggerConfig {

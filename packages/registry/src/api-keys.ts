@@ -59,6 +59,10 @@ export async function findKeyByHash(db: Db, hash: string): Promise<ApiKey | unde
   return db.selectFrom("api_keys").selectAll().where("hash", "=", hash).executeTakeFirst();
 }
 
+export async function getApiKey(db: Db, id: string): Promise<ApiKey | undefined> {
+  return db.selectFrom("api_keys").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
 export async function listApiKeys(db: Db, tenantId?: string): Promise<ApiKey[]> {
   let q = db.selectFrom("api_keys").selectAll().orderBy("created_at");
   if (tenantId) q = q.where("tenant_id", "=", tenantId);

@@ -36,3 +36,19 @@ export async function summarizeUsage(db: Db, input: { tenantId: string; from: Da
     .orderBy(sql`1`)
     .execute();
 }
+
+/** Sums over usage records (tests, reconciliation with engine counters). */
+export async function usageTotals(db: Db, filter: { tenantId?: string; deploymentId?: string } = {}) {
+  let q = db
+    .selectFrom("usage_records")
+    .select([
+      sql<string>`count(*)`.as("requests"),
+      sql<string>`coalesce(sum(prompt_tokens), 0)`.as("prompt_tokens"),
+      sql<string>`coalesce(sum(completion_tokens), 0)`.as("completion_tokens"),
+      sql<string>`coalesce(sum(cost_usd), 0)`.as("cost_usd"),
+    ]);
+  if (filter.tenantId) q = q.where("tenant_id", "=", filter.tenantId);
+  if (filter.deploymentId) q = q.where("deployment_id", "=", filter.deploymentId);
+  const r = await q.executeTakeFirstOrThrow();
+  return { requests: Number(r.requests), promptTokens: Number(r.prompt_tokens), completionTokens: Number(r.completion_tokens), costUsd: Number(r.cost_usd) };
+}

@@ -4,8 +4,15 @@
  * with a constant-time compare. Keys are cached for a short TTL; a revocation is
  * published on Redis so every gateway drops the key at once, and a Postgres outage
  * keeps serving keys already known.
+ *
+ * A gateway that misses the message (it was reconnecting) still stops a revoked key
+ * within a second: revoked key ids are also kept in a Redis set, which the inference
+ * admission script checks on every request for free (same round trip), and which this
+ * cache consults for a key at most once a second otherwise. Unknown secrets are
+ * remembered for one second at most, so a key created on another gateway works at once.
  */
 import { timingSafeEqual } from "node:crypto";
+import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { PlatformError } from "@infera/core";
 import { findKeyByHash, hashSecret, type ApiKey, type DB, type Scope } from "@infera/registry";
@@ -24,7 +31,38 @@ interface Entry {
   principal: Principal | null;
   hash: Buffer;
   at: number;
+  /** When the revocation set was last consulted for this key. */
+  checkedAt: number;
 }
+
+/** Where revoked key ids are kept and announced (Redis). */
+export interface Revocations {
+  isRevoked(keyId: string): Promise<boolean>;
+  /** Records the revocation and tells every gateway. */
+  announce(keyId: string): Promise<void>;
+}
+
+export class RedisRevocations implements Revocations {
+  constructor(
+    private readonly redis: Redis,
+    /** The set's key (shared with the admission script) and the pub/sub channel. */
+    private readonly setKey: string,
+    private readonly channel: string,
+  ) {}
+
+  async isRevoked(keyId: string): Promise<boolean> {
+    return (await this.redis.sismember(this.setKey, keyId)) === 1;
+  }
+
+  async announce(keyId: string): Promise<void> {
+    await this.redis.multi().sadd(this.setKey, keyId).publish(this.channel, keyId).exec();
+  }
+}
+
+/** How long an unknown secret's miss is remembered: short, so a key created elsewhere works at once. */
+const NEGATIVE_TTL_MS = 1000;
+/** At most this long between revocation checks of a cached key. */
+const REVOCATION_CHECK_MS = 1000;
 
 export class KeyCache {
   private readonly byHash = new Map<string, Entry>();
@@ -33,6 +71,7 @@ export class KeyCache {
     private readonly db: Kysely<DB>,
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
+    private readonly revocations?: Revocations,
   ) {}
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
@@ -44,10 +83,11 @@ export class KeyCache {
     const hashHex = hashSecret(secret);
     const hash = Buffer.from(hashHex, "hex");
     let entry = this.byHash.get(hashHex);
-    if (!entry || this.now() - entry.at > this.ttlMs) {
+    const now = this.now();
+    if (!entry || now - entry.at > (entry.principal ? this.ttlMs : Math.min(this.ttlMs, NEGATIVE_TTL_MS))) {
       try {
         const row = await findKeyByHash(this.db, hashHex);
-        entry = { principal: row && !row.revoked_at ? toPrincipal(row) : null, hash: row ? Buffer.from(row.hash, "hex") : hash, at: this.now() };
+        entry = { principal: row && !row.revoked_at ? toPrincipal(row) : null, hash: row ? Buffer.from(row.hash, "hex") : hash, at: now, checkedAt: now };
         this.byHash.set(hashHex, entry);
         if (this.byHash.size > 100_000) this.byHash.delete(this.byHash.keys().next().value!);
       } catch (err) {
@@ -56,6 +96,20 @@ export class KeyCache {
       }
     }
     if (!entry.principal || !timingSafeEqual(entry.hash, hash)) throw invalidKey();
+    if (this.revocations && now - entry.checkedAt > REVOCATION_CHECK_MS) {
+      const e = entry;
+      e.checkedAt = now;
+      let revoked = false;
+      try {
+        revoked = await this.revocations.isRevoked(e.principal!.keyId);
+      } catch {
+        // Redis unreachable: Postgres' answer (at most ttl old) stands.
+      }
+      if (revoked) {
+        e.principal = null;
+        throw invalidKey();
+      }
+    }
     return entry.principal;
   }
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file infera/agent/v1/agent.proto.
  */
 export const file_infera_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbmZlcmEvYWdlbnQvdjEvYWdlbnQucHJvdG8SD2luZmVyYS5hZ2VudC52MSKDAQoPR2VuZXJhdGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKwoIZW5kcG9pbnQYAiABKA4yGS5pbmZlcmEuYWdlbnQudjEuRW5kcG9pbnQSDAoEYm9keRgDIAEoDBIOCgZzdHJlYW0YBCABKAgSEQoJdGVuYW50X2lkGAUgASgJIpQBChBHZW5lcmF0ZVJlc3BvbnNlEg8KBWNodW5rGAEgASgMSAASDgoEYm9keRgCIAEoDEgAEicKBXVzYWdlGAMgASgLMhYuaW5mZXJhLmFnZW50LnYxLlVzYWdlSAASLQoFZXJyb3IYBCABKAsyHC5pbmZlcmEuYWdlbnQudjEuRW5naW5lRXJyb3JIAEIHCgVldmVudCJaCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEg4KBmltYWdlcxgDIAEoDRIPCgd0dGZ0X21zGAQgASgBIlkKC0VuZ2luZUVycm9yEg4KBnN0YXR1cxgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEgwKBHR5cGUYAyABKAkSDQoFcGFyYW0YBCABKAkSDAoEY29kZRgFIAEoCSIPCg1IZWFsdGhSZXF1ZXN0IlcKDkhlYWx0aFJlc3BvbnNlEg8KB3NlcnZpbmcYASABKAgSEgoKcmVwbGljYV9pZBgCIAEoCRIPCgdydW5uaW5nGAMgASgNEg8KB3dhaXRpbmcYBCABKA0qiwEKCEVuZHBvaW50EhgKFEVORFBPSU5UX1VOU1BFQ0lGSUVEEAASHQoZRU5EUE9JTlRfQ0hBVF9DT01QTEVUSU9OUxABEhgKFEVORFBPSU5UX0NPTVBMRVRJT05TEAISFwoTRU5EUE9JTlRfRU1CRURESU5HUxADEhMKD0VORFBPSU5UX0lNQUdFUxAEMqwBCgxBZ2VudFNlcnZpY2USUQoIR2VuZXJhdGUSIC5pbmZlcmEuYWdlbnQudjEuR2VuZXJhdGVSZXF1ZXN0GiEuaW5mZXJhLmFnZW50LnYxLkdlbmVyYXRlUmVzcG9uc2UwARJJCgZIZWFsdGgSHi5pbmZlcmEuYWdlbnQudjEuSGVhbHRoUmVxdWVzdBofLmluZmVyYS5hZ2VudC52MS5IZWFsdGhSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChtpbmZlcmEvYWdlbnQvdjEvYWdlbnQucHJvdG8SD2luZmVyYS5hZ2VudC52MSKDAQoPR2VuZXJhdGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKwoIZW5kcG9pbnQYAiABKA4yGS5pbmZlcmEuYWdlbnQudjEuRW5kcG9pbnQSDAoEYm9keRgDIAEoDBIOCgZzdHJlYW0YBCABKAgSEQoJdGVuYW50X2lkGAUgASgJIpQBChBHZW5lcmF0ZVJlc3BvbnNlEg8KBWNodW5rGAEgASgMSAASDgoEYm9keRgCIAEoDEgAEicKBXVzYWdlGAMgASgLMhYuaW5mZXJhLmFnZW50LnYxLlVzYWdlSAASLQoFZXJyb3IYBCABKAsyHC5pbmZlcmEuYWdlbnQudjEuRW5naW5lRXJyb3JIAEIHCgVldmVudCJaCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEg4KBmltYWdlcxgDIAEoDRIPCgd0dGZ0X21zGAQgASgBIlkKC0VuZ2luZUVycm9yEg4KBnN0YXR1cxgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEgwKBHR5cGUYAyABKAkSDQoFcGFyYW0YBCABKAkSDAoEY29kZRgFIAEoCSIjCg1DYW5jZWxSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkiHwoOQ2FuY2VsUmVzcG9uc2USDQoFZm91bmQYASABKAgiDwoNSGVhbHRoUmVxdWVzdCJXCg5IZWFsdGhSZXNwb25zZRIPCgdzZXJ2aW5nGAEgASgIEhIKCnJlcGxpY2FfaWQYAiABKAkSDwoHcnVubmluZxgDIAEoDRIPCgd3YWl0aW5nGAQgASgNKosBCghFbmRwb2ludBIYChRFTkRQT0lOVF9VTlNQRUNJRklFRBAAEh0KGUVORFBPSU5UX0NIQVRfQ09NUExFVElPTlMQARIYChRFTkRQT0lOVF9DT01QTEVUSU9OUxACEhcKE0VORFBPSU5UX0VNQkVERElOR1MQAxITCg9FTkRQT0lOVF9JTUFHRVMQBDL3AQoMQWdlbnRTZXJ2aWNlElEKCEdlbmVyYXRlEiAuaW5mZXJhLmFnZW50LnYxLkdlbmVyYXRlUmVxdWVzdBohLmluZmVyYS5hZ2VudC52MS5HZW5lcmF0ZVJlc3BvbnNlMAESSQoGQ2FuY2VsEh4uaW5mZXJhLmFnZW50LnYxLkNhbmNlbFJlcXVlc3QaHy5pbmZlcmEuYWdlbnQudjEuQ2FuY2VsUmVzcG9uc2USSQoGSGVhbHRoEh4uaW5mZXJhLmFnZW50LnYxLkhlYWx0aFJlcXVlc3QaHy5pbmZlcmEuYWdlbnQudjEuSGVhbHRoUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message infera.agent.v1.GenerateRequest
@@ -177,6 +177,42 @@ export const EngineErrorSchema: GenMessage<EngineError> = /*@__PURE__*/
   messageDesc(file_infera_agent_v1_agent, 3);
 
 /**
+ * @generated from message infera.agent.v1.CancelRequest
+ */
+export type CancelRequest = Message<"infera.agent.v1.CancelRequest"> & {
+  /**
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message infera.agent.v1.CancelRequest.
+ * Use `create(CancelRequestSchema)` to create a new message.
+ */
+export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
+  messageDesc(file_infera_agent_v1_agent, 4);
+
+/**
+ * @generated from message infera.agent.v1.CancelResponse
+ */
+export type CancelResponse = Message<"infera.agent.v1.CancelResponse"> & {
+  /**
+   * Whether a call with this id was open (or about to start) here.
+   *
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+};
+
+/**
+ * Describes the message infera.agent.v1.CancelResponse.
+ * Use `create(CancelResponseSchema)` to create a new message.
+ */
+export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
+  messageDesc(file_infera_agent_v1_agent, 5);
+
+/**
  * @generated from message infera.agent.v1.HealthRequest
  */
 export type HealthRequest = Message<"infera.agent.v1.HealthRequest"> & {
@@ -187,7 +223,7 @@ export type HealthRequest = Message<"infera.agent.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 4);
+  messageDesc(file_infera_agent_v1_agent, 6);
 
 /**
  * @generated from message infera.agent.v1.HealthResponse
@@ -219,7 +255,7 @@ export type HealthResponse = Message<"infera.agent.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 5);
+  messageDesc(file_infera_agent_v1_agent, 7);
 
 /**
  * @generated from enum infera.agent.v1.Endpoint
@@ -275,6 +311,18 @@ export const AgentService: GenService<{
     methodKind: "server_streaming";
     input: typeof GenerateRequestSchema;
     output: typeof GenerateResponseSchema;
+  },
+  /**
+   * The client behind a Generate call went away: stop the engine request and end
+   * that call with a `usage` event counting what the engine generated (the call is
+   * not cancelled, so the count can still reach the gateway). Unknown ids are ignored.
+   *
+   * @generated from rpc infera.agent.v1.AgentService.Cancel
+   */
+  cancel: {
+    methodKind: "unary";
+    input: typeof CancelRequestSchema;
+    output: typeof CancelResponseSchema;
   },
   /**
    * Whether the engine behind this agent can take requests.

@@ -1,0 +1,190 @@
+/**
+ * Usage metering end to end: one record per request with the engine's token counts and
+ * the model version's prices; exact totals after a load run in which clients disconnect
+ * (mid-stream, before the first token, while queued, non-streamed): the sums in Postgres
+ * equal what the engine (engine-sim's /sim/stats) says it generated, token for token; a
+ * gateway stopped with SIGTERM writes what it holds first; GET /v1/usage groups and
+ * validates.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb, usageTotals } from "@infera/registry";
+import { startExtraGateway, startPlatform, type Platform } from "@infera/testkit";
+
+const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
+
+let platform: Platform;
+let db: ReturnType<typeof createDb>;
+let engineUrl: string;
+
+interface SimStats {
+  promptTokens: number;
+  completionTokens: number;
+  completed: number;
+  aborted: number;
+  running: number;
+  waiting: number;
+}
+
+async function engineStats(): Promise<SimStats> {
+  return (await (await fetch(`${engineUrl}/sim/stats`)).json()) as SimStats;
+}
+
+async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return cond();
+}
+
+beforeAll(async () => {
+  // Tokens take time (a stream of 100 tokens lasts ~2 s), so disconnects land mid-generation.
+  platform = await startPlatform({ label: "usage", env: { SIM_TTFT_MS: "30", SIM_ITL_MS: "20" } });
+  db = createDb(platform.databaseUrl, { max: 2 });
+  const dir = `/tmp/infera-test-logs/${platform.redisPrefix}`;
+  const agentLog = readdirSync(dir).find((f) => f.endsWith("-agent.log"))!;
+  for (const line of readFileSync(`${dir}/${agentLog}`, "utf8").split("\n")) {
+    if (line.includes('"agent listening"')) engineUrl = (JSON.parse(line) as { engineUrl: string }).engineUrl;
+  }
+  expect(engineUrl).toMatch(/^http/);
+}, 120_000);
+
+afterAll(async () => {
+  await db?.destroy();
+  await platform?.stop();
+});
+
+function body(i: number, stream: boolean): Record<string, unknown> {
+  return { model: MODEL, messages: [{ role: "user", content: `Question number ${i}: tell me about lamb, in detail.` }], max_tokens: 40 + (i % 5) * 30, stream, ...(i % 7 === 0 ? { n: 2, temperature: 1 } : {}) };
+}
+
+/** One request; `leaveAfterMs` drops the connection at that time (undefined: read to the end). */
+async function run(i: number, stream: boolean, leaveAfterMs: number | undefined, key: string, base = platform.openaiURL): Promise<string> {
+  const ac = new AbortController();
+  const timer = leaveAfterMs === undefined ? undefined : setTimeout(() => ac.abort(), leaveAfterMs);
+  try {
+    const r = await fetch(`${base}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: JSON.stringify(body(i, stream)),
+      signal: ac.signal,
+    });
+    await r.text();
+    return r.status === 200 ? "ok" : `status ${r.status}`;
+  } catch {
+    return "left";
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("usage records", () => {
+  it("counts exactly what the engine generated, after a load run with disconnects", async () => {
+    const before = await engineStats();
+    const totalsBefore = await usageTotals(db, {});
+    const outcomes: string[] = [];
+    const jobs: Promise<void>[] = [];
+    for (let i = 0; i < 90; i++) {
+      const stream = i % 4 !== 3;
+      // A third leave: at once (queued or before the first token), early, or mid-stream.
+      const leave = i % 3 === 0 ? [0, 50, 300, 800, 1500, 2500][(i / 3) % 6] : undefined;
+      jobs.push(run(i, stream, leave, platform.adminKey).then((o) => void outcomes.push(o)));
+      if (i % 10 === 9) await new Promise((r) => setTimeout(r, 20));
+    }
+    await Promise.all(jobs);
+    expect(outcomes.filter((o) => o === "ok").length).toBeGreaterThanOrEqual(55);
+    expect(outcomes.filter((o) => o === "left").length).toBeGreaterThanOrEqual(20);
+    // The engine is idle again, and the gateway has written everything.
+    expect(await waitFor(async () => ((s) => s.running + s.waiting === 0)(await engineStats()), 20_000)).toBe(true);
+    const after = await engineStats();
+    expect(after.aborted - before.aborted, "some requests were aborted inside the engine").toBeGreaterThan(0);
+    const engine = { prompt: after.promptTokens - before.promptTokens, completion: after.completionTokens - before.completionTokens };
+    let recorded = { prompt: -1, completion: -1 };
+    await waitFor(async () => {
+      const t = await usageTotals(db, {});
+      recorded = { prompt: t.promptTokens - totalsBefore.promptTokens, completion: t.completionTokens - totalsBefore.completionTokens };
+      return recorded.completion === engine.completion && recorded.prompt === engine.prompt;
+    }, 10_000);
+    expect(engine.completion).toBeGreaterThan(1000);
+    expect(recorded).toEqual(engine);
+  });
+
+  it("records one row per request with tokens, status, timing and the model's price", async () => {
+    const sdk = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
+    const { data, request_id } = await sdk.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "price me" }], max_tokens: 9 }).withResponse();
+    expect(request_id).toBeTruthy();
+    // Catalog prices: $0.03 / M input, $0.06 / M output.
+    const expected = (data.usage!.prompt_tokens * 0.03 + data.usage!.completion_tokens * 0.06) / 1e6;
+    expect((data.usage as unknown as { estimated_cost: number }).estimated_cost).toBeCloseTo(expected, 12);
+    let row: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      row = await db.selectFrom("usage_records").selectAll().where("request_id", "=", request_id!).executeTakeFirst();
+      return row !== undefined;
+    }, 5000);
+    expect(row).toMatchObject({ model: MODEL, endpoint: "chat", prompt_tokens: data.usage!.prompt_tokens, completion_tokens: 9, status: "ok" });
+    expect(Number(row!.cost_usd)).toBeCloseTo(expected, 9);
+    expect(row!.duration_ms as number).toBeGreaterThan(0);
+  });
+
+  it("a gateway stopped with SIGTERM writes the usage it holds first", async () => {
+    // Flushes only at stop: nothing would be written otherwise.
+    const gw = await startExtraGateway(platform, { USAGE_FLUSH_MS: "600000" });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const id = `flush-test-${i}-${Date.now()}`;
+      ids.push(id);
+      const r = await fetch(`${gw.openaiURL}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}`, "x-request-id": id },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: `hello ${i}` }], max_tokens: 3, stream: i % 2 === 0 }),
+      });
+      expect(r.status).toBe(200);
+      await r.text();
+    }
+    const held = await db.selectFrom("usage_records").select("request_id").where("request_id", "in", ids).execute();
+    expect(held.length).toBe(0);
+    expect(await gw.stop()).toBe(0);
+    const written = await db.selectFrom("usage_records").select(["request_id", "completion_tokens"]).where("request_id", "in", ids).execute();
+    expect(written.map((r) => r.request_id).sort()).toEqual([...ids].sort());
+    expect(written.every((r) => r.completion_tokens === 3)).toBe(true);
+  });
+});
+
+describe("GET /v1/usage", () => {
+  it("groups a tenant's usage by model, day and key, and agrees with the records", async () => {
+    const sums = await usageTotals(db, {});
+    const byModel = await (await fetch(`${platform.baseURL}/v1/usage?group_by=model`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as {
+      data: { model: string; requests: number; prompt_tokens: number; completion_tokens: number; total_tokens: number; cost_usd: number }[];
+      total: { requests: number; prompt_tokens: number; completion_tokens: number };
+    };
+    expect(byModel.data.map((r) => r.model)).toEqual([MODEL]);
+    // Every request so far was the admin tenant's.
+    expect(byModel.total).toMatchObject({ requests: sums.requests, prompt_tokens: sums.promptTokens, completion_tokens: sums.completionTokens });
+    const byDay = await (await fetch(`${platform.baseURL}/v1/usage?group_by=day&from=${new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)}`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { data: { day: string; requests: number }[] };
+    expect(byDay.data[0]?.day).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(byDay.data.reduce((n, r) => n + r.requests, 0)).toBe(sums.requests);
+    const byKey = await (await fetch(`${platform.baseURL}/v1/usage?group_by=key`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { data: { key_id: string }[] };
+    expect(byKey.data.length).toBe(1);
+    // A window in the past holds nothing.
+    const past = await (await fetch(`${platform.baseURL}/v1/usage?from=1000000000&to=1000003600`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { data: unknown[] };
+    expect(past.data).toEqual([]);
+  });
+
+  it("answers bad parameters with 400 naming the parameter", async () => {
+    for (const [q, param] of [
+      ["group_by=tenant", "group_by"],
+      ["from=yesterday", "from"],
+      ["to=2026-13-45T99", "to"],
+      ["from=1700000000&to=1600000000", "from"],
+      ["bogus=1", "bogus"],
+    ] as const) {
+      const r = await fetch(`${platform.baseURL}/v1/usage?${q}`, { headers: { authorization: `Bearer ${platform.adminKey}` } });
+      expect(r.status, q).toBe(400);
+      expect(((await r.json()) as { error: { param: string } }).error.param, q).toBe(param);
+    }
+    expect((await fetch(`${platform.baseURL}/v1/usage`)).status).toBe(401);
+  });
+});
