@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createDb, DEMO_CATALOG, migrateToLatest, seedCatalog } from "@infera/registry";
+import { createDb, migrateToLatest, seedCatalog, selectCatalog } from "@infera/registry";
 import { ensurePostgres, ensureRedis, type Service } from "./services.ts";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -40,19 +40,40 @@ async function stopAll(code: number): Promise<never> {
 process.once("SIGINT", () => void stopAll(0));
 process.once("SIGTERM", () => void stopAll(0));
 
-function start(name: string, main: string, extra: NodeJS.ProcessEnv): ChildProcess {
+// A service that exits on its own (crashed, killed, or stopped by someone else) is started
+// again, like a supervisor would; one that keeps exiting stops the platform.
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+function start(name: string, main: string, extra: NodeJS.ProcessEnv, exits: number[] = []): ChildProcess {
   const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, main)], {
     cwd: ROOT,
     env: { ...env, ...extra, INFERA_PARENT_PID: String(process.pid) },
     stdio: ["ignore", "inherit", "inherit"],
   });
+  const entry = { name, proc };
   proc.once("exit", (code, signal) => {
-    if (!stopping) {
+    if (stopping) return;
+    const now = Date.now();
+    const recent = [...exits.filter((t) => now - t < RESTART_WINDOW_MS), now];
+    if (env.LOCAL_RESTART === "false" || recent.length > MAX_RESTARTS) {
       log(`${name} exited (${signal ?? code}); stopping the platform`);
       void stopAll(1);
+      return;
     }
+    const backoffMs = Math.min(5_000, 250 * 2 ** (recent.length - 1));
+    log(`${name} exited (${signal ?? code}); starting it again in ${backoffMs} ms`);
+    setTimeout(() => {
+      if (stopping) return;
+      start(name, main, extra, recent);
+      // Keep the stop order (gateway before scheduler): the new process takes the old one's place.
+      const next = children.pop()!;
+      const i = children.indexOf(entry);
+      if (i >= 0) children.splice(i, 1, next);
+      else children.push(next);
+    }, backoffMs);
   });
-  children.push({ name, proc });
+  children.push(entry);
   return proc;
 }
 
@@ -65,7 +86,7 @@ try {
   const db = createDb(postgres.url, { max: 2 });
   await migrateToLatest(db);
   const wanted = (env.CATALOG ?? "all").split(",").map((s) => s.trim());
-  const catalog = DEMO_CATALOG.filter((e) => wanted.includes("all") || wanted.some((w) => e.name === w || e.task === w));
+  const catalog = selectCatalog(wanted);
   await seedCatalog(db, catalog);
   await db.destroy();
 

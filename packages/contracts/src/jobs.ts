@@ -54,6 +54,20 @@ export interface Release {
   count: number;
   /** The replica could not be reached before the first byte. */
   failed: boolean;
+  /**
+   * Tokens the released requests actually used, per tenant, so the scheduler's fair queue can
+   * charge output tokens at completion (and correct the estimate it charged at dispatch).
+   */
+  usage?: ReleaseUsage[];
+}
+
+/** One tenant's usage in a release (sums over the released requests). */
+export interface ReleaseUsage {
+  tenantId: string;
+  /** What the jobs carried as `estimatedTokens` (charged as input at dispatch). */
+  estimatedTokens: number;
+  promptTokens: number;
+  completionTokens: number;
 }
 
 /** What an agent reports about its replica, every heartbeat. */
@@ -95,6 +109,10 @@ export function redisKeys(prefix: string) {
     registryChannel: `${prefix}:registry`,
     /** Set once per job id when it is dispatched: makes dispatch once-only across schedulers. */
     dispatched: (jobId: string) => `${prefix}:dispatched:${jobId}`,
+    /** Hash gatewayId → "<requests waiting for a replica>:<epoch ms>", per deployment (the queue bound). */
+    queuedByGateway: (deploymentId: string) => `${prefix}:queued:${deploymentId}`,
+    /** Hash deploymentId → replicas the reconciler last asked the runtime for (the deploy API's `pending`). */
+    desiredReplicas: `${prefix}:desired-replicas`,
     /** Leader lock for the reconciler. */
     leader: `${prefix}:reconciler-leader`,
   };

@@ -12,6 +12,8 @@ export interface CatalogEntry {
   prices: { inputPerM?: number; outputPerM?: number; perImage?: number };
   gpu: string;
   maxBatchSize: number;
+  /** Left out of `CATALOG=all` and task filters; served only when named, or by engine (`tgi`, `tei`). */
+  optIn?: boolean;
 }
 
 /** The demo catalog local mode serves. Prices are the hosted provider's order of magnitude. */
@@ -27,7 +29,21 @@ export const DEMO_CATALOG: readonly CatalogEntry[] = [
   },
   { name: "BAAI/bge-large-en-v1.5", task: "embeddings", engine: "vllm", version: "1", prices: { inputPerM: 0.01 }, gpu: "A100-80GB", maxBatchSize: 256 },
   { name: "black-forest-labs/FLUX-1-schnell", task: "images", engine: "image", version: "1", prices: { perImage: 0.0005 }, gpu: "H100-80GB", maxBatchSize: 4 },
+  // The second engines: opt-in so that `pnpm start` stays at three replicas.
+  { name: "meta-llama/Llama-3.1-8B-Instruct", task: "chat", engine: "tgi", version: "1", prices: { inputPerM: 0.03, outputPerM: 0.05 }, gpu: "A100-80GB", maxBatchSize: 64, optIn: true },
+  { name: "mixedbread-ai/mxbai-embed-large-v1", task: "embeddings", engine: "tei", version: "1", prices: { inputPerM: 0.01 }, gpu: "A100-80GB", maxBatchSize: 256, optIn: true },
 ];
+
+/**
+ * The catalog entries a `CATALOG` list asks for: `all`, a task (`chat`, `embeddings`,
+ * `images`), an engine (`vllm`, `tgi`, `tei`, `image`) or a model name. Opt-in entries
+ * come only by name or engine.
+ */
+export function selectCatalog(wanted: readonly string[], entries: readonly CatalogEntry[] = DEMO_CATALOG): CatalogEntry[] {
+  return entries.filter((e) =>
+    wanted.some((w) => w === e.name || w === e.engine || (!e.optIn && (w === "all" || w === e.task))),
+  );
+}
 
 /**
  * Makes sure each catalog model has a live deployment (one replica). Idempotent: a

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from "kysely";
-import type { DB, DeploymentState, Task } from "./schema.ts";
+import type { DB, DeploymentState, EngineKind, Task } from "./schema.ts";
 import { newId } from "./ids.ts";
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -12,6 +12,8 @@ export interface ResolvedModel {
   modelName: string;
   version: string;
   task: Task;
+  /** The engine the deployment runs (from its config): decides which request attributes it can serve. */
+  engine: EngineKind;
   ownerTenantId: string | null;
   priceInputPerM: number;
   priceOutputPerM: number;
@@ -60,6 +62,7 @@ export async function resolveModel(db: Db, tenantId: string, model: string): Pro
       "d.id as deploymentId",
       "d.status as status",
       "d.created_at as createdAt",
+      "d.config as config",
       "m.name as modelName",
       "v.version as version",
       "v.uploaded_at as uploadedAt",
@@ -106,6 +109,7 @@ export async function resolveModel(db: Db, tenantId: string, model: string): Pro
       modelName: r.modelName,
       version: r.version,
       task: r.task,
+      engine: r.config.engine,
       ownerTenantId: r.ownerTenantId,
       priceInputPerM: Number(r.priceIn),
       priceOutputPerM: Number(r.priceOut),

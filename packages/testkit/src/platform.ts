@@ -18,6 +18,10 @@ export interface PlatformOptions {
   catalog?: string[];
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /** Use this database instead of a fresh one on the shared server (a private Postgres); not dropped at stop. */
+  databaseUrl?: string;
+  /** Use this Redis instead of the shared one (a private redis-server). */
+  redisUrl?: string;
 }
 
 export interface Platform {
@@ -28,13 +32,20 @@ export interface Platform {
   databaseUrl: string;
   redisPrefix: string;
   redisUrl: string;
+  /** The launcher's pid (its children: scheduler and gateway). */
+  pid: number;
+  /** Where the replicas' logs go. */
+  logDir: string;
   /** Everything the platform printed (JSON log lines), for assertions. */
   output(): string;
   stop(): Promise<void>;
 }
 
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
-  const db: TestDatabase = await createTestDatabase(options.label);
+  const db: TestDatabase = options.databaseUrl
+    ? { url: options.databaseUrl, name: new URL(options.databaseUrl).pathname.slice(1), drop: async () => {} }
+    : await createTestDatabase(options.label);
+  const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
   const redisPrefix = testRedisPrefix(options.label);
   const port = await freePort();
   const adminKey = `sk-admin-${randomBytes(16).toString("hex")}`;
@@ -46,7 +57,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       NODE_ENV: "test",
       PORT: String(port),
       DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
+      REDIS_URL: redisUrl,
       REDIS_PREFIX: redisPrefix,
       BOOTSTRAP_ADMIN_KEY: adminKey,
       CATALOG: (options.catalog ?? ["chat"]).join(","),
@@ -75,7 +86,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await exited;
       clearTimeout(t);
     }
-    await flushPrefix(redisPrefix).catch(() => {});
+    if (!options.redisUrl) await flushPrefix(redisPrefix).catch(() => {});
     await db.drop().catch(() => {});
   };
 
@@ -97,7 +108,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { baseURL, openaiURL: `${baseURL}/v1/openai`, adminKey, databaseUrl: db.url, redisPrefix, redisUrl: TEST_REDIS_URL, output: () => out, stop };
+  const logDir = options.env?.LOCAL_LOG_DIR ?? `/tmp/infera-test-logs/${redisPrefix}`;
+  return { baseURL, openaiURL: `${baseURL}/v1/openai`, adminKey, databaseUrl: db.url, redisPrefix, redisUrl, pid: child.pid ?? 0, logDir, output: () => out, stop };
 }
 
 /** Reads a Prometheus text exposition into `name{labels}` → value. */

@@ -93,6 +93,22 @@ describe("TEI", () => {
     expect(openai.data[0]?.embedding).toEqual(body[1]);
   });
 
+  it("/embed takes token ids like TEI, the same vector as their text, and counts tokens in x-compute-tokens", async () => {
+    const text = await postJson(`${sim.url}/embed`, { inputs: ["Hi there"] });
+    expect(text.headers.get("x-compute-tokens")).toBe("3"); // BOS + "Hi" + " there"
+    const [fromText] = (await text.json()) as number[][];
+    const ids = [128000, 13347, 1070]; // Llama 3: <|begin_of_text|> "Hi" " there"
+    const one = await postJson(`${sim.url}/embed`, { inputs: ids });
+    expect(one.status).toBe(200);
+    expect(one.headers.get("x-compute-tokens")).toBe("3");
+    const many = await postJson(`${sim.url}/embed`, { inputs: [ids, ids.slice(1)] });
+    expect(many.headers.get("x-compute-tokens")).toBe("5");
+    const vectors = (await many.json()) as number[][];
+    expect(vectors).toHaveLength(2);
+    expect(((await one.json()) as number[][])[0]).toEqual(vectors[0]);
+    expect(vectors[1]).toEqual(fromText);
+  });
+
   it("answers TEI's errors: 413 for too many tokens or a big batch, 422 for bad input, truncate avoids 413", async () => {
     const long = await postJson(`${sim.url}/embed`, { inputs: "word ".repeat(600) });
     expect(long.status).toBe(413);

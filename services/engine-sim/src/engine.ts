@@ -46,6 +46,9 @@ export interface EngineStats {
   rejected: number;
   promptTokens: number;
   completionTokens: number;
+  /** Tokens of the requests that finished (not aborted): what a client can have been billed for. */
+  completedPromptTokens: number;
+  completedCompletionTokens: number;
 }
 
 export interface EngineOptions {
@@ -98,7 +101,7 @@ export function createEngine(options: EngineOptions): Engine {
   let timerAt = Infinity;
   let immediate: NodeJS.Immediate | null = null;
   let stopped = false;
-  const stats: EngineStats = { admitted: 0, completed: 0, aborted: 0, rejected: 0, promptTokens: 0, completionTokens: 0 };
+  const stats: EngineStats = { admitted: 0, completed: 0, aborted: 0, rejected: 0, promptTokens: 0, completionTokens: 0, completedPromptTokens: 0, completedCompletionTokens: 0 };
 
   const tokensBetween = (lengths: readonly number[], from: number, to: number): number => {
     let n = 0;
@@ -142,6 +145,7 @@ export function createEngine(options: EngineOptions): Engine {
       const total = tokensBetween(job.lengths, 0, e.steps);
       e.step = e.steps;
       stats.completionTokens += total;
+      stats.promptTokens += job.promptTokenIds.length;
       observer.generated(total);
       observer.firstToken(e.firstAt - e.arrivalAt);
       if (e.steps > 1) observer.interToken((now - e.firstAt) / (e.steps - 1), e.steps - 1);
@@ -162,6 +166,8 @@ export function createEngine(options: EngineOptions): Engine {
       e.held += n;
       observer.generated(n);
       if (from === 0) {
+        // Like vLLM's iteration stats: a prompt counts once its prefill produced a token.
+        stats.promptTokens += job.promptTokenIds.length;
         e.firstAt = now;
         observer.firstToken(now - e.arrivalAt);
         if (to > 1) observer.interToken(0, to - 1);
@@ -193,6 +199,8 @@ export function createEngine(options: EngineOptions): Engine {
     e.state = "done";
     release(e);
     stats.completed++;
+    stats.completedPromptTokens += e.job.promptTokenIds.length;
+    stats.completedCompletionTokens += tokensBetween(e.job.lengths, 0, e.steps);
     const queueMs = e.admittedAt - e.arrivalAt;
     observer.finished({ e2eMs: now - e.arrivalAt, queueMs, reasons: e.job.finishReasons, generatedTokens: tokensBetween(e.job.lengths, 0, e.steps) });
     e.job.onFinish({ queueMs, inferenceMs: now - e.admittedAt, ttftMs: e.firstAt - e.arrivalAt });
@@ -206,7 +214,6 @@ export function createEngine(options: EngineOptions): Engine {
     stats.admitted++;
     const prompt = e.job.promptTokenIds;
     const cached = prefixCache.lookupAndInsert(prompt);
-    stats.promptTokens += prompt.length;
     e.held = prompt.length;
     kvHeld += e.held;
     observer.admitted({ queueMs: now - e.arrivalAt, promptTokens: prompt.length, cachedTokens: cached });

@@ -82,10 +82,20 @@ export function runGeneration(ctx: SimContext, res: ServerResponse, run: Generat
     throw new SimError("overloaded", "Model is overloaded");
   }
   if (stream !== null) startSse(res);
-  res.once("close", () => {
+  const abort = (): void => {
     if (!ended) {
       ended = true;
       ticket.cancel();
     }
+  };
+  // A client that half-closes (FIN) is gone too. Stopping here, synchronously, means every
+  // token counted was written before the server's own FIN: a reader that drains to EOF saw
+  // exactly what the engine counted (the agent's graceful cancel relies on it).
+  const socket = res.socket;
+  if (socket?.readableEnded) abort(); // the FIN came while the body was being read
+  else socket?.once("end", abort);
+  res.once("close", () => {
+    socket?.off("end", abort);
+    abort();
   });
 }

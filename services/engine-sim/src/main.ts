@@ -1,5 +1,5 @@
 /** Starts engine-sim from the environment; SIGTERM/SIGINT close the server and exit. */
-import { ConfigError } from "@infera/core";
+import { ConfigError, exitWithParent } from "@infera/core";
 import { loadConfig } from "./config.ts";
 import { createEngineSim } from "./server.ts";
 
@@ -32,5 +32,7 @@ const shutdown = (signal: string): void => {
 };
 process.once("SIGTERM", () => shutdown("SIGTERM"));
 process.once("SIGINT", () => shutdown("SIGINT"));
+// Started by local mode: exit when the scheduler that started us is gone (even SIGKILLed).
+exitWithParent(() => shutdown("parent gone"));
 
 await sim.start(config.port, config.host);

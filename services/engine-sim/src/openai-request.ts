@@ -23,6 +23,8 @@ export interface SamplingRequest {
   ignoreEos: boolean;
   stream: boolean;
   includeUsage: boolean;
+  /** vLLM's `stream_options.continuous_usage_stats` (with include_usage): every chunk carries the cumulative usage. */
+  continuousUsage: boolean;
 }
 
 export interface ToolDef {
@@ -118,6 +120,7 @@ function parseSampling(config: SimConfig, body: Body, maxTokensNames: readonly s
     throw new SimError("invalid_request", "Stream options can only be defined when `stream=True`.", "stream_options");
   }
   const includeUsage = streamOptions !== undefined && streamOptions.include_usage === true;
+  const continuousUsage = includeUsage && streamOptions?.continuous_usage_stats === true;
   const greedy = temperature === 0;
   return {
     model,
@@ -131,6 +134,7 @@ function parseSampling(config: SimConfig, body: Body, maxTokensNames: readonly s
     ignoreEos: optBool(body, "ignore_eos") ?? false,
     stream,
     includeUsage,
+    continuousUsage,
   };
 }
 

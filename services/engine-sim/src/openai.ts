@@ -39,6 +39,39 @@ function usageOf(promptTokens: number, plans: readonly ChoicePlan[]): Usage {
   return { prompt_tokens: promptTokens, total_tokens: promptTokens + completion, completion_tokens: completion, prompt_tokens_details: null };
 }
 
+/** Continuous usage (vLLM): the usage object a chunk carries, cumulative through the steps generated so far. */
+function usageTail(promptTokens: number, completion: number): string {
+  return `,"usage":{"prompt_tokens":${promptTokens},"total_tokens":${promptTokens + completion},"completion_tokens":${completion}}`;
+}
+
+/** Tokens the choices generated in steps [0, to). */
+function tokensThrough(plans: readonly ChoicePlan[], to: number): number {
+  let n = 0;
+  for (const p of plans) n += Math.min(to, p.tokens.length);
+  return n;
+}
+
+/**
+ * With continuous usage on, every frame of step s carries the usage through step s; when the
+ * last steps of a batch wrote no frame (empty deltas), a usage-only chunk follows so that what
+ * a reader saw last always equals what the engine counted.
+ */
+function withContinuousUsage(frames: (from: number, to: number) => string, plans: readonly ChoicePlan[], promptTokens: number, meta: string) {
+  return (from: number, to: number): string => {
+    let out = "";
+    let last = -1;
+    for (let s = from; s < to; s++) {
+      const f = frames(s, s + 1);
+      if (f.length === 0) continue;
+      last = tokensThrough(plans, s + 1);
+      out += f.replaceAll("]}\n\n", `]${usageTail(promptTokens, last)}}\n\n`);
+    }
+    const total = tokensThrough(plans, to);
+    if (last !== total) out += `data: {${meta},"choices":[]${usageTail(promptTokens, total)}}\n\n`;
+    return out;
+  };
+}
+
 /** The tool to call, if the request makes the model call one. */
 export function selectTool(req: ChatRequest): ToolDef | null {
   if (req.tools.length === 0 || req.toolChoice === "none") return null;
@@ -114,6 +147,7 @@ export function chatRun(ctx: SimContext, req: ChatRequest): GenerationRun {
     return out;
   };
 
+  const meta = `"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${jstr(model)}`;
   return {
     promptTokenIds: req.promptIds,
     lengths: plans.map((p) => p.tokens.length),
@@ -121,7 +155,7 @@ export function chatRun(ctx: SimContext, req: ChatRequest): GenerationRun {
     stream: req.stream
       ? {
           done: true,
-          frames,
+          frames: req.continuousUsage ? withContinuousUsage(frames, plans, req.promptIds.length, meta) : frames,
           end: () =>
             (req.includeUsage ? sse({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usageOf(req.promptIds.length, plans) }) : "") +
             "data: [DONE]\n\n",
@@ -263,6 +297,7 @@ export function completionRun(ctx: SimContext, req: CompletionRequest): Generati
     return { index: c.index, text: c.echo + c.plan.text, logprobs, finish_reason: c.plan.finishReason, stop_reason: c.plan.stopReason, prompt_logprobs: null };
   };
 
+  const meta = `"id":"${id}","object":"text_completion","created":${created},"model":${jstr(model)}`;
   return {
     promptTokenIds: req.prompts.length === 1 ? (req.prompts[0]?.ids ?? []) : req.prompts.flatMap((p) => p.ids),
     lengths: plans.map((p) => p.tokens.length),
@@ -270,7 +305,7 @@ export function completionRun(ctx: SimContext, req: CompletionRequest): Generati
     stream: req.stream
       ? {
           done: true,
-          frames,
+          frames: req.continuousUsage ? withContinuousUsage(frames, plans, promptTokens, meta) : frames,
           end: () =>
             (req.includeUsage ? sse({ id, object: "text_completion", created, model, choices: [], usage: usageOf(promptTokens, plans) }) : "") + "data: [DONE]\n\n",
         }

@@ -184,7 +184,7 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
     get("/info", (_req, res) => sendJson(res, 200, teiInfo(ctx)));
     post("/embed", (_req, res, body, fault) => {
       const answer = teiEmbed(ctx, body);
-      answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body));
+      answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body, answer.headers));
     });
     post("/v1/embeddings", embeddings("tei"));
   } else {
@@ -208,6 +208,8 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
       faults: counters.faults,
       promptTokens: e.promptTokens,
       completionTokens: e.completionTokens,
+      completedPromptTokens: e.completedPromptTokens,
+      completedCompletionTokens: e.completedCompletionTokens,
       running: engine.running,
       waiting: engine.waiting,
       embeddings: { calls: counters.embeddingCalls, inputs: counters.embeddingInputs, promptTokens: counters.embeddingTokens },

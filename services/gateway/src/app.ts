@@ -9,9 +9,9 @@ import type { Kysely } from "kysely";
 import { sql } from "kysely";
 import { PlatformError, type Logger } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
-import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, type DB } from "@infera/registry";
+import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
 import { AgentClients } from "./agents.ts";
-import { KeyCache } from "./auth.ts";
+import { KeyCache, RedisRevocations } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { Dispatch } from "./dispatch.ts";
 import { errorBody, httpStatusOf, toPlatformError } from "./errors.ts";
@@ -19,6 +19,11 @@ import type { InferenceDeps } from "./inference.ts";
 import { createGatewayMetrics } from "./metrics.ts";
 import { ModelResolver } from "./resolver.ts";
 import { registerOpenAIRoutes } from "./routes/openai.ts";
+import { registerAdminRoutes } from "./routes/admin.ts";
+import { registerUsageRoutes } from "./routes/usage.ts";
+import { RateLimiter } from "./ratelimit.ts";
+import { registerDeployRoutes } from "./routes/deploy.ts";
+import { loadGpuTypes } from "./gpu-types.ts";
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 
@@ -46,11 +51,20 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 
   if (config.bootstrapAdminKey) await bootstrapAdmin(db, config.bootstrapAdminKey);
 
-  const keyCache = new KeyCache(db, config.cacheTtlMs);
+  const limiter = new RateLimiter({
+    redis,
+    prefix: config.redisPrefix,
+    tenantModelConcurrency: config.tenantModelConcurrency,
+    leaseMs: config.rateLimitLeaseMs,
+    logger: logger.child({ component: "ratelimit" }),
+  });
+  const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`);
+  const keyCache = new KeyCache(db, config.cacheTtlMs, Date.now, revocations);
   const resolver = new ModelResolver(db, config.cacheTtlMs);
-  const dispatch = new Dispatch({ redis, bullConnection: bull, keys, gatewayId: config.gatewayId, metrics, logger });
+  const dispatch = new Dispatch({ redis, bullConnection: bull, keys, gatewayId: config.gatewayId, metrics, logger, queueMax: config.queueMaxPerDeployment });
+  dispatch.start();
   const agents = new AgentClients();
-  const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics);
+  const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics, { intervalMs: config.usageFlushMs, maxBatch: 500, maxHeld: 1_000_000 });
   usage.start();
 
   const keysChannel = `${config.redisPrefix}:keys`;
@@ -71,6 +85,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     gatewayId: config.gatewayId,
     queueWaitMs: config.queueWaitMs,
     maxAttempts: config.maxAttempts,
+    limiter,
+    agentIdleTimeoutMs: config.agentIdleTimeoutMs,
+    agentCallTimeoutMs: config.agentCallTimeoutMs,
   };
 
   const app = Fastify({
@@ -79,6 +96,24 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
     return503OnClosing: true,
+    // A client must send its whole request within this (slow-loris bodies are cut off with a 408);
+    // Node checks at connectionsCheckingInterval, so keep that a fraction of it.
+    requestTimeout: config.requestTimeoutMs,
+    http: { headersTimeout: Math.min(60_000, config.requestTimeoutMs), connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(config.requestTimeoutMs / 4))) },
+    // Errors Node's HTTP parser answers before any route (a request too slow, headers too
+    // large, bytes that are not HTTP) get OpenAI's error JSON too.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === "ECONNRESET" || socket.destroyed) return;
+      const [status, text, message] =
+        err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, "Request Timeout", "The request was not received in time."]
+          : err.code === "HPE_HEADER_OVERFLOW"
+            ? [431, "Request Header Fields Too Large", "The request headers are larger than this server accepts."]
+            : [400, "Bad Request", "The request is not valid HTTP."];
+      const body = JSON.stringify({ error: { message, type: "invalid_request_error", param: null, code: null } });
+      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      socket.destroy(err);
+    },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: false } },
   });
 
@@ -121,6 +156,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   });
 
   for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, prefix }, deps);
+  registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
+  registerUsageRoutes(app, { db, keys: keyCache });
+  registerDeployRoutes(app, {
+    db,
+    keys: keyCache,
+    redis,
+    redisKeys: keys,
+    gpuTypes: await loadGpuTypes(config.gpuTypes),
+    secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
+    logger: logger.child({ component: "deploy-api" }),
+  });
 
   // Keep track of open hijacked responses so a drain can wait for them.
   const open = new Set<FastifyRequest>();

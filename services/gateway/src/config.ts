@@ -13,6 +13,8 @@ export interface GatewayConfig {
   bodyLimitBytes: number;
   /** How long a request may wait in the queue for a replica before a 503. */
   queueWaitMs: number;
+  /** Most requests waiting for a replica per deployment (across gateways) before a 429. */
+  queueMaxPerDeployment: number;
   shutdownGraceMs: number;
   bootstrapAdminKey: string | undefined;
   /** Re-queues of one request after replicas failed it before its first byte. */
@@ -20,6 +22,20 @@ export interface GatewayConfig {
   /** Key and model cache lifetime; revocations and lifecycle changes also arrive by pub/sub. */
   cacheTtlMs: number;
   gpuTypes: string | undefined;
+  /** Open requests one tenant may have on one deployment (all keys, all gateways); 0 = no cap. */
+  tenantModelConcurrency: number;
+  /** How long an open request may hold a concurrency slot if its gateway dies without settling. */
+  rateLimitLeaseMs: number;
+  /** How often usage records are written to Postgres (in batches). */
+  usageFlushMs: number;
+  /** Seals deployments' Hugging Face tokens at rest (any string; a 32-byte key is derived from it). */
+  secretsKey: string | undefined;
+  /** A replica that sends nothing for this long (first byte or between events) is given up on. */
+  agentIdleTimeoutMs: number;
+  /** A non-streamed request's whole agent call is given up on after this. */
+  agentCallTimeoutMs: number;
+  /** Time to receive a whole request (headers and body): slow-loris clients are cut off. */
+  requestTimeoutMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
@@ -33,10 +49,18 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     logLevel: str(env, "LOG_LEVEL", "info"),
     bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     queueWaitMs: int(env, "QUEUE_WAIT_MS", 120_000, 100, 3_600_000),
+    queueMaxPerDeployment: int(env, "QUEUE_MAX_PER_DEPLOYMENT", 10_000, 1, 10_000_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     bootstrapAdminKey: optionalStr(env, "BOOTSTRAP_ADMIN_KEY"),
     maxAttempts: int(env, "MAX_ATTEMPTS", 3, 1, 10),
     cacheTtlMs: int(env, "CACHE_TTL_MS", 30_000, 0, 3_600_000),
     gpuTypes: optionalStr(env, "GPU_TYPES"),
+    tenantModelConcurrency: int(env, "TENANT_MODEL_CONCURRENCY", 200, 0, 1_000_000),
+    rateLimitLeaseMs: int(env, "RATE_LIMIT_LEASE_MS", 900_000, 1000, 86_400_000),
+    usageFlushMs: int(env, "USAGE_FLUSH_MS", 250, 10, 3_600_000),
+    secretsKey: optionalStr(env, "SECRETS_KEY"),
+    agentIdleTimeoutMs: int(env, "AGENT_IDLE_TIMEOUT_MS", 60_000, 100, 3_600_000),
+    agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
+    requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
   };
 }

@@ -2,19 +2,48 @@
  * The gateway's side of the queue: put a request on its deployment's BullMQ queue,
  * wait for the scheduler's assignment on this instance's reply channel, and tell the
  * scheduler when the request is done with its replica (batched releases).
+ *
+ * Backpressure: the queue of each deployment is bounded (`queueMax` requests waiting for a
+ * replica, across all gateways). Each gateway knows its own waiting requests exactly (they
+ * are its pending promises, no Redis needed) and learns the other gateways' counts from a
+ * small hash per deployment that every gateway rewrites and reads in one pipelined round
+ * trip per `syncMs` tick — off the request path. A request that would take the total past
+ * the bound is answered 429 `queue_full` at once; one that waits past its deadline 503.
  */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { PlatformError, type Logger } from "@infera/core";
-import { JOBS, jobId, type Assignment, type InferJob, type RedisKeys, type Release } from "@infera/contracts";
+import { JOBS, jobId, type Assignment, type InferJob, type RedisKeys, type Release, type ReleaseUsage } from "@infera/contracts";
 import type { GatewayMetrics } from "./metrics.ts";
 
 export type Assigned = Extract<Assignment, { type: "assigned" }>;
 
 interface Pending {
+  deploymentId: string;
   resolve: (a: Assigned) => void;
   reject: (e: PlatformError) => void;
   timer: NodeJS.Timeout;
+}
+
+/** What a finished request used, for the scheduler's fair queue (output tokens are charged at completion). */
+export interface UsedTokens {
+  tenantId: string;
+  estimatedTokens: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+interface QueueCount {
+  /** This gateway's requests waiting for a replica. */
+  mine: number;
+  /** The other gateways' waiting requests, as of the last sync. */
+  others: number;
+  /** Last time this gateway had a request waiting (keeps the sync going a while after). */
+  activeAt: number;
+  /** Whether this gateway's field in the shared hash may be non-zero. */
+  published: boolean;
+  /** The first read of the other gateways' counts (once per deployment this gateway meets). */
+  first: Promise<void> | undefined;
 }
 
 export interface DispatchOptions {
@@ -24,18 +53,120 @@ export interface DispatchOptions {
   gatewayId: string;
   metrics: GatewayMetrics;
   logger: Logger;
+  /** Most requests waiting for a replica per deployment, across gateways; beyond it 429. Default: unbounded. */
+  queueMax?: number;
+  /** How often gateways exchange their waiting counts (ms). Default 200. */
+  syncMs?: number;
+  now?: () => number;
 }
 
 export class Dispatch {
   private readonly queues = new Map<string, Queue>();
   private readonly pending = new Map<string, Pending>();
   private readonly releases = new Map<string, Map<string, Release>>();
+  private readonly counts = new Map<string, QueueCount>();
   private flushScheduled = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing = false;
+  private readonly queueMax: number;
+  private readonly syncMs: number;
+  private readonly now: () => number;
 
-  constructor(private readonly o: DispatchOptions) {}
+  constructor(private readonly o: DispatchOptions) {
+    this.queueMax = o.queueMax ?? Number.POSITIVE_INFINITY;
+    this.syncMs = o.syncMs ?? 200;
+    this.now = o.now ?? Date.now;
+  }
 
   get waiting(): number {
     return this.pending.size;
+  }
+
+  /** Requests waiting for a replica on a deployment: this gateway's exactly, plus the others' last reported. */
+  queued(deploymentId: string): number {
+    const c = this.counts.get(deploymentId);
+    return c ? c.mine + c.others : 0;
+  }
+
+  /** Starts exchanging waiting counts with the other gateways (only needed with a bound). */
+  start(): void {
+    if (this.syncTimer || !Number.isFinite(this.queueMax)) return;
+    this.syncTimer = setInterval(() => void this.sync(), this.syncMs);
+    this.syncTimer.unref();
+  }
+
+  /** One pipelined round trip: write this gateway's count per active deployment, read everyone's. */
+  private async sync(): Promise<void> {
+    if (this.syncing) return;
+    const now = this.now();
+    const active = [...this.counts.entries()].filter(([, c]) => c.mine > 0 || c.published || now - c.activeAt < 10_000);
+    if (active.length === 0) return;
+    this.syncing = true;
+    const pipe = this.o.redis.pipeline();
+    const reads: number[] = [];
+    let n = 0;
+    for (const [id, c] of active) {
+      const key = this.o.keys.queuedByGateway(id);
+      if (c.mine > 0) {
+        pipe.hset(key, this.o.gatewayId, `${c.mine}:${now}`);
+        pipe.pexpire(key, this.syncMs * 50);
+        n += 2;
+      } else if (c.published) {
+        pipe.hdel(key, this.o.gatewayId);
+        n++;
+      }
+      c.published = c.mine > 0;
+      pipe.hgetall(key);
+      reads.push(n++);
+    }
+    try {
+      const results = (await pipe.exec()) ?? [];
+      active.forEach(([id], i) => {
+        const c = this.counts.get(id);
+        const h = results[reads[i] ?? -1]?.[1] as Record<string, string> | null | undefined;
+        if (!c || !h) return;
+        c.others = this.othersOf(h);
+        if (c.mine === 0 && !c.published && c.others === 0 && now - c.activeAt >= 10_000) this.counts.delete(id);
+      });
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, "could not exchange queue counts");
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private async readOthers(deploymentId: string, c: QueueCount): Promise<void> {
+    try {
+      c.others = this.othersOf(await this.o.redis.hgetall(this.o.keys.queuedByGateway(deploymentId)));
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, "could not read queue counts");
+    }
+  }
+
+  /** Sum of the other gateways' fresh counts (a gateway that stopped writing counts for nothing after a few ticks). */
+  private othersOf(h: Record<string, string>): number {
+    const fresh = this.now() - this.syncMs * 5;
+    let others = 0;
+    for (const [gw, v] of Object.entries(h)) {
+      if (gw === this.o.gatewayId) continue;
+      const [count, at] = v.split(":");
+      if (Number(at) >= fresh) others += Number(count) || 0;
+    }
+    return others;
+  }
+
+  /** Takes a request out of the waiting set (answered, timed out, abandoned); undefined when it was not there. */
+  private settle(requestId: string): Pending | undefined {
+    const p = this.pending.get(requestId);
+    if (!p) return undefined;
+    this.pending.delete(requestId);
+    clearTimeout(p.timer);
+    const c = this.counts.get(p.deploymentId);
+    if (c) {
+      c.mine--;
+      c.activeAt = this.now();
+    }
+    return p;
   }
 
   /** Called with each message on this gateway's reply channel. */
@@ -47,15 +178,13 @@ export class Dispatch {
       return;
     }
     this.o.logger.debug({ requestId: a.requestId, type: a.type }, "scheduler answered");
-    const p = this.pending.get(a.requestId);
+    const p = this.settle(a.requestId);
     if (!p) {
       // Nobody waits for it (client gone, or a duplicate): give the slot back.
       if (a.type === "assigned") this.release(a, false);
       this.o.metrics.assignments.inc({ outcome: "orphan" });
       return;
     }
-    this.pending.delete(a.requestId);
-    clearTimeout(p.timer);
     if (a.type === "assigned") {
       this.o.metrics.assignments.inc({ outcome: "assigned" });
       p.resolve(a);
@@ -74,40 +203,61 @@ export class Dispatch {
     return q;
   }
 
-  /** Enqueue and wait for a replica. Rejects at the deadline or when `signal` aborts. */
+  /**
+   * Enqueue and wait for a replica. Rejects at once with `queue_full` (429) when the
+   * deployment's queue is at its bound (re-queues after a failed replica are let through:
+   * they were already admitted), at the deadline with `unavailable` (503), or when `signal` aborts.
+   */
   async enqueue(deploymentId: string, job: InferJob, signal: AbortSignal): Promise<Assigned> {
     const id = jobId(job.requestId, job.attempt);
+    let c = this.counts.get(deploymentId);
+    if (!c && Number.isFinite(this.queueMax)) {
+      // A deployment this gateway has not seen lately: learn the others' counts first (one
+      // round trip, once); from then on the periodic sync keeps them.
+      const fresh: QueueCount = { mine: 0, others: 0, activeAt: this.now(), published: false, first: undefined };
+      fresh.first = this.readOthers(deploymentId, fresh).finally(() => (fresh.first = undefined));
+      this.counts.set(deploymentId, fresh);
+      c = fresh;
+    } else if (!c) {
+      c = { mine: 0, others: 0, activeAt: 0, published: false, first: undefined };
+      this.counts.set(deploymentId, c);
+    }
+    if (c.first) await c.first;
+    if (job.attempt === 0 && c.mine + c.others >= this.queueMax) {
+      this.o.metrics.assignments.inc({ outcome: "queue_full" });
+      throw new PlatformError("queue_full", `The model's queue is full (${this.queueMax} requests waiting); retry shortly.`, { retryAfterS: 2 });
+    }
+    c.mine++;
+    c.activeAt = this.now();
     const waitMs = Math.max(0, job.deadline - Date.now());
     const assigned = new Promise<Assigned>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (!this.pending.delete(job.requestId)) return;
+        if (!this.settle(job.requestId)) return;
         void this.queue(deploymentId).remove(id).catch(() => {});
         reject(new PlatformError("unavailable", "No replica could take the request in time; try again.", { retryAfterS: 5 }));
       }, waitMs + 250);
-      this.pending.set(job.requestId, { resolve, reject, timer });
+      this.pending.set(job.requestId, { deploymentId, resolve, reject, timer });
     });
+    // It may reject (deadline, client gone) while the add below still waits for Redis.
+    assigned.catch(() => {});
     const onAbort = () => {
-      const p = this.pending.get(job.requestId);
+      const p = this.settle(job.requestId);
       if (!p) return;
-      this.pending.delete(job.requestId);
-      clearTimeout(p.timer);
       void this.queue(deploymentId).remove(id).catch(() => {});
       p.reject(new PlatformError("timeout", "The client went away."));
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.queue(deploymentId).add(JOBS.infer.name, job, {
+      const added = this.queue(deploymentId).add(JOBS.infer.name, job, {
         ...JOBS.infer.options,
         jobId: id,
         ...(job.priority === 0 ? { lifo: true } : { priority: job.priority }),
       });
+      // Redis down: the add waits for it to come back, but never past the request's deadline.
+      await Promise.race([added, assigned.then(() => undefined, () => undefined)]);
       this.o.metrics.enqueued.inc({ deployment: deploymentId });
     } catch (err) {
-      const p = this.pending.get(job.requestId);
-      if (p) {
-        this.pending.delete(job.requestId);
-        clearTimeout(p.timer);
-      }
+      this.settle(job.requestId);
       signal.removeEventListener("abort", onAbort);
       throw new PlatformError("unavailable", "The request queue is unavailable; try again.", { cause: err, retryAfterS: 1 });
     }
@@ -118,17 +268,24 @@ export class Dispatch {
     }
   }
 
-  /** The request is done with its replica (or never reached it): the scheduler's slot frees. */
-  release(a: Assigned, failed: boolean): void {
+  /**
+   * The request is done with its replica (or never reached it): the scheduler's slot frees.
+   * `used` (what the request consumed) lets the scheduler's fair queue charge output tokens.
+   */
+  release(a: Assigned, failed: boolean, used?: UsedTokens): void {
     let bySched = this.releases.get(a.schedulerId);
     if (!bySched) {
       bySched = new Map();
       this.releases.set(a.schedulerId, bySched);
     }
     const k = `${a.deploymentId}\u0000${a.replicaId}\u0000${failed ? 1 : 0}`;
-    const r = bySched.get(k);
+    let r = bySched.get(k);
     if (r) r.count++;
-    else bySched.set(k, { deploymentId: a.deploymentId, replicaId: a.replicaId, count: 1, failed });
+    else {
+      r = { deploymentId: a.deploymentId, replicaId: a.replicaId, count: 1, failed };
+      bySched.set(k, r);
+    }
+    if (used) addUsage(r, used);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flushReleases());
@@ -146,12 +303,29 @@ export class Dispatch {
   }
 
   async close(): Promise<void> {
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new PlatformError("unavailable", "The gateway is shutting down.", { retryAfterS: 1 }));
-      this.pending.delete(id);
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    for (const id of [...this.pending.keys()]) {
+      this.settle(id)?.reject(new PlatformError("unavailable", "The gateway is shutting down.", { retryAfterS: 1 }));
     }
     this.flushReleases();
+    const published = [...this.counts.entries()].filter(([, c]) => c.published);
+    if (published.length) {
+      const pipe = this.o.redis.pipeline();
+      for (const [id] of published) pipe.hdel(this.o.keys.queuedByGateway(id), this.o.gatewayId);
+      await pipe.exec().catch(() => {});
+    }
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
+}
+
+function addUsage(r: Release, used: UsedTokens): void {
+  r.usage ??= [];
+  let u: ReleaseUsage | undefined = r.usage.find((x) => x.tenantId === used.tenantId);
+  if (!u) {
+    u = { tenantId: used.tenantId, estimatedTokens: 0, promptTokens: 0, completionTokens: 0 };
+    r.usage.push(u);
+  }
+  u.estimatedTokens += used.estimatedTokens;
+  u.promptTokens += used.promptTokens;
+  u.completionTokens += used.completionTokens;
 }

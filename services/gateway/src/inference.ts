@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { PlatformError, type Logger } from "@infera/core";
 import { create } from "@bufbuild/protobuf";
-import { Endpoint, GenerateRequestSchema, PRIORITY, type GenerateResponse, type InferJob } from "@infera/contracts";
+import { CancelRequestSchema, Endpoint, GenerateRequestSchema, PRIORITY, type GenerateResponse, type InferJob } from "@infera/contracts";
 import { prefixHashes } from "@infera/policy";
 import type { ResolvedModel } from "@infera/registry";
 import type { AgentClients } from "./agents.ts";
@@ -17,7 +17,8 @@ import type { Principal } from "./auth.ts";
 import type { Assigned, Dispatch } from "./dispatch.ts";
 import { errorBody, httpStatusOf } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import { SseRelay, type UsageOut } from "./relay.ts";
+import { RateLimited, type Admission, type RateLimiter } from "./ratelimit.ts";
+import { conformChatBody, IMAGE_USAGE, SseRelay, type UsageOut } from "./relay.ts";
 import type { UsageRecorder } from "./usage.ts";
 
 export type EndpointKind = InferJob["endpoint"];
@@ -38,6 +39,12 @@ export interface InferenceDeps {
   gatewayId: string;
   queueWaitMs: number;
   maxAttempts: number;
+  /** Per-key limits and the tenant cap per model; absent: none (unit tests). */
+  limiter?: RateLimiter;
+  /** A streamed call whose replica is silent this long (before its first event or between events) is given up on; default 60 s. */
+  agentIdleTimeoutMs?: number;
+  /** A non-streamed call (its only events come at the end) is given up on after this; default 600 s. */
+  agentCallTimeoutMs?: number;
 }
 
 export interface InferenceRequest {
@@ -62,6 +69,8 @@ type Outcome =
   | { kind: "done"; status: string; usage?: { promptTokens: number; completionTokens: number; images: number; ttftMs: number } };
 
 const decoder = new TextDecoder();
+/** How long a cancelled request waits for the agent's final usage. */
+const CANCEL_GRACE_MS = 3000;
 
 function costOf(m: ResolvedModel, prompt: number, completion: number, images: number): number {
   const usd = (prompt * m.priceInputPerM + completion * m.priceOutputPerM) / 1e6 + images * m.pricePerImage;
@@ -76,12 +85,13 @@ function engineError(e: { status: number; message: string; param: string; code: 
 
 export async function runInference(deps: InferenceDeps, req: IncomingMessage, res: ServerResponse, r: InferenceRequest): Promise<void> {
   const { dispatch, metrics } = deps;
-  const headers = { "x-request-id": r.requestId };
+  const headers: Record<string, string> = { "x-request-id": r.requestId };
   const gone = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) gone.abort();
   };
   res.on("close", onClose);
+  if (r.stream) metrics.openStreams.inc();
   const log = deps.logger.child({ requestId: r.requestId });
   const body = Buffer.from(JSON.stringify(r.engineBody));
   const prefixes = r.endpoint === "chat" || r.endpoint === "completion" ? prefixHashes(r.promptText) : [];
@@ -91,7 +101,18 @@ export async function runInference(deps: InferenceDeps, req: IncomingMessage, re
   let status = "ok";
   let usage: { promptTokens: number; completionTokens: number; images: number; ttftMs: number } | undefined;
   let assigned: Assigned | undefined;
+  let admission: Admission | undefined;
   try {
+    // One Redis round trip: revocation, rpm, tpm (reserving the estimate), concurrency, tenant cap.
+    if (deps.limiter) {
+      try {
+        admission = await deps.limiter.admit(r.principal, r.model.deploymentId, r.requestId, r.estimatedTokens);
+      } catch (err) {
+        if (err instanceof RateLimited) Object.assign(headers, err.headers);
+        throw err;
+      }
+      Object.assign(headers, admission.headers);
+    }
     for (let attempt = 0; ; attempt++) {
       const job: InferJob = {
         requestId: r.requestId,
@@ -133,7 +154,13 @@ export async function runInference(deps: InferenceDeps, req: IncomingMessage, re
     if (e.code === "internal") log.error({ err: (e.cause as Error)?.message ?? e.message }, "request failed");
   } finally {
     res.off("close", onClose);
-    if (assigned) dispatch.release(assigned, false);
+    if (r.stream) metrics.openStreams.dec();
+    admission?.settle(usage ? usage.promptTokens + usage.completionTokens : 0);
+    if (assigned) {
+      // The scheduler's fair queue charges what the request really used (output tokens at completion).
+      const used = usage && { tenantId: r.principal.tenantId, estimatedTokens: r.estimatedTokens, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
+      dispatch.release(assigned, false, used);
+    }
     const durationMs = performance.now() - r.startedAt;
     metrics.duration.observe({ route: r.route }, durationMs / 1000);
     metrics.requests.inc({ route: r.route, status: String(res.statusCode || 499) });
@@ -185,32 +212,84 @@ function callAgent(
     let settled = false;
     let counted = 0;
     let ttftMs = 0;
+    let cancelling = false;
+    let cancelTimer: NodeJS.Timeout | undefined;
+    const relayed = (): Outcome => ({ kind: "done", status: "cancelled", usage: { promptTokens: 0, completionTokens: counted, images: 0, ttftMs } });
+    // A replica that hangs (a frozen agent, a stalled engine) must not hold the request
+    // forever. Streamed: silent before the first event → another replica (the first one's
+    // call is cancelled, so nothing reaches the client twice); silent mid-stream → an error
+    // event. Non-streamed: the answer comes whole at the end, so only a total deadline, and
+    // no retry (the engine may have been working all along).
+    const idleMs = r.stream ? (deps.agentIdleTimeoutMs ?? 60_000) : (deps.agentCallTimeoutMs ?? 600_000);
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(onIdle, idleMs);
+    };
     const finish = (o: Outcome) => {
       if (settled) return;
       settled = true;
+      if (idle) clearTimeout(idle);
+      if (cancelTimer) clearTimeout(cancelTimer);
       signal.removeEventListener("abort", onAbort);
       resolve(o);
     };
-    const onAbort = () => {
+    const onIdle = () => {
+      if (settled) return;
       call.cancel();
+      if (events === 0 && r.stream) {
+        log.warn({ replica: a.replicaId, idleMs }, "replica sent nothing in time; re-queued");
+        finish({ kind: "retry", reason: a.replicaId });
+        return;
+      }
+      log.warn({ replica: a.replicaId, idleMs, events }, "replica stopped responding mid-request");
+      metrics.agentCalls.inc({ outcome: "timeout" });
+      const pe = new PlatformError("timeout", "The replica serving this request stopped responding.");
+      if (relay?.hasStarted) {
+        metrics.errors.inc({ code: pe.code });
+        relay.error(errorBody(pe));
+      } else sendError(res, pe, headers, metrics);
+      finish({ kind: "done", status: "replica_timeout", usage: { promptTokens: 0, completionTokens: counted, images: 0, ttftMs } });
+    };
+    armIdle();
+    const onAbort = () => {
       metrics.agentCalls.inc({ outcome: "cancelled" });
-      // The client left: count what was produced for it.
-      finish({ kind: "done", status: "cancelled", usage: { promptTokens: 0, completionTokens: counted, images: 0, ttftMs } });
+      // The client left. The agent stops the engine and ends this call with the usage of what the
+      // engine generated (Cancel, not a cancelled call, which could carry nothing back); only if
+      // that does not come in time is the call dropped and what was relayed counted.
+      cancelling = true;
+      log.debug({ replica: a.replicaId, events }, "client left; asking the replica to stop");
+      if (idle) clearTimeout(idle);
+      deps.agents.get(a.address).cancel(create(CancelRequestSchema, { requestId: r.requestId }), new grpc.Metadata(), { deadline: Date.now() + CANCEL_GRACE_MS }, () => {});
+      cancelTimer = setTimeout(() => {
+        log.warn({ replica: a.replicaId }, "no usage from the replica after cancel; counting what was relayed");
+        call.cancel();
+        finish(relayed());
+      }, CANCEL_GRACE_MS);
     };
     signal.addEventListener("abort", onAbort, { once: true });
+    // Per token: the labelled child once per request, not a label lookup per observation.
+    const itl = r.stream ? metrics.itl.labels({ model: r.model.modelName }) : undefined;
     const relay = r.stream
       ? new SseRelay(res, headers, r.includeUsage, (gap) => {
           if (gap === undefined) {
             ttftMs = performance.now() - r.startedAt;
             metrics.ttft.observe({ model: r.model.modelName }, ttftMs / 1000);
-          } else metrics.itl.observe({ model: r.model.modelName }, gap / 1000);
+          } else itl?.observe(gap / 1000);
         })
       : undefined;
     let bodyJson: string | undefined;
 
     call.on("data", (ev: GenerateResponse) => {
       if (settled) return;
+      if (cancelling) {
+        const e = ev.event;
+        if (e.case === "usage") finish({ kind: "done", status: "cancelled", usage: { promptTokens: e.value.promptTokens, completionTokens: e.value.completionTokens, images: e.value.images, ttftMs } });
+        else if (e.case === "error") finish(relayed());
+        return;
+      }
       events++;
+      if (r.stream) armIdle();
       const e = ev.event;
       switch (e.case) {
         case "chunk":
@@ -249,6 +328,7 @@ function callAgent(
     });
     call.on("error", (err: grpc.ServiceError) => {
       if (settled) return;
+      if (cancelling) return finish(relayed());
       if (err.code === grpc.status.CANCELLED && signal.aborted) return;
       // Nothing reached the client yet: another replica can take it.
       if (events === 0 && (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.ALREADY_EXISTS || err.code === grpc.status.CANCELLED)) {
@@ -266,6 +346,7 @@ function callAgent(
     });
     call.on("end", () => {
       if (settled) return;
+      if (cancelling) return finish(relayed());
       if (events === 0) {
         finish({ kind: "retry", reason: a.replicaId });
         return;
@@ -281,11 +362,12 @@ function callAgent(
 function sendBody(res: ServerResponse, bodyJson: string | undefined, usage: UsageOut, headers: Record<string, string>, r: InferenceRequest): void {
   const parsed = bodyJson ? (JSON.parse(bodyJson) as Record<string, unknown>) : {};
   if (r.endpoint === "image") {
-    // Images: OpenAI's shape has no token usage; cost rides along like the provider's.
-    parsed.usage = { ...(parsed.usage as object), estimated_cost: usage.estimated_cost };
+    // Images: OpenAI's usage counts tokens the diffusion server does not report; cost rides along like the provider's.
+    parsed.usage = { ...IMAGE_USAGE, estimated_cost: usage.estimated_cost };
   } else if (r.endpoint === "embedding") {
     parsed.usage = { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens, estimated_cost: usage.estimated_cost };
   } else {
+    if (r.endpoint === "chat") conformChatBody(parsed);
     parsed.usage = usage;
   }
   const out = JSON.stringify(parsed);

@@ -4,6 +4,8 @@
  * the usage arrives, so it can carry `usage` (the hosted provider's convention); with
  * `stream_options.include_usage`, OpenAI's usage-only chunk (`choices: []`) follows;
  * then `data: [DONE]`. An error after the first byte is one `data: {"error": …}` event.
+ * Where engines differ from OpenAI's response schema (vLLM and TGI leave out `refusal`),
+ * the answer is made to conform.
  */
 import type { ServerResponse } from "node:http";
 
@@ -40,13 +42,16 @@ export class SseRelay {
     this.res.writeHead(200, { ...this.headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
   }
 
-  chunk(json: string): void {
+  chunk(raw: string): void {
+    let json = raw;
     this.start();
     const now = performance.now();
     this.onToken(this.lastAt ? now - this.lastAt : undefined);
     this.lastAt = now;
     this.chunks++;
     if (this.first === undefined) this.first = json;
+    // Chat logprobs need `refusal` (OpenAI's schema requires it; vLLM omits it): only those chunks are parsed.
+    if (json.includes('"logprobs":{"content"')) json = conformChatChunk(json);
     if (json.includes('"finish_reason":"') || (json.includes('"finish_reason"') && !json.includes('"finish_reason":null'))) {
       if (this.held !== undefined) this.write(this.held);
       this.held = json;
@@ -79,6 +84,47 @@ export class SseRelay {
   }
 
   private write(json: string): void {
+    // Chunks that arrive in one turn of the event loop (a burst from the agent, or a backlog
+    // behind a slow client) leave in one socket write instead of one write each.
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      setImmediate(this.uncork);
+    }
     this.res.write(`data: ${json}\n\n`);
   }
+
+  private corked = false;
+  /** `end()` uncorks fully by itself; after it the socket may already serve the next request. */
+  private readonly uncork = (): void => {
+    this.corked = false;
+    if (!this.res.writableEnded) this.res.uncork();
+  };
+}
+
+/** OpenAI's ImageGenUsage, for image servers that report no token counts. */
+export const IMAGE_USAGE = { input_tokens: 0, output_tokens: 0, total_tokens: 0, input_tokens_details: { text_tokens: 0, image_tokens: 0 } };
+
+interface ChatChoiceShape {
+  message?: Record<string, unknown>;
+  logprobs?: Record<string, unknown> | null;
+}
+
+function conformChoices(choices: unknown): void {
+  if (!Array.isArray(choices)) return;
+  for (const c of choices as ChatChoiceShape[]) {
+    if (c.message && c.message.refusal === undefined) c.message.refusal = null;
+    if (c.logprobs && typeof c.logprobs === "object" && c.logprobs.refusal === undefined) c.logprobs.refusal = null;
+  }
+}
+
+/** A whole chat completion: every message and logprobs object gets `refusal` (null when the engine has none). */
+export function conformChatBody(body: Record<string, unknown>): void {
+  conformChoices(body.choices);
+}
+
+export function conformChatChunk(json: string): string {
+  const chunk = JSON.parse(json) as Record<string, unknown>;
+  conformChoices(chunk.choices);
+  return JSON.stringify(chunk);
 }

@@ -15,6 +15,8 @@ export interface SchedulerConfig {
   reconcileMs: number;
   /** Most requests one scheduler holds per deployment while they wait for room. */
   maxQueuedPerDeployment: number;
+  /** BullMQ lock on a held job: a scheduler that dies leaves its jobs to others after this. */
+  jobLockMs: number;
   logLevel: string;
   shutdownGraceMs: number;
   /** Scale a min_instances=0 deployment to zero after this long idle. */
@@ -48,6 +50,7 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     heartbeatMs: int(env, "HEARTBEAT_MS", 1000, 50, 60_000),
     reconcileMs: int(env, "RECONCILE_MS", 1000, 50, 600_000),
     maxQueuedPerDeployment: int(env, "MAX_QUEUED_PER_DEPLOYMENT", 10_000, 1, 1_000_000),
+    jobLockMs: int(env, "JOB_LOCK_MS", 15_000, 1_000, 600_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),

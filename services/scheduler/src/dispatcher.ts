@@ -32,6 +32,8 @@ export interface DispatcherOptions {
   logger: Logger;
   schedulerId: string;
   maxQueued: number;
+  /** BullMQ workers fetching this deployment's jobs side by side (default 8). */
+  fetchers?: number;
   /** BullMQ lock duration for held jobs (default 15 s); stalled jobs are checked at a third of it. */
   jobLockMs?: number;
   /** Asks the reconciler to bring a replica up (scale from zero). */
@@ -54,7 +56,7 @@ async function dispatchOnce(redis: Redis, dispatchedKey: string, channel: string
 
 export class DeploymentDispatcher {
   private readonly queue = new FairQueue<Waiting>();
-  private worker: Worker<InferJob> | undefined;
+  private readonly workers: Worker<InferJob>[] = [];
   private sweepTimer: NodeJS.Timeout | undefined;
   private pumping = false;
   private stopping = false;
@@ -72,18 +74,27 @@ export class DeploymentDispatcher {
 
   start(): void {
     const { keys, deploymentId } = this.o;
-    this.worker = new Worker<InferJob>(keys.queueName(deploymentId), (job, token) => this.hold(job, token ?? ""), {
+    // A BullMQ worker fetches one job per round trip, in sequence: that, not Redis, bounds
+    // how fast jobs reach the fair queue. Several workers fetch side by side.
+    const fetchers = Math.max(1, Math.min(this.o.fetchers ?? 8, this.o.maxQueued));
+    for (let i = 0; i < fetchers; i++) this.workers.push(this.newWorker(Math.ceil(this.o.maxQueued / fetchers)));
+    this.sweepTimer = setInterval(() => this.sweep(), 100);
+  }
+
+  private newWorker(concurrency: number): Worker<InferJob> {
+    const { keys, deploymentId } = this.o;
+    const worker = new Worker<InferJob>(keys.queueName(deploymentId), (job, token) => this.hold(job, token ?? ""), {
       connection: this.o.bullConnection,
       prefix: keys.bullPrefix,
-      concurrency: this.o.maxQueued,
+      concurrency,
       // Held jobs keep their lock while they wait; a dead scheduler's jobs return after this.
       lockDuration: this.o.jobLockMs ?? 15_000,
       stalledInterval: Math.max(500, Math.floor((this.o.jobLockMs ?? 15_000) / 3)),
       maxStalledCount: 1_000,
       drainDelay: 5,
     });
-    this.worker.on("error", (err) => this.o.logger.warn({ err: err.message }, "queue worker error"));
-    this.sweepTimer = setInterval(() => this.sweep(), 100);
+    worker.on("error", (err) => this.o.logger.warn({ err: err.message }, "queue worker error"));
+    return worker;
   }
 
   private hold(job: Job<InferJob>, token: string): Promise<void> {
@@ -194,13 +205,14 @@ export class DeploymentDispatcher {
   /** The deployment was stopped or deleted: answer everything that waits. */
   async rejectAll(code: "unavailable" | "not_found", message: string): Promise<void> {
     const all = this.queue.remove(() => true);
-    await Promise.all(all.map((w) => this.reject(w, code, message)));
+    // Stopped (or failed): the client may come back later; deleted: it need not.
+    await Promise.all(all.map((w) => this.reject(w, code, message, code === "unavailable" ? 30 : undefined)));
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const w of this.queue.remove(() => true)) w.settle("requeue");
-    await this.worker?.close();
+    await Promise.all(this.workers.map((w) => w.close()));
   }
 }

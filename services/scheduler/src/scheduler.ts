@@ -90,6 +90,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
           logger: logger.child({ component: "dispatcher", deploymentId: d.id }),
           schedulerId: config.schedulerId,
           maxQueued: config.maxQueuedPerDeployment,
+          jobLockMs: config.jobLockMs,
           wake,
         });
         dispatchers.set(d.id, disp);
@@ -127,6 +128,9 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       for (const r of releases) {
         directory.released(r.deploymentId, r.replicaId, r.count, r.failed);
         touched.add(r.deploymentId);
+        const disp = dispatchers.get(r.deploymentId);
+        // Fairness by tokens served: output tokens are charged when the request ends.
+        for (const u of r.usage ?? []) disp?.charge(u.tenantId, u.promptTokens - u.estimatedTokens, u.completionTokens);
       }
       for (const id of touched) dispatchers.get(id)?.pump();
     }
@@ -141,6 +145,8 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     void Promise.all(
       [...dispatchers.entries()].map(async ([id, disp]) => {
         await directory.refresh(id);
+        const states = directory.states(id);
+        for (const state of ["ready", "unhealthy", "draining", "stale"] as const) metrics.replicas.set({ deployment: id, state }, states[state]);
         disp.pump();
       }),
     )

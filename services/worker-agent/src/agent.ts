@@ -21,7 +21,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const adapter = createAdapter(config.engineKind, config.engineUrl);
   const coalescer =
     config.embeddingBatching && (config.engineKind === "vllm" || config.engineKind === "tei")
-      ? new EmbeddingCoalescer({ adapter, maxBatch: config.embeddingBatchMax, metrics })
+      ? new EmbeddingCoalescer({ adapter, maxBatch: config.embeddingBatchMax, maxInflight: config.embeddingMaxInflight, metrics })
       : undefined;
   const server = new AgentServer({
     adapter,

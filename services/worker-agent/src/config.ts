@@ -21,6 +21,8 @@ export interface AgentConfig {
   /** Coalesce concurrent embedding requests into one engine call. */
   embeddingBatching: boolean;
   embeddingBatchMax: number;
+  /** Most embedding engine calls at once; requests beyond wait and join the next batch. */
+  embeddingMaxInflight: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): AgentConfig {
@@ -45,5 +47,6 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
     logLevel: str(env, "LOG_LEVEL", "info"),
     embeddingBatching: bool(env, "EMBEDDING_BATCHING", true),
     embeddingBatchMax: int(env, "EMBEDDING_BATCH_MAX", 64, 1, 4096),
+    embeddingMaxInflight: int(env, "EMBEDDING_MAX_INFLIGHT", 4, 1, 1024),
   };
 }

@@ -1,19 +1,24 @@
 /**
  * The agent's gRPC service: Generate runs one request on the engine and streams its
  * events back; Health reports whether the engine serves. A cancelled call aborts the
- * engine request (closing its HTTP connection frees the engine's slot).
+ * engine request (closing its HTTP connection frees the engine's slot). Cancel(request_id)
+ * stops a call gracefully: the engine request is aborted, and the call still ends with a
+ * `usage` event counting what the engine generated, so a client that left is billed exactly.
  */
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@infera/core";
 import {
   AgentService,
+  CancelResponseSchema,
   Endpoint,
   GenerateResponseSchema,
   HealthResponseSchema,
   UsageSchema,
   EngineErrorSchema,
   serviceDefinition,
+  type CancelRequest,
+  type CancelResponse,
   type GenerateRequest,
   type GenerateResponse,
   type HealthRequest,
@@ -45,6 +50,10 @@ export class AgentServer {
   /** Ids of calls open now and recently finished: a request id runs at most once. */
   private readonly seen = new Map<string, number>();
   private readonly open = new Set<AbortController>();
+  /** Graceful stops of the calls running now, by request id. */
+  private readonly stops = new Map<string, AbortController>();
+  /** Ids cancelled before their Generate arrived (the two RPCs may race): run nothing for them. */
+  private readonly cancelledEarly = new Map<string, number>();
   private engineHealthy = false;
   private draining = false;
   private lastLoad = { running: 0, waiting: 0 };
@@ -52,6 +61,8 @@ export class AgentServer {
   constructor(private readonly options: AgentServiceOptions) {
     this.server.addService(serviceDefinition(AgentService) as unknown as grpc.ServiceDefinition, {
       generate: (call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>) => void this.generate(call),
+      cancel: (call: grpc.ServerUnaryCall<CancelRequest, CancelResponse>, cb: grpc.sendUnaryData<CancelResponse>) =>
+        cb(null, create(CancelResponseSchema, { found: this.cancel(call.request.requestId) })),
       health: (_call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, cb: grpc.sendUnaryData<HealthResponse>) =>
         cb(null, create(HealthResponseSchema, { serving: this.engineHealthy && !this.draining, replicaId: options.replicaId, ...this.lastLoad })),
     });
@@ -86,6 +97,20 @@ export class AgentServer {
     this.server.forceShutdown();
   }
 
+  /** Stops the call for `requestId` gracefully (see the file comment); false when none is open. */
+  cancel(requestId: string): boolean {
+    const stop = this.stops.get(requestId);
+    if (stop) {
+      stop.abort();
+      return true;
+    }
+    if (this.seen.has(requestId)) return false;
+    const now = Date.now();
+    this.cancelledEarly.set(requestId, now);
+    if (this.cancelledEarly.size > 10_000) for (const [k, t] of this.cancelledEarly) if (now - t > 60_000 || this.cancelledEarly.size > 10_000) this.cancelledEarly.delete(k);
+    return true;
+  }
+
   private async generate(call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>): Promise<void> {
     const { logger, metrics, adapter } = this.options;
     const req = call.request;
@@ -108,6 +133,10 @@ export class AgentServer {
     const log = logger.child({ requestId: req.requestId });
     log.debug({ endpoint, stream: req.stream }, "generate");
     const controller = new AbortController();
+    const stop = new AbortController();
+    this.stops.set(req.requestId, stop);
+    if (this.cancelledEarly.delete(req.requestId)) stop.abort();
+    stop.signal.addEventListener("abort", () => (status = "cancelled"), { once: true });
     this.open.add(controller);
     metrics.inflight.set(this.open.size);
     const started = performance.now();
@@ -124,6 +153,7 @@ export class AgentServer {
     const sink: EngineSink = {
       chunk(json) {
         if (firstAt === 0) firstAt = performance.now();
+        if (stop.signal.aborted) return; // nobody reads them now; only the usage matters
         write({ case: "chunk", value: encoder.encode(json) });
       },
       body(json) {
@@ -142,7 +172,7 @@ export class AgentServer {
     };
     try {
       if (endpoint === "embedding" && this.options.runEmbedding) await this.options.runEmbedding(req.body, controller.signal, sink);
-      else await adapter.run({ endpoint, body: req.body, stream: req.stream, signal: controller.signal }, sink);
+      else await adapter.run({ endpoint, body: req.body, stream: req.stream, signal: controller.signal, stop: stop.signal }, sink);
     } catch (err) {
       if (controller.signal.aborted) {
         status = "cancelled";
@@ -152,6 +182,7 @@ export class AgentServer {
         sink.error({ status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: "engine_error" });
       }
     } finally {
+      this.stops.delete(req.requestId);
       this.open.delete(controller);
       metrics.inflight.set(this.open.size);
       metrics.requests.inc({ endpoint, status });

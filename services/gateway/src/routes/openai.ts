@@ -10,6 +10,7 @@ import { listVisibleModels, type ResolvedModel, type Task } from "@infera/regist
 import { requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps } from "../inference.ts";
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest } from "../openai-schema.ts";
+import { checkChat, checkCompletion } from "../capabilities.ts";
 import { assertServable } from "../resolver.ts";
 import type { GatewayContext } from "../context.ts";
 
@@ -66,9 +67,10 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
     scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => {
       const body = req.body as ChatCompletionRequest;
       const m = await resolveFor(req, body.model, "chat");
+      checkChat(m.engine, body);
       const stream = body.stream === true;
       const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
-      if (stream) engineBody.stream_options = { include_usage: true };
+      if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
       let promptText = "";
       for (const msg of body.messages) {
         promptText += `${msg.role}:${textOf(msg.content)}\n`;
@@ -90,9 +92,10 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
     scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) => {
       const body = req.body as CompletionRequest;
       const m = await resolveFor(req, body.model, "completion");
+      checkCompletion(m.engine, body);
       const stream = body.stream === true;
       const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
-      if (stream) engineBody.stream_options = { include_usage: true };
+      if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
       const promptText = typeof body.prompt === "string" ? body.prompt : Array.isArray(body.prompt) && typeof body.prompt[0] === "string" ? body.prompt[0] : body.prompt.join(" ");
       await start(req, reply, {
         model: m,

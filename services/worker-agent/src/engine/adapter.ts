@@ -36,6 +36,11 @@ export interface EngineCall {
   body: Uint8Array;
   stream: boolean;
   signal: AbortSignal;
+  /**
+   * Stop generating, then end with the usage of what the engine generated (the client left;
+   * the gateway asked by `Cancel`). `signal`, by contrast, drops the call with no answer.
+   */
+  stop?: AbortSignal;
 }
 
 export interface EngineLoad {
@@ -82,4 +87,14 @@ export function normalizeEngineError(status: number, raw: string): NormalizedErr
 
 export function engineGone(message: string): NormalizedError {
   return { status: 502, message, type: "server_error", param: "", code: "engine_error" };
+}
+
+/** A request for an endpoint this engine does not serve (a routing mistake: the model's task is checked upstream). */
+export function notServed(engine: string, endpoint: EndpointKind): NormalizedError {
+  return { status: 404, message: `${engine} does not serve ${endpoint} requests`, type: "invalid_request_error", param: "model", code: "model_not_found" };
+}
+
+/** An attribute the engine cannot honour: a 400 naming it, never a silent drop. */
+export function unsupportedParam(engine: string, param: string, what: string): NormalizedError {
+  return { status: 400, message: `'${param}'${what ? ` ${what}` : ""} is not supported by ${engine}`, type: "invalid_request_error", param, code: "unsupported_parameter" };
 }

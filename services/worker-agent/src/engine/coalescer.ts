@@ -1,20 +1,16 @@
 /**
- * Coalesces concurrent embedding requests into one engine call. Requests that arrive
- * while a call is being prepared (same model, same kind of input, same dimensions) are
- * joined, up to `maxBatch` inputs; the answer is split back per request. The engine's
- * prompt-token total is shared out by each request's share of the input text, with
- * the remainder assigned so the shares add up to exactly the engine's count.
+ * Coalesces concurrent embedding requests into one engine call. Requests for the same
+ * model, kind of input (text or token ids) and `dimensions` that arrive in the same tick,
+ * or while `maxInflight` engine calls are already running, are joined, up to `maxBatch`
+ * inputs; the answer is split back per request. The engine is always asked for floats:
+ * each request gets its own `encoding_format`. The engine's prompt-token total is shared
+ * out by each request's share of the input, with the remainder assigned so the shares add
+ * up to exactly the engine's count. A batch the engine refuses as a client error is
+ * retried one request at a time, so one bad input fails only its own request.
  */
 import type { AgentMetrics } from "../metrics.ts";
 import type { EngineAdapter, EngineSink, NormalizedError } from "./adapter.ts";
-
-interface EmbeddingBody {
-  model: string;
-  input: string | string[] | number[] | number[][];
-  encoding_format?: "float" | "base64";
-  dimensions?: number;
-  user?: string;
-}
+import { embeddingInputs, floatsToBase64, type EmbeddingBody } from "./embedding-body.ts";
 
 interface Pending {
   inputs: (string | number[])[];
@@ -25,73 +21,101 @@ interface Pending {
   done: () => void;
 }
 
+interface Group {
+  model: string;
+  dimensions: number | undefined;
+  waiting: Pending[];
+}
+
+export interface CoalescerOptions {
+  adapter: EngineAdapter;
+  /** Most inputs in one engine call. */
+  maxBatch: number;
+  /** Most engine calls at once; requests beyond wait and join the next call. */
+  maxInflight?: number;
+  metrics?: AgentMetrics;
+}
+
 const encoder = new TextEncoder();
 
-function normalizeInputs(input: EmbeddingBody["input"]): (string | number[])[] {
-  if (typeof input === "string") return [input];
-  if (input.length > 0 && typeof input[0] === "number") return [input as number[]];
-  return input as (string | number[])[];
-}
-
-export function floatsToBase64(v: readonly number[]): string {
-  const f = new Float32Array(v);
-  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString("base64");
-}
+type Outcome = { ok: true; data: number[][]; model: string; promptTokens: number } | { ok: false; error: NormalizedError };
 
 export class EmbeddingCoalescer {
-  private readonly groups = new Map<string, Pending[]>();
+  private readonly groups = new Map<string, Group>();
   private scheduled = false;
+  private inflight = 0;
+  private readonly maxInflight: number;
 
-  constructor(private readonly o: { adapter: EngineAdapter; maxBatch: number; metrics?: AgentMetrics }) {}
+  constructor(private readonly o: CoalescerOptions) {
+    this.maxInflight = o.maxInflight ?? 4;
+  }
 
   run(rawBody: Uint8Array, signal: AbortSignal, sink: EngineSink): Promise<void> {
     const body = JSON.parse(Buffer.from(rawBody).toString("utf8")) as EmbeddingBody;
-    const inputs = normalizeInputs(body.input);
+    const inputs = embeddingInputs(body.input);
     const tokens = inputs.length > 0 && typeof inputs[0] !== "string";
     const key = `${body.model}\u0000${body.dimensions ?? ""}\u0000${tokens ? "t" : "s"}`;
     return new Promise<void>((done) => {
-      const weight = inputs.reduce<number>((n, x) => n + (typeof x === "string" ? x.length : x.length) + 1, 0);
-      const list = this.groups.get(key) ?? [];
-      list.push({ inputs, weight, base64: body.encoding_format === "base64", signal, sink, done });
-      this.groups.set(key, list);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush(body));
+      const weight = inputs.reduce<number>((n, x) => n + x.length + 1, 0);
+      let group = this.groups.get(key);
+      if (!group) {
+        group = { model: body.model, dimensions: body.dimensions, waiting: [] };
+        this.groups.set(key, group);
       }
+      group.waiting.push({ inputs, weight, base64: body.encoding_format === "base64", signal, sink, done });
+      this.schedule();
     });
   }
 
-  private flush(template: EmbeddingBody): void {
-    this.scheduled = false;
-    const groups = [...this.groups.entries()];
-    this.groups.clear();
-    for (const [key, pending] of groups) {
-      const [model, dims] = key.split("\u0000");
-      let batch: Pending[] = [];
-      let count = 0;
-      for (const p of pending) {
-        if (count + p.inputs.length > this.o.maxBatch && batch.length > 0) {
-          void this.call(model ?? template.model, dims ? Number(dims) : undefined, batch);
-          batch = [];
-          count = 0;
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    for (const [key, group] of this.groups) {
+      while (group.waiting.length > 0 && this.inflight < this.maxInflight) {
+        const batch: Pending[] = [];
+        let count = 0;
+        while (group.waiting.length > 0) {
+          const next = group.waiting[0]!;
+          if (batch.length > 0 && count + next.inputs.length > this.o.maxBatch) break;
+          batch.push(group.waiting.shift()!);
+          count += next.inputs.length;
         }
-        batch.push(p);
-        count += p.inputs.length;
+        this.inflight++;
+        void this.serve(group, batch).finally(() => {
+          this.inflight--;
+          this.schedule();
+        });
       }
-      if (batch.length) void this.call(model ?? template.model, dims ? Number(dims) : undefined, batch);
+      if (group.waiting.length === 0) this.groups.delete(key);
     }
   }
 
-  private async call(model: string, dimensions: number | undefined, batch: Pending[]): Promise<void> {
+  private async serve(group: Group, batch: Pending[]): Promise<void> {
     const live = batch.filter((p) => !p.signal.aborted);
     for (const p of batch) if (p.signal.aborted) p.done();
     if (live.length === 0) return;
     this.o.metrics?.embeddingBatchSize.observe(live.length);
-    const input = live.flatMap((p) => p.inputs);
-    const body: Record<string, unknown> = { model, input, encoding_format: "float" };
-    if (dimensions !== undefined) body.dimensions = dimensions;
+    const outcome = await this.call(group, live);
+    if (!outcome.ok && live.length > 1 && outcome.error.status >= 400 && outcome.error.status < 500 && outcome.error.status !== 429) {
+      // One request's input may have spoiled the batch: answer each on its own.
+      await Promise.all(live.map(async (p) => this.answer([p], await this.call(group, [p]))));
+      return;
+    }
+    this.answer(live, outcome);
+  }
+
+  private async call(group: Group, live: Pending[]): Promise<Outcome> {
+    const body: Record<string, unknown> = { model: group.model, input: live.flatMap((p) => p.inputs), encoding_format: "float" };
+    if (group.dimensions !== undefined) body.dimensions = group.dimensions;
     let result: string | undefined;
-    let usage = { promptTokens: 0 };
+    let promptTokens = 0;
     let failure: NormalizedError | undefined;
     const controller = new AbortController();
     try {
@@ -100,7 +124,7 @@ export class EmbeddingCoalescer {
         {
           chunk: () => {},
           body: (json) => (result = json),
-          usage: (u) => (usage = u),
+          usage: (u) => (promptTokens = u.promptTokens),
           error: (e) => (failure = e),
         },
       );
@@ -108,26 +132,35 @@ export class EmbeddingCoalescer {
       failure = { status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: "engine_error" };
     }
     if (failure || result === undefined) {
-      const e = failure ?? { status: 502, message: "engine returned nothing", type: "server_error", param: "", code: "engine_error" };
+      return { ok: false, error: failure ?? { status: 502, message: "engine returned nothing", type: "server_error", param: "", code: "engine_error" } };
+    }
+    const parsed = JSON.parse(result) as { data: { index: number; embedding: number[] }[]; model: string };
+    const data = parsed.data
+      .slice()
+      .sort((a, b) => a.index - b.index)
+      .map((d) => d.embedding);
+    return { ok: true, data, model: parsed.model, promptTokens };
+  }
+
+  private answer(live: Pending[], outcome: Outcome): void {
+    if (!outcome.ok) {
       for (const p of live) {
-        p.sink.error(e);
+        if (!p.signal.aborted) p.sink.error(outcome.error);
         p.done();
       }
       return;
     }
-    const parsed = JSON.parse(result) as { data: { index: number; embedding: number[] }[]; model: string };
-    const byIndex = parsed.data.slice().sort((a, b) => a.index - b.index);
-    const shares = shareOut(usage.promptTokens, live.map((p) => p.weight));
+    const shares = shareOut(outcome.promptTokens, live.map((p) => p.weight));
     let offset = 0;
     live.forEach((p, i) => {
       const data = p.inputs.map((_, j) => {
-        const v = byIndex[offset + j]?.embedding ?? [];
+        const v = outcome.data[offset + j] ?? [];
         return { object: "embedding", index: j, embedding: p.base64 ? floatsToBase64(v) : v };
       });
       offset += p.inputs.length;
       const promptTokens = shares[i] ?? 0;
       if (!p.signal.aborted) {
-        p.sink.body(JSON.stringify({ object: "list", data, model: parsed.model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } }));
+        p.sink.body(JSON.stringify({ object: "list", data, model: outcome.model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } }));
         p.sink.usage({ promptTokens, completionTokens: 0, images: 0 });
       }
       p.done();

@@ -1,4 +1,10 @@
+/**
+ * HTTP plumbing every engine adapter shares: a keep-alive pool to the engine, reading a
+ * body, and the health and load probes (`/health`, Prometheus `/metrics`).
+ */
 import { Pool } from "undici";
+import type { EngineAdapter, EngineCall, EngineKind, EngineLoad, EngineSink } from "./adapter.ts";
+import { parseEngineLoad } from "./load.ts";
 
 /** A keep-alive connection pool to the engine; one per agent. */
 export function enginePool(engineUrl: string, connections = 512): Pool {
@@ -15,4 +21,45 @@ export async function readText(body: AsyncIterable<Uint8Array>): Promise<string>
   const parts: Buffer[] = [];
   for await (const c of body) parts.push(Buffer.from(c));
   return Buffer.concat(parts).toString("utf8");
+}
+
+export const JSON_HEADERS = { "content-type": "application/json" };
+
+/** An engine reached over HTTP: the pool, health and load; subclasses say how to run a call. */
+export abstract class HttpEngineAdapter implements EngineAdapter {
+  abstract readonly kind: EngineKind;
+  protected readonly pool: Pool;
+
+  constructor(engineUrl: string) {
+    this.pool = enginePool(engineUrl);
+  }
+
+  abstract run(call: EngineCall, sink: EngineSink): Promise<void>;
+
+  async health(): Promise<boolean> {
+    try {
+      const res = await this.pool.request({ method: "GET", path: "/health", headersTimeout: 2000, bodyTimeout: 2000 });
+      await res.body.dump();
+      return res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  async load(): Promise<EngineLoad | undefined> {
+    try {
+      const res = await this.pool.request({ method: "GET", path: "/metrics", headersTimeout: 2000, bodyTimeout: 2000 });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return undefined;
+      }
+      return parseEngineLoad(await readText(res.body));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
 }

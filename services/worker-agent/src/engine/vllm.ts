@@ -5,13 +5,11 @@
  * becomes the call's usage event.
  */
 import { SseParser } from "@infera/core";
-import type { Pool } from "undici";
-import { engineGone, normalizeEngineError, type EngineAdapter, type EngineCall, type EngineLoad, type EngineSink, type EngineUsage } from "./adapter.ts";
-import { enginePool, readText } from "./http.ts";
-import { parseEngineLoad } from "./load.ts";
+import { engineGone, normalizeEngineError, notServed, type EngineCall, type EngineSink, type EngineUsage } from "./adapter.ts";
+import { HttpEngineAdapter, JSON_HEADERS, readText } from "./http.ts";
+import { GracefulClient, splitContinuousUsage } from "./graceful.ts";
 
-const PATHS = { chat: "/v1/chat/completions", completion: "/v1/completions", embedding: "/v1/embeddings", image: "/v1/images/generations" } as const;
-const JSON_HEADERS = { "content-type": "application/json" };
+const PATHS = { chat: "/v1/chat/completions", completion: "/v1/completions", embedding: "/v1/embeddings" } as const;
 
 interface OpenAIUsage {
   prompt_tokens?: number;
@@ -22,67 +20,71 @@ export function usageFrom(u: OpenAIUsage | undefined | null, images = 0): Engine
   return { promptTokens: u?.prompt_tokens ?? 0, completionTokens: u?.completion_tokens ?? 0, images };
 }
 
-export class VllmAdapter implements EngineAdapter {
-  readonly kind: "vllm" | "image" = "vllm";
-  protected readonly pool: Pool;
+export class VllmAdapter extends HttpEngineAdapter {
+  readonly kind = "vllm" as const;
+  private readonly graceful: GracefulClient;
 
   constructor(engineUrl: string) {
-    this.pool = enginePool(engineUrl);
+    super(engineUrl);
+    this.graceful = new GracefulClient(engineUrl);
   }
 
   async run(call: EngineCall, sink: EngineSink): Promise<void> {
+    if (call.endpoint === "image") {
+      sink.error(notServed("vLLM", call.endpoint));
+      return;
+    }
+    const stop = call.stop;
+    if (stop && call.endpoint !== "embedding") {
+      // Generation that may be stopped: the half-close transport keeps the engine's count (graceful.ts).
+      const res = await this.graceful.post(PATHS[call.endpoint], call.body, call.signal, stop).catch((err: unknown) => {
+        if (stop.aborted) return undefined;
+        throw err;
+      });
+      if (!res) return sink.usage({ promptTokens: 0, completionTokens: 0, images: 0 });
+      if (res.statusCode !== 200) return sink.error(normalizeEngineError(res.statusCode, await readText(res.body).catch(() => "")));
+      if (call.stream) return relayOpenAIStream(res.body, sink, stop);
+      const text = await readText(res.body).catch((err: unknown) => {
+        if (stop.aborted) return undefined;
+        throw err;
+      });
+      // Stopped before the engine answered: a non-streamed request the engine aborted generated nothing it reports.
+      if (text === undefined) return sink.usage({ promptTokens: 0, completionTokens: 0, images: 0 });
+      return relayOpenAIBody(text, sink, false);
+    }
     const res = await this.pool.request({ method: "POST", path: PATHS[call.endpoint], headers: JSON_HEADERS, body: call.body, signal: call.signal });
     if (res.statusCode !== 200) {
       sink.error(normalizeEngineError(res.statusCode, await readText(res.body)));
       return;
     }
-    if (!call.stream) {
-      const text = await readText(res.body);
-      let parsed: { usage?: OpenAIUsage; data?: unknown[] };
-      try {
-        parsed = JSON.parse(text) as typeof parsed;
-      } catch {
-        sink.error(engineGone("engine returned a body that is not JSON"));
-        return;
-      }
-      sink.body(text);
-      sink.usage(usageFrom(parsed.usage, call.endpoint === "image" ? (parsed.data?.length ?? 0) : 0));
-      return;
-    }
-    await relayOpenAIStream(res.body, sink);
+    if (!call.stream) relayOpenAIBody(await readText(res.body), sink, false);
+    else await relayOpenAIStream(res.body, sink);
   }
 
-  async health(): Promise<boolean> {
-    try {
-      const res = await this.pool.request({ method: "GET", path: "/health", headersTimeout: 2000, bodyTimeout: 2000 });
-      await res.body.dump();
-      return res.statusCode === 200;
-    } catch {
-      return false;
-    }
-  }
-
-  async load(): Promise<EngineLoad | undefined> {
-    try {
-      const res = await this.pool.request({ method: "GET", path: "/metrics", headersTimeout: 2000, bodyTimeout: 2000 });
-      if (res.statusCode !== 200) {
-        await res.body.dump();
-        return undefined;
-      }
-      return parseEngineLoad(await readText(res.body));
-    } catch {
-      return undefined;
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.pool.close();
+  override async close(): Promise<void> {
+    this.graceful.close();
+    await super.close();
   }
 }
 
+/** A whole OpenAI-shaped JSON answer: the body, then its usage (images count from `data`). */
+export function relayOpenAIBody(text: string, sink: EngineSink, images: boolean): void {
+  let parsed: { usage?: OpenAIUsage; data?: unknown[] };
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    sink.error(engineGone("engine returned a body that is not JSON"));
+    return;
+  }
+  sink.body(text);
+  sink.usage(usageFrom(parsed.usage, images ? (parsed.data?.length ?? 0) : 0));
+}
+
 /** Relays an OpenAI-shaped SSE stream (vLLM, TGI's Messages API) to the sink. */
-export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: EngineSink): Promise<void> {
+export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: EngineSink, stop?: AbortSignal): Promise<void> {
   let usage: EngineUsage | undefined;
+  /** The newest cumulative usage the engine reported (continuous_usage_stats), as JSON text. */
+  let latest: string | undefined;
   let done = false;
   let failed = false;
   let contentChunks = 0;
@@ -103,17 +105,30 @@ export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: E
     if (data.includes('"usage":{') && data.includes('"choices":[]')) {
       const parsed = safeParse(data) as { usage?: OpenAIUsage } | undefined;
       usage = usageFrom(parsed?.usage);
+      latest = undefined;
       return;
     }
     contentChunks++;
-    sink.chunk(data);
+    const split = splitContinuousUsage(data);
+    if (split.usage !== undefined) latest = split.usage;
+    sink.chunk(split.chunk);
   });
-  for await (const c of body) {
-    parser.push(c);
-    if (failed) return;
+  try {
+    for await (const c of body) {
+      parser.push(c);
+      if (failed) return;
+    }
+  } catch (err) {
+    // Stopped: the engine closed its side after our FIN; what it wrote has been read.
+    if (!stop?.aborted) throw err;
   }
   parser.end();
   if (failed) return;
+  if (stop?.aborted && !done) {
+    const u = latest === undefined ? usage : usageFrom(safeParse(latest) as OpenAIUsage | undefined);
+    sink.usage(u ?? { promptTokens: 0, completionTokens: 0, images: 0 });
+    return;
+  }
   if (!done && !usage) {
     sink.error(engineGone("the engine closed the stream before it finished"));
     return;
