@@ -5,6 +5,8 @@
  * each deployment) and a gateway on PORT. Ctrl-C stops everything it started.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createDb, migrateToLatest, seedCatalog, selectCatalog } from "@infera/registry";
@@ -96,6 +98,7 @@ try {
     REDIS_PREFIX: env.REDIS_PREFIX ?? "infera",
     HEARTBEAT_MS: env.HEARTBEAT_MS ?? "500",
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
+    SECRETS_KEY: env.SECRETS_KEY ?? localSecretsKey(dataDir),
   };
   start("scheduler", "services/scheduler/src/main.ts", { ...common, RUNTIME: "local", METRICS_PORT: env.SCHEDULER_METRICS_PORT ?? "0", METRICS_HOST: "127.0.0.1", LOCAL_LOG_DIR: env.LOCAL_LOG_DIR ?? join(dataDir, "logs") });
   start("gateway", "services/gateway/src/main.ts", { ...common, PORT: String(port), HOST: env.HOST ?? "127.0.0.1", READY_REQUIRES_CATALOG: "true" });
@@ -116,4 +119,14 @@ try {
 } catch (err) {
   console.error(`[infera] could not start: ${(err as Error).message}`);
   await stopAll(1);
+}
+
+/** Local mode's key for sealing Hugging Face tokens: made once, kept in the data directory (0600). */
+function localSecretsKey(dir: string): string {
+  const file = join(dir, "secrets.key");
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+  }
+  return readFileSync(file, "utf8").trim();
 }

@@ -90,7 +90,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     await db.drop().catch(() => {});
   };
 
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 240_000);
   for (;;) {
     if (child.exitCode !== null) {
       await stop();
