@@ -1,0 +1,279 @@
+/**
+ * The scheduler against real Redis and Postgres: two scheduler instances in-process, the
+ * gateway's real Dispatch as the producer, fake replicas heartbeating into the replica hash.
+ * Assertions are on placement, counts and dispatch order — never on wall-clock thresholds
+ * (deadlines here only keep a broken run from hanging).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Kysely } from "kysely";
+import { PRIORITY } from "@infera/contracts";
+import { createDb, type DB } from "@infera/registry";
+import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "@infera/testkit";
+import { TestCluster, waitFor, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
+
+let tdb: TestDatabase;
+let db: Kysely<DB>;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase("scheduling");
+  db = createDb(tdb.url);
+});
+afterAll(async () => {
+  await db.destroy();
+  await tdb.drop();
+});
+
+async function withCluster(opts: Omit<ClusterOptions, "db" | "databaseUrl" | "redisUrl">, fn: (c: TestCluster) => Promise<void>): Promise<void> {
+  const c = new TestCluster({ db, databaseUrl: tdb.url, redisUrl: TEST_REDIS_URL, ...opts });
+  await c.start();
+  try {
+    await fn(c);
+  } finally {
+    await c.stop();
+  }
+}
+
+/** Runs `total` requests with at most `concurrency` open at once. */
+async function load(total: number, concurrency: number, make: (i: number) => Promise<RequestResult>): Promise<RequestResult[]> {
+  const out: RequestResult[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) out.push(await make(next++));
+    }),
+  );
+  return out;
+}
+
+const ok = (rs: RequestResult[]) => rs.filter((r) => !r.error);
+
+describe("placement", () => {
+  it("places requests only on healthy, fresh, non-draining replicas", () =>
+    withCluster({ capacity: 4 }, async (c) => {
+      await c.addReplica("ok-1", 10);
+      await c.addReplica("ok-2", 10);
+      (await c.addReplica("sick", 10)).healthy = false;
+      (await c.addReplica("draining", 10)).draining = true;
+      // An agent that reported once, long ago, and never again.
+      const stale = await c.addReplica("stale", 10);
+      stale.kill();
+      await c.redis.hset(c.keys.replicas(c.deploymentId), "stale", JSON.stringify({ replicaId: "stale", deploymentId: c.deploymentId, address: "x", running: 0, waiting: 0, kvCacheUsage: 0, healthy: true, draining: false, at: Date.now() - 60_000 }));
+      for (const r of c.replicas.values()) await r.report();
+
+      const results = await load(120, 24, (i) => c.request({ tenantId: `t${i % 3}` }));
+      expect(results.filter((r) => r.error)).toEqual([]);
+      const used = new Set(c.seen.map((s) => s.replicaId));
+      expect([...used].sort()).toEqual(["ok-1", "ok-2"]);
+      expect(c.replicas.get("ok-1")!.served + c.replicas.get("ok-2")!.served).toBe(120);
+    }));
+
+  it("gives a slow replica less work under least-loaded", () =>
+    withCluster({ capacity: 4, placement: "least-loaded", schedulers: 1 }, async (c) => {
+      const fast1 = await c.addReplica("fast-1", 10);
+      const fast2 = await c.addReplica("fast-2", 10);
+      const slow = await c.addReplica("slow", 150);
+      await load(240, 10, (i) => c.request({ tenantId: `t${i % 4}` }));
+      expect(fast1.served + fast2.served + slow.served).toBe(240);
+      // Ten slots for twelve: the slow replica's slots stay busy, the fast ones keep freeing.
+      expect(slow.served * 2).toBeLessThan(Math.min(fast1.served, fast2.served));
+    }));
+});
+
+describe("batching and capacity", () => {
+  it("fills every replica's free capacity in one pass and never goes past it", () =>
+    withCluster({ capacity: 4, schedulers: 1 }, async (c) => {
+      const reps = [await c.addReplica("a", 60), await c.addReplica("b", 60), await c.addReplica("c", 60)];
+      const results = await Promise.all(Array.from({ length: 90 }, (_, i) => c.request({ tenantId: `t${i % 3}` })));
+      expect(results.filter((r) => r.error)).toEqual([]);
+      for (const r of reps) {
+        expect(r.maxRunning).toBeLessThanOrEqual(4);
+        expect(r.maxRunning).toBe(4);
+      }
+      // Least-loaded spread the work: every replica served its share.
+      for (const r of reps) expect(r.served).toBeGreaterThan(90 / 3 / 2);
+    }));
+});
+
+describe("two schedulers", () => {
+  it("never assign a request twice, and each keeps within a replica's capacity", () =>
+    withCluster({ capacity: 6, schedulers: 2 }, async (c) => {
+      const reps = [];
+      for (let i = 0; i < 4; i++) reps.push(await c.addReplica(`r${i}`, 5));
+      const results = await load(600, 48, (i) => c.request({ tenantId: `t${i % 5}` }));
+      expect(results.filter((r) => r.error)).toEqual([]);
+      const per = c.assignmentsPerRequest();
+      expect(per.size).toBe(600);
+      expect([...per.values()].every((n) => n === 1)).toBe(true);
+      const bySched = new Map<string, number>();
+      for (const s of c.seen) bySched.set(s.schedulerId, (bySched.get(s.schedulerId) ?? 0) + 1);
+      expect([...bySched.keys()].sort()).toEqual(["sched-0", "sched-1"]);
+      for (const r of reps) expect(r.maxBySched).toBeLessThanOrEqual(6);
+    }));
+
+  it("a job delivered again after it was dispatched is not assigned again (dispatch-once key)", () =>
+    withCluster({ capacity: 4, schedulers: 2 }, async (c) => {
+      await c.addReplica("r0", 5);
+      const first = await c.request({ tenantId: "t" });
+      expect(first.error).toBeUndefined();
+      // BullMQ is at-least-once: put the very same job (same id) on the queue again.
+      const { Queue } = await import("bullmq");
+      const q = new Queue(c.keys.queueName(c.deploymentId), { connection: c.redis, prefix: c.keys.bullPrefix });
+      await q.add("infer", { requestId: first.requestId, gatewayId: "gw-0", tenantId: "t", keyId: "k", endpoint: "chat", prefixHashes: [], estimatedTokens: 1, deadline: Date.now() + 30_000, enqueuedAt: Date.now(), priority: PRIORITY.standard, attempt: 0 }, { jobId: `${first.requestId}.0`, removeOnComplete: true });
+      // Once the schedulers consumed it, the queue is empty and nothing more was published.
+      const until = Date.now() + 20_000;
+      while (Date.now() < until) {
+        const counts = await q.getJobCounts("wait", "active", "prioritized");
+        if ((counts.wait ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) === 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // A following request proves the pipeline moved past it.
+      expect((await c.request({ tenantId: "t" })).error).toBeUndefined();
+      expect(c.assignmentsPerRequest().get(first.requestId)).toBe(1);
+      await q.close();
+    }));
+});
+
+describe("failures", () => {
+  it("a killed replica is out of placement within a heartbeat interval; its unstarted requests are re-queued at the front and served elsewhere", () =>
+    withCluster({ capacity: 4, schedulers: 2, heartbeatMs: 200 }, async (c) => {
+      await c.addReplica("a", 40);
+      await c.addReplica("b", 40);
+      const victim = await c.addReplica("victim", 40);
+      let killedAt = 0;
+      const results = await load(400, 14, async (i) => {
+        if (i === 120) {
+          victim.kill();
+          killedAt = Date.now();
+        }
+        return c.request({ tenantId: `t${i % 4}` });
+      });
+      expect(killedAt).toBeGreaterThan(0);
+      // Every request was served, by a live replica.
+      expect(results.filter((r) => r.error)).toEqual([]);
+      const byId = new Map(results.map((r) => [r.requestId, r]));
+      // On the victim when it died, or placed there before it went stale: each failed there
+      // before its first byte, went back to the queue and was served by a survivor.
+      const afterKill = c.seen.filter((s) => s.replicaId === "victim" && s.at > killedAt);
+      for (const s of afterKill) {
+        const r = byId.get(s.requestId)!;
+        expect(r.attempts).toBeGreaterThan(1);
+        expect(r.replicas.at(-1)).not.toBe("victim");
+      }
+      const requeued = results.filter((r) => r.attempts > 1);
+      expect(requeued.length).toBeGreaterThan(0);
+      for (const r of requeued) expect(r.replicas.slice(1)).not.toContain("victim");
+      // Out of placement once its last report is older than the stale bound (1.5 heartbeats
+      // + 100 ms); the slack only absorbs this loaded machine's delivery delays.
+      const staleMs = Math.round(c.heartbeatMs * 1.5) + 100;
+      const lastToVictim = Math.max(...c.seen.filter((s) => s.replicaId === "victim").map((s) => s.at));
+      expect(lastToVictim).toBeLessThan(victim.lastReportAt + staleMs + 1500);
+      // Once its last report is past the stale bound, not one more placement goes to it.
+      await waitFor(() => Date.now() > victim.lastReportAt + staleMs, 20_000, "the stale bound");
+      const mark = c.seen.length;
+      const later = await load(100, 14, (i) => c.request({ tenantId: `t${i % 4}` }));
+      expect(later.filter((r) => r.error)).toEqual([]);
+      expect(c.seen.slice(mark).filter((s) => s.replicaId === "victim")).toEqual([]);
+      // Re-queued at the front: a re-queued request is placed ahead of the backlog, so few
+      // first attempts are placed between its failed assignment and its next one.
+      for (const r of requeued) {
+        const mine = c.seen.filter((s) => s.requestId === r.requestId);
+        const between = c.seen.filter((s) => s.seq > mine[0]!.seq && s.seq < mine[1]!.seq).length;
+        expect(between).toBeLessThanOrEqual(3 * 4 * 2);
+      }
+    }));
+});
+
+describe("fairness and priority", () => {
+  it("a light tenant's requests go ahead of a flooding tenant's backlog (VTC)", () =>
+    withCluster({ capacity: 2, schedulers: 1 }, async (c) => {
+      await c.addReplica("r", 15);
+      const heavy = Array.from({ length: 120 }, () => c.request({ tenantId: "heavy", estimatedTokens: 200 }));
+      await waitFor(() => c.seen.length >= 6, 20_000, "the flood to start");
+      const lightStart = c.seen.length;
+      const light = await Promise.all(Array.from({ length: 10 }, () => c.request({ tenantId: "light", estimatedTokens: 200 })));
+      await Promise.all(heavy);
+      const lightIds = new Set(light.map((r) => r.requestId));
+      const lastLight = Math.max(...c.seen.filter((s) => lightIds.has(s.requestId)).map((s) => s.seq));
+      const heavyBetween = c.seen.filter((s) => s.seq >= lightStart && s.seq < lastLight && !lightIds.has(s.requestId)).length;
+      // Alternating by tokens served: about one heavy request per light one (+ what was in
+      // transit), where first-come-first-served would put all ~110 queued heavy ones first.
+      expect(heavyBetween).toBeLessThanOrEqual(10 + 10);
+      expect(light.filter((r) => r.error)).toEqual([]);
+    }));
+
+  it("charges output tokens at completion: a tenant generating long outputs gets fewer dispatches", () =>
+    withCluster({ capacity: 1, schedulers: 1 }, async (c) => {
+      await c.addReplica("r", 5);
+      const all = [
+        ...Array.from({ length: 40 }, () => c.request({ tenantId: "long", estimatedTokens: 100, completionTokens: 2000 })),
+        ...Array.from({ length: 40 }, () => c.request({ tenantId: "short", estimatedTokens: 100, completionTokens: 10 })),
+      ];
+      await Promise.all(all);
+      // Both backlogged from the start; charged by input only they would alternate 20/20.
+      const ids = new Map<string, string>();
+      for (const r of await Promise.all(all)) ids.set(r.requestId, r.tenantId);
+      const first40 = c.seen.slice(0, 40).map((s) => ids.get(s.requestId));
+      const long = first40.filter((t) => t === "long").length;
+      const short = first40.filter((t) => t === "short").length;
+      expect(short).toBeGreaterThan(long * 3);
+    }));
+
+  it("priority requests (service_tier priority, priority keys) go ahead of the standard backlog", () =>
+    withCluster({ capacity: 1, schedulers: 1 }, async (c) => {
+      await c.addReplica("r", 15);
+      const standard = Array.from({ length: 60 }, (_, i) => c.request({ tenantId: `s${i % 3}`, priority: PRIORITY.standard }));
+      await waitFor(() => c.seen.length >= 3, 20_000, "the backlog to start");
+      const start = c.seen.length;
+      const prio = await Promise.all(Array.from({ length: 5 }, () => c.request({ tenantId: "p", priority: PRIORITY.priority })));
+      await Promise.all(standard);
+      const ids = new Set(prio.map((r) => r.requestId));
+      const lastPrio = Math.max(...c.seen.filter((s) => ids.has(s.requestId)).map((s) => s.seq));
+      const standardBetween = c.seen.filter((s) => s.seq >= start && s.seq < lastPrio && !ids.has(s.requestId)).length;
+      // At most the one in service plus those placed while the priority jobs were in transit.
+      expect(standardBetween).toBeLessThanOrEqual(3);
+    }));
+});
+
+describe("backpressure", () => {
+  it("answers 429 queue_full past QUEUE_MAX_PER_DEPLOYMENT, with Retry-After, and serves the rest", () =>
+    withCluster({ capacity: 1, schedulers: 1, queueMax: 20 }, async (c) => {
+      await c.addReplica("r", 30);
+      const results = await Promise.all(Array.from({ length: 60 }, (_, i) => c.request({ tenantId: `t${i % 2}` })));
+      const full = results.filter((r) => r.error?.code === "queue_full");
+      expect(full.length).toBeGreaterThanOrEqual(60 - 20 - 1);
+      for (const r of full) expect(r.error!.retryAfterS).toBeGreaterThan(0);
+      expect(results.filter((r) => r.error && r.error.code !== "queue_full")).toEqual([]);
+      expect(ok(results).length).toBeGreaterThanOrEqual(20);
+      // Drained: the bound admits again.
+      expect((await c.request({ tenantId: "t0" })).error).toBeUndefined();
+    }));
+
+  it("the bound holds across gateways (their counts meet in Redis)", () =>
+    withCluster({ capacity: 1, schedulers: 1, queueMax: 20, gateways: 2 }, async (c) => {
+      const r = await c.addReplica("r", 60_000);
+      // One in service, fifteen waiting behind it, all through gateway 0.
+      const first = Array.from({ length: 16 }, () => c.request({ tenantId: "a", waitMs: 30_000 }, 0));
+      await waitFor(() => r.running === 1 && c.gateways[0]!.dispatch.queued(c.deploymentId) === 15, 20_000, "gateway 0's queue to fill");
+      // Gateway 0 publishes its count on its next sync tick.
+      let published = "";
+      const poll = setInterval(() => void c.redis.hget(c.keys.queuedByGateway(c.deploymentId), "gw-0").then((v) => (published = v ?? "")), 20);
+      await waitFor(() => published.startsWith("15:"), 20_000, "gateway 0's count in Redis").finally(() => clearInterval(poll));
+      const second = await Promise.all(Array.from({ length: 10 }, () => c.request({ tenantId: "b", waitMs: 300 }, 1)));
+      const full = second.filter((x) => x.error?.code === "queue_full").length;
+      expect(full).toBe(5);
+      r.serveMs = 1;
+      void first;
+    }));
+
+  it("answers 503 with Retry-After when a request waits past its deadline", () =>
+    withCluster({ capacity: 1, schedulers: 1 }, async (c) => {
+      await c.addReplica("r", 3_000);
+      const busy = c.request({ tenantId: "a" });
+      await waitFor(() => c.seen.length >= 1, 20_000, "the replica to be busy");
+      const late = await c.request({ tenantId: "b", waitMs: 300 });
+      expect(late.error?.code).toBe("unavailable");
+      expect(late.error?.retryAfterS).toBeGreaterThan(0);
+      expect(c.assignmentsPerRequest().get(late.requestId)).toBeUndefined();
+      await busy;
+    }));
+});

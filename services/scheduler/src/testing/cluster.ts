@@ -1,0 +1,352 @@
+/**
+ * A small cluster for the scheduler's integration tests (and the dispatch benchmark):
+ * real Redis, real Postgres, real schedulers (`startScheduler`, in-process, with a runtime
+ * driver that runs nothing), the gateway's real `Dispatch` as the producer, and fake
+ * replicas that heartbeat into the replica hash exactly as agents do and "serve" a request
+ * by holding it for a while. Every assignment any scheduler publishes is recorded (a
+ * pattern subscription on the gateways' reply channels), so a test can count assignments
+ * per request id across schedulers and read dispatch order.
+ */
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import type { Kysely } from "kysely";
+import { createLogger, PlatformError, type Logger } from "@infera/core";
+import { PRIORITY, redisKeys, type Assignment, type InferJob, type RedisKeys, type ReplicaReport } from "@infera/contracts";
+import { createDeployment, ensureModelVersion, transition, type DB } from "@infera/registry";
+import { Dispatch, type Assigned } from "../../../gateway/src/dispatch.ts";
+import { createGatewayMetrics } from "../../../gateway/src/metrics.ts";
+import { loadConfig } from "../config.ts";
+import type { RuntimeDriver } from "../runtime/driver.ts";
+import { startScheduler, type RunningScheduler } from "../scheduler.ts";
+
+/** A runtime driver that runs nothing: the tests' replicas are started by the test. */
+export const staticDriver: RuntimeDriver = {
+  name: "local",
+  apply: async () => {},
+  observe: async () => [],
+  remove: async () => {},
+  stop: async () => {},
+};
+
+export const silentLogger: Logger = createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+export async function createRunningDeployment(db: Kysely<DB>, maxBatchSize: number, placement: "round-robin" | "least-loaded" | "prefix-affinity"): Promise<string> {
+  const { versionId } = await ensureModelVersion(db, { tenantId: null, name: `m-${randomBytes(4).toString("hex")}`, task: "chat", version: "1" });
+  const d = await createDeployment(db, {
+    tenantId: null,
+    modelVersionId: versionId,
+    config: { gpu: "A100-80GB", num_gpus: 1, max_batch_size: maxBatchSize, engine: "vllm", hf: null, container_image: null, extra_args: [], placement },
+    settings: { min_instances: 1, max_instances: 1 },
+  });
+  for (const s of ["downloading", "deploying", "running"] as const) await transition(db, d.id, s);
+  return d.id;
+}
+
+/** One replica as the scheduler sees it: heartbeat reports in Redis, and a "server" that holds requests. */
+export class FakeReplica {
+  running = 0;
+  maxRunning = 0;
+  served = 0;
+  alive = true;
+  healthy = true;
+  draining = false;
+  lastReportAt = 0;
+  /** Concurrent requests per scheduler id, and the most seen at once. */
+  readonly bySched = new Map<string, number>();
+  maxBySched = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly dying = new Set<() => void>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    readonly deploymentId: string,
+    readonly id: string,
+    /** How long it takes to serve one request (ms). */
+    public serveMs: number,
+    private readonly heartbeatMs: number,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.report();
+    this.timer = setInterval(() => void this.report().catch(() => {}), this.heartbeatMs);
+  }
+
+  async report(): Promise<void> {
+    if (!this.alive) return;
+    const at = Date.now();
+    const r: ReplicaReport = {
+      replicaId: this.id,
+      deploymentId: this.deploymentId,
+      address: `fake:${this.id}`,
+      running: this.running,
+      waiting: 0,
+      kvCacheUsage: 0,
+      healthy: this.healthy,
+      draining: this.draining,
+      at,
+    };
+    await this.redis.hset(this.keys.replicas(this.deploymentId), this.id, JSON.stringify(r));
+    this.lastReportAt = at;
+  }
+
+  /**
+   * The process is gone: no more heartbeats; calls to it fail before the first byte, and so
+   * do the ones it held (this fake sends its whole answer at the end).
+   */
+  kill(): void {
+    this.alive = false;
+    if (this.timer) clearInterval(this.timer);
+    for (const die of this.dying) die();
+  }
+
+  /** Holds the request for `serveMs`; false when the replica died before answering. */
+  async serve(schedulerId: string): Promise<boolean> {
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    const n = (this.bySched.get(schedulerId) ?? 0) + 1;
+    this.bySched.set(schedulerId, n);
+    this.maxBySched = Math.max(this.maxBySched, n);
+    let die: (() => void) | undefined;
+    try {
+      const done = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(true), this.serveMs);
+        die = () => {
+          clearTimeout(t);
+          resolve(false);
+        };
+        this.dying.add(die);
+      });
+      if (done) this.served++;
+      return done;
+    } finally {
+      if (die) this.dying.delete(die);
+      this.running--;
+      this.bySched.set(schedulerId, (this.bySched.get(schedulerId) ?? 1) - 1);
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
+
+export interface SeenAssignment {
+  requestId: string;
+  replicaId: string;
+  schedulerId: string;
+  /** Order in which assignments reached the observer, across schedulers. */
+  seq: number;
+  at: number;
+}
+
+export interface RequestOptions {
+  tenantId: string;
+  estimatedTokens?: number;
+  priority?: number;
+  /** Tokens the request "generates", reported with its release (output-token fairness). */
+  completionTokens?: number;
+  waitMs?: number;
+  prefixHashes?: string[];
+}
+
+export interface RequestResult {
+  requestId: string;
+  tenantId: string;
+  /** Every replica it was assigned to, in order (more than one after a failed replica). */
+  replicas: string[];
+  attempts: number;
+  enqueuedAt: number;
+  queuedMs: number;
+  /** `queue_full`, `unavailable` … when it was answered with an error. */
+  error?: PlatformError;
+}
+
+export interface ClusterOptions {
+  db: Kysely<DB>;
+  databaseUrl: string;
+  redisUrl: string;
+  capacity: number;
+  placement?: "round-robin" | "least-loaded" | "prefix-affinity";
+  schedulers?: number;
+  heartbeatMs?: number;
+  /** Gateway's queue bound (QUEUE_MAX_PER_DEPLOYMENT). */
+  queueMax?: number;
+  /** Scheduler's MAX_QUEUED_PER_DEPLOYMENT (its in-memory fair queue). */
+  maxQueuedPerScheduler?: number;
+  gateways?: number;
+  maxAttempts?: number;
+  /** Record every assignment (a pattern subscription); off for the benchmark. Default true. */
+  observe?: boolean;
+}
+
+export class TestCluster {
+  readonly prefix = `test-sched-${randomBytes(4).toString("hex")}`;
+  readonly keys: RedisKeys;
+  readonly redis: Redis;
+  readonly replicas = new Map<string, FakeReplica>();
+  readonly seen: SeenAssignment[] = [];
+  readonly schedulers: { id: string; running: RunningScheduler }[] = [];
+  readonly gateways: { id: string; dispatch: Dispatch; conns: Redis[] }[] = [];
+  deploymentId = "";
+  private observer: Redis | undefined;
+  private seq = 0;
+  private reqSeq = 0;
+  readonly heartbeatMs: number;
+
+  constructor(private readonly o: ClusterOptions) {
+    this.keys = redisKeys(this.prefix);
+    this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3 });
+    this.heartbeatMs = o.heartbeatMs ?? 200;
+  }
+
+  async start(): Promise<void> {
+    this.deploymentId = await createRunningDeployment(this.o.db, this.o.capacity, this.o.placement ?? "least-loaded");
+    if (this.o.observe !== false) await this.startObserver();
+    for (let g = 0; g < (this.o.gateways ?? 1); g++) await this.addGateway(`gw-${g}`);
+    for (let i = 0; i < (this.o.schedulers ?? 2); i++) await this.addScheduler(`sched-${i}`);
+  }
+
+  private async startObserver(): Promise<void> {
+    this.observer = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    await this.observer.connect();
+    await this.observer.psubscribe(`${this.prefix}:gw:*`);
+    this.observer.on("pmessage", (_p, _ch, message) => {
+      const a = JSON.parse(message) as Assignment;
+      if (a.type === "assigned") this.seen.push({ requestId: a.requestId, replicaId: a.replicaId, schedulerId: a.schedulerId, seq: this.seq++, at: Date.now() });
+    });
+  }
+
+  async addGateway(id: string): Promise<Dispatch> {
+    const redis = new Redis(this.o.redisUrl, { maxRetriesPerRequest: 2 });
+    const bull = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
+    const sub = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    const dispatch = new Dispatch({ redis, bullConnection: bull, keys: this.keys, gatewayId: id, metrics: createGatewayMetrics(), logger: silentLogger, queueMax: this.o.queueMax, syncMs: 50 });
+    dispatch.start();
+    await sub.connect();
+    await sub.subscribe(this.keys.gatewayChannel(id));
+    sub.on("message", (_ch, m) => dispatch.onMessage(m));
+    this.gateways.push({ id, dispatch, conns: [redis, bull, sub] });
+    return dispatch;
+  }
+
+  async addScheduler(id: string): Promise<void> {
+    const config = loadConfig({
+      DATABASE_URL: this.o.databaseUrl,
+      REDIS_URL: this.o.redisUrl,
+      REDIS_PREFIX: this.prefix,
+      SCHEDULER_ID: id,
+      METRICS_PORT: "0",
+      METRICS_HOST: "127.0.0.1",
+      HEARTBEAT_MS: String(this.heartbeatMs),
+      RECONCILE_MS: "500",
+      MAX_QUEUED_PER_DEPLOYMENT: String(this.o.maxQueuedPerScheduler ?? 10_000),
+      JOB_LOCK_MS: "5000",
+    });
+    const running = await startScheduler(config, silentLogger.child({ schedulerId: id }), staticDriver, this.o.db);
+    this.schedulers.push({ id, running });
+  }
+
+  async addReplica(id: string, serveMs: number): Promise<FakeReplica> {
+    const r = new FakeReplica(this.redis, this.keys, this.deploymentId, id, serveMs, this.heartbeatMs);
+    await r.start();
+    this.replicas.set(id, r);
+    return r;
+  }
+
+  /**
+   * One request as the gateway runs it: enqueue, wait for a replica, "call" it, release.
+   * A dead replica fails the call before the first byte: re-queued at the front with that
+   * replica excluded (what inference.ts does).
+   */
+  async request(opts: RequestOptions, gateway = 0): Promise<RequestResult> {
+    const g = this.gateways[gateway]!;
+    const requestId = `req-${this.reqSeq++}-${randomBytes(3).toString("hex")}`;
+    const enqueuedAt = Date.now();
+    const deadline = enqueuedAt + (opts.waitMs ?? 60_000);
+    const replicas: string[] = [];
+    const exclude: string[] = [];
+    const maxAttempts = this.o.maxAttempts ?? 3;
+    let queuedMs = 0;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const job: InferJob = {
+        requestId,
+        gatewayId: g.id,
+        tenantId: opts.tenantId,
+        keyId: `key-${opts.tenantId}`,
+        endpoint: "chat",
+        prefixHashes: opts.prefixHashes ?? [],
+        estimatedTokens: opts.estimatedTokens ?? 100,
+        deadline,
+        enqueuedAt: Date.now(),
+        priority: attempt === 0 ? (opts.priority ?? PRIORITY.standard) : PRIORITY.requeued,
+        excludeReplicas: exclude.length ? [...exclude] : undefined,
+        attempt,
+      };
+      let a: Assigned;
+      try {
+        a = await g.dispatch.enqueue(this.deploymentId, job, new AbortController().signal);
+      } catch (err) {
+        return { requestId, tenantId: opts.tenantId, replicas, attempts: attempt + 1, enqueuedAt, queuedMs, error: err as PlatformError };
+      }
+      if (attempt === 0) queuedMs = a.queuedMs;
+      replicas.push(a.replicaId);
+      const replica = this.replicas.get(a.replicaId);
+      if (!replica || !replica.alive) {
+        g.dispatch.release(a, true);
+        exclude.push(a.replicaId);
+        continue;
+      }
+      if (!(await replica.serve(a.schedulerId))) {
+        g.dispatch.release(a, true);
+        exclude.push(a.replicaId);
+        continue;
+      }
+      g.dispatch.release(a, false, {
+        tenantId: opts.tenantId,
+        estimatedTokens: opts.estimatedTokens ?? 100,
+        promptTokens: opts.estimatedTokens ?? 100,
+        completionTokens: opts.completionTokens ?? 0,
+      });
+      return { requestId, tenantId: opts.tenantId, replicas, attempts: attempt + 1, enqueuedAt, queuedMs };
+    }
+    return { requestId, tenantId: opts.tenantId, replicas, attempts: maxAttempts, enqueuedAt, queuedMs, error: new PlatformError("unavailable", "no replica could serve it") };
+  }
+
+  /** Assignments per request id, across every scheduler. */
+  assignmentsPerRequest(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const s of this.seen) m.set(s.requestId, (m.get(s.requestId) ?? 0) + 1);
+    return m;
+  }
+
+  async stop(): Promise<void> {
+    for (const r of this.replicas.values()) r.stop();
+    for (const g of this.gateways) await g.dispatch.close();
+    for (const s of this.schedulers) await s.running.stop();
+    for (const g of this.gateways) for (const c of g.conns) c.disconnect();
+    // Let the next cluster's schedulers ignore this deployment.
+    await transition(this.o.db, this.deploymentId, "stopped").catch(() => {});
+    this.observer?.disconnect();
+    const r = this.redis;
+    let cursor = "0";
+    do {
+      const [next, found] = await r.scan(cursor, "MATCH", `${this.prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (found.length) await r.del(...found);
+    } while (cursor !== "0");
+    r.disconnect();
+  }
+}
+
+export function waitFor(cond: () => boolean, timeoutMs = 20_000, what = "condition"): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (cond()) resolve();
+      else if (Date.now() > until) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
