@@ -2,7 +2,8 @@
 // `npm start` and `npm test` on a machine with only Node.js 20: make sure the pinned
 // pnpm and the workspace's dependencies are installed, then run the real command.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -40,15 +41,36 @@ if (!existsSync(marker) || statSync(lock).mtimeMs > statSync(marker).mtimeMs) {
   run(pnpm[0], [...pnpm.slice(1), "install", "--frozen-lockfile"]);
 }
 
-const commands = {
-  start: [process.execPath, ["--import", "tsx", "deploy/local/src/main.ts", ...args]],
-  test: [join(root, "node_modules", ".bin", "vitest"), ["run", ...args]],
-};
-const entry = commands[command];
-if (!entry) {
-  console.error(`usage: bootstrap.mjs ${Object.keys(commands).join("|")} [args]`);
+const vitest = join(root, "node_modules", ".bin", "vitest");
+// The fault, fuzz and soak suites kill and restart processes and measure memory: they run
+// after the rest, one file at a time, so they never compete with each other for the 2 cores.
+const SERIAL = ["test/faults", "test/fuzz", "test/soak"];
+const steps = {
+  start: [[process.execPath, ["--import", "tsx", "deploy/local/src/main.ts", ...args]]],
+  test:
+    args.length > 0
+      ? [[vitest, ["run", ...args]]]
+      : [
+          [vitest, ["run", ...SERIAL.flatMap((d) => ["--exclude", `${d}/**`])]],
+          [vitest, ["run", ...SERIAL, "--maxWorkers=1"]],
+        ],
+}[command];
+if (!steps) {
+  console.error("usage: bootstrap.mjs start|test [args]");
   process.exit(2);
 }
-const child = spawn(entry[0], entry[1], { stdio: "inherit", cwd: root });
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+
+let current;
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => current?.kill(sig));
+let failed = 0;
+const summary = join(mkdtempSync(join(tmpdir(), "infera-test-")), "summary");
+for (const [cmd, argv] of steps) {
+  current = spawn(cmd, argv, { stdio: "inherit", cwd: root, env: { ...process.env, INFERA_SUMMARY_FILE: summary } });
+  const code = await new Promise((resolve) => current.on("exit", (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+  if (code !== 0) failed = code;
+}
+if (command === "test" && steps.length > 1 && existsSync(summary)) {
+  const [p, f, s] = readFileSync(summary, "utf8").trim().split("\n").map((l) => l.split(" ").map(Number)).reduce((a, b) => a.map((x, i) => x + (b[i] ?? 0)), [0, 0, 0]);
+  console.log(`\nall suites: ${p} passed, ${f} failed${s ? `, ${s} skipped` : ""}`);
+}
+process.exit(failed);

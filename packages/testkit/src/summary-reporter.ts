@@ -2,6 +2,7 @@
  * Prints one plain closing line, `N passed, N failed[, N skipped]`, after vitest's own
  * report, so CI logs (and tools that read them) see the totals without ANSI colour.
  */
+import { appendFileSync } from "node:fs";
 import type { Reporter, TestModule } from "vitest/node";
 
 export default class SummaryReporter implements Reporter {
@@ -19,5 +20,7 @@ export default class SummaryReporter implements Reporter {
       if (m.state() === "failed" && [...m.children.allTests()].length === 0) failed++;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
+    // `npm test` runs vitest twice (parallel, then the serial suites) and adds these up.
+    if (process.env.INFERA_SUMMARY_FILE) appendFileSync(process.env.INFERA_SUMMARY_FILE, `${passed} ${failed} ${skipped}\n`);
   }
 }
