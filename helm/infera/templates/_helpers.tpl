@@ -117,6 +117,30 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if or .Values.gateway.bootstrapAdminKey.create .Values.gateway.bootstrapAdminKey.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{/* SECRETS_KEY (seals Hugging Face tokens): the generated Secret or secrets.existingSecret. */}}
+{{- define "infera.secretsKey.enabled" -}}
+{{- if or .Values.secrets.create .Values.secrets.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{- define "infera.secretsKey.secretName" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- .Values.secrets.existingSecret -}}
+{{- else -}}
+{{- include "infera.componentName" (dict "root" . "component" "secrets-key") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The same SECRETS_KEY for the gateway (seals) and the scheduler (opens). */}}
+{{- define "infera.env.secretsKey" -}}
+{{- if include "infera.secretsKey.enabled" . -}}
+- name: SECRETS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "infera.secretsKey.secretName" . }}
+      key: {{ .Values.secrets.key }}
+{{- end -}}
+{{- end -}}
+
 {{- define "infera.scheduler.serviceAccountName" -}}
 {{- if .Values.scheduler.serviceAccount.create -}}
 {{- .Values.scheduler.serviceAccount.name | default (include "infera.componentName" (dict "root" . "component" "scheduler")) -}}
@@ -180,7 +204,7 @@ lifecycle:
 {{- fail "engine.modelCache.type=pvc needs pvc.create=true or pvc.existingClaim" -}}
 {{- end -}}
 {{- if and (eq $v.scheduler.runtime "kubernetes") (not $v.scheduler.rbac.create) (not $v.scheduler.serviceAccount.name) -}}
-{{- fail "scheduler.rbac.create=false: set scheduler.serviceAccount.name to an account that may manage apps/deployments and read pods in the engine namespace" -}}
+{{- fail "scheduler.rbac.create=false: set scheduler.serviceAccount.name to an account that may manage apps/deployments, read pods and get/create/update/delete secrets in the engine namespace" -}}
 {{- end -}}
 {{- if and $v.scheduler.engineNamespace (ne $v.scheduler.engineNamespace $.Release.Namespace) $v.redis.enabled -}}
 {{- fail "scheduler.engineNamespace differs from the release namespace: engine pods need the Redis URL Secret there, so use externalRedis with a Secret of the same name in both namespaces" -}}

@@ -39,10 +39,16 @@ export async function putHfToken(db: Db, deploymentId: string, sealed: string): 
     .execute();
 }
 
+/** The sealed token as stored (open it with `openSecret`); undefined when the deployment has none. */
+export async function getSealedHfToken(db: Db, deploymentId: string): Promise<string | undefined> {
+  const row = await db.selectFrom("deployment_secrets").select("hf_token_sealed").where("deployment_id", "=", deploymentId).executeTakeFirst();
+  return row?.hf_token_sealed;
+}
+
 /** The plain token, for the runtime driver only; undefined when the deployment has none. */
 export async function getHfToken(db: Db, deploymentId: string, key: Buffer): Promise<string | undefined> {
-  const row = await db.selectFrom("deployment_secrets").select("hf_token_sealed").where("deployment_id", "=", deploymentId).executeTakeFirst();
-  return row ? openSecret(row.hf_token_sealed, key) : undefined;
+  const sealed = await getSealedHfToken(db, deploymentId);
+  return sealed === undefined ? undefined : openSecret(sealed, key);
 }
 
 export async function deleteDeploymentSecrets(db: Db, deploymentId: string): Promise<void> {

@@ -21,6 +21,11 @@ export interface SchedulerConfig {
   shutdownGraceMs: number;
   /** Scale a min_instances=0 deployment to zero after this long idle. */
   scaleToZeroIdleMs: number;
+  /**
+   * SECRETS_KEY (the gateway's): opens deployments' sealed Hugging Face tokens for the
+   * kubernetes runtime. Without it a kubernetes deployment with a token fails.
+   */
+  secretsKey: string | undefined;
   local: {
     /** Directory for replica logs. */
     logDir: string | undefined;
@@ -54,6 +59,7 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     logLevel: str(env, "LOG_LEVEL", "info"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),
+    secretsKey: optionalStr(env, "SECRETS_KEY"),
     local: {
       logDir: optionalStr(env, "LOCAL_LOG_DIR"),
       simTtftMs: optionalStr(env, "SIM_TTFT_MS"),

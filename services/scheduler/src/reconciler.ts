@@ -11,8 +11,10 @@ import type { Logger } from "@infera/core";
 import type { RedisKeys } from "@infera/contracts";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
 import {
+  getSealedHfToken,
   listDeployments,
   noteDeploymentEvent,
+  openSecret,
   transition,
   type DB,
   type DeploymentConfig,
@@ -23,6 +25,7 @@ import {
 import type { ReplicaDirectory } from "./replicas.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
 import type { ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
+import { hfTokenSecretName } from "./runtime/kubernetes-manifest.ts";
 
 export interface ReconcilerOptions {
   db: Kysely<DB>;
@@ -39,6 +42,11 @@ export interface ReconcilerOptions {
   queueFor: (deploymentId: string) => Queue;
   /** This scheduler's own waiting count per deployment. */
   localDepth: (deploymentId: string) => number;
+  /**
+   * Key from SECRETS_KEY (`secretsKeyFrom`): opens deployments' sealed Hugging Face tokens
+   * for the kubernetes driver. Without it a kubernetes deployment with a token fails.
+   */
+  secretsKey?: Buffer;
   now?: () => number;
 }
 
@@ -55,7 +63,7 @@ export function replicaSpecOf(d: DeploymentView): ReplicaSpec {
     gpu: config.gpu,
     numGpus: config.num_gpus,
     maxBatchSize: config.max_batch_size,
-    hf: config.hf ? { repo: config.hf.repo, revision: config.hf.revision ?? undefined, tokenSecretName: config.hf.has_token ? `infera-hf-${d.id}` : undefined } : undefined,
+    hf: config.hf ? { repo: config.hf.repo, revision: config.hf.revision ?? undefined, tokenSecretName: config.hf.has_token ? hfTokenSecretName(d.id) : undefined } : undefined,
     containerImage: config.container_image ?? undefined,
     extraArgs: config.extra_args,
   };
@@ -153,7 +161,15 @@ export class Reconciler {
     const before = this.applied.get(d.id);
     const desired = await this.desiredReplicas(d, observed.length);
     if (before !== desired || observed.length !== desired) {
-      await driver.apply(replicaSpecOf(d), desired);
+      const spec = await this.specWithToken(d);
+      if ("failReason" in spec) {
+        // Not retried: it needs an operator (SECRETS_KEY), then a start.
+        log.warn({ reason: spec.failReason }, "deployment failed");
+        await transition(this.o.db, d.id, "failed", { failReason: spec.failReason, expectFrom: [d.status] });
+        await this.publishChange(d.id);
+        return;
+      }
+      await driver.apply(spec, desired);
       this.applied.set(d.id, desired);
       await redis.hset(keys.desiredReplicas, d.id, String(desired));
       // Scale to zero and back are not lifecycle moves (the deployment stays running), but
@@ -170,6 +186,27 @@ export class Reconciler {
       await this.step(d, "running", "a replica is serving");
       // Idleness counts from when it serves, not from while it was starting.
       this.scale.delete(d.id);
+    }
+  }
+
+  /**
+   * The driver's spec, with the Hugging Face token opened when the driver hands it to engines
+   * (kubernetes; the local runtime ignores tokens). `failReason` when the deployment has a
+   * token this scheduler cannot open. A database error throws (the next pass retries).
+   */
+  private async specWithToken(d: DeploymentView): Promise<ReplicaSpec | { failReason: string }> {
+    const spec = replicaSpecOf(d);
+    if (this.o.driver.name !== "kubernetes" || spec.hf?.tokenSecretName === undefined) return spec;
+    const { secretsKey } = this.o;
+    if (!secretsKey) {
+      return { failReason: "the deployment has a Hugging Face token but the scheduler has no SECRETS_KEY to open it (give it the gateway's SECRETS_KEY, then start the deployment)" };
+    }
+    const sealed = await getSealedHfToken(this.o.db, d.id);
+    if (sealed === undefined) return { failReason: "the deployment has a Hugging Face token (hf.has_token) but none is stored; deploy it again with hf.token" };
+    try {
+      return { ...spec, hfToken: openSecret(sealed, secretsKey) };
+    } catch {
+      return { failReason: "the deployment's Hugging Face token cannot be opened with the scheduler's SECRETS_KEY (sealed under another key, or damaged): give the scheduler the gateway's SECRETS_KEY, then start the deployment" };
     }
   }
 

@@ -10,7 +10,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "@infera/core";
 import { redisKeys, type Release } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
-import { createDb, listDeployments, type DB, type DeploymentConfig } from "@infera/registry";
+import { createDb, listDeployments, secretsKeyFrom, type DB, type DeploymentConfig } from "@infera/registry";
 import type { SchedulerConfig } from "./config.ts";
 import { DeploymentDispatcher } from "./dispatcher.ts";
 import { createSchedulerMetrics } from "./metrics.ts";
@@ -50,6 +50,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     db,
     redis,
     keys,
+    secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
     driver,
     directory,
     metrics,

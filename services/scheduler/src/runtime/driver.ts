@@ -18,6 +18,13 @@ export interface ReplicaSpec {
   numGpus: number;
   maxBatchSize: number;
   hf?: { repo: string; revision?: string; tokenSecretName?: string };
+  /**
+   * The deployment's Hugging Face token in clear, opened by the reconciler for a driver
+   * that hands it to engines (kubernetes: the `infera-hf-<id>` Secret, written before the
+   * engine Deployment). Never logged (the logger redacts `hfToken`) and never put in a
+   * manifest. Absent when the deployment has none or the driver ignores tokens (local).
+   */
+  hfToken?: string;
   containerImage?: string;
   extraArgs: string[];
 }

@@ -4,7 +4,7 @@
  * and the deployment's ReplicaSpec. No I/O; the driver (kubernetes.ts) sends the result.
  */
 import { createHash } from "node:crypto";
-import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec } from "@kubernetes/client-node";
+import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec, V1Secret } from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
 import type { EnginePodTemplate, GpuType } from "./kubernetes-template.ts";
@@ -21,6 +21,7 @@ export interface EngineDeploymentOptions {
 }
 
 const NAME_PREFIX = "infera-engine-";
+const HF_SECRET_PREFIX = "infera-hf-";
 // Pod names get "-<hash>-<hash>" (17 chars) appended to the Deployment name, and must stay
 // a DNS label (63): keep the Deployment name at 46 chars at most.
 const MAX_NAME = 46;
@@ -36,11 +37,11 @@ export function deploymentIdLabel(deploymentId: string): string {
   return `${cleaned.slice(0, 54)}-${shortHash(deploymentId)}`.replace(/^-/, "x-");
 }
 
-/** `infera-engine-<id>`, made DNS-1123 (lowercase, `-`, bounded) with a hash when it must change. */
-export function engineDeploymentName(deploymentId: string): string {
-  const room = MAX_NAME - NAME_PREFIX.length;
+/** `<prefix><id>`, made DNS-1123 (lowercase, `-`, at most `max` chars) with a hash when it must change. */
+function dnsName(prefix: string, deploymentId: string, max: number): string {
+  const room = max - prefix.length;
   if (/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(deploymentId) && deploymentId.length <= room) {
-    return NAME_PREFIX + deploymentId;
+    return prefix + deploymentId;
   }
   const cleaned = deploymentId
     .toLowerCase()
@@ -49,7 +50,21 @@ export function engineDeploymentName(deploymentId: string): string {
     .replace(/^-+|-+$/g, "")
     .slice(0, room - 9)
     .replace(/-+$/, "");
-  return `${NAME_PREFIX}${cleaned ? `${cleaned}-` : ""}${shortHash(deploymentId)}`;
+  return `${prefix}${cleaned ? `${cleaned}-` : ""}${shortHash(deploymentId)}`;
+}
+
+/** `infera-engine-<id>`, made DNS-1123 (lowercase, `-`, bounded) with a hash when it must change. */
+export function engineDeploymentName(deploymentId: string): string {
+  return dnsName(NAME_PREFIX, deploymentId, MAX_NAME);
+}
+
+/**
+ * `infera-hf-<id>`: the Secret holding a deployment's Hugging Face token, written by the
+ * driver from the sealed copy in the registry. DNS-1123 like the Deployment name (ids such
+ * as `dep_…` are not), so `dep_7k2m…` becomes `infera-hf-dep-7k2m…-<hash>`.
+ */
+export function hfTokenSecretName(deploymentId: string): string {
+  return dnsName(HF_SECRET_PREFIX, deploymentId, 63);
 }
 
 /** The label selector (for list calls) of one deployment's engine pods. */
@@ -185,7 +200,9 @@ export function buildEngineDeployment(
       { name: "SIM_MODE", value: spec.engine },
     );
   }
-  const tokenSecret = spec.hf?.tokenSecretName ?? template.defaultHfTokenSecret;
+  // A token the driver writes lives in the deployment's own Secret, whatever name the spec carries.
+  const tokenSecret =
+    spec.hfToken !== undefined ? hfTokenSecretName(spec.deploymentId) : (spec.hf?.tokenSecretName ?? template.defaultHfTokenSecret);
   if (tokenSecret && template.mode === "gpu") {
     engineEnv.push({
       name: "HF_TOKEN",
@@ -241,5 +258,31 @@ export function buildEngineDeployment(
           : { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: pod,
     },
+  };
+}
+
+/**
+ * The Opaque Secret `infera-hf-<id>` holding a deployment's Hugging Face token under the
+ * template's `hfTokenSecretKey` (what the engine's `HF_TOKEN` secretKeyRef reads). Labelled
+ * like the engine Deployment; the driver writes it before the Deployment and deletes it in
+ * `remove` (an ownerReference needs the Deployment's uid, which does not exist yet).
+ */
+export function buildHfTokenSecret(deploymentId: string, token: string, template: EnginePodTemplate, namespace: string): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: hfTokenSecretName(deploymentId),
+      namespace,
+      labels: {
+        [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+        [DEPLOYMENT_ID_LABEL]: deploymentIdLabel(deploymentId),
+        "app.kubernetes.io/component": "hf-token",
+        "app.kubernetes.io/part-of": "infera",
+      },
+      annotations: { [DEPLOYMENT_ID_ANNOTATION]: deploymentId },
+    },
+    type: "Opaque",
+    data: { [template.hfTokenSecretKey]: Buffer.from(token, "utf8").toString("base64") },
   };
 }

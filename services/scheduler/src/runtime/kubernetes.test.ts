@@ -10,12 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { KubeConfig, type V1Container, type V1Deployment, type V1EnvVar, type V1Pod } from "@kubernetes/client-node";
+import { KubeConfig, type V1Container, type V1Deployment, type V1EnvVar, type V1Pod, type V1Secret } from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
 import {
   buildEngineDeployment,
+  buildHfTokenSecret,
   engineDeploymentName,
+  hfTokenSecretName,
   KubernetesRuntimeDriver,
   observePod,
   parseEnginePodTemplate,
@@ -212,6 +214,41 @@ describe("buildEngineDeployment", () => {
     const d2 = buildEngineDeployment({ ...noToken, hf: { repo: hf?.repo ?? "" } }, 1, template, { namespace: NS, gpuTypes });
     expect(env(container(d2, "engine"), "HF_TOKEN")?.valueFrom?.secretKeyRef?.name).toBe("hf-default");
     expect(env(container(d2, "engine"), "HF_HOME")?.value).toBe("/root/.cache/huggingface");
+  });
+
+  it("with a token to write, HF_TOKEN reads the deployment's own Secret and the token is nowhere in the manifest", () => {
+    const token = "hf_manifestSecret123";
+    const d = buildEngineDeployment({ ...llama, hfToken: token }, 1, template, { namespace: NS, gpuTypes });
+    expect(env(container(d, "engine"), "HF_TOKEN")).toEqual({
+      name: "HF_TOKEN",
+      valueFrom: { secretKeyRef: { name: "infera-hf-dep-7f3a9c", key: "token" } },
+    });
+    const wire = JSON.stringify(d);
+    expect(wire).not.toContain(token);
+    expect(wire).not.toContain(Buffer.from(token).toString("base64"));
+  });
+
+  it("builds the token Secret: Opaque, the template's key, platform labels, DNS-safe name", () => {
+    const secret = buildHfTokenSecret("dep_7k2mq", "hf_abc", template, NS);
+    expect(secret).toMatchObject({
+      apiVersion: "v1",
+      kind: "Secret",
+      type: "Opaque",
+      metadata: {
+        name: hfTokenSecretName("dep_7k2mq"),
+        namespace: NS,
+        labels: { "app.kubernetes.io/managed-by": "infera", "infera.dev/deployment-id": "dep_7k2mq" },
+        annotations: { "infera.dev/deployment-id": "dep_7k2mq" },
+      },
+    });
+    expect(Object.keys(secret.data ?? {})).toEqual(["token"]);
+    expect(Buffer.from(secret.data?.token ?? "", "base64").toString("utf8")).toBe("hf_abc");
+    // Registry ids carry "_": not a valid object name, so it is cleaned and hashed.
+    expect(secret.metadata?.name).toMatch(/^infera-hf-dep-7k2mq-[0-9a-f]{8}$/);
+    expect(hfTokenSecretName("dep-7f3a9c")).toBe("infera-hf-dep-7f3a9c");
+    expect(hfTokenSecretName("x".repeat(100)).length).toBeLessThanOrEqual(63);
+    const r = validateStrict([secret]);
+    expect(r.ok, r.output).toBe(true);
   });
 
   it("gives the agent its identity from the downward API and the deployment's settings", () => {
@@ -434,6 +471,7 @@ interface Recorded {
 class FakeApiServer {
   readonly requests: Recorded[] = [];
   readonly deployments = new Map<string, V1Deployment>();
+  readonly secrets = new Map<string, V1Secret>();
   pods: V1Pod[] = [];
   /** Status codes to answer the next matching "METHOD kind" requests with, once each. */
   failNext = new Map<string, { code: number; reason: string; message: string }>();
@@ -456,6 +494,7 @@ class FakeApiServer {
   reset(): void {
     this.requests.length = 0;
     this.deployments.clear();
+    this.secrets.clear();
     this.pods = [];
     this.failNext.clear();
   }
@@ -480,7 +519,8 @@ class FakeApiServer {
 
     const depMatch = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/deployments(?:\/([^/]+))?$/.exec(url.pathname);
     const podMatch = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(url.pathname);
-    const kind = depMatch ? "deployments" : podMatch ? "pods" : "other";
+    const secretMatch = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/.exec(url.pathname);
+    const kind = depMatch ? "deployments" : podMatch ? "pods" : secretMatch ? "secrets" : "other";
     const injected = this.failNext.get(`${method} ${kind}`);
     if (injected) {
       this.failNext.delete(`${method} ${kind}`);
@@ -513,6 +553,36 @@ class FakeApiServer {
       if (method === "DELETE" && name) {
         if (!existing) return this.status(res, 404, "NotFound", `deployments.apps "${name}" not found`);
         this.deployments.delete(name);
+        return this.send(res, 200, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" });
+      }
+    }
+    if (secretMatch) {
+      const name = secretMatch[2];
+      const existing = name ? this.secrets.get(name) : undefined;
+      if (method === "GET" && name) {
+        return existing ? this.send(res, 200, existing) : this.status(res, 404, "NotFound", `secrets "${name}" not found`);
+      }
+      if (method === "POST" && !name) {
+        const sec = body as V1Secret;
+        const n = sec.metadata?.name ?? "";
+        if (this.secrets.has(n)) return this.status(res, 409, "AlreadyExists", `secrets "${n}" already exists`);
+        const stored = { ...sec, metadata: { ...sec.metadata, resourceVersion: String(this.version++) } };
+        this.secrets.set(n, stored);
+        return this.send(res, 201, stored);
+      }
+      if (method === "PUT" && name) {
+        if (!existing) return this.status(res, 404, "NotFound", `secrets "${name}" not found`);
+        const sec = body as V1Secret;
+        if (sec.metadata?.resourceVersion !== existing.metadata?.resourceVersion) {
+          return this.status(res, 409, "Conflict", "the object has been modified; please apply your changes to the latest version");
+        }
+        const stored = { ...sec, metadata: { ...sec.metadata, resourceVersion: String(this.version++) } };
+        this.secrets.set(name, stored);
+        return this.send(res, 200, stored);
+      }
+      if (method === "DELETE" && name) {
+        if (!existing) return this.status(res, 404, "NotFound", `secrets "${name}" not found`);
+        this.secrets.delete(name);
         return this.send(res, 200, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" });
       }
     }
@@ -560,6 +630,78 @@ describe("KubernetesRuntimeDriver against a fake API server", () => {
   beforeEach(() => api.reset());
 
   const depPath = `/apis/apps/v1/namespaces/${NS}/deployments`;
+  const secretPath = `/api/v1/namespaces/${NS}/secrets`;
+  const TOKEN = "hf_wireSecretToken42";
+  const withToken: ReplicaSpec = { ...llama, hfToken: TOKEN };
+  const decoded = (s: V1Secret | undefined) => Buffer.from(s?.data?.token ?? "", "base64").toString("utf8");
+
+  it("apply with a token writes the Secret before the Deployment, which only references it", async () => {
+    await driver.apply(withToken, 1);
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET ${secretPath}/infera-hf-dep-7f3a9c`,
+      `POST ${secretPath}`,
+      `GET ${depPath}/infera-engine-dep-7f3a9c`,
+      `POST ${depPath}`,
+    ]);
+    const secret = api.requests[1]?.body as V1Secret;
+    expect(secret.type).toBe("Opaque");
+    expect(secret.metadata?.name).toBe("infera-hf-dep-7f3a9c");
+    expect(secret.metadata?.labels).toMatchObject({ "app.kubernetes.io/managed-by": "infera", "infera.dev/deployment-id": "dep-7f3a9c" });
+    expect(decoded(secret)).toBe(TOKEN);
+    expect(validateStrict([secret]).ok).toBe(true);
+    const dep = api.requests[3]?.body as V1Deployment;
+    expect(env(container(dep, "engine"), "HF_TOKEN")?.valueFrom?.secretKeyRef).toEqual({ name: "infera-hf-dep-7f3a9c", key: "token" });
+    for (const r of [api.requests[2], api.requests[3]]) {
+      const wire = JSON.stringify(r?.body ?? "");
+      expect(wire).not.toContain(TOKEN);
+      expect(wire).not.toContain(Buffer.from(TOKEN).toString("base64"));
+    }
+  });
+
+  it("apply again replaces the Secret (live resourceVersion), then the Deployment", async () => {
+    await driver.apply(withToken, 1);
+    api.requests.length = 0;
+    const live = api.secrets.get("infera-hf-dep-7f3a9c")?.metadata?.resourceVersion;
+    await driver.apply({ ...withToken, hfToken: "hf_rotated" }, 2);
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET ${secretPath}/infera-hf-dep-7f3a9c`,
+      `PUT ${secretPath}/infera-hf-dep-7f3a9c`,
+      `GET ${depPath}/infera-engine-dep-7f3a9c`,
+      `PUT ${depPath}/infera-engine-dep-7f3a9c`,
+    ]);
+    expect((api.requests[1]?.body as V1Secret).metadata?.resourceVersion).toBe(live);
+    expect(decoded(api.secrets.get("infera-hf-dep-7f3a9c"))).toBe("hf_rotated");
+    expect(api.deployments.get("infera-engine-dep-7f3a9c")?.spec?.replicas).toBe(2);
+    expect(JSON.stringify([...api.deployments.values()])).not.toContain("hf_rotated");
+  });
+
+  it("remove deletes the token Secret with the Deployment", async () => {
+    await driver.apply(withToken, 1);
+    expect(api.secrets.size).toBe(1);
+    api.requests.length = 0;
+    await driver.remove("dep-7f3a9c");
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `DELETE ${depPath}/infera-engine-dep-7f3a9c`,
+      `DELETE ${secretPath}/infera-hf-dep-7f3a9c`,
+    ]);
+    expect(api.secrets.size).toBe(0);
+    expect(api.deployments.size).toBe(0);
+  });
+
+  it("apply refuses to overwrite a Secret of that name it did not write, and writes no Deployment", async () => {
+    api.secrets.set("infera-hf-dep-7f3a9c", {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "infera-hf-dep-7f3a9c", resourceVersion: "1" },
+      data: { token: Buffer.from("operator's").toString("base64") },
+    });
+    const err: unknown = await driver.apply(withToken, 1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PlatformError);
+    expect((err as PlatformError).message).toMatch(/Secret infera-hf-dep-7f3a9c exists and is not the platform's/);
+    expect((err as PlatformError).message).not.toContain(TOKEN);
+    expect(api.requests.map((r) => r.method)).toEqual(["GET"]);
+    expect(decoded(api.secrets.get("infera-hf-dep-7f3a9c"))).toBe("operator's");
+  });
 
   it("apply on a fresh cluster: GET 404, then POST the built Deployment", async () => {
     await driver.apply(llama, 1);
@@ -633,14 +775,17 @@ describe("KubernetesRuntimeDriver against a fake API server", () => {
     ]);
   });
 
-  it("remove deletes the Deployment in the background and is idempotent", async () => {
+  it("remove deletes the Deployment in the background, then the token Secret, and is idempotent", async () => {
     await driver.apply(llama, 1);
     api.requests.length = 0;
     await driver.remove("dep-7f3a9c");
     await driver.remove("dep-7f3a9c");
+    // No Secret was written (llama has no token): its 404 is fine, as is the second Deployment 404.
     expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
       `DELETE ${depPath}/infera-engine-dep-7f3a9c`,
+      `DELETE ${secretPath}/infera-hf-dep-7f3a9c`,
       `DELETE ${depPath}/infera-engine-dep-7f3a9c`,
+      `DELETE ${secretPath}/infera-hf-dep-7f3a9c`,
     ]);
     const del = api.requests[0];
     const policy = del?.query.get("propagationPolicy") ?? (del?.body as { propagationPolicy?: string } | undefined)?.propagationPolicy;

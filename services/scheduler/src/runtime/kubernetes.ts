@@ -3,7 +3,10 @@
  * platform deployment in K8S_NAMESPACE (engine container + worker-agent sidecar), made
  * from the chart's engine pod template. Needs exactly the RBAC of the chart's scheduler
  * Role: apps/deployments get/create/update/delete (list/watch/patch granted for tooling),
- * pods list.
+ * pods list, secrets get/create/update/delete (the `infera-hf-<id>` token Secrets only; no
+ * list/watch). A deployment's Hugging Face token arrives in `ReplicaSpec.hfToken` (opened by
+ * the reconciler) and goes into its own Secret before the engine Deployment is written; the
+ * Deployment only references it (secretKeyRef), and `remove` deletes both.
  */
 import {
   ApiException,
@@ -13,19 +16,24 @@ import {
   type V1ContainerStatus,
   type V1Deployment,
   type V1Pod,
+  type V1Secret,
 } from "@kubernetes/client-node";
 import { ConfigError, PlatformError, type Logger } from "@infera/core";
 import type { SchedulerConfig } from "../config.ts";
 import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
 import {
   buildEngineDeployment,
+  buildHfTokenSecret,
   DEPLOYMENT_ID_ANNOTATION,
   engineDeploymentName,
   engineLabelSelector,
+  hfTokenSecretName,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
 } from "./kubernetes-manifest.ts";
 import { loadEnginePodTemplate, loadGpuTypes, type EnginePodTemplate, type GpuType } from "./kubernetes-template.ts";
 
-export { buildEngineDeployment, engineDeploymentName, engineLabelSelector } from "./kubernetes-manifest.ts";
+export { buildEngineDeployment, buildHfTokenSecret, engineDeploymentName, engineLabelSelector, hfTokenSecretName } from "./kubernetes-manifest.ts";
 export type { EngineDeploymentOptions } from "./kubernetes-manifest.ts";
 export {
   loadEnginePodTemplate,
@@ -161,6 +169,9 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
       namespace: this.namespace,
       gpuTypes: this.gpuTypes,
     });
+    // The token Secret first: the Deployment's pods reference it and would not start without it.
+    // Sim-mode engines take no token, so none is written for them.
+    if (spec.hfToken !== undefined && this.template.mode === "gpu") await this.writeHfTokenSecret(spec.deploymentId, spec.hfToken);
     const name = engineDeploymentName(spec.deploymentId);
     // get → create on 404, else replace with the live resourceVersion; one retry on a
     // conflict (someone else wrote in between).
@@ -217,8 +228,47 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
       // Background: the Deployment goes now; its pods drain (preStop + grace) on their own.
       await this.apps.deleteNamespacedDeployment({ name, namespace: this.namespace, propagationPolicy: "Background" });
     } catch (err) {
-      if (httpStatus(err) === 404) return;
-      throw this.error(`deleting Deployment ${name}`, err);
+      if (httpStatus(err) !== 404) throw this.error(`deleting Deployment ${name}`, err);
+    }
+    // Then the token Secret (running pods already hold the value in their env). Not owned by
+    // the Deployment (written before it exists), so deleted here; most deployments have none.
+    const secret = hfTokenSecretName(deploymentId);
+    try {
+      await this.core.deleteNamespacedSecret({ name: secret, namespace: this.namespace });
+    } catch (err) {
+      if (httpStatus(err) !== 404) throw this.error(`deleting Secret ${secret}`, err);
+    }
+  }
+
+  /** Create or replace `infera-hf-<id>` (get → create on 404, else replace; one retry on a conflict). */
+  private async writeHfTokenSecret(deploymentId: string, token: string): Promise<void> {
+    const desired = buildHfTokenSecret(deploymentId, token, this.template, this.namespace);
+    const name = hfTokenSecretName(deploymentId);
+    for (let attempt = 0; ; attempt++) {
+      let current: V1Secret | undefined;
+      try {
+        current = await this.core.readNamespacedSecret({ name, namespace: this.namespace });
+      } catch (err) {
+        if (httpStatus(err) !== 404) throw this.error(`reading Secret ${name}`, err);
+      }
+      try {
+        if (!current) {
+          await this.core.createNamespacedSecret({ namespace: this.namespace, body: desired });
+        } else {
+          // Never overwrite a Secret this platform did not write for this deployment.
+          const owner = current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
+          if (current.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || owner !== deploymentId) {
+            throw new PlatformError("conflict", `Secret ${name} exists and is not the platform's token Secret of deployment ${deploymentId}`);
+          }
+          const body: V1Secret = { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } };
+          await this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body });
+        }
+        return;
+      } catch (err) {
+        const status = httpStatus(err);
+        if ((status === 409 || status === 404) && attempt === 0) continue;
+        throw this.error(`writing Secret ${name}`, err);
+      }
     }
   }
 

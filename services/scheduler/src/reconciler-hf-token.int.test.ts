@@ -1,0 +1,190 @@
+/**
+ * The reconciler and Hugging Face tokens, against real Postgres/Redis and a recording
+ * driver: for the kubernetes runtime it opens the sealed token (SECRETS_KEY) into
+ * `ReplicaSpec.hfToken`; without the key, or with another one, the deployment fails with
+ * a reason instead of retrying; the local runtime never gets a token. The token is never
+ * logged.
+ */
+import { Writable } from "node:stream";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import type { Kysely } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@infera/core";
+import { redisKeys } from "@infera/contracts";
+import {
+  createDb,
+  createDeployment,
+  ensureModelVersion,
+  getDeployment,
+  putHfToken,
+  sealSecret,
+  secretsKeyFrom,
+  type DB,
+} from "@infera/registry";
+import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
+import { createSchedulerMetrics } from "./metrics.ts";
+import { Reconciler } from "./reconciler.ts";
+import { ReplicaDirectory } from "./replicas.ts";
+import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
+import { hfTokenSecretName } from "./runtime/kubernetes-manifest.ts";
+
+const prefix = testRedisPrefix("hftoken");
+const keys = redisKeys(prefix);
+const TOKEN = "hf_reconcilerSecret987";
+const KEY = secretsKeyFrom("operator secrets key");
+let redis: Redis;
+let bull: Redis;
+let tdb: TestDatabase;
+let db: Kysely<DB>;
+const queues = new Map<string, Queue>();
+
+class RecordingDriver implements RuntimeDriver {
+  readonly applied: { spec: ReplicaSpec; replicas: number }[] = [];
+  readonly removed: string[] = [];
+  constructor(readonly name: "local" | "kubernetes") {}
+  async apply(spec: ReplicaSpec, replicas: number): Promise<void> {
+    this.applied.push({ spec, replicas });
+  }
+  async observe(): Promise<ReplicaObservation[]> {
+    return [];
+  }
+  async remove(deploymentId: string): Promise<void> {
+    this.removed.push(deploymentId);
+  }
+  async stop(): Promise<void> {}
+}
+
+function capturingLogger() {
+  let text = "";
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  return { logger: createLogger({ service: "test", level: "debug", destination }), text: () => text };
+}
+
+async function deploymentWithToken(name: string, sealedUnder: Buffer | undefined): Promise<string> {
+  const { versionId } = await ensureModelVersion(db, { tenantId: null, name, task: "chat", version: "1" });
+  const d = await createDeployment(db, {
+    tenantId: null,
+    modelVersionId: versionId,
+    config: {
+      gpu: "H100-80GB",
+      num_gpus: 1,
+      max_batch_size: 8,
+      engine: "vllm",
+      hf: { repo: "meta-llama/Llama-3.1-8B-Instruct", revision: null, has_token: true },
+      container_image: null,
+      extra_args: [],
+      placement: "least-loaded",
+    },
+    settings: { min_instances: 1, max_instances: 1 },
+  });
+  if (sealedUnder) await putHfToken(db, d.id, sealSecret(TOKEN, sealedUnder));
+  return d.id;
+}
+
+function reconcilerWith(driver: RuntimeDriver, secretsKey: Buffer | undefined, schedulerId: string) {
+  const log = capturingLogger();
+  const reconciler = new Reconciler({
+    db,
+    redis,
+    keys,
+    driver,
+    directory: new ReplicaDirectory({ redis, keys, heartbeatMs: 200 }),
+    metrics: createSchedulerMetrics(),
+    logger: log.logger,
+    schedulerId,
+    intervalMs: 100,
+    scaleToZeroIdleMs: 600_000,
+    secretsKey,
+    queueFor: (id) => {
+      let q = queues.get(id);
+      if (!q) queues.set(id, (q = new Queue(keys.queueName(id), { connection: bull, prefix: keys.bullPrefix })));
+      return q;
+    },
+    localDepth: () => 0,
+  });
+  return { reconciler, logs: log.text };
+}
+
+/** One pass as leader; the lease is dropped after so the next test's reconciler can lead. */
+async function onePass(driver: RuntimeDriver, secretsKey: Buffer | undefined, passes = 1): Promise<string> {
+  const { reconciler, logs } = reconcilerWith(driver, secretsKey, `sched-${Math.random().toString(36).slice(2)}`);
+  for (let i = 0; i < passes; i++) await reconciler.kick();
+  await reconciler.stop();
+  return logs();
+}
+
+beforeAll(async () => {
+  redis = new Redis(TEST_REDIS_URL);
+  bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+  tdb = await createTestDatabase("hftoken");
+  db = createDb(tdb.url);
+});
+afterAll(async () => {
+  await Promise.all([...queues.values()].map((q) => q.close()));
+  bull?.disconnect();
+  redis?.disconnect();
+  await db?.destroy();
+  await tdb?.drop();
+  await flushPrefix(prefix);
+});
+
+describe("reconciler: Hugging Face tokens", () => {
+  it("kubernetes: opens the sealed token into the spec, for the deployment's own Secret, and never logs it", async () => {
+    const id = await deploymentWithToken("acme/with-token", KEY);
+    const driver = new RecordingDriver("kubernetes");
+    const logs = await onePass(driver, KEY);
+    const mine = driver.applied.filter((a) => a.spec.deploymentId === id);
+    expect(mine).toHaveLength(1);
+    expect(mine[0]?.spec.hfToken).toBe(TOKEN);
+    expect(mine[0]?.spec.hf?.tokenSecretName).toBe(hfTokenSecretName(id));
+    expect(hfTokenSecretName(id)).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    expect((await getDeployment(db, id))?.status).toBe("downloading");
+    expect(logs).not.toContain(TOKEN);
+  });
+
+  it("kubernetes without SECRETS_KEY: the deployment fails with the reason, once, and is removed (no retry loop)", async () => {
+    const id = await deploymentWithToken("acme/no-key", KEY);
+    const driver = new RecordingDriver("kubernetes");
+    const logs = await onePass(driver, undefined, 3);
+    expect(driver.applied.filter((a) => a.spec.deploymentId === id)).toEqual([]);
+    const d = await getDeployment(db, id);
+    expect(d?.status).toBe("failed");
+    expect(d?.fail_reason).toMatch(/Hugging Face token but the scheduler has no SECRETS_KEY/);
+    expect(driver.removed.filter((r) => r === id)).toEqual([id]);
+    expect(logs).not.toContain(TOKEN);
+  });
+
+  it("kubernetes with another key: fails saying the token cannot be opened", async () => {
+    const id = await deploymentWithToken("acme/other-key", secretsKeyFrom("a different key"));
+    const driver = new RecordingDriver("kubernetes");
+    await onePass(driver, KEY);
+    expect(driver.applied.filter((a) => a.spec.deploymentId === id)).toEqual([]);
+    const d = await getDeployment(db, id);
+    expect(d?.status).toBe("failed");
+    expect(d?.fail_reason).toMatch(/cannot be opened with the scheduler's SECRETS_KEY/);
+  });
+
+  it("kubernetes with has_token but no stored token: fails with the reason", async () => {
+    const id = await deploymentWithToken("acme/lost-token", undefined);
+    await onePass(new RecordingDriver("kubernetes"), KEY);
+    const d = await getDeployment(db, id);
+    expect(d?.status).toBe("failed");
+    expect(d?.fail_reason).toMatch(/none is stored/);
+  });
+
+  it("local runtime: no token is opened or passed, and no key is needed", async () => {
+    const id = await deploymentWithToken("acme/local", KEY);
+    const driver = new RecordingDriver("local");
+    await onePass(driver, undefined);
+    const mine = driver.applied.filter((a) => a.spec.deploymentId === id);
+    expect(mine).toHaveLength(1);
+    expect(mine[0]?.spec.hfToken).toBeUndefined();
+    expect((await getDeployment(db, id))?.status).toBe("downloading");
+  });
+});
