@@ -61,6 +61,17 @@ function one(objs: Obj[], kind: string, nameSuffix: string): Obj {
   return found[0] as Obj;
 }
 
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: unknown;
+}
+
+function secretsKeyEnv(deployment: Obj): EnvVar | undefined {
+  const pod = (deployment.spec as { template?: { spec?: { containers?: { env?: EnvVar[] }[] } } } | undefined)?.template?.spec;
+  return pod?.containers?.[0]?.env?.find((e) => e.name === "SECRETS_KEY");
+}
+
 const spec: ReplicaSpec = {
   deploymentId: "dep-1",
   servedModelName: "llama-3-70b",
@@ -130,6 +141,8 @@ describe("helm chart, GPU production profile", () => {
     expect(role.rules).toEqual([
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
       { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+      // The infera-hf-<deploymentId> token Secrets; never list/watch (no enumerating Secrets).
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
     ]);
     const binding = one(objs, "RoleBinding", "-scheduler");
     expect(binding.roleRef).toMatchObject({ kind: "Role", name: role.metadata.name });
@@ -137,6 +150,17 @@ describe("helm chart, GPU production profile", () => {
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: sa.metadata.name, namespace: "infera" }]);
     expect(objs.filter((o) => o.kind.startsWith("Cluster"))).toEqual([]);
     expect(objs.filter((o) => o.kind === "Role")).toHaveLength(1);
+  });
+
+  it("gives the gateway and the scheduler the same SECRETS_KEY from the operator's Secret", () => {
+    for (const name of ["-gateway", "-scheduler"]) {
+      expect(secretsKeyEnv(one(objs, "Deployment", name)), name).toEqual({
+        name: "SECRETS_KEY",
+        valueFrom: { secretKeyRef: { name: "infera-secrets-key", key: "secrets-key" } },
+      });
+    }
+    // An existing Secret: the chart generates none.
+    expect(objs.filter((o) => o.kind === "Secret").map((o) => o.metadata.name)).toEqual([]);
   });
 
   it("runs an HA gateway: 3 replicas via HPA, a PDB, spread", () => {
@@ -181,6 +205,17 @@ describe("helm chart, CPU trial profile", () => {
     const engine = dep.spec?.template.spec?.containers.find((c) => c.name === "engine");
     expect(engine?.image).toMatch(/engine-sim/);
     expect(engine?.resources?.limits?.["nvidia.com/gpu"]).toBeUndefined();
+  });
+
+  it("generates SECRETS_KEY into a Secret kept across upgrades and uninstall, for the gateway and the scheduler", () => {
+    const secret = one(objs, "Secret", "-secrets-key");
+    expect(secret.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
+    expect(Buffer.from(secret.data?.["secrets-key"] ?? "", "base64").toString("utf8")).toMatch(/^[A-Za-z0-9]{64}$/);
+    for (const name of ["-gateway", "-scheduler"]) {
+      expect(secretsKeyEnv(one(objs, "Deployment", name))?.valueFrom, name).toEqual({
+        secretKeyRef: { name: secret.metadata.name, key: "secrets-key" },
+      });
+    }
   });
 
   it("bundles Postgres and Redis (noeviction) and migrates after install", () => {
