@@ -4,7 +4,7 @@
  * and the deployment's ReplicaSpec. No I/O; the driver (kubernetes.ts) sends the result.
  */
 import { createHash } from "node:crypto";
-import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec, V1Secret } from "@kubernetes/client-node";
+import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec, V1Secret, V1Toleration } from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
 import type { EnginePodTemplate, GpuType } from "./kubernetes-template.ts";
@@ -183,7 +183,7 @@ export function buildEngineDeployment(
     podSpec.nodeSelector = { ...podSpec.nodeSelector, ...gpuType.nodeSelector };
   }
   if (gpuType?.tolerations && gpuType.tolerations.length > 0) {
-    podSpec.tolerations = [...(podSpec.tolerations ?? []), ...structuredClone(gpuType.tolerations)];
+    podSpec.tolerations = [...(podSpec.tolerations ?? []), ...(structuredClone(gpuType.tolerations) as V1Toleration[])];
   }
 
   // Engine container.

@@ -10,6 +10,9 @@
 import { readFile } from "node:fs/promises";
 import { loadYaml, type V1PodTemplateSpec, type V1Toleration } from "@kubernetes/client-node";
 import { ConfigError } from "@infera/core";
+import { loadGpuTypesFile, type GpuType } from "@infera/contracts";
+
+export { parseGpuTypes, type GpuType } from "@infera/contracts";
 import type { EngineKind } from "./driver.ts";
 
 export interface EngineDrain {
@@ -36,14 +39,6 @@ export interface EnginePodTemplate {
   drain: EngineDrain;
   /** Pod template with containers named `engine` and `agent`. */
   template: V1PodTemplateSpec;
-}
-
-export interface GpuType {
-  name: string;
-  /** GPUs of this type in the cluster (what gpu_availability reports). */
-  count: number;
-  nodeSelector?: Record<string, string>;
-  tolerations?: V1Toleration[];
 }
 
 const ENGINE_KINDS: readonly EngineKind[] = ["vllm", "tgi", "tei", "image"];
@@ -108,44 +103,13 @@ export function parseEnginePodTemplate(text: string, source: string): EnginePodT
   return tpl;
 }
 
-/** Parses the GPU_TYPES JSON: `[{ name, count, nodeSelector?, tolerations? }]`. */
-export function parseGpuTypes(text: string, source: string): GpuType[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`${source}: not valid JSON: ${(err as Error).message}`);
-  }
-  if (!Array.isArray(raw)) throw new ConfigError(`${source}: expected a JSON array of GPU types`);
-  const seen = new Set<string>();
-  return raw.map((entry: unknown, i): GpuType => {
-    const fail = (msg: string): never => {
-      throw new ConfigError(`${source}: [${i}] ${msg}`);
-    };
-    if (!isRecord(entry)) return fail("must be an object");
-    if (typeof entry.name !== "string" || entry.name === "") fail("name is required");
-    const name = entry.name as string;
-    if (seen.has(name)) fail(`duplicate GPU type ${JSON.stringify(name)}`);
-    seen.add(name);
-    if (!nonNegativeInt(entry.count)) fail("count must be a non-negative integer");
-    if (entry.nodeSelector !== undefined) {
-      if (!isRecord(entry.nodeSelector) || Object.values(entry.nodeSelector).some((v) => typeof v !== "string")) {
-        fail("nodeSelector must map strings to strings");
-      }
-    }
-    if (entry.tolerations !== undefined && (!Array.isArray(entry.tolerations) || !entry.tolerations.every(isRecord))) {
-      fail("tolerations must be a list of objects");
-    }
-    return entry as unknown as GpuType;
-  });
-}
-
 export async function loadEnginePodTemplate(path: string): Promise<EnginePodTemplate> {
   return parseEnginePodTemplate(await readFileOrFail(path, "ENGINE_POD_TEMPLATE"), `ENGINE_POD_TEMPLATE (${path})`);
 }
 
+/** Empty is allowed: a CPU trial install (sim mode) offers no GPU types. */
 export async function loadGpuTypes(path: string): Promise<GpuType[]> {
-  return parseGpuTypes(await readFileOrFail(path, "GPU_TYPES"), `GPU_TYPES (${path})`);
+  return loadGpuTypesFile(path, { allowEmpty: true });
 }
 
 async function readFileOrFail(path: string, variable: string): Promise<string> {
