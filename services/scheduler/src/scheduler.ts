@@ -3,11 +3,10 @@
  * directory fed by agents' heartbeats, releases from gateways, and the reconciler
  * (which acts only while this instance holds the leader lease).
  */
-import { createServer, type Server } from "node:http";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
-import type { Logger } from "@infera/core";
+import { startMetricsServer, type Logger } from "@infera/core";
 import { redisKeys, type Release } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
 import { createDb, listDeployments, secretsKeyFrom, type DB, type DeploymentConfig } from "@infera/registry";
@@ -158,23 +157,8 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
 
   reconciler.start();
 
-  const http: Server = createServer(async (req, res) => {
-    if (req.url === "/metrics") {
-      res.setHeader("content-type", metrics.registry.contentType);
-      res.end(await metrics.registry.metrics());
-    } else if (req.url === "/healthz" || req.url === "/readyz") {
-      res.end("ok");
-    } else {
-      res.statusCode = 404;
-      res.end();
-    }
-  });
-  const metricsPort = await new Promise<number>((resolve) =>
-    http.listen(config.metricsPort, config.metricsHost, () => {
-      const a = http.address();
-      resolve(typeof a === "object" && a ? a.port : config.metricsPort);
-    }),
-  );
+  const http = await startMetricsServer(metrics.registry, config.metricsHost, config.metricsPort);
+  const metricsPort = http.port;
   logger.info({ schedulerId: config.schedulerId, metricsPort, runtime: driver.name }, "scheduler started");
 
   return {

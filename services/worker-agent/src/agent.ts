@@ -1,6 +1,5 @@
-import { createServer, type Server } from "node:http";
 import { Redis } from "ioredis";
-import type { Logger } from "@infera/core";
+import { startMetricsServer, type Logger } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
 import type { AgentConfig } from "./config.ts";
 import { createAdapter } from "./engine/index.ts";
@@ -49,24 +48,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   });
   heartbeat.start();
 
-  const http: Server = createServer(async (req, res) => {
-    if (req.url === "/metrics") {
-      res.setHeader("content-type", metrics.registry.contentType);
-      res.end(await metrics.registry.metrics());
-    } else if (req.url === "/healthz") {
-      res.statusCode = 200;
-      res.end("ok");
-    } else {
-      res.statusCode = 404;
-      res.end();
-    }
-  });
-  const metricsPort = await new Promise<number>((resolve) =>
-    http.listen(config.metricsPort, config.host, () => {
-      const a = http.address();
-      resolve(typeof a === "object" && a ? a.port : config.metricsPort);
-    }),
-  );
+  const http = await startMetricsServer(metrics.registry, config.host, config.metricsPort);
+  const metricsPort = http.port;
   logger.info({ grpcPort, metricsPort, address, engine: config.engineKind, engineUrl: config.engineUrl }, "agent listening");
 
   return {
