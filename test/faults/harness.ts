@@ -268,7 +268,7 @@ export class EngineWatch {
   /** Engines that answered the last poll. */
   private alive = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private busy = false;
+  private polling: Promise<void> | undefined;
 
   constructor(
     private readonly platform: Platform,
@@ -280,35 +280,37 @@ export class EngineWatch {
     return this;
   }
 
-  async poll(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      const alive = new Set<string>();
-      await Promise.all(
-        platformReplicas(this.platform.pid, this.extraSchedulers()).map(async (r) => {
-          if (r.enginePid === undefined) return;
-          try {
-            const s = (await (await fetch(`${r.engineUrl}/sim/stats`, { signal: AbortSignal.timeout(1000) })).json()) as SimStats;
-            this.last.set(`${r.enginePid}@${r.engineUrl}`, s);
-            alive.add(`${r.enginePid}@${r.engineUrl}`);
-          } catch {
-            // dying or frozen: keep the last answer
-          }
-        }),
-      );
-      this.alive = alive;
-    } finally {
-      this.busy = false;
-    }
+  /** One poll at a time; a caller during a poll waits for it. */
+  poll(): Promise<void> {
+    this.polling ??= this.pollOnce().finally(() => (this.polling = undefined));
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<void> {
+    const alive = new Set<string>();
+    await Promise.all(
+      platformReplicas(this.platform.pid, this.extraSchedulers()).map(async (r) => {
+        if (r.enginePid === undefined) return;
+        try {
+          const s = (await (await fetch(`${r.engineUrl}/sim/stats`, { signal: AbortSignal.timeout(1000) })).json()) as SimStats;
+          this.last.set(`${r.enginePid}@${r.engineUrl}`, s);
+          alive.add(`${r.enginePid}@${r.engineUrl}`);
+        } catch {
+          // dying or frozen: keep the last answer
+        }
+      }),
+    );
+    this.alive = alive;
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Count from now on (a fresh poll first): totals() are deltas since this call. */
+  /** Count from now on: totals() are deltas since this call. A poll already under way may
+   * have read an engine before its last request finished, so wait for it, then poll afresh. */
   async baseline(): Promise<void> {
+    await this.poll();
     await this.poll();
     this.base = new Map(this.last);
   }

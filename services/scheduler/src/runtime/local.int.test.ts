@@ -103,7 +103,7 @@ describe("local runtime driver", () => {
     const id = "dep_crashloop";
     try {
       await driver.apply(spec(id), 1);
-      const failed = await until("the replica to fail", async () => (await driver.observe(id)).find((r) => r.phase === "failed"));
+      const failed = await until("the replica to fail", async () => (await driver.observe(id)).find((r) => r.phase === "failed"), 180_000);
       expect(failed.restarts).toBe(3);
       expect(failed.reason).toContain("engine exited (code 1)");
       expect(failed.reason).toContain("SIM_JITTER");
@@ -126,7 +126,7 @@ describe("local runtime driver", () => {
     } finally {
       await driver.stop();
     }
-  }, 90_000);
+  }, 240_000);
 
   it("removing a healthy replica stops its engine and agent: no process left, the agent's port closed, deregistered", async () => {
     const driver = driverWith({});
