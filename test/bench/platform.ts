@@ -1,0 +1,231 @@
+/**
+ * Starts the platform for the benchmark as local mode does (`deploy/local/src/main.ts`:
+ * scheduler with the local runtime → engine-sim + worker-agent per replica, gateway),
+ * on a database and Redis prefix of its own, with the catalog deployments pre-created
+ * with more replicas and a larger batch than the demo catalog (the launcher's seeding
+ * finds them and leaves them alone). Then finds every process it started and each
+ * engine-sim's port, so the bench can call the very same engines directly.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { Redis } from "ioredis";
+import { createDb, createDeployment, DEMO_CATALOG, ensureModelVersion, migrateToLatest, type DeploymentConfig } from "@infera/registry";
+import { ADMIN_URL, flushPrefix, freePort, TEST_REDIS_URL } from "@infera/testkit";
+import { descendants, environOf } from "./procs.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface BenchDeployment {
+  /** A DEMO_CATALOG name or task (chat, embeddings). */
+  catalog: string;
+  replicas: number;
+  maxBatchSize: number;
+}
+
+export interface PlatformSpec {
+  deployments: BenchDeployment[];
+  /** engine-sim and service env (SIM_TTFT_MS, EMBEDDING_BATCHING, NODE_OPTIONS, …). */
+  env: Record<string, string>;
+}
+
+export interface Replica {
+  agentPid: number;
+  enginePid: number;
+  /** http://127.0.0.1:<port> of the engine-sim behind this agent. */
+  engineUrl: string;
+  deploymentId: string;
+  /** The served model name (SERVED_MODEL_NAME). */
+  model: string;
+}
+
+export interface BenchPlatform {
+  baseURL: string;
+  apiKey: string;
+  launcherPid: number;
+  gatewayPid: number;
+  schedulerPid: number;
+  replicas: Replica[];
+  /** The bench's own redis-server, when it started one. */
+  redisPid?: number;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * A redis-server of the bench's own (as local mode starts one when none is given): the
+ * shared development Redis also carries other work, whose latency would be measured as
+ * ours. Falls back to TEST_REDIS_URL when redis-server is not installed.
+ */
+async function startRedis(): Promise<{ url: string; pid?: number; stop(): Promise<void> }> {
+  const bin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
+  if (!bin) return { url: TEST_REDIS_URL, stop: async () => {} };
+  const port = await freePort();
+  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"], { stdio: "ignore" });
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on("error", () => {}); // not listening yet
+    const up = await r.connect().then(() => r.ping().then(() => true), () => false);
+    r.disconnect();
+    if (up) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return {
+    url,
+    pid: child.pid,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      await new Promise((res) => child.once("exit", res));
+    },
+  };
+}
+
+export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatform> {
+  const tag = randomBytes(4).toString("hex");
+  const redisServer = await startRedis();
+  const redisUrl = redisServer.url;
+  const dbName = `infera_bench_${tag}`;
+  await admin((c) => c.query(`CREATE DATABASE ${dbName}`));
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${dbName}`;
+  const databaseUrl = u.toString();
+  const redisPrefix = `bench-${tag}`;
+  const dropAll = async () => {
+    if (redisUrl === TEST_REDIS_URL) await flushPrefix(redisPrefix).catch(() => {});
+    await redisServer.stop();
+    await admin((c) => c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)).catch(() => {});
+  };
+
+  const wanted = new Map<string, number>();
+  const db = createDb(databaseUrl, { max: 1 });
+  try {
+    await migrateToLatest(db);
+    for (const d of spec.deployments) {
+      const e = DEMO_CATALOG.find((c) => c.name === d.catalog || c.task === d.catalog);
+      if (!e) throw new Error(`no catalog entry ${d.catalog}`);
+      const { versionId } = await ensureModelVersion(db, { tenantId: null, name: e.name, task: e.task, version: e.version, prices: e.prices });
+      const config: DeploymentConfig = {
+        gpu: e.gpu,
+        num_gpus: 1,
+        max_batch_size: d.maxBatchSize,
+        engine: e.engine,
+        hf: { repo: e.name, revision: null, has_token: false },
+        container_image: null,
+        extra_args: [],
+        placement: e.task === "chat" ? "prefix-affinity" : "least-loaded",
+      };
+      const dep = await createDeployment(db, { tenantId: null, modelVersionId: versionId, config, settings: { min_instances: d.replicas, max_instances: d.replicas } });
+      wanted.set(dep.id, d.replicas);
+    }
+  } catch (err) {
+    await db.destroy();
+    await dropAll();
+    throw err;
+  }
+  await db.destroy();
+
+  const port = await freePort();
+  const apiKey = `sk-bench-${randomBytes(16).toString("hex")}`;
+  const logFile = `/tmp/infera-bench-${tag}.log`;
+  const log = createWriteStream(logFile);
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "deploy/local/src/main.ts"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NODE_ENV: "production",
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: redisPrefix,
+      BOOTSTRAP_ADMIN_KEY: apiKey,
+      CATALOG: spec.deployments.map((d) => d.catalog).join(","),
+      SIM_JITTER: "0",
+      SIM_PREFILL_US_PER_TOKEN: "0",
+      SIM_LOAD_FACTOR: "1",
+      SIM_MAX_WAITING: "100000",
+      // One tenant drives every stream: lift the per-tenant cap (the check itself still runs).
+      TENANT_MODEL_CONCURRENCY: "1000000",
+      LOG_LEVEL: "info",
+      LOCAL_LOG_DIR: `/tmp/infera-bench-${tag}-logs`,
+      ...spec.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const baseURL = `http://127.0.0.1:${port}`;
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      await exited;
+      clearTimeout(t);
+    }
+    log.end();
+    await dropAll();
+  };
+
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+  try {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the platform exited before it was ready (log: ${logFile})`);
+      if (Date.now() > deadline) throw new Error(`the platform was not ready in time (log: ${logFile})`);
+      let ready = false;
+      try {
+        ready = (await fetch(`${baseURL}/readyz`)).status === 200;
+      } catch {
+        // not listening yet
+      }
+      if (ready) {
+        // Every replica, not just the first, must report healthy.
+        let all = true;
+        for (const [id, n] of wanted) {
+          const reports = Object.values(await redis.hgetall(`${redisPrefix}:replicas:${id}`)).map((j) => JSON.parse(j) as { healthy: boolean });
+          if (reports.filter((r) => r.healthy).length < n) all = false;
+        }
+        if (all) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (err) {
+    redis.disconnect();
+    await stop();
+    throw err;
+  }
+  redis.disconnect();
+
+  const procs = descendants(child.pid!);
+  const find = (needle: string) => procs.filter((p) => p.cmdline.includes(needle));
+  const gateway = find("services/gateway/src/main.ts")[0];
+  const scheduler = find("services/scheduler/src/main.ts")[0];
+  if (!gateway || !scheduler) {
+    await stop();
+    throw new Error("could not find the gateway and scheduler processes");
+  }
+  const engines = new Map(find("services/engine-sim/src/main.ts").map((p) => [`http://127.0.0.1:${environOf(p.pid).PORT}`, p.pid]));
+  const replicas: Replica[] = [];
+  for (const a of find("services/worker-agent/src/main.ts")) {
+    const env = environOf(a.pid);
+    const engineUrl = env.ENGINE_URL ?? "";
+    const enginePid = engines.get(engineUrl);
+    if (enginePid) replicas.push({ agentPid: a.pid, enginePid, engineUrl, deploymentId: env.DEPLOYMENT_ID ?? "", model: env.SERVED_MODEL_NAME ?? "" });
+  }
+  return { baseURL, apiKey, launcherPid: child.pid!, gatewayPid: gateway.pid, schedulerPid: scheduler.pid, replicas, redisPid: redisServer.pid, logFile, stop };
+}
