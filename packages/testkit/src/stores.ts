@@ -63,20 +63,7 @@ export async function startPrivateRedis(): Promise<PrivateStore> {
     await exited;
   };
   await start();
-  return {
-    url,
-    start,
-    down,
-    async restart(downMs = 1000) {
-      await down();
-      await new Promise((r) => setTimeout(r, downMs));
-      await start();
-    },
-    async stop() {
-      await down();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return storeHandle(url, dir, start, down);
 }
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
@@ -128,6 +115,16 @@ export async function startPrivatePostgres(): Promise<PrivateStore> {
   } finally {
     await db.destroy();
   }
+  return storeHandle(url, dir, start, down);
+}
+
+function uidOf(user: string): number {
+  const r = spawnSync("id", ["-u", user], { encoding: "utf8" });
+  return Number(r.stdout.trim());
+}
+
+/** The handle both private stores share: restart with a pause, stop and remove the data. */
+function storeHandle(url: string, dir: string, start: () => Promise<void>, down: () => Promise<void>): PrivateStore {
   return {
     url,
     start,
@@ -142,9 +139,4 @@ export async function startPrivatePostgres(): Promise<PrivateStore> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function uidOf(user: string): number {
-  const r = spawnSync("id", ["-u", user], { encoding: "utf8" });
-  return Number(r.stdout.trim());
 }
