@@ -142,6 +142,8 @@ describe("failures", () => {
       let killedAt = 0;
       const results = await load(400, 14, async (i) => {
         if (i === 120) {
+          // Kill it while it holds work, so some requests must fail there and be re-queued.
+          await waitFor(() => victim.running > 0, 10_000, "a request on the victim");
           victim.kill();
           killedAt = Date.now();
         }
