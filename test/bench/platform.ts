@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { Redis } from "ioredis";
 import { createDb, createDeployment, DEMO_CATALOG, ensureModelVersion, migrateToLatest, type DeploymentConfig } from "@infera/registry";
-import { ADMIN_URL, flushPrefix, freePort, TEST_REDIS_URL } from "@infera/testkit";
+import { ADMIN_URL, flushPrefix, freePort, stopChild, TEST_REDIS_URL } from "@infera/testkit";
 import { descendants, environOf } from "./procs.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -167,16 +167,10 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
   });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const baseURL = `http://127.0.0.1:${port}`;
 
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopChild(child);
     log.end();
     await dropAll();
   };

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRng } from "../../services/engine-sim/src/random.ts";
 import { metricSum, sampleProcess, servicePids, startPlatform, type Platform } from "@infera/testkit";
 import { gatewayMetrics, isOpenAIError, MODEL } from "../faults/harness.ts";
 
@@ -31,18 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await platform?.stop();
 }, 120_000);
-
-/** mulberry32: small, seeded, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ENDPOINTS = ["/chat/completions", "/completions", "/embeddings", "/images/generations"] as const;
 const VALID: Record<(typeof ENDPOINTS)[number], Record<string, unknown>> = {
@@ -183,7 +172,7 @@ describe("hostile input: random and mutated bodies", () => {
   it(`answers ${CASES} seeded cases (seed ${SEED}) with a 4xx in OpenAI's shape or a success, never a 5xx, and enqueues only what reached an engine`, async () => {
     const before = await gatewayMetrics(platform);
     const rss0 = sampleProcess(gatewayPid)!.rssKb;
-    const rnd = prng(SEED);
+    const rnd = createRng(SEED);
     const counts: Record<string, number> = {};
     let ok = 0;
     for (const c of makeCases(rnd, CASES)) {

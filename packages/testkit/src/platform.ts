@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { createTestDatabase, type TestDatabase } from "./postgres.ts";
 import { flushPrefix, TEST_REDIS_URL, testRedisPrefix } from "./redis.ts";
 import { freePort } from "./ports.ts";
+import { stopChild } from "./processes.ts";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -76,16 +77,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   });
   child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const baseURL = `http://127.0.0.1:${port}`;
 
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopChild(child);
     if (!options.redisUrl) await flushPrefix(redisPrefix).catch(() => {});
     await db.drop().catch(() => {});
   };

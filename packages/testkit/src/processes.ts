@@ -182,3 +182,13 @@ export function startLike(templatePid: number, role: "scheduler" | "gateway", ov
     },
   };
 }
+
+/** SIGTERM a child, SIGKILL it if it has not exited after `graceMs`, and wait for the exit. */
+export async function stopChild(child: ChildProcess, graceMs = 30_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(t);
+}
