@@ -1,6 +1,6 @@
 /**
  * Dispatch throughput through Redis: the real scheduler (`startScheduler`, in-process)
- * placing requests that the gateway's real `Dispatch` enqueues on BullMQ as fast as it
+ * placing requests that the gateway's real `Dispatch` enqueues on the queue streams as fast as it
  * can, onto N fake replicas that release at once. Reports requests/s dispatched and the
  * scheduler-measured queue time (enqueue → dispatch) p50/p99; prints a table and JSON.
  *
@@ -89,7 +89,7 @@ try {
     errors,
   };
   console.log("");
-  console.log("dispatch-bench (real scheduler + BullMQ + Redis, fake replicas releasing at once)");
+  console.log("dispatch-bench (real scheduler + Redis stream queue, fake replicas releasing at once)");
   console.log(`  requests        ${result.requests}   concurrency ${result.concurrency}   replicas ${result.replicas}   schedulers ${result.schedulers}`);
   console.log(`  wall            ${result.wall_s} s`);
   console.log(`  dispatched/s    ${result.dispatched_per_s}`);

@@ -1,9 +1,14 @@
 /**
- * The BullMQ job catalog: one map from job name to its payload type and options,
- * shared by the producer (gateway) and the consumer (scheduler), and the Redis
- * key/channel names every process agrees on.
+ * What travels between gateways and schedulers through Redis: the queued request
+ * (`InferJob`), the assignment and release messages, and the key/channel names every
+ * process agrees on.
+ *
+ * The queue of a deployment is one Redis stream per priority class, read by the
+ * schedulers as one consumer group: a scheduler takes as many entries as it has room for
+ * in one XREADGROUP, an entry stays in its pending list until it is dispatched (at-least-once:
+ * a dead scheduler's entries are claimed by another), and an entry is dispatched by deleting
+ * it from the stream in the same script that publishes the assignment, so it is dispatched once.
  */
-import type { JobsOptions } from "bullmq";
 
 /** A request waiting for a replica. The body stays in the gateway; only what placement needs travels. */
 export interface InferJob {
@@ -24,23 +29,20 @@ export interface InferJob {
   priority: number;
   /** Replicas that already failed this request before its first byte. */
   excludeReplicas?: string[];
-  /** 0 for the first try; each re-queue adds one (job ids are `${requestId}.${attempt}`). */
+  /** 0 for the first try; each re-queue adds one. */
   attempt: number;
 }
 
-export const JOBS = {
-  infer: {
-    name: "infer" as const,
-    options: { removeOnComplete: true, removeOnFail: true, attempts: 1 } satisfies JobsOptions,
-  },
-};
-
-/** Priority levels (BullMQ: lower runs first; a job without priority runs before all of them). */
+/** Priority classes: lower goes first; each has its own stream per deployment. */
 export const PRIORITY = { requeued: 0, priority: 1, standard: 5, batch: 10 } as const;
+export type Priority = (typeof PRIORITY)[keyof typeof PRIORITY];
 
-export function jobId(requestId: string, attempt: number): string {
-  return `${requestId}.${attempt}`;
-}
+/** The classes in the order a scheduler reads them. */
+export const PRIORITY_ORDER: readonly Priority[] = [PRIORITY.requeued, PRIORITY.priority, PRIORITY.standard, PRIORITY.batch];
+
+/** The schedulers' consumer group on every queue stream, and the field an entry's job is in. */
+export const QUEUE_GROUP = "schedulers";
+export const QUEUE_FIELD = "job";
 
 /** What the scheduler tells a gateway: which replica serves a request. */
 export type Assignment =
@@ -92,14 +94,15 @@ export interface ReplicaReport {
 /** Redis key names, all under one prefix so tests can share a Redis. */
 export function redisKeys(prefix: string) {
   return {
-    /** BullMQ prefix (BullMQ adds `:<queue>:…`). */
-    bullPrefix: `${prefix}:bull`,
-    queueName: (deploymentId: string) => `deploy-${deploymentId}`,
+    /** Stream of one priority class of a deployment's queue (entries: `job` → JSON InferJob). */
+    queue: (deploymentId: string, priority: number) => `${prefix}:queue:${deploymentId}:${priority}`,
+    /** All of a deployment's queue streams, in the order they are read. */
+    queues: (deploymentId: string) => PRIORITY_ORDER.map((p) => `${prefix}:queue:${deploymentId}:${p}`),
     /** Hash replicaId → JSON ReplicaReport, one per deployment. */
     replicas: (deploymentId: string) => `${prefix}:replicas:${deploymentId}`,
     /** Set of deployment ids that have replicas registered. */
     deploymentsWithReplicas: `${prefix}:replica-deployments`,
-    /** Pub/sub: assignments for one gateway instance. */
+    /** Pub/sub: assignments for one gateway instance (JSON Assignment[]). */
     gatewayChannel: (gatewayId: string) => `${prefix}:gw:${gatewayId}`,
     /** Pub/sub: releases for one scheduler instance (JSON Release[]). */
     schedulerChannel: (schedulerId: string) => `${prefix}:sched:${schedulerId}`,
@@ -107,8 +110,6 @@ export function redisKeys(prefix: string) {
     wakeChannel: `${prefix}:wake`,
     /** Pub/sub: lifecycle changes (gateways drop cached resolutions). */
     registryChannel: `${prefix}:registry`,
-    /** Set once per job id when it is dispatched: makes dispatch once-only across schedulers. */
-    dispatched: (jobId: string) => `${prefix}:dispatched:${jobId}`,
     /** Hash gatewayId → "<requests waiting for a replica>:<epoch ms>", per deployment (the queue bound). */
     queuedByGateway: (deploymentId: string) => `${prefix}:queued:${deploymentId}`,
     /** Hash deploymentId → replicas the reconciler last asked the runtime for (the deploy API's `pending`). */

@@ -46,8 +46,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
   const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-  const bull = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  for (const [name, r] of [["commands", redis], ["subscriber", sub], ["bullmq", bull]] as const) r.on("error", (err) => logger.warn({ err: err.message, connection: name, stack: err.stack }, "redis error"));
+  // Queue entries wait for Redis to come back (never past the request's deadline); commands
+  // issued in the same tick go out as one write.
+  const queueConn = new Redis(config.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
+  for (const [name, r] of [["commands", redis], ["subscriber", sub], ["queue", queueConn]] as const) r.on("error", (err) => logger.warn({ err: err.message, connection: name, stack: err.stack }, "redis error"));
 
   if (config.bootstrapAdminKey) await bootstrapAdmin(db, config.bootstrapAdminKey);
 
@@ -61,7 +63,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`);
   const keyCache = new KeyCache(db, config.cacheTtlMs, Date.now, revocations);
   const resolver = new ModelResolver(db, config.cacheTtlMs);
-  const dispatch = new Dispatch({ redis, bullConnection: bull, keys, gatewayId: config.gatewayId, metrics, logger, queueMax: config.queueMaxPerDeployment });
+  const dispatch = new Dispatch({ redis, queueConnection: queueConn, keys, gatewayId: config.gatewayId, metrics, logger, queueMax: config.queueMaxPerDeployment });
   dispatch.start();
   const agents = new AgentClients();
   const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics, { intervalMs: config.usageFlushMs, maxBatch: 500, maxHeld: 1_000_000 });
@@ -208,7 +210,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       agents.close();
       sub.disconnect();
       await redis.quit().catch(() => redis.disconnect());
-      bull.disconnect();
+      queueConn.disconnect();
       await db.destroy();
     },
   };

@@ -1,7 +1,9 @@
 /**
- * The gateway's side of the queue: put a request on its deployment's BullMQ queue,
- * wait for the scheduler's assignment on this instance's reply channel, and tell the
- * scheduler when the request is done with its replica (batched releases).
+ * The gateway's side of the queue: add a request to its deployment's queue stream (one
+ * XADD), wait for the scheduler's assignment on this instance's reply channel, and tell the
+ * scheduler when the request is done with its replica (batched releases). A request the
+ * gateway gives up on (client gone, deadline) is deleted from the stream, so no scheduler
+ * dispatches it afterwards.
  *
  * Backpressure: the queue of each deployment is bounded (`queueMax` requests waiting for a
  * replica, across all gateways). Each gateway knows its own waiting requests exactly (they
@@ -10,10 +12,9 @@
  * trip per `syncMs` tick — off the request path. A request that would take the total past
  * the bound is answered 429 `queue_full` at once; one that waits past its deadline 503.
  */
-import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { PlatformError, type Logger } from "@infera/core";
-import { JOBS, jobId, type Assignment, type InferJob, type RedisKeys, type Release, type ReleaseUsage } from "@infera/contracts";
+import { QUEUE_FIELD, type Assignment, type InferJob, type RedisKeys, type Release, type ReleaseUsage } from "@infera/contracts";
 import type { GatewayMetrics } from "./metrics.ts";
 
 export type Assigned = Extract<Assignment, { type: "assigned" }>;
@@ -23,6 +24,8 @@ interface Pending {
   resolve: (a: Assigned) => void;
   reject: (e: PlatformError) => void;
   timer: NodeJS.Timeout;
+  /** Deletes the request's queue entry (once it is known) so that no scheduler dispatches it. */
+  withdraw: () => void;
 }
 
 /** What a finished request used, for the scheduler's fair queue (output tokens are charged at completion). */
@@ -48,7 +51,8 @@ interface QueueCount {
 
 export interface DispatchOptions {
   redis: Redis;
-  bullConnection: Redis;
+  /** Connection for queue entries: waits for Redis to come back rather than failing (maxRetriesPerRequest: null). */
+  queueConnection: Redis;
   keys: RedisKeys;
   gatewayId: string;
   metrics: GatewayMetrics;
@@ -61,7 +65,6 @@ export interface DispatchOptions {
 }
 
 export class Dispatch {
-  private readonly queues = new Map<string, Queue>();
   private readonly pending = new Map<string, Pending>();
   private readonly releases = new Map<string, Map<string, Release>>();
   private readonly counts = new Map<string, QueueCount>();
@@ -169,14 +172,19 @@ export class Dispatch {
     return p;
   }
 
-  /** Called with each message on this gateway's reply channel. */
+  /** Called with each message on this gateway's reply channel (a JSON array of assignments). */
   onMessage(message: string): void {
-    let a: Assignment;
+    let all: Assignment[];
     try {
-      a = JSON.parse(message) as Assignment;
+      all = JSON.parse(message) as Assignment[];
     } catch {
       return;
     }
+    if (!Array.isArray(all)) return;
+    for (const a of all) this.answer(a);
+  }
+
+  private answer(a: Assignment): void {
     this.o.logger.debug({ requestId: a.requestId, type: a.type }, "scheduler answered");
     const p = this.settle(a.requestId);
     if (!p) {
@@ -194,22 +202,12 @@ export class Dispatch {
     }
   }
 
-  private queue(deploymentId: string): Queue {
-    let q = this.queues.get(deploymentId);
-    if (!q) {
-      q = new Queue(this.o.keys.queueName(deploymentId), { connection: this.o.bullConnection, prefix: this.o.keys.bullPrefix });
-      this.queues.set(deploymentId, q);
-    }
-    return q;
-  }
-
   /**
    * Enqueue and wait for a replica. Rejects at once with `queue_full` (429) when the
    * deployment's queue is at its bound (re-queues after a failed replica are let through:
    * they were already admitted), at the deadline with `unavailable` (503), or when `signal` aborts.
    */
   async enqueue(deploymentId: string, job: InferJob, signal: AbortSignal): Promise<Assigned> {
-    const id = jobId(job.requestId, job.attempt);
     let c = this.counts.get(deploymentId);
     if (!c && Number.isFinite(this.queueMax)) {
       // A deployment this gateway has not seen lately: learn the others' counts first (one
@@ -230,29 +228,28 @@ export class Dispatch {
     c.mine++;
     c.activeAt = this.now();
     const waitMs = Math.max(0, job.deadline - Date.now());
+    const stream = this.o.keys.queue(deploymentId, job.priority);
+    const added = this.o.queueConnection.xadd(stream, "*", QUEUE_FIELD, JSON.stringify(job));
+    const withdraw = () => void added.then((entryId) => (entryId ? this.o.queueConnection.xdel(stream, entryId) : 0)).catch(() => {});
     const assigned = new Promise<Assigned>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (!this.settle(job.requestId)) return;
-        void this.queue(deploymentId).remove(id).catch(() => {});
+        const p = this.settle(job.requestId);
+        if (!p) return;
+        p.withdraw();
         reject(new PlatformError("unavailable", "No replica could take the request in time; try again.", { retryAfterS: 5 }));
       }, waitMs + 250);
-      this.pending.set(job.requestId, { deploymentId, resolve, reject, timer });
+      this.pending.set(job.requestId, { deploymentId, resolve, reject, timer, withdraw });
     });
     // It may reject (deadline, client gone) while the add below still waits for Redis.
     assigned.catch(() => {});
     const onAbort = () => {
       const p = this.settle(job.requestId);
       if (!p) return;
-      void this.queue(deploymentId).remove(id).catch(() => {});
+      p.withdraw();
       p.reject(new PlatformError("timeout", "The client went away."));
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const added = this.queue(deploymentId).add(JOBS.infer.name, job, {
-        ...JOBS.infer.options,
-        jobId: id,
-        ...(job.priority === 0 ? { lifo: true } : { priority: job.priority }),
-      });
       // Redis down: the add waits for it to come back, but never past the request's deadline.
       await Promise.race([added, assigned.then(() => undefined, () => undefined)]);
       this.o.metrics.enqueued.inc({ deployment: deploymentId });
@@ -305,7 +302,9 @@ export class Dispatch {
   async close(): Promise<void> {
     if (this.syncTimer) clearInterval(this.syncTimer);
     for (const id of [...this.pending.keys()]) {
-      this.settle(id)?.reject(new PlatformError("unavailable", "The gateway is shutting down.", { retryAfterS: 1 }));
+      const p = this.settle(id);
+      p?.withdraw();
+      p?.reject(new PlatformError("unavailable", "The gateway is shutting down.", { retryAfterS: 1 }));
     }
     this.flushReleases();
     const published = [...this.counts.entries()].filter(([, c]) => c.published);
@@ -314,7 +313,6 @@ export class Dispatch {
       for (const [id] of published) pipe.hdel(this.o.keys.queuedByGateway(id), this.o.gatewayId);
       await pipe.exec().catch(() => {});
     }
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 }
 

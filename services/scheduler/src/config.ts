@@ -15,7 +15,7 @@ export interface SchedulerConfig {
   reconcileMs: number;
   /** Most requests one scheduler holds per deployment while they wait for room. */
   maxQueuedPerDeployment: number;
-  /** BullMQ lock on a held job: a scheduler that dies leaves its jobs to others after this. */
+  /** Claim on a held queue entry: a scheduler that dies leaves its entries to others after this. */
   jobLockMs: number;
   logLevel: string;
   shutdownGraceMs: number;

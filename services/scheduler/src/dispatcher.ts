@@ -1,63 +1,174 @@
 /**
- * One deployment's dispatch loop. A BullMQ worker takes the deployment's queued jobs
- * (durable, at-least-once: a scheduler that dies leaves them to be taken again); each
- * job then waits in a fair queue (virtual token counters across tenants, priority
- * classes first) until placement finds a replica with room. Dispatch is once-only per
- * job id (SET NX), so two schedulers, or a job delivered twice, never assign twice.
+ * One deployment's dispatch loop. The deployment's queue is a Redis stream per priority
+ * class, read by all schedulers as one consumer group. A fetch loop takes entries in
+ * batches (one XREADGROUP for as many as this scheduler has room for); each then waits in a
+ * fair queue (virtual token counters across tenants, priority classes first) until placement
+ * finds a replica with room. One pump places everything that fits and sends the whole batch
+ * of assignments in one script call.
+ *
+ * Delivery is at-least-once: an entry stays in this scheduler's pending list until it is
+ * dispatched, this scheduler renews its claim on what it holds, and entries a dead scheduler
+ * held are claimed by another after `jobLockMs`. Dispatch is once-only all the same: the
+ * script publishes an assignment only when it can delete the entry from its stream, so of
+ * two schedulers holding one entry, or an entry the gateway has withdrawn, only one (or
+ * none) is sent.
  */
-import { Worker, WaitingError, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "@infera/core";
-import { type Assignment, type InferJob, type RedisKeys } from "@infera/contracts";
+import { PRIORITY, QUEUE_FIELD, QUEUE_GROUP, type Assignment, type InferJob, type RedisKeys } from "@infera/contracts";
 import { FairQueue, type PlacementPolicy } from "@infera/policy";
 import type { ReplicaDirectory } from "./replicas.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
 
 interface Waiting {
-  job: Job<InferJob>;
-  token: string;
-  settle: (outcome: "done" | "requeue") => void;
+  job: InferJob;
+  stream: string;
+  entryId: string;
+}
+
+/** One entry to take off its stream, and the message for its gateway if it is still there. */
+interface Take {
+  w: Waiting;
+  message: Assignment;
+  replicaId?: string;
 }
 
 export interface DispatcherOptions {
   deploymentId: string;
   capacity: number;
   policy: PlacementPolicy;
+  /** Commands (dispatch scripts, claims). */
   redis: Redis;
-  /** A connection BullMQ may use (maxRetriesPerRequest: null). */
-  bullConnection: Redis;
+  /** A connection of this dispatcher's own for the blocking reads (maxRetriesPerRequest: null); closed by stop(). */
+  blocking: Redis;
   keys: RedisKeys;
   directory: ReplicaDirectory;
   metrics: SchedulerMetrics;
   logger: Logger;
   schedulerId: string;
+  /** Most entries this scheduler holds for the deployment (its fair queue's window). */
   maxQueued: number;
-  /** BullMQ workers fetching this deployment's jobs side by side (default 8). */
-  fetchers?: number;
-  /** BullMQ lock duration for held jobs (default 15 s); stalled jobs are checked at a third of it. */
+  /** An entry held this long without its scheduler renewing the claim may be taken by another (default 15 s). */
   jobLockMs?: number;
   /** Asks the reconciler to bring a replica up (scale from zero). */
   wake: (deploymentId: string) => void;
   now?: () => number;
 }
 
-/** Marks a job dispatched and tells its gateway, in one round trip; 0 when it was already dispatched. */
-const DISPATCH_ONCE = `if redis.call('SET', KEYS[1], ARGV[1], 'PX', 600000, 'NX') then
-  redis.call('PUBLISH', KEYS[2], ARGV[2])
-  return 1
-end
-return 0`;
+/** Most entries one XREADGROUP takes per stream. */
+const FETCH_MAX = 1_000;
+/** Longest a blocking read waits before it looks again (ms). */
+const BLOCK_MS = 1_000;
 
-async function dispatchOnce(redis: Redis, dispatchedKey: string, channel: string, schedulerId: string, message: string): Promise<boolean> {
-  const r = redis as Redis & { inferaDispatchOnce?: (k1: string, k2: string, a1: string, a2: string) => Promise<number> };
-  if (!r.inferaDispatchOnce) redis.defineCommand("inferaDispatchOnce", { numberOfKeys: 2, lua: DISPATCH_ONCE });
-  return (await r.inferaDispatchOnce!(dispatchedKey, channel, schedulerId, message)) === 1;
+/**
+ * Takes entries off their streams and tells their gateways, in one round trip. KEYS: the
+ * stream of each entry; ARGV: group, then per entry its id, its gateway channel and the
+ * message. An entry still in its stream is deleted and its message published (all messages
+ * for one gateway as one JSON array); one already gone (dispatched by another scheduler,
+ * withdrawn by its gateway) is only acknowledged. Returns 1/0 per entry: taken or not.
+ */
+const TAKE = `local group = ARGV[1]
+local out, byChannel, order = {}, {}, {}
+for i = 1, #KEYS do
+  local id, ch = ARGV[i * 3 - 1], ARGV[i * 3]
+  local present = #redis.call('XRANGE', KEYS[i], id, id) > 0
+  redis.call('XACK', KEYS[i], group, id)
+  if present then
+    redis.call('XDEL', KEYS[i], id)
+    local list = byChannel[ch]
+    if not list then
+      list = {}
+      byChannel[ch] = list
+      order[#order + 1] = ch
+    end
+    list[#list + 1] = ARGV[i * 3 + 1]
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+for _, ch in ipairs(order) do
+  redis.call('PUBLISH', ch, '[' .. table.concat(byChannel[ch], ',') .. ']')
+end
+return out`;
+
+/**
+ * Hands entries back (this scheduler is stopping): each still in its stream moves to the
+ * front class, to be read at once by another scheduler. KEYS[1]: the front stream, then the
+ * stream of each entry; ARGV: group, then per entry its id and its job.
+ */
+const GIVE_BACK = `local group = ARGV[1]
+for i = 2, #KEYS do
+  local id, job = ARGV[i * 2 - 2], ARGV[i * 2 - 1]
+  if #redis.call('XRANGE', KEYS[i], id, id) > 0 then
+    redis.call('XADD', KEYS[1], '*', '${QUEUE_FIELD}', job)
+    redis.call('XDEL', KEYS[i], id)
+  end
+  redis.call('XACK', KEYS[i], group, id)
+end
+return 1`;
+
+type ScriptRedis = Redis & {
+  inferaTake(numKeys: number, ...args: string[]): Promise<number[]>;
+  inferaGiveBack(numKeys: number, ...args: string[]): Promise<number>;
+};
+
+function scripts(redis: Redis): ScriptRedis {
+  const r = redis as ScriptRedis;
+  if (typeof r.inferaTake !== "function") {
+    redis.defineCommand("inferaTake", { lua: TAKE });
+    redis.defineCommand("inferaGiveBack", { lua: GIVE_BACK });
+  }
+  return r;
+}
+
+type StreamEntries = [id: string, fields: string[]][];
+
+/** An entry to take off its stream, and what to publish to its gateway if it was still there. */
+export interface TakeEntry {
+  stream: string;
+  entryId: string;
+  channel: string;
+  message: string;
+}
+
+/** Runs the take script over a batch: 1 for each entry taken (its message published), 0 for one already gone. */
+export function takeEntries(redis: Redis, entries: TakeEntry[]): Promise<number[]> {
+  const args: string[] = entries.map((e) => e.stream);
+  args.push(QUEUE_GROUP);
+  for (const e of entries) args.push(e.entryId, e.channel, e.message);
+  return scripts(redis).inferaTake(entries.length, ...args);
+}
+
+/** Creates the consumer group on each of the deployment's streams (and the streams), from their start. */
+export async function ensureQueueGroups(redis: Redis, streams: readonly string[]): Promise<void> {
+  for (const s of streams) {
+    try {
+      await redis.xgroup("CREATE", s, QUEUE_GROUP, "0", "MKSTREAM");
+    } catch (err) {
+      if (!String((err as Error).message).includes("BUSYGROUP")) throw err;
+    }
+  }
+}
+
+/** Requests queued for a deployment (waiting in Redis or held by a scheduler), across its streams. */
+export async function queuedCount(redis: Redis, keys: RedisKeys, deploymentId: string): Promise<number> {
+  const pipe = redis.pipeline();
+  for (const s of keys.queues(deploymentId)) pipe.xlen(s);
+  const results = (await pipe.exec()) ?? [];
+  return results.reduce((n, [err, len]) => n + (err ? 0 : Number(len)), 0);
 }
 
 export class DeploymentDispatcher {
   private readonly queue = new FairQueue<Waiting>();
-  private readonly workers: Worker<InferJob>[] = [];
+  /** Every entry this scheduler holds (in the fair queue or being dispatched), by entry id. */
+  private readonly held = new Map<string, Waiting>();
+  private readonly streams: string[];
+  private readonly lockMs: number;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private claimTimer: NodeJS.Timeout | undefined;
+  private fetching: Promise<void> | undefined;
+  private roomFreed: (() => void) | undefined;
   private pumping = false;
   private stopping = false;
   private readonly now: () => number;
@@ -66,6 +177,8 @@ export class DeploymentDispatcher {
   constructor(private readonly o: DispatcherOptions) {
     this.now = o.now ?? Date.now;
     this.capacity = o.capacity;
+    this.streams = o.keys.queues(o.deploymentId);
+    this.lockMs = o.jobLockMs ?? 15_000;
   }
 
   get depth(): number {
@@ -73,51 +186,115 @@ export class DeploymentDispatcher {
   }
 
   start(): void {
-    const { keys, deploymentId } = this.o;
-    // A BullMQ worker fetches one job per round trip, in sequence: that, not Redis, bounds
-    // how fast jobs reach the fair queue. Several workers fetch side by side.
-    const fetchers = Math.max(1, Math.min(this.o.fetchers ?? 8, this.o.maxQueued));
-    for (let i = 0; i < fetchers; i++) this.workers.push(this.newWorker(Math.ceil(this.o.maxQueued / fetchers)));
+    this.fetching = this.fetchLoop();
     this.sweepTimer = setInterval(() => this.sweep(), 100);
+    this.claimTimer = setInterval(() => void this.renewAndClaim(), Math.max(250, Math.floor(this.lockMs / 3)));
   }
 
-  private newWorker(concurrency: number): Worker<InferJob> {
-    const { keys, deploymentId } = this.o;
-    const worker = new Worker<InferJob>(keys.queueName(deploymentId), (job, token) => this.hold(job, token ?? ""), {
-      connection: this.o.bullConnection,
-      prefix: keys.bullPrefix,
-      concurrency,
-      // Held jobs keep their lock while they wait; a dead scheduler's jobs return after this.
-      lockDuration: this.o.jobLockMs ?? 15_000,
-      stalledInterval: Math.max(500, Math.floor((this.o.jobLockMs ?? 15_000) / 3)),
-      maxStalledCount: 1_000,
-      drainDelay: 5,
-    });
-    worker.on("error", (err) => this.o.logger.warn({ err: err.message }, "queue worker error"));
-    return worker;
+  /** Reads the streams in batches of what this scheduler has room for, while it runs. */
+  private async fetchLoop(): Promise<void> {
+    const blocking = this.o.blocking;
+    let groups = false;
+    while (!this.stopping) {
+      const room = this.o.maxQueued - this.held.size;
+      if (room <= 0) {
+        await new Promise<void>((resolve) => (this.roomFreed = resolve));
+        continue;
+      }
+      try {
+        if (!groups) await ensureQueueGroups(blocking, this.streams);
+        groups = true;
+        const ids = this.streams.map(() => ">");
+        const count = Math.min(room, FETCH_MAX);
+        const res = (await blocking.xreadgroup("GROUP", QUEUE_GROUP, this.o.schedulerId, "COUNT", count, "BLOCK", BLOCK_MS, "STREAMS", ...this.streams, ...ids)) as
+          | [stream: string, entries: StreamEntries][]
+          | null;
+        for (const [stream, entries] of res ?? []) this.accept(stream, entries);
+        if (res) this.pump();
+      } catch (err) {
+        if (this.stopping) break;
+        // The streams were deleted under us (NOGROUP) or Redis is away: set up again shortly.
+        groups = false;
+        this.o.logger.warn({ err: (err as Error).message }, "could not read the queue");
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 
-  private hold(job: Job<InferJob>, token: string): Promise<void> {
-    if (this.stopping) return this.giveBack(job, token);
-    return new Promise<"done" | "requeue">((settle) => {
-      const d = job.data;
-      // Lower BullMQ priority numbers run first; the fair queue serves higher numbers first.
-      this.queue.push({ job, token, settle }, { tenantId: d.tenantId, priority: -d.priority, inputTokens: d.estimatedTokens, front: d.priority === 0 });
-      this.o.metrics.queueDepth.set({ deployment: this.o.deploymentId }, this.queue.size);
-      this.pump();
-    }).then((outcome) => (outcome === "requeue" ? this.giveBack(job, token) : undefined));
+  private accept(stream: string, entries: StreamEntries): void {
+    const front = stream === this.streams[0];
+    for (const [entryId, fields] of entries) {
+      if (this.held.has(entryId)) continue;
+      const raw = fields[fields.indexOf(QUEUE_FIELD) + 1];
+      let job: InferJob;
+      try {
+        job = JSON.parse(raw ?? "") as InferJob;
+      } catch {
+        // Not ours to serve: drop it, or it would come back from the pending list forever.
+        void takeEntries(this.o.redis, [{ stream, entryId, channel: "", message: "" }]).catch(() => {});
+        continue;
+      }
+      const w: Waiting = { job, stream, entryId };
+      this.held.set(entryId, w);
+      // Lower class numbers go first; the fair queue serves higher numbers first.
+      this.queue.push(w, { tenantId: job.tenantId, priority: -job.priority, inputTokens: job.estimatedTokens, front: front || job.priority === PRIORITY.requeued });
+    }
+    this.o.metrics.queueDepth.set({ deployment: this.o.deploymentId }, this.queue.size);
   }
 
-  /** Return a job to the queue (this scheduler is stopping) for another scheduler to take. */
-  private async giveBack(job: Job<InferJob>, token: string): Promise<void> {
-    await job.moveToWait(token);
-    throw new WaitingError();
+  private forget(w: Waiting): void {
+    this.held.delete(w.entryId);
+    const wake = this.roomFreed;
+    this.roomFreed = undefined;
+    wake?.();
   }
 
-  /** Place as many waiting requests as replicas have room for. */
+  /**
+   * Renews this scheduler's claim on what it holds (so no other scheduler takes it) and
+   * takes over entries another scheduler held past the lock (it died). Entries deleted
+   * meanwhile (their gateway withdrew them) are dropped from the fair queue.
+   */
+  private async renewAndClaim(): Promise<void> {
+    if (this.stopping) return;
+    const { redis, schedulerId } = this.o;
+    try {
+      const byStream = new Map<string, string[]>();
+      for (const w of this.held.values()) {
+        let ids = byStream.get(w.stream);
+        if (!ids) byStream.set(w.stream, (ids = []));
+        ids.push(w.entryId);
+      }
+      const gone = new Set<string>();
+      for (const [stream, ids] of byStream) {
+        for (let i = 0; i < ids.length; i += 500) {
+          const chunk = ids.slice(i, i + 500);
+          const kept = new Set((await redis.xclaim(stream, QUEUE_GROUP, schedulerId, 0, ...chunk, "JUSTID")) as string[]);
+          for (const id of chunk) if (!kept.has(id)) gone.add(id);
+        }
+      }
+      if (gone.size) {
+        for (const w of this.queue.remove((x) => gone.has(x.entryId))) this.forget(w);
+      }
+      for (const stream of this.streams) {
+        const room = this.o.maxQueued - this.held.size;
+        if (room <= 0 || this.stopping) break;
+        const [, entries] = (await redis.xautoclaim(stream, QUEUE_GROUP, schedulerId, this.lockMs, "0-0", "COUNT", Math.min(room, FETCH_MAX))) as [string, StreamEntries];
+        if (entries.length) {
+          this.o.logger.info({ entries: entries.length, stream }, "took over entries a stopped scheduler held");
+          this.accept(stream, entries.filter((e) => e && e[1]));
+          this.pump();
+        }
+      }
+    } catch (err) {
+      if (!this.stopping) this.o.logger.warn({ err: (err as Error).message }, "could not renew queue claims");
+    }
+  }
+
+  /** Place as many waiting requests as replicas have room for; send the assignments in one batch. */
   pump(): void {
-    if (this.pumping || this.queue.size === 0) return;
+    if (this.pumping || this.queue.size === 0 || this.stopping) return;
     this.pumping = true;
+    const batch: Take[] = [];
     try {
       const { directory, deploymentId, policy } = this.o;
       let views = directory.views(deploymentId, this.capacity);
@@ -128,7 +305,7 @@ export class DeploymentDispatcher {
       while (this.queue.size > 0) {
         const next = this.queue.peek();
         if (!next) break;
-        const d = next.job.data;
+        const d = next.job;
         const replicaId = policy.place(
           { requestId: d.requestId, tenantId: d.tenantId, prefixHashes: d.prefixHashes, estimatedTokens: d.estimatedTokens, exclude: d.excludeReplicas },
           views,
@@ -137,36 +314,50 @@ export class DeploymentDispatcher {
         this.queue.pop();
         directory.assigned(deploymentId, replicaId);
         views = directory.views(deploymentId, this.capacity);
-        void this.assign(next, replicaId);
+        const address = directory.address(deploymentId, replicaId) ?? "";
+        const queuedMs = this.now() - d.enqueuedAt;
+        batch.push({ w: next, replicaId, message: { type: "assigned", requestId: d.requestId, replicaId, address, queuedMs, schedulerId: this.o.schedulerId, deploymentId } });
       }
     } finally {
       this.pumping = false;
       this.o.metrics.queueDepth.set({ deployment: this.o.deploymentId }, this.queue.size);
     }
+    if (batch.length) void this.take(batch);
   }
 
-  private async assign(w: Waiting, replicaId: string): Promise<void> {
-    const { redis, keys, deploymentId } = this.o;
-    const d = w.job.data;
-    const address = this.o.directory.address(deploymentId, replicaId) ?? "";
-    const queuedMs = this.now() - d.enqueuedAt;
-    const msg: Assignment = { type: "assigned", requestId: d.requestId, replicaId, address, queuedMs, schedulerId: this.o.schedulerId, deploymentId };
+  /** Sends a batch: assignments (and rejections) for the entries still queued; frees the slots of the rest. */
+  private async take(batch: Take[]): Promise<void> {
+    const { deploymentId, keys, metrics } = this.o;
+    let taken: number[];
     try {
-      const dispatched = await dispatchOnce(redis, keys.dispatched(w.job.id ?? d.requestId), keys.gatewayChannel(d.gatewayId), this.o.schedulerId, JSON.stringify(msg));
-      if (dispatched) {
-        this.o.logger.debug({ requestId: d.requestId, replicaId, queuedMs }, "dispatched");
-        this.o.metrics.dispatched.inc({ deployment: deploymentId });
-        this.o.metrics.queueTime.observe({ deployment: deploymentId }, queuedMs / 1000);
-      } else {
-        // Another scheduler (or an earlier delivery of this job) already dispatched it.
-        this.o.directory.released(deploymentId, replicaId, 1, false);
-      }
-      w.settle("done");
+      taken = await takeEntries(
+        this.o.redis,
+        batch.map((t) => ({ stream: t.w.stream, entryId: t.w.entryId, channel: keys.gatewayChannel(t.w.job.gatewayId), message: JSON.stringify(t.message) })),
+      );
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error).message, requestId: d.requestId }, "could not publish an assignment");
-      this.o.directory.released(deploymentId, replicaId, 1, false);
-      w.settle("requeue");
+      this.o.logger.warn({ err: (err as Error).message, requests: batch.length }, "could not publish assignments");
+      // Try again later: back to the front of the fair queue, slots given back.
+      for (const t of batch) {
+        if (t.replicaId) this.o.directory.released(deploymentId, t.replicaId, 1, false);
+        if (!this.stopping) this.queue.push(t.w, { tenantId: t.w.job.tenantId, priority: -t.w.job.priority, inputTokens: 0, front: true });
+        else this.forget(t.w);
+      }
+      return;
     }
+    batch.forEach((t, i) => {
+      this.forget(t.w);
+      const m = t.message;
+      if (m.type === "rejected") {
+        metrics.rejected.inc({ deployment: deploymentId, reason: m.code });
+      } else if (taken[i] === 1) {
+        this.o.logger.debug({ requestId: m.requestId, replicaId: m.replicaId, queuedMs: m.queuedMs }, "dispatched");
+        metrics.dispatched.inc({ deployment: deploymentId });
+        metrics.queueTime.observe({ deployment: deploymentId }, m.queuedMs / 1000);
+      } else {
+        // Dispatched by another scheduler already, or withdrawn by its gateway.
+        this.o.directory.released(deploymentId, m.replicaId, 1, false);
+      }
+    });
   }
 
   /**
@@ -185,34 +376,42 @@ export class DeploymentDispatcher {
   /** Answer requests whose deadline passed while they waited. */
   private sweep(): void {
     const now = this.now();
-    const expired = this.queue.remove((w) => w.job.data.deadline <= now);
-    for (const w of expired) void this.reject(w, "unavailable", "no replica could take the request before its deadline", 5);
-    if (expired.length) this.o.metrics.queueDepth.set({ deployment: this.o.deploymentId }, this.queue.size);
-    if (this.queue.size > 0) this.pump();
-  }
-
-  private async reject(w: Waiting, code: "unavailable" | "not_found", message: string, retryAfterS?: number): Promise<void> {
-    const d = w.job.data;
-    this.o.metrics.rejected.inc({ deployment: this.o.deploymentId, reason: code });
-    const msg: Assignment = { type: "rejected", requestId: d.requestId, code, message, retryAfterS };
-    try {
-      await this.o.redis.publish(this.o.keys.gatewayChannel(d.gatewayId), JSON.stringify(msg));
-    } finally {
-      w.settle("done");
+    const expired = this.queue.remove((w) => w.job.deadline <= now);
+    if (expired.length) {
+      void this.take(expired.map((w) => ({ w, message: rejection(w, "unavailable", "no replica could take the request before its deadline", 5) })));
+      this.o.metrics.queueDepth.set({ deployment: this.o.deploymentId }, this.queue.size);
     }
+    if (this.queue.size > 0) this.pump();
   }
 
   /** The deployment was stopped or deleted: answer everything that waits. */
   async rejectAll(code: "unavailable" | "not_found", message: string): Promise<void> {
     const all = this.queue.remove(() => true);
     // Stopped (or failed): the client may come back later; deleted: it need not.
-    await Promise.all(all.map((w) => this.reject(w, code, message, code === "unavailable" ? 30 : undefined)));
+    if (all.length) await this.take(all.map((w) => ({ w, message: rejection(w, code, message, code === "unavailable" ? 30 : undefined) })));
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    for (const w of this.queue.remove(() => true)) w.settle("requeue");
-    await Promise.all(this.workers.map((w) => w.close()));
+    if (this.claimTimer) clearInterval(this.claimTimer);
+    // Ends a blocked read at once; what it had taken stays in this scheduler's pending list
+    // and goes to another scheduler after the lock.
+    this.o.blocking.disconnect();
+    this.roomFreed?.();
+    await this.fetching;
+    const left = this.queue.remove(() => true);
+    for (const w of left) this.forget(w);
+    if (left.length === 0) return;
+    const front = this.o.keys.queue(this.o.deploymentId, PRIORITY.requeued);
+    const args: string[] = [front, ...left.map((w) => w.stream), QUEUE_GROUP];
+    for (const w of left) args.push(w.entryId, JSON.stringify(w.job));
+    await scripts(this.o.redis)
+      .inferaGiveBack(left.length + 1, ...args)
+      .catch((err) => this.o.logger.warn({ err: (err as Error).message, requests: left.length }, "could not hand queued requests back; another scheduler takes them after the lock"));
   }
+}
+
+function rejection(w: Waiting, code: "unavailable" | "not_found", message: string, retryAfterS?: number): Assignment {
+  return { type: "rejected", requestId: w.job.requestId, code, message, retryAfterS };
 }

@@ -6,7 +6,6 @@
  * logged.
  */
 import { Writable } from "node:stream";
-import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +23,7 @@ import {
 } from "@infera/registry";
 import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import { createSchedulerMetrics } from "./metrics.ts";
+import { queuedCount } from "./dispatcher.ts";
 import { Reconciler } from "./reconciler.ts";
 import { ReplicaDirectory } from "./replicas.ts";
 import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
@@ -34,10 +34,8 @@ const keys = redisKeys(prefix);
 const TOKEN = "hf_reconcilerSecret987";
 const KEY = secretsKeyFrom("operator secrets key");
 let redis: Redis;
-let bull: Redis;
 let tdb: TestDatabase;
 let db: Kysely<DB>;
-const queues = new Map<string, Queue>();
 
 class RecordingDriver implements RuntimeDriver {
   readonly applied: { spec: ReplicaSpec; replicas: number }[] = [];
@@ -101,11 +99,7 @@ function reconcilerWith(driver: RuntimeDriver, secretsKey: Buffer | undefined, s
     intervalMs: 100,
     scaleToZeroIdleMs: 600_000,
     secretsKey,
-    queueFor: (id) => {
-      let q = queues.get(id);
-      if (!q) queues.set(id, (q = new Queue(keys.queueName(id), { connection: bull, prefix: keys.bullPrefix })));
-      return q;
-    },
+    queued: (id) => queuedCount(redis, keys, id),
     localDepth: () => 0,
   });
   return { reconciler, logs: log.text };
@@ -121,13 +115,10 @@ async function onePass(driver: RuntimeDriver, secretsKey: Buffer | undefined, pa
 
 beforeAll(async () => {
   redis = new Redis(TEST_REDIS_URL);
-  bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
   tdb = await createTestDatabase("hftoken");
   db = createDb(tdb.url);
 });
 afterAll(async () => {
-  await Promise.all([...queues.values()].map((q) => q.close()));
-  bull?.disconnect();
   redis?.disconnect();
   await db?.destroy();
   await tdb?.drop();

@@ -6,7 +6,6 @@
  */
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
-import type { Queue } from "bullmq";
 import type { Logger } from "@infera/core";
 import type { RedisKeys } from "@infera/contracts";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
@@ -38,8 +37,8 @@ export interface ReconcilerOptions {
   schedulerId: string;
   intervalMs: number;
   scaleToZeroIdleMs: number;
-  /** BullMQ queue handle per deployment (for depth). */
-  queueFor: (deploymentId: string) => Queue;
+  /** Requests queued for a deployment (waiting in Redis or held by a scheduler). */
+  queued: (deploymentId: string) => Promise<number>;
   /** This scheduler's own waiting count per deployment. */
   localDepth: (deploymentId: string) => number;
   /**
@@ -227,9 +226,7 @@ export class Reconciler {
     // Until it runs, a deployment needs a replica whatever min_instances says (0 included):
     // it cannot reach `running` otherwise, and requests may already wait for it.
     if (d.status !== "running") return Math.min(Math.max(1, settings.min_instances), Math.max(1, settings.max_instances));
-    // Jobs a scheduler holds while they wait for room are "active" in BullMQ: still queued for us.
-    const counts = await this.o.queueFor(d.id).getJobCounts("wait", "prioritized", "active");
-    const queued = (counts.wait ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0);
+    const queued = await this.o.queued(d.id);
     const totals = this.o.directory.totals(d.id);
     const state = this.scale.get(d.id) ?? INITIAL_AUTOSCALER_STATE;
     const decision = decideReplicas(

@@ -3,7 +3,6 @@
  * directory fed by agents' heartbeats, releases from gateways, and the reconciler
  * (which acts only while this instance holds the leader lease).
  */
-import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { startMetricsServer, type Logger } from "@infera/core";
@@ -11,7 +10,7 @@ import { redisKeys, type Release } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
 import { createDb, listDeployments, secretsKeyFrom, type DB, type DeploymentConfig } from "@infera/registry";
 import type { SchedulerConfig } from "./config.ts";
-import { DeploymentDispatcher } from "./dispatcher.ts";
+import { DeploymentDispatcher, queuedCount } from "./dispatcher.ts";
 import { createSchedulerMetrics } from "./metrics.ts";
 import { Reconciler } from "./reconciler.ts";
 import { ReplicaDirectory } from "./replicas.ts";
@@ -31,19 +30,15 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
   const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-  const bull = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  for (const r of [redis, sub, bull]) r.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
+  for (const r of [redis, sub]) r.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
+  // Each dispatcher reads its queue with blocking calls: a connection of its own.
+  const blockingConnection = () => {
+    const c = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    c.on("error", (err) => logger.warn({ err: err.message, connection: "queue" }, "redis error"));
+    return c;
+  };
   const directory = new ReplicaDirectory({ redis, keys, heartbeatMs: config.heartbeatMs });
   const dispatchers = new Map<string, DeploymentDispatcher>();
-  const queues = new Map<string, Queue>();
-  const queueFor = (id: string) => {
-    let q = queues.get(id);
-    if (!q) {
-      q = new Queue(keys.queueName(id), { connection: bull, prefix: keys.bullPrefix });
-      queues.set(id, q);
-    }
-    return q;
-  };
 
   const reconciler = new Reconciler({
     db,
@@ -57,7 +52,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     schedulerId: config.schedulerId,
     intervalMs: config.reconcileMs,
     scaleToZeroIdleMs: config.scaleToZeroIdleMs,
-    queueFor,
+    queued: (id) => queuedCount(redis, keys, id),
     localDepth: (id) => dispatchers.get(id)?.depth ?? 0,
   });
 
@@ -83,7 +78,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
           capacity: config_.max_batch_size,
           policy: createPlacementPolicy(config_.placement ?? "least-loaded", { now: Date.now, random: Math.random }),
           redis,
-          bullConnection: bull,
+          blocking: blockingConnection(),
           keys,
           directory,
           metrics,
@@ -169,11 +164,9 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       await reconciler.stop();
       await Promise.all([...dispatchers.values()].map((d) => d.stop()));
       await driver.stop();
-      await Promise.all([...queues.values()].map((q) => q.close()));
       http.close();
       sub.disconnect();
       redis.disconnect();
-      bull.disconnect();
       if (!dbOverride) await db.destroy();
       lastWake = new Map();
     },

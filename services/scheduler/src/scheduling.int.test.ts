@@ -6,9 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Kysely } from "kysely";
-import { PRIORITY } from "@infera/contracts";
+import { PRIORITY, QUEUE_GROUP } from "@infera/contracts";
 import { createDb, type DB } from "@infera/registry";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "@infera/testkit";
+import { ensureQueueGroups, queuedCount, takeEntries } from "./dispatcher.ts";
 import { TestCluster, waitFor, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
 
 let tdb: TestDatabase;
@@ -43,6 +44,15 @@ async function load(total: number, concurrency: number, make: (i: number) => Pro
     }),
   );
   return out;
+}
+
+/** Polls `check` until it holds (the deadline only keeps a broken run from hanging). */
+async function poll(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 const ok = (rs: RequestResult[]) => rs.filter((r) => !r.error);
@@ -110,26 +120,51 @@ describe("two schedulers", () => {
       for (const r of reps) expect(r.maxBySched).toBeLessThanOrEqual(6);
     }));
 
-  it("a job delivered again after it was dispatched is not assigned again (dispatch-once key)", () =>
-    withCluster({ capacity: 4, schedulers: 2 }, async (c) => {
+  it("entries a dead scheduler held are taken over after the lock; the dead one, back, cannot assign them again", () =>
+    withCluster({ capacity: 4, schedulers: 0 }, async (c) => {
       await c.addReplica("r0", 5);
-      const first = await c.request({ tenantId: "t" });
-      expect(first.error).toBeUndefined();
-      // BullMQ is at-least-once: put the very same job (same id) on the queue again.
-      const { Queue } = await import("bullmq");
-      const q = new Queue(c.keys.queueName(c.deploymentId), { connection: c.redis, prefix: c.keys.bullPrefix });
-      await q.add("infer", { requestId: first.requestId, gatewayId: "gw-0", tenantId: "t", keyId: "k", endpoint: "chat", prefixHashes: [], estimatedTokens: 1, deadline: Date.now() + 30_000, enqueuedAt: Date.now(), priority: PRIORITY.standard, attempt: 0 }, { jobId: `${first.requestId}.0`, removeOnComplete: true });
-      // Once the schedulers consumed it, the queue is empty and nothing more was published.
-      const until = Date.now() + 20_000;
-      while (Date.now() < until) {
-        const counts = await q.getJobCounts("wait", "active", "prioritized");
-        if ((counts.wait ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) === 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      // A following request proves the pipeline moved past it.
+      const stream = c.keys.queue(c.deploymentId, PRIORITY.standard);
+      await ensureQueueGroups(c.redis, c.keys.queues(c.deploymentId));
+      // A scheduler reads the request and dies before dispatching it: the entry sits in its pending list.
+      const pending = c.request({ tenantId: "t" });
+      let read: [string, string[]][] = [];
+      await poll("the ghost to read the entry", async () => {
+        const res = (await c.redis.xreadgroup("GROUP", QUEUE_GROUP, "ghost", "COUNT", 10, "STREAMS", stream, ">")) as [string, [string, string[]][]][] | null;
+        read = res?.[0]?.[1] ?? [];
+        return read.length > 0;
+      });
+      expect(read).toHaveLength(1);
+      const [entryId] = read[0]!;
+      // A live scheduler takes it over once the ghost's claim is older than the lock, and serves it once.
+      await c.addScheduler("sched-live");
+      const served = await pending;
+      expect(served.error).toBeUndefined();
+      expect(served.replicas).toEqual(["r0"]);
+      // The ghost wakes up and tries to dispatch what it held: the entry is gone, nothing is published.
+      const again = await takeEntries(c.redis, [{ stream, entryId, channel: c.keys.gatewayChannel("gw-0"), message: JSON.stringify({ type: "assigned", requestId: served.requestId, replicaId: "r0", address: "x", queuedMs: 0, schedulerId: "ghost", deploymentId: c.deploymentId }) }]);
+      expect(again).toEqual([0]);
       expect((await c.request({ tenantId: "t" })).error).toBeUndefined();
-      expect(c.assignmentsPerRequest().get(first.requestId)).toBe(1);
-      await q.close();
+      expect(c.assignmentsPerRequest().get(served.requestId)).toBe(1);
+      expect(await queuedCount(c.redis, c.keys, c.deploymentId)).toBe(0);
+    }));
+
+  it("a request its gateway withdrew while a scheduler held it is never assigned", () =>
+    withCluster({ capacity: 1, schedulers: 2 }, async (c) => {
+      const r0 = await c.addReplica("r0", 0);
+      r0.healthy = false;
+      const gone = new AbortController();
+      const now = Date.now();
+      const job = { requestId: "withdrawn", gatewayId: "gw-0", tenantId: "t", keyId: "k", endpoint: "chat" as const, prefixHashes: [], estimatedTokens: 1, deadline: now + 60_000, enqueuedAt: now, priority: PRIORITY.standard, attempt: 0 };
+      const withdrawn = c.gateways[0]!.dispatch.enqueue(c.deploymentId, job, gone.signal).catch((e: unknown) => e);
+      // Held by a scheduler (read from the stream, waiting for a replica), then the client leaves.
+      await poll("a scheduler to hold it", async () => ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1);
+      gone.abort();
+      expect(String(await withdrawn)).toContain("went away");
+      await poll("the entry to be deleted", async () => (await queuedCount(c.redis, c.keys, c.deploymentId)) === 0);
+      r0.healthy = true;
+      const next = await c.request({ tenantId: "t" });
+      expect(next.error).toBeUndefined();
+      expect(c.seen.map((s) => s.requestId)).toEqual([next.requestId]);
     }));
 });
 

@@ -7,7 +7,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { Writable } from "node:stream";
-import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +15,7 @@ import { redisKeys, type ReplicaReport } from "@infera/contracts";
 import { createDb, createDeployment, ensureModelVersion, getDeployment, listDeploymentEvents, type DB } from "@infera/registry";
 import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import { createSchedulerMetrics } from "../metrics.ts";
+import { queuedCount } from "../dispatcher.ts";
 import { Reconciler } from "../reconciler.ts";
 import { ReplicaDirectory } from "../replicas.ts";
 import type { ReplicaSpec } from "./driver.ts";
@@ -176,8 +176,6 @@ describe("reconciler with the local runtime", () => {
       settings: { min_instances: 1, max_instances: 1 },
     });
     const driver = driverWith({ SIM_JITTER: "5" }, capturingLogger().logger, 2);
-    const queues = new Map<string, Queue>();
-    const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
     const reconciler = new Reconciler({
       db,
       redis,
@@ -189,11 +187,7 @@ describe("reconciler with the local runtime", () => {
       schedulerId: "test-scheduler",
       intervalMs: 100,
       scaleToZeroIdleMs: 600_000,
-      queueFor: (id) => {
-        let q = queues.get(id);
-        if (!q) queues.set(id, (q = new Queue(keys.queueName(id), { connection: bull, prefix: keys.bullPrefix })));
-        return q;
-      },
+      queued: (id) => queuedCount(redis, keys, id),
       localDepth: () => 0,
     });
     reconciler.start();
@@ -212,8 +206,6 @@ describe("reconciler with the local runtime", () => {
     } finally {
       await reconciler.stop();
       await driver.stop();
-      await Promise.all([...queues.values()].map((q) => q.close()));
-      bull.disconnect();
     }
   }, 90_000);
 });

@@ -212,21 +212,22 @@ export class TestCluster {
     await this.observer.connect();
     await this.observer.psubscribe(`${this.prefix}:gw:*`);
     this.observer.on("pmessage", (_p, _ch, message) => {
-      const a = JSON.parse(message) as Assignment;
-      if (a.type === "assigned") this.seen.push({ requestId: a.requestId, replicaId: a.replicaId, schedulerId: a.schedulerId, seq: this.seq++, at: Date.now() });
+      for (const a of JSON.parse(message) as Assignment[]) {
+        if (a.type === "assigned") this.seen.push({ requestId: a.requestId, replicaId: a.replicaId, schedulerId: a.schedulerId, seq: this.seq++, at: Date.now() });
+      }
     });
   }
 
   async addGateway(id: string): Promise<Dispatch> {
     const redis = new Redis(this.o.redisUrl, { maxRetriesPerRequest: 2 });
-    const bull = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
+    const queueConn = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
     const sub = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-    const dispatch = new Dispatch({ redis, bullConnection: bull, keys: this.keys, gatewayId: id, metrics: createGatewayMetrics(), logger: silentLogger, queueMax: this.o.queueMax, syncMs: 50 });
+    const dispatch = new Dispatch({ redis, queueConnection: queueConn, keys: this.keys, gatewayId: id, metrics: createGatewayMetrics(), logger: silentLogger, queueMax: this.o.queueMax, syncMs: 50 });
     dispatch.start();
     await sub.connect();
     await sub.subscribe(this.keys.gatewayChannel(id));
     sub.on("message", (_ch, m) => dispatch.onMessage(m));
-    this.gateways.push({ id, dispatch, conns: [redis, bull, sub] });
+    this.gateways.push({ id, dispatch, conns: [redis, queueConn, sub] });
     return dispatch;
   }
 
