@@ -39,6 +39,8 @@ export interface Replica {
   deploymentId: string;
   /** The served model name (SERVED_MODEL_NAME). */
   model: string;
+  /** host:port of the worker agent's gRPC server. */
+  agentAddress: string;
 }
 
 export interface BenchPlatform {
@@ -219,7 +221,7 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
     const env = environOf(a.pid);
     const engineUrl = env.ENGINE_URL ?? "";
     const enginePid = engines.get(engineUrl);
-    if (enginePid) replicas.push({ agentPid: a.pid, enginePid, engineUrl, deploymentId: env.DEPLOYMENT_ID ?? "", model: env.SERVED_MODEL_NAME ?? "" });
+    if (enginePid) replicas.push({ agentPid: a.pid, enginePid, engineUrl, deploymentId: env.DEPLOYMENT_ID ?? "", model: env.SERVED_MODEL_NAME ?? "", agentAddress: env.ADVERTISE_ADDRESS ?? `127.0.0.1:${env.AGENT_PORT}` });
   }
   return { baseURL, apiKey, launcherPid: child.pid!, gatewayPid: gateway.pid, schedulerPid: scheduler.pid, replicas, redisPid: redisServer.pid, logFile, stop };
 }
