@@ -25,6 +25,7 @@ const { values } = parseArgs({
     "workload-file": { type: "string" },
     "write-workload": { type: "string" },
     "no-contrast": { type: "boolean", default: false },
+    "engine-priority": { type: "boolean", default: false },
   },
 });
 
@@ -53,6 +54,7 @@ const result: ExperimentResult = runExperiment(kind, workload, {
   reportLagMs: Number(values["report-lag-ms"]),
   seed,
   contrast: !values["no-contrast"],
+  enginePriority: values["engine-priority"],
   onPolicy: (name, r) => console.error(`  ${name}: simulated in ${r.sim_wall_s.toFixed(1)} s`),
 });
 

@@ -71,6 +71,23 @@ describe("cluster simulator", () => {
     expect(p.max_service_gap_tokens as number).toBeLessThanOrEqual(res.vtc_bound_tokens);
   });
 
+  it("engine priority prefills an urgent request before the unstarted ones, and serves the same work", () => {
+    // Replica busy with a long prefill (A, begun) and two waiting (B, C) when urgent U arrives:
+    // U goes after A (running first, as vLLM) but before B and C.
+    const w = fromRecords("urgent", [
+      { t_ms: 0, tenant: "flood", prompt_tokens: 4000, output_tokens: 4 },
+      { t_ms: 1, tenant: "flood", prompt_tokens: 1500, output_tokens: 4 },
+      { t_ms: 1, tenant: "flood", prompt_tokens: 1500, output_tokens: 4 },
+      { t_ms: 2, tenant: "light", prompt_tokens: 100, output_tokens: 4 },
+    ]);
+    const fifo = simulate(w, { replicas: 1, policy: "least-loaded" });
+    const prio = simulate(w, { replicas: 1, policy: "least-loaded", enginePriority: true });
+    expect(prio.ttftMs[3]!).toBeLessThan(fifo.ttftMs[3]!);
+    expect(prio.ttftMs[3]!).toBeLessThan(prio.ttftMs[1]!);
+    expect(prio.ttftMs[0]!).toBe(fifo.ttftMs[0]!);
+    expect(prio.outputTokens).toBe(fifo.outputTokens);
+  });
+
   it("report lag: placement on stale views still serves everything", () => {
     const w = sharedPrefix({ requests: 3000, replicas: 4, seed: 9, cost: DEFAULT_COST, load: 1.5 });
     const exact = simulate(w, { replicas: 4, policy: "prefix-affinity" });

@@ -42,6 +42,13 @@ export interface SimConfig {
   /** Tokens per block in the prefix hashes handed to placement (the gateway's ~512 chars). */
   hashBlockTokens?: number;
   hashMaxBlocks?: number;
+  /**
+   * Engine priority (vLLM `--scheduling-policy priority`): a request whose tenant has nothing
+   * else waiting in the central queue is marked urgent, and the replica prefills it before the
+   * requests it has not started yet. Off by default: the platform does not pass a priority to
+   * engines; this measures what it would be worth.
+   */
+  enginePriority?: boolean;
 }
 
 export interface SimResult {
@@ -104,6 +111,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const hashBlock = config.hashBlockTokens ?? 128;
   const hashMax = config.hashMaxBlocks ?? 64;
   const queueKind = config.queue ?? "fair";
+  const enginePriority = config.enginePriority ?? false;
   const n = w.n;
 
   let now = 0;
@@ -117,6 +125,8 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const dispatchT = new Float64Array(n);
   const firstT = new Float64Array(n).fill(Number.NaN);
   const remaining = new Int32Array(n);
+  const prefillBegun = new Uint8Array(n);
+  const urgentMark = new Uint8Array(n);
 
   // Per replica.
   const views: ReplicaView[] = Array.from({ length: R }, (_, i) => ({ id: `r${i}`, capacity: cap, running: 0, waiting: 0, inflight: 0, kvCacheUsage: 0 }));
@@ -125,6 +135,8 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   let roomCount = R;
   const batch = new Int32Array(R); // requests in the engine batch (prefill or decode)
   const localWait: number[][] = Array.from({ length: R }, () => []);
+  // Urgent requests admitted since the replica's step started; they join the prefill order at the next step.
+  const urgentWait: number[][] = Array.from({ length: R }, () => []);
   const ring = new Int32Array(R * cap); // prefill FIFO per replica
   const ringHead = new Int32Array(R);
   const ringLen = new Int32Array(R);
@@ -183,16 +195,44 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     return out;
   }
 
-  function enterBatch(r: number, q: number): void {
+  function enterBatch(r: number, q: number, urgent = false): void {
     batch[r]!++;
     kvTokens[r]! += w.prompt[q]! + w.output[q]!;
+    if (urgent) {
+      urgentMark[q] = 1;
+      urgentWait[r]!.push(q);
+      return;
+    }
     const pos = r * cap + ((ringHead[r]! + ringLen[r]!) % cap);
     ring[pos] = q;
     ringLen[r]!++;
   }
 
+  /**
+   * Urgent requests go ahead of every request whose prefill has not begun, after the urgent
+   * ones already waiting (vLLM schedules running requests first, then waiting ones by
+   * priority, then arrival).
+   */
+  const order: number[] = [];
+  function mergeUrgent(r: number): void {
+    const fresh = urgentWait[r]!;
+    if (fresh.length === 0) return;
+    const base = r * cap;
+    const head = ringHead[r]!;
+    const len = ringLen[r]!;
+    order.length = 0;
+    let k = 0;
+    if (len > 0 && prefillBegun[ring[base + head]!] === 1) order.push(ring[base + head]!), k++;
+    for (let j = k; j < len; j++) if (urgentMark[ring[base + ((head + j) % cap)]!] === 1) order.push(ring[base + ((head + j) % cap)]!);
+    for (const q of fresh) order.push(q);
+    for (let j = k; j < len; j++) if (urgentMark[ring[base + ((head + j) % cap)]!] === 0) order.push(ring[base + ((head + j) % cap)]!);
+    fresh.length = 0;
+    for (let j = 0; j < order.length; j++) ring[base + ((head + j) % cap)] = order[j]!;
+    ringLen[r] = order.length;
+  }
+
   /** The request lands on replica r: look up its cached prefix, then queue its prefill. */
-  function admit(r: number, q: number): void {
+  function admit(r: number, q: number, urgent: boolean): void {
     const cache = caches[r]!;
     const prompt = w.prompt[q]!;
     const p = w.prefix[q]!;
@@ -208,12 +248,13 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     promptTokens += prompt;
     cachedTokens += hit;
     remaining[q] = prompt - hit;
-    if (batch[r]! < cap) enterBatch(r, q);
+    if (batch[r]! < cap) enterBatch(r, q, urgent);
     else localWait[r]!.push(q);
     if (busy[r] === 0) startStep(r);
   }
 
   function startStep(r: number): void {
+    mergeUrgent(r);
     const decoding = fLen[r]!;
     let budget = cost.maxBatchedTokens - decoding;
     let tokens = 0;
@@ -226,6 +267,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       const rem = remaining[q]!;
       const take = rem < budget ? rem : budget;
       remaining[q] = rem - take;
+      prefillBegun[q] = 1;
       budget -= take;
       tokens += take;
       seqs++;
@@ -320,7 +362,8 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       const t = w.tenant[q]!;
       const tenantId = w.tenantNames[t]!;
       gap.serve(t, weights.input * w.prompt[q]!);
-      if (--queued[t]! === 0) gap.end(t);
+      const backlog = --queued[t]!;
+      if (backlog === 0) gap.end(t);
       const req: PlacementRequest = {
         requestId: String(q),
         tenantId,
@@ -335,7 +378,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
         views[r]!.inflight++;
         refreshRoom(r);
       }
-      admit(r, q);
+      admit(r, q, enginePriority && backlog === 0);
       syncView(r);
     }
   }
