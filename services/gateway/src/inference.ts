@@ -296,6 +296,10 @@ function callAgent(
           counted++;
           relay?.chunk(decoder.decode(e.value));
           break;
+        case "chunks":
+          counted += e.value.items.length;
+          for (const item of e.value.items) relay?.chunk(decoder.decode(item));
+          break;
         case "body":
           bodyJson = decoder.decode(e.value);
           break;

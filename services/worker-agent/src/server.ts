@@ -12,6 +12,7 @@ import {
   AgentService,
   CancelResponseSchema,
   Endpoint,
+  ChunksSchema,
   GenerateResponseSchema,
   HealthResponseSchema,
   UsageSchema,
@@ -150,22 +151,35 @@ export class AgentServer {
     const write = (event: GenerateResponse["event"]) => {
       if (!call.cancelled && !call.writableEnded) call.write(create(GenerateResponseSchema, { event }));
     };
+    // Chunks parsed from one engine read leave as one message (the adapter hands them over
+    // synchronously; the flush runs right after): when the engine or the gateway is behind,
+    // the per-message cost is paid once per read, not once per token.
+    let pending: Uint8Array[] = [];
+    const flush = () => {
+      if (pending.length === 0) return;
+      const items = pending;
+      pending = [];
+      if (items.length === 1) write({ case: "chunk", value: items[0]! });
+      else write({ case: "chunks", value: create(ChunksSchema, { items }) });
+    };
     const sink: EngineSink = {
       chunk(json) {
         if (firstAt === 0) firstAt = performance.now();
         if (stop.signal.aborted) return; // nobody reads them now; only the usage matters
-        write({ case: "chunk", value: encoder.encode(json) });
+        if (pending.push(encoder.encode(json)) === 1) queueMicrotask(flush);
       },
       body(json) {
         if (firstAt === 0) firstAt = performance.now();
         write({ case: "body", value: encoder.encode(json) });
       },
       usage(u) {
+        flush();
         const ttftMs = firstAt ? firstAt - started : performance.now() - started;
         metrics.ttft.observe(ttftMs / 1000);
         write({ case: "usage", value: create(UsageSchema, { ...u, ttftMs }) });
       },
       error(e) {
+        flush();
         status = "engine_error";
         write({ case: "error", value: create(EngineErrorSchema, e) });
       },
@@ -187,6 +201,7 @@ export class AgentServer {
       metrics.inflight.set(this.open.size);
       metrics.requests.inc({ endpoint, status });
       log.debug({ status, ms: Math.round(performance.now() - started) }, "generate finished");
+      flush();
       if (!call.writableEnded) call.end();
     }
   }

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file infera/agent/v1/agent.proto.
  */
 export const file_infera_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbmZlcmEvYWdlbnQvdjEvYWdlbnQucHJvdG8SD2luZmVyYS5hZ2VudC52MSKDAQoPR2VuZXJhdGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKwoIZW5kcG9pbnQYAiABKA4yGS5pbmZlcmEuYWdlbnQudjEuRW5kcG9pbnQSDAoEYm9keRgDIAEoDBIOCgZzdHJlYW0YBCABKAgSEQoJdGVuYW50X2lkGAUgASgJIpQBChBHZW5lcmF0ZVJlc3BvbnNlEg8KBWNodW5rGAEgASgMSAASDgoEYm9keRgCIAEoDEgAEicKBXVzYWdlGAMgASgLMhYuaW5mZXJhLmFnZW50LnYxLlVzYWdlSAASLQoFZXJyb3IYBCABKAsyHC5pbmZlcmEuYWdlbnQudjEuRW5naW5lRXJyb3JIAEIHCgVldmVudCJaCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEg4KBmltYWdlcxgDIAEoDRIPCgd0dGZ0X21zGAQgASgBIlkKC0VuZ2luZUVycm9yEg4KBnN0YXR1cxgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEgwKBHR5cGUYAyABKAkSDQoFcGFyYW0YBCABKAkSDAoEY29kZRgFIAEoCSIjCg1DYW5jZWxSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkiHwoOQ2FuY2VsUmVzcG9uc2USDQoFZm91bmQYASABKAgiDwoNSGVhbHRoUmVxdWVzdCJXCg5IZWFsdGhSZXNwb25zZRIPCgdzZXJ2aW5nGAEgASgIEhIKCnJlcGxpY2FfaWQYAiABKAkSDwoHcnVubmluZxgDIAEoDRIPCgd3YWl0aW5nGAQgASgNKosBCghFbmRwb2ludBIYChRFTkRQT0lOVF9VTlNQRUNJRklFRBAAEh0KGUVORFBPSU5UX0NIQVRfQ09NUExFVElPTlMQARIYChRFTkRQT0lOVF9DT01QTEVUSU9OUxACEhcKE0VORFBPSU5UX0VNQkVERElOR1MQAxITCg9FTkRQT0lOVF9JTUFHRVMQBDL3AQoMQWdlbnRTZXJ2aWNlElEKCEdlbmVyYXRlEiAuaW5mZXJhLmFnZW50LnYxLkdlbmVyYXRlUmVxdWVzdBohLmluZmVyYS5hZ2VudC52MS5HZW5lcmF0ZVJlc3BvbnNlMAESSQoGQ2FuY2VsEh4uaW5mZXJhLmFnZW50LnYxLkNhbmNlbFJlcXVlc3QaHy5pbmZlcmEuYWdlbnQudjEuQ2FuY2VsUmVzcG9uc2USSQoGSGVhbHRoEh4uaW5mZXJhLmFnZW50LnYxLkhlYWx0aFJlcXVlc3QaHy5pbmZlcmEuYWdlbnQudjEuSGVhbHRoUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChtpbmZlcmEvYWdlbnQvdjEvYWdlbnQucHJvdG8SD2luZmVyYS5hZ2VudC52MSKDAQoPR2VuZXJhdGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKwoIZW5kcG9pbnQYAiABKA4yGS5pbmZlcmEuYWdlbnQudjEuRW5kcG9pbnQSDAoEYm9keRgDIAEoDBIOCgZzdHJlYW0YBCABKAgSEQoJdGVuYW50X2lkGAUgASgJIr8BChBHZW5lcmF0ZVJlc3BvbnNlEg8KBWNodW5rGAEgASgMSAASDgoEYm9keRgCIAEoDEgAEicKBXVzYWdlGAMgASgLMhYuaW5mZXJhLmFnZW50LnYxLlVzYWdlSAASLQoFZXJyb3IYBCABKAsyHC5pbmZlcmEuYWdlbnQudjEuRW5naW5lRXJyb3JIABIpCgZjaHVua3MYBSABKAsyFy5pbmZlcmEuYWdlbnQudjEuQ2h1bmtzSABCBwoFZXZlbnQiFwoGQ2h1bmtzEg0KBWl0ZW1zGAEgAygMIloKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SDgoGaW1hZ2VzGAMgASgNEg8KB3R0ZnRfbXMYBCABKAEiWQoLRW5naW5lRXJyb3ISDgoGc3RhdHVzGAEgASgNEg8KB21lc3NhZ2UYAiABKAkSDAoEdHlwZRgDIAEoCRINCgVwYXJhbRgEIAEoCRIMCgRjb2RlGAUgASgJIiMKDUNhbmNlbFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCSIfCg5DYW5jZWxSZXNwb25zZRINCgVmb3VuZBgBIAEoCCIPCg1IZWFsdGhSZXF1ZXN0IlcKDkhlYWx0aFJlc3BvbnNlEg8KB3NlcnZpbmcYASABKAgSEgoKcmVwbGljYV9pZBgCIAEoCRIPCgdydW5uaW5nGAMgASgNEg8KB3dhaXRpbmcYBCABKA0qiwEKCEVuZHBvaW50EhgKFEVORFBPSU5UX1VOU1BFQ0lGSUVEEAASHQoZRU5EUE9JTlRfQ0hBVF9DT01QTEVUSU9OUxABEhgKFEVORFBPSU5UX0NPTVBMRVRJT05TEAISFwoTRU5EUE9JTlRfRU1CRURESU5HUxADEhMKD0VORFBPSU5UX0lNQUdFUxAEMvcBCgxBZ2VudFNlcnZpY2USUQoIR2VuZXJhdGUSIC5pbmZlcmEuYWdlbnQudjEuR2VuZXJhdGVSZXF1ZXN0GiEuaW5mZXJhLmFnZW50LnYxLkdlbmVyYXRlUmVzcG9uc2UwARJJCgZDYW5jZWwSHi5pbmZlcmEuYWdlbnQudjEuQ2FuY2VsUmVxdWVzdBofLmluZmVyYS5hZ2VudC52MS5DYW5jZWxSZXNwb25zZRJJCgZIZWFsdGgSHi5pbmZlcmEuYWdlbnQudjEuSGVhbHRoUmVxdWVzdBofLmluZmVyYS5hZ2VudC52MS5IZWFsdGhSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message infera.agent.v1.GenerateRequest
@@ -93,6 +93,14 @@ export type GenerateResponse = Message<"infera.agent.v1.GenerateResponse"> & {
      */
     value: EngineError;
     case: "error";
+  } | {
+    /**
+     * Several stream chunks, in order, that the engine delivered in one read.
+     *
+     * @generated from field: infera.agent.v1.Chunks chunks = 5;
+     */
+    value: Chunks;
+    case: "chunks";
   } | { case: undefined; value?: undefined };
 };
 
@@ -102,6 +110,23 @@ export type GenerateResponse = Message<"infera.agent.v1.GenerateResponse"> & {
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
   messageDesc(file_infera_agent_v1_agent, 1);
+
+/**
+ * @generated from message infera.agent.v1.Chunks
+ */
+export type Chunks = Message<"infera.agent.v1.Chunks"> & {
+  /**
+   * @generated from field: repeated bytes items = 1;
+   */
+  items: Uint8Array[];
+};
+
+/**
+ * Describes the message infera.agent.v1.Chunks.
+ * Use `create(ChunksSchema)` to create a new message.
+ */
+export const ChunksSchema: GenMessage<Chunks> = /*@__PURE__*/
+  messageDesc(file_infera_agent_v1_agent, 2);
 
 /**
  * @generated from message infera.agent.v1.Usage
@@ -135,7 +160,7 @@ export type Usage = Message<"infera.agent.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 2);
+  messageDesc(file_infera_agent_v1_agent, 3);
 
 /**
  * @generated from message infera.agent.v1.EngineError
@@ -174,7 +199,7 @@ export type EngineError = Message<"infera.agent.v1.EngineError"> & {
  * Use `create(EngineErrorSchema)` to create a new message.
  */
 export const EngineErrorSchema: GenMessage<EngineError> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 3);
+  messageDesc(file_infera_agent_v1_agent, 4);
 
 /**
  * @generated from message infera.agent.v1.CancelRequest
@@ -191,7 +216,7 @@ export type CancelRequest = Message<"infera.agent.v1.CancelRequest"> & {
  * Use `create(CancelRequestSchema)` to create a new message.
  */
 export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 4);
+  messageDesc(file_infera_agent_v1_agent, 5);
 
 /**
  * @generated from message infera.agent.v1.CancelResponse
@@ -210,7 +235,7 @@ export type CancelResponse = Message<"infera.agent.v1.CancelResponse"> & {
  * Use `create(CancelResponseSchema)` to create a new message.
  */
 export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 5);
+  messageDesc(file_infera_agent_v1_agent, 6);
 
 /**
  * @generated from message infera.agent.v1.HealthRequest
@@ -223,7 +248,7 @@ export type HealthRequest = Message<"infera.agent.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 6);
+  messageDesc(file_infera_agent_v1_agent, 7);
 
 /**
  * @generated from message infera.agent.v1.HealthResponse
@@ -255,7 +280,7 @@ export type HealthResponse = Message<"infera.agent.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_infera_agent_v1_agent, 7);
+  messageDesc(file_infera_agent_v1_agent, 8);
 
 /**
  * @generated from enum infera.agent.v1.Endpoint
@@ -301,8 +326,10 @@ export const EndpointSchema: GenEnum<Endpoint> = /*@__PURE__*/
  */
 export const AgentService: GenService<{
   /**
-   * Runs one inference request on the engine. Streaming requests yield one
-   * `chunk` per engine delta; non-streaming ones yield one `body`. Every call
+   * Runs one inference request on the engine. Streaming requests yield the engine's
+   * deltas as `chunk` (one) or `chunks` (several that arrived together: one message
+   * instead of one each when the engine or the gateway is behind); non-streaming ones
+   * yield one `body`. Every call
    * that reached the engine ends with exactly one `usage` event or an `error`.
    *
    * @generated from rpc infera.agent.v1.AgentService.Generate
