@@ -294,11 +294,11 @@ function callAgent(
       switch (e.case) {
         case "chunk":
           counted++;
-          relay?.chunk(decoder.decode(e.value));
+          relay?.chunk(e.value);
           break;
         case "chunks":
           counted += e.value.items.length;
-          for (const item of e.value.items) relay?.chunk(decoder.decode(item));
+          for (const item of e.value.items) relay?.chunk(item);
           break;
         case "body":
           bodyJson = decoder.decode(e.value);

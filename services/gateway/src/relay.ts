@@ -17,11 +17,24 @@ export interface UsageOut {
 }
 
 const DONE = Buffer.from("data: [DONE]\n\n");
+const DATA = Buffer.from("data: ");
+const END = Buffer.from("\n\n");
+
+/** A chunk's bytes as a Buffer without copying them. */
+function view(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Whether a chunk carries a finish_reason (a string, not null). */
+function finishes(b: Buffer): boolean {
+  if (b.indexOf('"finish_reason":"') !== -1) return true;
+  return b.indexOf('"finish_reason"') !== -1 && b.indexOf('"finish_reason":null') === -1;
+}
 
 export class SseRelay {
   private started = false;
-  private held: string | undefined;
-  private first: string | undefined;
+  private held: Buffer | undefined;
+  private first: Buffer | undefined;
   private lastAt = 0;
   chunks = 0;
 
@@ -42,8 +55,9 @@ export class SseRelay {
     this.res.writeHead(200, { ...this.headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
   }
 
-  chunk(raw: string): void {
-    let json = raw;
+  /** One chunk as the engine wrote it (JSON bytes): passed through without being decoded, except the rare ones below. */
+  chunk(raw: Uint8Array): void {
+    let json = view(raw);
     this.start();
     const now = performance.now();
     this.onToken(this.lastAt ? now - this.lastAt : undefined);
@@ -51,8 +65,8 @@ export class SseRelay {
     this.chunks++;
     if (this.first === undefined) this.first = json;
     // Chat logprobs need `refusal` (OpenAI's schema requires it; vLLM omits it): only those chunks are parsed.
-    if (json.includes('"logprobs":{"content"')) json = conformChatChunk(json);
-    if (json.includes('"finish_reason":"') || (json.includes('"finish_reason"') && !json.includes('"finish_reason":null'))) {
+    if (json.indexOf('"logprobs":{"content"') !== -1) json = Buffer.from(conformChatChunk(json.toString()));
+    if (finishes(json)) {
       if (this.held !== undefined) this.write(this.held);
       this.held = json;
       return;
@@ -63,14 +77,14 @@ export class SseRelay {
   usage(u: UsageOut): void {
     this.start();
     if (this.held !== undefined) {
-      const c = JSON.parse(this.held) as Record<string, unknown>;
+      const c = JSON.parse(this.held.toString()) as Record<string, unknown>;
       c.usage = u;
-      this.write(JSON.stringify(c));
+      this.write(Buffer.from(JSON.stringify(c)));
       this.held = undefined;
     }
     if (this.includeUsage) {
-      const meta = this.first ? (JSON.parse(this.first) as Record<string, unknown>) : {};
-      this.write(JSON.stringify({ id: meta.id, object: meta.object, created: meta.created, model: meta.model, choices: [], usage: u }));
+      const meta = this.first ? (JSON.parse(this.first.toString()) as Record<string, unknown>) : {};
+      this.write(Buffer.from(JSON.stringify({ id: meta.id, object: meta.object, created: meta.created, model: meta.model, choices: [], usage: u })));
     }
     this.res.end(DONE);
   }
@@ -83,7 +97,7 @@ export class SseRelay {
     this.res.end(`data: ${JSON.stringify(body)}\n\n`);
   }
 
-  private write(json: string): void {
+  private write(json: Buffer): void {
     // Chunks that arrive in one turn of the event loop (a burst from the agent, or a backlog
     // behind a slow client) leave in one socket write instead of one write each.
     if (!this.corked) {
@@ -91,7 +105,7 @@ export class SseRelay {
       this.res.cork();
       setImmediate(this.uncork);
     }
-    this.res.write(`data: ${json}\n\n`);
+    this.res.write(Buffer.concat([DATA, json, END], DATA.length + json.length + END.length));
   }
 
   private corked = false;
