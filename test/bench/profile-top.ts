@@ -2,6 +2,8 @@
  * `tsx test/bench/profile-top.ts <file.cpuprofile>… [--top N]`: the functions that cost
  * the most self time in V8 CPU profiles (as `pnpm bench --profile` writes them), and
  * the same grouped by package, so a hot path can be read without a flame-graph viewer.
+ * `--inclusive`: time with callees (each function counted once per sample), which shows
+ * what a whole step of the request path costs when the self time is spread thin.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -20,7 +22,10 @@ interface Profile {
   timeDeltas?: number[];
 }
 
-const { values, positionals } = parseArgs({ options: { top: { type: "string", default: "25" }, skip: { type: "string", default: "0" } }, allowPositionals: true });
+const { values, positionals } = parseArgs({
+  options: { top: { type: "string", default: "25" }, skip: { type: "string", default: "0" }, inclusive: { type: "boolean", default: false } },
+  allowPositionals: true,
+});
 const top = Number(values.top);
 /** Seconds from the start of each profile to leave out (start-up: module loading, migrations). */
 const skipUs = Number(values.skip) * 1e6;
@@ -56,6 +61,23 @@ for (const file of positionals) {
     const k = `${n.callFrame.functionName || "(anonymous)"}  ${w}:${n.callFrame.lineNumber + 1}`;
     fn.set(k, (fn.get(k) ?? 0) + us);
     pkg.set(w, (pkg.get(w) ?? 0) + us);
+  }
+  if (values.inclusive) {
+    const parent = new Map<number, number>();
+    for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const incl = new Map<string, number>();
+    for (const [id, us] of self) {
+      const seen = new Set<string>();
+      for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+        const n = byId.get(cur)!;
+        const k = `${n.callFrame.functionName || "(anonymous)"}  ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        incl.set(k, (incl.get(k) ?? 0) + us);
+      }
+    }
+    fn.clear();
+    for (const [k, us] of incl) fn.set(k, us);
   }
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
   console.log(`\n${file}: ${(total / 1e6).toFixed(2)} s busy after the first ${values.skip} s`);
