@@ -63,7 +63,8 @@ export class SseRelay {
     this.onToken(this.lastAt ? now - this.lastAt : undefined);
     this.lastAt = now;
     this.chunks++;
-    if (this.first === undefined) this.first = json;
+    // A copy: the view would keep the whole gRPC read buffer it points into alive for the stream's life.
+    if (this.first === undefined) this.first = Buffer.from(json);
     // Chat logprobs need `refusal` (OpenAI's schema requires it; vLLM omits it): only those chunks are parsed.
     if (json.indexOf('"logprobs":{"content"') !== -1) json = Buffer.from(conformChatChunk(json.toString()));
     if (finishes(json)) {
