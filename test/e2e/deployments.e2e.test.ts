@@ -7,8 +7,10 @@
  * must show every step in order; a second tenant must see nothing of it.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { redisKeys } from "@infera/contracts";
 import { createApiKey, createDb, createTenant, listDeploymentEvents } from "@infera/registry";
 import { startPlatform, type Platform } from "@infera/testkit";
 
@@ -21,6 +23,7 @@ let openai: OpenAI;
 let otherKey: string;
 let otherOpenai: OpenAI;
 let deployId = "";
+let redis: Redis;
 
 interface DeploymentOut {
   deploy_id: string;
@@ -51,6 +54,7 @@ beforeAll(async () => {
     readyTimeoutMs: 120_000,
   });
   db = createDb(platform.databaseUrl, { max: 2 });
+  redis = new Redis(platform.redisUrl);
   openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0, timeout: 90_000 });
   const other = await createTenant(db, "other-co");
   otherKey = (await createApiKey(db, { tenantId: other.id, name: "other", scopes: ["deploy", "inference"] })).secret;
@@ -58,6 +62,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  redis?.disconnect();
   await db?.destroy();
   await platform?.stop();
 });
@@ -306,6 +311,8 @@ describe("a custom LLM deployment's life", () => {
   }, 120_000);
 
   it("deletes it: requests get a 404, nothing runs, it cannot be started, and the history shows every step", async () => {
+    const queues = redisKeys(platform.redisPrefix).queues(deployId);
+    expect(await redis.exists(...queues)).toBeGreaterThan(0);
     const del = await api<DeploymentOut>("DELETE", `/deploy/${deployId}`);
     expect(del.status).toBe(200);
     expect(del.json.status).toBe("deleted");
@@ -313,6 +320,8 @@ describe("a custom LLM deployment's life", () => {
     await expect(chat("admin/my-llama")).rejects.toMatchObject({ status: 404 });
     await until("no process left", async () => processesOf(deployId).length === 0);
     expect(await db.selectFrom("deployment_secrets").selectAll().where("deployment_id", "=", deployId).executeTakeFirst()).toBeUndefined();
+    // Its request queue (a Redis stream per priority class) is removed with it.
+    await until("its queue streams removed", async () => (await redis.exists(...queues)) === 0);
     expect((await api<unknown[]>("GET", "/deploy/list")).json).toEqual([]);
     expect((await api<DeploymentOut[]>("GET", "/deploy/list?status=deleted")).json.map((d) => d.deploy_id)).toEqual([deployId]);
 

@@ -96,8 +96,11 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       if (live.has(id)) continue;
       dispatchers.delete(id);
       const d = all.find((x) => x.id === id);
-      await disp.rejectAll(d?.status === "deleted" ? "not_found" : "unavailable", `deployment ${id} is ${d?.status ?? "gone"}`);
+      const deleted = d === undefined || d.status === "deleted";
+      await disp.rejectAll(deleted ? "not_found" : "unavailable", `deployment ${id} is ${d?.status ?? "gone"}`);
       await disp.stop();
+      // A deleted deployment's queue is gone for good (a stopped one keeps it for its restart).
+      if (deleted) await redis.del(...keys.queues(id)).catch(() => {});
     }
   }
 
