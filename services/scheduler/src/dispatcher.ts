@@ -26,6 +26,9 @@ interface Waiting {
   entryId: string;
 }
 
+/** Entry ids are unique within a stream only (two classes' streams can both have `<ms>-0`). */
+const heldKey = (stream: string, entryId: string) => `${stream}\u0000${entryId}`;
+
 /** One entry to take off its stream, and the message for its gateway if it is still there. */
 interface Take {
   w: Waiting;
@@ -161,7 +164,7 @@ export async function queuedCount(redis: Redis, keys: RedisKeys, deploymentId: s
 
 export class DeploymentDispatcher {
   private readonly queue = new FairQueue<Waiting>();
-  /** Every entry this scheduler holds (in the fair queue or being dispatched), by entry id. */
+  /** Every entry this scheduler holds (in the fair queue or being dispatched), by stream and entry id. */
   private readonly held = new Map<string, Waiting>();
   private readonly streams: string[];
   private readonly lockMs: number;
@@ -224,7 +227,7 @@ export class DeploymentDispatcher {
   private accept(stream: string, entries: StreamEntries): void {
     const front = stream === this.streams[0];
     for (const [entryId, fields] of entries) {
-      if (this.held.has(entryId)) continue;
+      if (this.held.has(heldKey(stream, entryId))) continue;
       const raw = fields[fields.indexOf(QUEUE_FIELD) + 1];
       let job: InferJob;
       try {
@@ -235,7 +238,7 @@ export class DeploymentDispatcher {
         continue;
       }
       const w: Waiting = { job, stream, entryId };
-      this.held.set(entryId, w);
+      this.held.set(heldKey(stream, entryId), w);
       // Lower class numbers go first; the fair queue serves higher numbers first.
       this.queue.push(w, { tenantId: job.tenantId, priority: -job.priority, inputTokens: job.estimatedTokens, front: front || job.priority === PRIORITY.requeued });
     }
@@ -243,7 +246,7 @@ export class DeploymentDispatcher {
   }
 
   private forget(w: Waiting): void {
-    this.held.delete(w.entryId);
+    this.held.delete(heldKey(w.stream, w.entryId));
     const wake = this.roomFreed;
     this.roomFreed = undefined;
     wake?.();
@@ -269,11 +272,11 @@ export class DeploymentDispatcher {
         for (let i = 0; i < ids.length; i += 500) {
           const chunk = ids.slice(i, i + 500);
           const kept = new Set((await redis.xclaim(stream, QUEUE_GROUP, schedulerId, 0, ...chunk, "JUSTID")) as string[]);
-          for (const id of chunk) if (!kept.has(id)) gone.add(id);
+          for (const id of chunk) if (!kept.has(id)) gone.add(heldKey(stream, id));
         }
       }
       if (gone.size) {
-        for (const w of this.queue.remove((x) => gone.has(x.entryId))) this.forget(w);
+        for (const w of this.queue.remove((x) => gone.has(heldKey(x.stream, x.entryId)))) this.forget(w);
       }
       for (const stream of this.streams) {
         const room = this.o.maxQueued - this.held.size;

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Kysely } from "kysely";
-import { PRIORITY, QUEUE_GROUP } from "@infera/contracts";
+import { PRIORITY, QUEUE_FIELD, QUEUE_GROUP } from "@infera/contracts";
 import { createDb, type DB } from "@infera/registry";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "@infera/testkit";
 import { ensureQueueGroups, queuedCount, takeEntries } from "./dispatcher.ts";
@@ -62,8 +62,8 @@ describe("placement", () => {
     withCluster({ capacity: 4 }, async (c) => {
       await c.addReplica("ok-1", 10);
       await c.addReplica("ok-2", 10);
-      (await c.addReplica("sick", 10)).healthy = false;
-      (await c.addReplica("draining", 10)).draining = true;
+      await c.addReplica("sick", 10, { healthy: false });
+      await c.addReplica("draining", 10, { draining: true });
       // An agent that reported once, long ago, and never again.
       const stale = await c.addReplica("stale", 10);
       stale.kill();
@@ -148,10 +148,64 @@ describe("two schedulers", () => {
       expect(await queuedCount(c.redis, c.keys, c.deploymentId)).toBe(0);
     }));
 
+  it("a scheduler that stops hands what it holds to the other at once (not after the lock); each request is served once", () =>
+    withCluster({ capacity: 4, schedulers: 2 }, async (c) => {
+      const r0 = await c.addReplica("r0", 0, { healthy: false });
+      // Entries held per scheduler, across the priority streams (handed-back ones move to the front stream).
+      const holders = async () => {
+        const out = new Map<string, number>();
+        for (const stream of c.keys.queues(c.deploymentId)) {
+          const [, , , consumers] = (await c.redis.xpending(stream, QUEUE_GROUP)) as [number, unknown, unknown, [string, string][] | null];
+          for (const [name, n] of consumers ?? []) out.set(name, (out.get(name) ?? 0) + Number(n));
+        }
+        return out;
+      };
+      const pending = Array.from({ length: 12 }, (_, i) => c.request({ tenantId: `t${i % 3}` }));
+      let held = new Map<string, number>();
+      await poll("every request held by a scheduler", async () => {
+        held = await holders();
+        return [...held.values()].reduce((a, b) => a + b, 0) === 12;
+      });
+      // Stop the scheduler that holds the most; the other one must end up with all of them.
+      const [stopping] = [...held.entries()].sort((a, b) => b[1] - a[1])[0]!;
+      const i = c.schedulers.findIndex((x) => x.id === stopping);
+      const [gone] = c.schedulers.splice(i, 1);
+      await gone!.running.stop();
+      const other = c.schedulers[0]!.id;
+      // Handed back on stop: nothing left in its pending list for the lock (5 s) to free.
+      expect((await holders()).get(stopping) ?? 0).toBe(0);
+      await poll("the other scheduler to hold all 12", async () => ((await holders()).get(other) ?? 0) === 12 && (await queuedCount(c.redis, c.keys, c.deploymentId)) === 12);
+      r0.healthy = true;
+      const results = await Promise.all(pending);
+      expect(results.filter((r) => r.error)).toEqual([]);
+      expect([...c.assignmentsPerRequest().values()]).toEqual(Array(12).fill(1));
+      expect(new Set(c.seen.map((x) => x.schedulerId))).toEqual(new Set([other]));
+    }));
+
+  it("entries of two priority streams with the same id are both held (ids are unique per stream only)", () =>
+    withCluster({ capacity: 4, schedulers: 0 }, async (c) => {
+      await c.addReplica("r0", 0, { healthy: false });
+      await ensureQueueGroups(c.redis, c.keys.queues(c.deploymentId));
+      const now = Date.now();
+      const job = (requestId: string, priority: number) =>
+        JSON.stringify({ requestId, gatewayId: "gw-0", tenantId: "t", keyId: "k", endpoint: "chat", prefixHashes: [], estimatedTokens: 1, deadline: now + 60_000, enqueuedAt: now, priority, attempt: 0 });
+      // XADD * gives `<ms>-0` in each stream: two classes enqueued in the same millisecond share an id.
+      await c.redis.xadd(c.keys.queue(c.deploymentId, PRIORITY.requeued), "1-1", QUEUE_FIELD, job("same-id-front", PRIORITY.requeued));
+      await c.redis.xadd(c.keys.queue(c.deploymentId, PRIORITY.standard), "1-1", QUEUE_FIELD, job("same-id-standard", PRIORITY.standard));
+      await c.addScheduler("sched-0");
+      const metricsPort = c.schedulers[0]!.running.metricsPort;
+      const depth = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        const line = text.split("\n").find((l) => l.startsWith(`scheduler_queue_depth{deployment="${c.deploymentId}",`));
+        return Number(line?.split(" ").at(-1) ?? 0);
+      };
+      await poll("both entries read", async () => (await queuedCount(c.redis, c.keys, c.deploymentId)) === 2 && ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1);
+      await poll("both waiting in the fair queue", async () => (await depth()) === 2);
+    }));
+
   it("a request its gateway withdrew while a scheduler held it is never assigned", () =>
     withCluster({ capacity: 1, schedulers: 2 }, async (c) => {
-      const r0 = await c.addReplica("r0", 0);
-      r0.healthy = false;
+      const r0 = await c.addReplica("r0", 0, { healthy: false });
       const gone = new AbortController();
       const now = Date.now();
       const job = { requestId: "withdrawn", gatewayId: "gw-0", tenantId: "t", keyId: "k", endpoint: "chat" as const, prefixHashes: [], estimatedTokens: 1, deadline: now + 60_000, enqueuedAt: now, priority: PRIORITY.standard, attempt: 0 };

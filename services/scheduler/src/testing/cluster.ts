@@ -248,8 +248,10 @@ export class TestCluster {
     this.schedulers.push({ id, running });
   }
 
-  async addReplica(id: string, serveMs: number): Promise<FakeReplica> {
+  /** A replica that heartbeats from now on; `state` holds from its first report (no window in which it looks healthy). */
+  async addReplica(id: string, serveMs: number, state: { healthy?: boolean; draining?: boolean } = {}): Promise<FakeReplica> {
     const r = new FakeReplica(this.redis, this.keys, this.deploymentId, id, serveMs, this.heartbeatMs);
+    Object.assign(r, state);
     await r.start();
     this.replicas.set(id, r);
     return r;
