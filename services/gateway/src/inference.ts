@@ -222,9 +222,10 @@ function callAgent(
     // no retry (the engine may have been working all along).
     const idleMs = r.stream ? (deps.agentIdleTimeoutMs ?? 60_000) : (deps.agentCallTimeoutMs ?? 600_000);
     let idle: NodeJS.Timeout | undefined;
+    // Re-armed on every event: refresh() moves the same timer instead of making a new one per token.
     const armIdle = () => {
-      if (idle) clearTimeout(idle);
-      idle = setTimeout(onIdle, idleMs);
+      if (idle) idle.refresh();
+      else idle = setTimeout(onIdle, idleMs);
     };
     const finish = (o: Outcome) => {
       if (settled) return;
