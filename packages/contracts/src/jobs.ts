@@ -114,6 +114,8 @@ export function redisKeys(prefix: string) {
     queuedByGateway: (deploymentId: string) => `${prefix}:queued:${deploymentId}`,
     /** Hash deploymentId → replicas the reconciler last asked the runtime for (the deploy API's `pending`). */
     desiredReplicas: `${prefix}:desired-replicas`,
+    /** Lease on dispatching one deployment (the scheduler id that holds it). */
+    dispatchLease: (deploymentId: string) => `${prefix}:dispatch-lease:${deploymentId}`,
     /** Leader lock for the reconciler. */
     leader: `${prefix}:reconciler-leader`,
   };

@@ -17,6 +17,8 @@ export interface SchedulerConfig {
   maxQueuedPerDeployment: number;
   /** Claim on a held queue entry: a scheduler that dies leaves its entries to others after this. */
   jobLockMs: number;
+  /** Lease on dispatching one deployment: one scheduler dispatches it; another takes over this long after it dies. */
+  dispatchLeaseMs: number;
   logLevel: string;
   shutdownGraceMs: number;
   /** Scale a min_instances=0 deployment to zero after this long idle. */
@@ -56,6 +58,7 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     reconcileMs: int(env, "RECONCILE_MS", 1000, 50, 600_000),
     maxQueuedPerDeployment: int(env, "MAX_QUEUED_PER_DEPLOYMENT", 10_000, 1, 1_000_000),
     jobLockMs: int(env, "JOB_LOCK_MS", 15_000, 1_000, 600_000),
+    dispatchLeaseMs: int(env, "DISPATCH_LEASE_MS", 2_000, 300, 600_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),

@@ -1,10 +1,13 @@
 /**
  * One deployment's dispatch loop. The deployment's queue is a Redis stream per priority
- * class, read by all schedulers as one consumer group. A fetch loop takes entries in
- * batches (one XREADGROUP for as many as this scheduler has room for); each then waits in a
- * fair queue (virtual token counters across tenants, priority classes first) until placement
- * finds a replica with room. One pump places everything that fits and sends the whole batch
- * of assignments in one script call.
+ * class, read by the schedulers as one consumer group. One scheduler at a time dispatches a
+ * deployment (a lease in Redis, renewed every third of `leaseMs`): it alone sees every waiting
+ * request and every release, so fairness is global and a replica never gets more than its
+ * capacity from two schedulers; the others stand by and take over when it stops or dies.
+ * The holder's fetch loop takes entries in batches (one XREADGROUP for as many as it has room
+ * for); each then waits in a fair queue (virtual token counters across tenants, priority
+ * classes first) until placement finds a replica with room. One pump places everything that
+ * fits and sends the whole batch of assignments in one script call.
  *
  * Delivery is at-least-once: an entry stays in this scheduler's pending list until it is
  * dispatched, this scheduler renews its claim on what it holds, and entries a dead scheduler
@@ -53,6 +56,8 @@ export interface DispatcherOptions {
   maxQueued: number;
   /** An entry held this long without its scheduler renewing the claim may be taken by another (default 15 s). */
   jobLockMs?: number;
+  /** The dispatch lease: another scheduler takes the deployment over this long after its holder died (default 2 s). */
+  leaseMs?: number;
   /** Asks the reconciler to bring a replica up (scale from zero). */
   wake: (deploymentId: string) => void;
   now?: () => number;
@@ -96,7 +101,7 @@ end
 return out`;
 
 /**
- * Hands entries back (this scheduler is stopping): each still in its stream moves to the
+ * Hands entries back (this scheduler stops, or lost the lease): each still in its stream moves to the
  * front class, to be read at once by another scheduler. KEYS[1]: the front stream, then the
  * stream of each entry; ARGV: group, then per entry its id and its job.
  */
@@ -111,9 +116,22 @@ for i = 2, #KEYS do
 end
 return 1`;
 
+/** Renews the lease when this scheduler still holds it: 1, else 0. KEYS[1]: lease; ARGV: holder, ms. */
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
+/** Drops the lease when this scheduler holds it. KEYS[1]: lease; ARGV[1]: holder. */
+const DROP = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 type ScriptRedis = Redis & {
   inferaTake(numKeys: number, ...args: string[]): Promise<number[]>;
   inferaGiveBack(numKeys: number, ...args: string[]): Promise<number>;
+  inferaRenewLease(lease: string, holder: string, ms: number): Promise<number>;
+  inferaDropLease(lease: string, holder: string): Promise<number>;
 };
 
 function scripts(redis: Redis): ScriptRedis {
@@ -121,6 +139,8 @@ function scripts(redis: Redis): ScriptRedis {
   if (typeof r.inferaTake !== "function") {
     redis.defineCommand("inferaTake", { lua: TAKE });
     redis.defineCommand("inferaGiveBack", { lua: GIVE_BACK });
+    redis.defineCommand("inferaRenewLease", { numberOfKeys: 1, lua: RENEW });
+    redis.defineCommand("inferaDropLease", { numberOfKeys: 1, lua: DROP });
   }
   return r;
 }
@@ -168,10 +188,16 @@ export class DeploymentDispatcher {
   private readonly held = new Map<string, Waiting>();
   private readonly streams: string[];
   private readonly lockMs: number;
+  private readonly leaseMs: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private claimTimer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
   private fetching: Promise<void> | undefined;
-  private roomFreed: (() => void) | undefined;
+  /** Wakes the fetch loop (room freed, lease taken, stopping). */
+  private nudge: (() => void) | undefined;
+  /** This scheduler holds the deployment's dispatch lease. */
+  private active = false;
+  private leasing = false;
   private pumping = false;
   private stopping = false;
   private readonly now: () => number;
@@ -182,26 +208,85 @@ export class DeploymentDispatcher {
     this.capacity = o.capacity;
     this.streams = o.keys.queues(o.deploymentId);
     this.lockMs = o.jobLockMs ?? 15_000;
+    this.leaseMs = o.leaseMs ?? 2_000;
   }
 
   get depth(): number {
     return this.queue.size;
   }
 
+  /** Whether this scheduler dispatches the deployment now (holds its lease). */
+  get dispatching(): boolean {
+    return this.active;
+  }
+
   start(): void {
+    this.leaseTimer = setInterval(() => void this.tickLease(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    void this.tickLease();
     this.fetching = this.fetchLoop();
     this.sweepTimer = setInterval(() => this.sweep(), 100);
     this.claimTimer = setInterval(() => void this.renewAndClaim(), Math.max(250, Math.floor(this.lockMs / 3)));
   }
 
-  /** Reads the streams in batches of what this scheduler has room for, while it runs. */
+  /** Takes the lease when it is free, renews it while held, and lets go when another has it. */
+  private async tickLease(): Promise<void> {
+    if (this.stopping || this.leasing) return;
+    this.leasing = true;
+    const { redis, keys, deploymentId, schedulerId } = this.o;
+    const lease = keys.dispatchLease(deploymentId);
+    try {
+      if (this.active) {
+        if ((await scripts(redis).inferaRenewLease(lease, schedulerId, this.leaseMs)) !== 1) await this.deactivate();
+      } else if ((await redis.set(lease, schedulerId, "PX", this.leaseMs, "NX")) === "OK") {
+        await this.activate();
+      }
+    } catch (err) {
+      if (!this.stopping) this.o.logger.warn({ err: (err as Error).message }, "could not renew the dispatch lease");
+    } finally {
+      this.leasing = false;
+    }
+  }
+
+  /** Took the lease: whatever the previous holder had read is taken over now, then the fetch loop runs. */
+  private async activate(): Promise<void> {
+    this.active = true;
+    this.o.logger.info({ deploymentId: this.o.deploymentId }, "dispatching this deployment");
+    await ensureQueueGroups(this.o.redis, this.streams);
+    for (const stream of this.streams) {
+      for (let cursor = "0-0"; ; ) {
+        const room = this.o.maxQueued - this.held.size;
+        if (room <= 0 || !this.active) break;
+        const [next, entries] = (await this.o.redis.xautoclaim(stream, QUEUE_GROUP, this.o.schedulerId, 0, cursor, "COUNT", Math.min(room, FETCH_MAX))) as [string, StreamEntries];
+        this.accept(stream, entries.filter((e) => e && e[1]));
+        if (next === "0-0") break;
+        cursor = next;
+      }
+    }
+    this.wakeFetch();
+    this.pump();
+  }
+
+  /** Lost the lease (another scheduler has it): hand back what this one holds. */
+  private async deactivate(): Promise<void> {
+    this.active = false;
+    this.o.logger.warn({ deploymentId: this.o.deploymentId }, "another scheduler dispatches this deployment now");
+    await this.handBack();
+  }
+
+  private wakeFetch(): void {
+    const wake = this.nudge;
+    this.nudge = undefined;
+    wake?.();
+  }
+
+  /** Reads the streams in batches of what this scheduler has room for, while it holds the lease. */
   private async fetchLoop(): Promise<void> {
     const blocking = this.o.blocking;
     let groups = false;
     while (!this.stopping) {
       const room = this.o.maxQueued - this.held.size;
-      if (room <= 0) {
-        await new Promise<void>((resolve) => (this.roomFreed = resolve));
+      if (room <= 0 || !this.active) {
+        await new Promise<void>((resolve) => (this.nudge = resolve));
         continue;
       }
       try {
@@ -213,7 +298,9 @@ export class DeploymentDispatcher {
           | [stream: string, entries: StreamEntries][]
           | null;
         for (const [stream, entries] of res ?? []) this.accept(stream, entries);
-        if (res) this.pump();
+        // The lease went while the read waited: what it brought goes back at once.
+        if (res && !this.active) await this.handBack();
+        else if (res) this.pump();
       } catch (err) {
         if (this.stopping) break;
         // The streams were deleted under us (NOGROUP) or Redis is away: set up again shortly.
@@ -247,9 +334,7 @@ export class DeploymentDispatcher {
 
   private forget(w: Waiting): void {
     this.held.delete(heldKey(w.stream, w.entryId));
-    const wake = this.roomFreed;
-    this.roomFreed = undefined;
-    wake?.();
+    this.wakeFetch();
   }
 
   /**
@@ -258,7 +343,7 @@ export class DeploymentDispatcher {
    * meanwhile (their gateway withdrew them) are dropped from the fair queue.
    */
   private async renewAndClaim(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || !this.active) return;
     const { redis, schedulerId } = this.o;
     try {
       const byStream = new Map<string, string[]>();
@@ -295,7 +380,7 @@ export class DeploymentDispatcher {
 
   /** Place as many waiting requests as replicas have room for; send the assignments in one batch. */
   pump(): void {
-    if (this.pumping || this.queue.size === 0 || this.stopping) return;
+    if (this.pumping || this.queue.size === 0 || this.stopping || !this.active) return;
     this.pumping = true;
     const batch: Take[] = [];
     try {
@@ -342,7 +427,7 @@ export class DeploymentDispatcher {
       // Try again later: back to the front of the fair queue, slots given back.
       for (const t of batch) {
         if (t.replicaId) this.o.directory.released(deploymentId, t.replicaId, 1, false);
-        if (!this.stopping) this.queue.push(t.w, { tenantId: t.w.job.tenantId, priority: -t.w.job.priority, inputTokens: 0, front: true });
+        if (!this.stopping && this.active) this.queue.push(t.w, { tenantId: t.w.job.tenantId, priority: -t.w.job.priority, inputTokens: 0, front: true });
         else this.forget(t.w);
       }
       return;
@@ -396,22 +481,34 @@ export class DeploymentDispatcher {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.claimTimer) clearInterval(this.claimTimer);
+    for (const t of [this.sweepTimer, this.claimTimer, this.leaseTimer]) if (t) clearInterval(t);
     // Ends a blocked read at once; what it had taken stays in this scheduler's pending list
-    // and goes to another scheduler after the lock.
+    // and the next holder of the lease takes it over.
     this.o.blocking.disconnect();
-    this.roomFreed?.();
+    this.wakeFetch();
     await this.fetching;
+    await this.handBack();
+    if (this.active) {
+      this.active = false;
+      // After the hand-back: the next holder finds everything in the front stream.
+      await scripts(this.o.redis)
+        .inferaDropLease(this.o.keys.dispatchLease(this.o.deploymentId), this.o.schedulerId)
+        .catch(() => {});
+    }
+  }
+
+  /** Moves what this scheduler holds to the front stream, for the lease's next holder to read at once. */
+  private async handBack(): Promise<void> {
     const left = this.queue.remove(() => true);
     for (const w of left) this.forget(w);
+    this.o.metrics.queueDepth.set({ deployment: this.o.deploymentId }, 0);
     if (left.length === 0) return;
     const front = this.o.keys.queue(this.o.deploymentId, PRIORITY.requeued);
     const args: string[] = [front, ...left.map((w) => w.stream), QUEUE_GROUP];
     for (const w of left) args.push(w.entryId, JSON.stringify(w.job));
     await scripts(this.o.redis)
       .inferaGiveBack(left.length + 1, ...args)
-      .catch((err) => this.o.logger.warn({ err: (err as Error).message, requests: left.length }, "could not hand queued requests back; another scheduler takes them after the lock"));
+      .catch((err) => this.o.logger.warn({ err: (err as Error).message, requests: left.length }, "could not hand queued requests back; the next holder takes them over"));
   }
 }
 

@@ -86,6 +86,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
           schedulerId: config.schedulerId,
           maxQueued: config.maxQueuedPerDeployment,
           jobLockMs: config.jobLockMs,
+          leaseMs: config.dispatchLeaseMs,
           wake,
         });
         dispatchers.set(d.id, disp);
