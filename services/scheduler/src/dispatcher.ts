@@ -215,11 +215,6 @@ export class DeploymentDispatcher {
     return this.queue.size;
   }
 
-  /** Whether this scheduler dispatches the deployment now (holds its lease). */
-  get dispatching(): boolean {
-    return this.active;
-  }
-
   start(): void {
     this.leaseTimer = setInterval(() => void this.tickLease(), Math.max(100, Math.floor(this.leaseMs / 3)));
     void this.tickLease();
