@@ -172,6 +172,14 @@ export class Dispatch {
     return p;
   }
 
+  /** The gateway stops waiting (deadline, client gone, shutting down): the entry is withdrawn and the caller answered `err`. */
+  private giveUp(requestId: string, err: PlatformError): void {
+    const p = this.settle(requestId);
+    if (!p) return;
+    p.withdraw();
+    p.reject(err);
+  }
+
   /** Called with each message on this gateway's reply channel (a JSON array of assignments). */
   onMessage(message: string): void {
     let all: Assignment[];
@@ -232,22 +240,15 @@ export class Dispatch {
     const added = this.o.queueConnection.xadd(stream, "*", QUEUE_FIELD, JSON.stringify(job));
     const withdraw = () => void added.then((entryId) => (entryId ? this.o.queueConnection.xdel(stream, entryId) : 0)).catch(() => {});
     const assigned = new Promise<Assigned>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const p = this.settle(job.requestId);
-        if (!p) return;
-        p.withdraw();
-        reject(new PlatformError("unavailable", "No replica could take the request in time; try again.", { retryAfterS: 5 }));
-      }, waitMs + 250);
+      const timer = setTimeout(
+        () => this.giveUp(job.requestId, new PlatformError("unavailable", "No replica could take the request in time; try again.", { retryAfterS: 5 })),
+        waitMs + 250,
+      );
       this.pending.set(job.requestId, { deploymentId, resolve, reject, timer, withdraw });
     });
     // It may reject (deadline, client gone) while the add below still waits for Redis.
     assigned.catch(() => {});
-    const onAbort = () => {
-      const p = this.settle(job.requestId);
-      if (!p) return;
-      p.withdraw();
-      p.reject(new PlatformError("timeout", "The client went away."));
-    };
+    const onAbort = () => this.giveUp(job.requestId, new PlatformError("timeout", "The client went away."));
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       // Redis down: the add waits for it to come back, but never past the request's deadline.
@@ -301,11 +302,7 @@ export class Dispatch {
 
   async close(): Promise<void> {
     if (this.syncTimer) clearInterval(this.syncTimer);
-    for (const id of [...this.pending.keys()]) {
-      const p = this.settle(id);
-      p?.withdraw();
-      p?.reject(new PlatformError("unavailable", "The gateway is shutting down.", { retryAfterS: 1 }));
-    }
+    for (const id of [...this.pending.keys()]) this.giveUp(id, new PlatformError("unavailable", "The gateway is shutting down.", { retryAfterS: 1 }));
     this.flushReleases();
     const published = [...this.counts.entries()].filter(([, c]) => c.published);
     if (published.length) {

@@ -247,18 +247,31 @@ export class DeploymentDispatcher {
     this.active = true;
     this.o.logger.info({ deploymentId: this.o.deploymentId }, "dispatching this deployment");
     await ensureQueueGroups(this.o.redis, this.streams);
+    await this.claimIdle(0);
+    this.wakeFetch();
+  }
+
+  /**
+   * Takes over the entries other consumers have held at least `minIdleMs` without renewing
+   * (all of them at 0: the lease says their holder is gone), as far as there is room.
+   */
+  private async claimIdle(minIdleMs: number): Promise<void> {
+    const { redis, schedulerId } = this.o;
     for (const stream of this.streams) {
       for (let cursor = "0-0"; ; ) {
         const room = this.o.maxQueued - this.held.size;
-        if (room <= 0 || !this.active) break;
-        const [next, entries] = (await this.o.redis.xautoclaim(stream, QUEUE_GROUP, this.o.schedulerId, 0, cursor, "COUNT", Math.min(room, FETCH_MAX))) as [string, StreamEntries];
-        this.accept(stream, entries.filter((e) => e && e[1]));
+        if (room <= 0 || !this.active || this.stopping) return;
+        const [next, entries] = (await redis.xautoclaim(stream, QUEUE_GROUP, schedulerId, minIdleMs, cursor, "COUNT", Math.min(room, FETCH_MAX))) as [string, StreamEntries];
+        if (entries.length) {
+          this.o.logger.info({ entries: entries.length, stream }, "took over entries another scheduler had read");
+          // Entries deleted since they were read come back empty: nothing to take.
+          this.accept(stream, entries.filter((e) => e && e[1]));
+          this.pump();
+        }
         if (next === "0-0") break;
         cursor = next;
       }
     }
-    this.wakeFetch();
-    this.pump();
   }
 
   /** Lost the lease (another scheduler has it): hand back what this one holds. */
@@ -277,7 +290,8 @@ export class DeploymentDispatcher {
   /** Reads the streams in batches of what this scheduler has room for, while it holds the lease. */
   private async fetchLoop(): Promise<void> {
     const blocking = this.o.blocking;
-    let groups = false;
+    // activate() made the groups; a read that fails (streams deleted, Redis away) makes them again.
+    let groups = true;
     while (!this.stopping) {
       const room = this.o.maxQueued - this.held.size;
       if (room <= 0 || !this.active) {
@@ -358,16 +372,8 @@ export class DeploymentDispatcher {
       if (gone.size) {
         for (const w of this.queue.remove((x) => gone.has(heldKey(x.stream, x.entryId)))) this.forget(w);
       }
-      for (const stream of this.streams) {
-        const room = this.o.maxQueued - this.held.size;
-        if (room <= 0 || this.stopping) break;
-        const [, entries] = (await redis.xautoclaim(stream, QUEUE_GROUP, schedulerId, this.lockMs, "0-0", "COUNT", Math.min(room, FETCH_MAX))) as [string, StreamEntries];
-        if (entries.length) {
-          this.o.logger.info({ entries: entries.length, stream }, "took over entries a stopped scheduler held");
-          this.accept(stream, entries.filter((e) => e && e[1]));
-          this.pump();
-        }
-      }
+      // A safety net: a hand-back that failed leaves entries in another consumer's pending list.
+      await this.claimIdle(this.lockMs);
     } catch (err) {
       if (!this.stopping) this.o.logger.warn({ err: (err as Error).message }, "could not renew queue claims");
     }
