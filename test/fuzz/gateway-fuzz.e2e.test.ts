@@ -197,6 +197,16 @@ describe("hostile input: random and mutated bodies", () => {
     expect(a.status).toBe(413);
     expectOpenAIAnswer(a, "too large");
   });
+
+  it("lets a client finish writing a body over the limit, answers 413, and keeps the connection for its next request", async () => {
+    const body = Buffer.alloc(3 * 1024 * 1024, 0x20);
+    const post = `POST /v1/openai/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${platform.adminKey}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const next = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const r = await raw(post, { bodyBytes: Buffer.concat([body, Buffer.from(next)]), timeoutMs: 20_000 });
+    expect(r.text.startsWith("HTTP/1.1 413")).toBe(true);
+    expect(r.text).toContain("HTTP/1.1 200");
+    expect(r.text).toContain('{"status":"ok"}');
+  });
 });
 
 /** A raw HTTP exchange on a socket; resolves with what the server sent when it closes (or at `timeoutMs`). */

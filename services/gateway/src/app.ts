@@ -27,6 +27,9 @@ import { loadGpuTypes } from "./gpu-types.ts";
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 
+/** A body declared up to this many times the limit is drained after its 413 rather than cut off. */
+const OVERSIZE_DRAIN_FACTOR = 4;
+
 export interface RunningGateway {
   app: FastifyInstance;
   port: number;
@@ -126,6 +129,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     if (e.code === "internal") logger.error({ err }, "unhandled error");
     metrics.errors.inc({ code: e.code });
     if (e.retryAfterS !== undefined) reply.header("retry-after", String(e.retryAfterS));
+    // Fastify closes the connection after a body it refused, while a client that declared a
+    // body over the limit is still writing it: its write fails (EPIPE) before it reads the 413.
+    // A declared body up to a few times the limit is read and discarded instead (Node drains an
+    // unread request body), so the client gets the answer and keeps its connection.
+    if (e.code === "payload_too_large" && Number(req.headers["content-length"]) <= config.bodyLimitBytes * OVERSIZE_DRAIN_FACTOR) {
+      reply.removeHeader("connection");
+    }
     reply.code(httpStatusOf(e)).type("application/json").send(errorBody(e));
   });
   app.setNotFoundHandler((req, reply) => {
