@@ -25,7 +25,6 @@ const { values } = parseArgs({
     "workload-file": { type: "string" },
     "write-workload": { type: "string" },
     "no-contrast": { type: "boolean", default: false },
-    "engine-priority": { type: "boolean", default: false },
   },
 });
 
@@ -54,7 +53,6 @@ const result: ExperimentResult = runExperiment(kind, workload, {
   reportLagMs: Number(values["report-lag-ms"]),
   seed,
   contrast: !values["no-contrast"],
-  enginePriority: values["engine-priority"],
   onPolicy: (name, r) => console.error(`  ${name}: simulated in ${r.sim_wall_s.toFixed(1)} s`),
 });
 

@@ -24,8 +24,6 @@ export interface ExperimentOptions {
   cost: CostModel;
   policies: PolicyName[];
   reportLagMs: number;
-  /** Urgent requests (tenant with nothing else queued) go first inside the engine (default false). */
-  enginePriority?: boolean;
   seed: number;
   /** noisy-neighbour: also run the light tenant alone and a FIFO queue for contrast. */
   contrast: boolean;
@@ -72,7 +70,7 @@ export function runExperiment(kind: string, w: Workload, o: ExperimentOptions): 
   const light = w.tenantNames.indexOf(LIGHT);
   const alone = light >= 0 && o.contrast ? onlyTenant(w, LIGHT) : undefined;
   for (const policy of o.policies) {
-    const base = { replicas: o.replicas, policy, cost: o.cost, weights, reportLagMs: o.reportLagMs, seed: o.seed, enginePriority: o.enginePriority ?? false };
+    const base = { replicas: o.replicas, policy, cost: o.cost, weights, reportLagMs: o.reportLagMs, seed: o.seed };
     const r = simulate(w, { ...base, queue: "fair" });
     const rep = summary(w, r);
     if (light >= 0) {

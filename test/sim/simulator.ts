@@ -12,6 +12,7 @@ import {
   createPlacementPolicy,
   FairQueue,
   hasRoom,
+  pendingPrefill,
   type PlacementOptions,
   type PlacementPolicy,
   type PlacementRequest,
@@ -42,13 +43,6 @@ export interface SimConfig {
   /** Tokens per block in the prefix hashes handed to placement (the gateway's ~512 chars). */
   hashBlockTokens?: number;
   hashMaxBlocks?: number;
-  /**
-   * Engine priority (vLLM `--scheduling-policy priority`): a request whose tenant has nothing
-   * else waiting in the central queue is marked urgent, and the replica prefills it before the
-   * requests it has not started yet. Off by default: the platform does not pass a priority to
-   * engines; this measures what it would be worth.
-   */
-  enginePriority?: boolean;
 }
 
 export interface SimResult {
@@ -73,6 +67,7 @@ export interface SimResult {
 interface CentralQueue {
   readonly size: number;
   push(item: number, meta: { tenantId: string; inputTokens: number }): void;
+  peek(): number | undefined;
   pop(): number | undefined;
   charge(tenantId: string, inputTokens: number, outputTokens: number): void;
 }
@@ -85,6 +80,9 @@ class FifoQueue implements CentralQueue {
   }
   push(item: number): void {
     this.items.push(item);
+  }
+  peek(): number | undefined {
+    return this.head === this.items.length ? undefined : this.items[this.head];
   }
   pop(): number | undefined {
     if (this.head === this.items.length) return undefined;
@@ -111,13 +109,14 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const hashBlock = config.hashBlockTokens ?? 128;
   const hashMax = config.hashMaxBlocks ?? 64;
   const queueKind = config.queue ?? "fair";
-  const enginePriority = config.enginePriority ?? false;
   const n = w.n;
 
   let now = 0;
   const rng = new Rng(config.seed ?? 1);
   const env: PolicyEnv = { now: () => now, random: () => rng.next() };
-  const policy: PlacementPolicy = createPlacementPolicy(config.policy, env, config.placement);
+  // Placement estimates what a replica has left to prefill at the cost model's rate.
+  const prefillRate = 1 / cost.prefillPerTokenMs;
+  const policy: PlacementPolicy = createPlacementPolicy(config.policy, env, { prefillTokensPerMs: prefillRate, ...config.placement });
   const wantsHashes = config.policy === "prefix-affinity";
   const queue: CentralQueue = queueKind === "fair" ? new FairQueue<number>({ weights }) : new FifoQueue();
 
@@ -125,18 +124,17 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const dispatchT = new Float64Array(n);
   const firstT = new Float64Array(n).fill(Number.NaN);
   const remaining = new Int32Array(n);
-  const prefillBegun = new Uint8Array(n);
-  const urgentMark = new Uint8Array(n);
 
   // Per replica.
-  const views: ReplicaView[] = Array.from({ length: R }, (_, i) => ({ id: `r${i}`, capacity: cap, running: 0, waiting: 0, inflight: 0, kvCacheUsage: 0 }));
+  const views: ReplicaView[] = Array.from({ length: R }, (_, i) => ({ id: `r${i}`, capacity: cap, running: 0, waiting: 0, inflight: 0, kvCacheUsage: 0, prefillTokens: 0, prefillAt: 0 }));
   const indexOfId = new Map<string, number>(views.map((v, i) => [v.id, i]));
+  // Replicas with room for any request, and with room beyond the reserved slots (for a backlogged tenant's).
   const roomFlag = new Uint8Array(R).fill(1);
   let roomCount = R;
+  const openFlag = new Uint8Array(R).fill(1);
+  let openCount = R;
   const batch = new Int32Array(R); // requests in the engine batch (prefill or decode)
   const localWait: number[][] = Array.from({ length: R }, () => []);
-  // Urgent requests admitted since the replica's step started; they join the prefill order at the next step.
-  const urgentWait: number[][] = Array.from({ length: R }, () => []);
   const ring = new Int32Array(R * cap); // prefill FIFO per replica
   const ringHead = new Int32Array(R);
   const ringLen = new Int32Array(R);
@@ -173,6 +171,11 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       roomCount += room === 1 ? 1 : -1;
       roomFlag[r] = room;
     }
+    const open = hasRoom(views[r]!, true) ? 1 : 0;
+    if (open !== openFlag[r]) {
+      openCount += open === 1 ? 1 : -1;
+      openFlag[r] = open;
+    }
   }
 
   function syncView(r: number): void {
@@ -195,44 +198,16 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     return out;
   }
 
-  function enterBatch(r: number, q: number, urgent = false): void {
+  function enterBatch(r: number, q: number): void {
     batch[r]!++;
     kvTokens[r]! += w.prompt[q]! + w.output[q]!;
-    if (urgent) {
-      urgentMark[q] = 1;
-      urgentWait[r]!.push(q);
-      return;
-    }
     const pos = r * cap + ((ringHead[r]! + ringLen[r]!) % cap);
     ring[pos] = q;
     ringLen[r]!++;
   }
 
-  /**
-   * Urgent requests go ahead of every request whose prefill has not begun, after the urgent
-   * ones already waiting (vLLM schedules running requests first, then waiting ones by
-   * priority, then arrival).
-   */
-  const order: number[] = [];
-  function mergeUrgent(r: number): void {
-    const fresh = urgentWait[r]!;
-    if (fresh.length === 0) return;
-    const base = r * cap;
-    const head = ringHead[r]!;
-    const len = ringLen[r]!;
-    order.length = 0;
-    let k = 0;
-    if (len > 0 && prefillBegun[ring[base + head]!] === 1) order.push(ring[base + head]!), k++;
-    for (let j = k; j < len; j++) if (urgentMark[ring[base + ((head + j) % cap)]!] === 1) order.push(ring[base + ((head + j) % cap)]!);
-    for (const q of fresh) order.push(q);
-    for (let j = k; j < len; j++) if (urgentMark[ring[base + ((head + j) % cap)]!] === 0) order.push(ring[base + ((head + j) % cap)]!);
-    fresh.length = 0;
-    for (let j = 0; j < order.length; j++) ring[base + ((head + j) % cap)] = order[j]!;
-    ringLen[r] = order.length;
-  }
-
   /** The request lands on replica r: look up its cached prefix, then queue its prefill. */
-  function admit(r: number, q: number, urgent: boolean): void {
+  function admit(r: number, q: number): void {
     const cache = caches[r]!;
     const prompt = w.prompt[q]!;
     const p = w.prefix[q]!;
@@ -248,13 +223,12 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     promptTokens += prompt;
     cachedTokens += hit;
     remaining[q] = prompt - hit;
-    if (batch[r]! < cap) enterBatch(r, q, urgent);
+    if (batch[r]! < cap) enterBatch(r, q);
     else localWait[r]!.push(q);
     if (busy[r] === 0) startStep(r);
   }
 
   function startStep(r: number): void {
-    mergeUrgent(r);
     const decoding = fLen[r]!;
     let budget = cost.maxBatchedTokens - decoding;
     let tokens = 0;
@@ -267,7 +241,6 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       const rem = remaining[q]!;
       const take = rem < budget ? rem : budget;
       remaining[q] = rem - take;
-      prefillBegun[q] = 1;
       budget -= take;
       tokens += take;
       seqs++;
@@ -357,28 +330,36 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   }
 
   function dispatch(): void {
-    while (queue.size > 0 && roomCount > 0) {
-      const q = queue.pop()!;
+    while (queue.size > 0) {
+      const q = queue.peek()!;
       const t = w.tenant[q]!;
+      // The tenant has more queued behind this one: it may not take reserved slots.
+      const backlogged = queued[t]! > 1;
+      if ((backlogged ? openCount : roomCount) === 0) break;
       const tenantId = w.tenantNames[t]!;
-      gap.serve(t, weights.input * w.prompt[q]!);
-      const backlog = --queued[t]!;
-      if (backlog === 0) gap.end(t);
       const req: PlacementRequest = {
         requestId: String(q),
         tenantId,
         prefixHashes: wantsHashes ? hashesOf(q) : [],
         estimatedTokens: w.prompt[q]! + w.output[q]!,
+        backlogged,
       };
       const id = policy.place(req, views);
       const r = id === null ? undefined : indexOfId.get(id);
-      if (r === undefined) throw new Error(`placement returned ${String(id)} while ${roomCount} replicas had room`);
+      if (r === undefined) throw new Error(`placement returned ${String(id)} while ${backlogged ? openCount : roomCount} replicas had room`);
+      queue.pop();
+      gap.serve(t, weights.input * w.prompt[q]!);
+      const backlog = --queued[t]!;
+      if (backlog === 0) gap.end(t);
+      const v = views[r]!;
+      v.prefillTokens = pendingPrefill(v, now, prefillRate) + w.prompt[q]!;
+      v.prefillAt = now;
       dispatchT[q] = now;
       if (lag > 0) {
         views[r]!.inflight++;
         refreshRoom(r);
       }
-      admit(r, q, enginePriority && backlog === 0);
+      admit(r, q);
       syncView(r);
     }
   }

@@ -22,6 +22,8 @@ export interface InferJob {
   prefixHashes: string[];
   /** Prompt tokens (estimated) plus max output tokens: what fairness charges up front. */
   estimatedTokens: number;
+  /** Prompt tokens (estimated): the prefill work placement adds to the replica it picks. */
+  promptTokens?: number;
   /** Epoch ms after which the gateway has given up on it. */
   deadline: number;
   enqueuedAt: number;

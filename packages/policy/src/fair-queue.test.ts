@@ -69,6 +69,8 @@ describe("FairQueue (VTC)", () => {
     // a returns: lifted to b's counter (the smallest backlogged), not left at 10.
     push(q, item("a", 1, 100));
     expect(q.counter("a")).toBe(5010);
+    // Lifted to b's counter, a goes first at the tie: b has been served up to it, a has not.
+    expect(q.peek()).toEqual(item("a", 1, 100));
     // So a and b alternate rather than a getting 49 in a row.
     const next = Array.from({ length: 4 }, () => q.pop()!.tenant);
     expect(next.filter((t) => t === "a")).toHaveLength(1);

@@ -6,10 +6,13 @@
  *   w_in·input + w_out·output. `pop` charges w_in·inputTokens of the item it returns;
  *   `charge` adds usage learned later (output tokens at completion, or a correction).
  * - Within a priority class, `pop` serves the backlogged tenant with the smallest counter
- *   (ties: the tenant that became backlogged first), FIFO within a tenant.
+ *   (ties: the tenant lifted last, then the tenant that became backlogged first), FIFO within
+ *   a tenant.
  * - A tenant that becomes backlogged again has its counter lifted to the smallest counter of
  *   the tenants backlogged in that class (or, if none is, to the counter of the last tenant
- *   that left it), so idling never banks credit (VTC Algorithm 2).
+ *   that left it), so idling never banks credit (VTC Algorithm 2). Lifted, it goes ahead of
+ *   the tenants at that counter: the scheduler may be unable to place their next request
+ *   (they may not take reserved slots), and its own should not wait behind it.
  * - Classes are strict: a higher `priority` is always served before a lower one.
  *
  * Every operation is O(log tenants) (+ O(classes), a handful) except `remove`, which scans.
@@ -51,7 +54,7 @@ interface Lane<T> {
   head: number;
   /** Position in cls.heap, or -1 when not backlogged. */
   pos: number;
-  /** When it became backlogged (a sequence number), for FIFO tie-breaking between tenants. */
+  /** When it became backlogged (a sequence number; negated when lifted), for tie-breaking between tenants. */
   since: number;
 }
 
@@ -117,8 +120,13 @@ export class FairQueue<T> {
     if (lane.pos < 0) {
       // Becoming backlogged: lift the counter so idle time banks no credit.
       const floor = cls.heap.length > 0 ? cls.heap[0]!.tenant.counter : cls.floor;
-      if (tenant.counter < floor) this.setCounter(tenant, floor);
       lane.since = this.seq++;
+      if (tenant.counter < floor) {
+        this.setCounter(tenant, floor);
+        // It goes ahead of every tenant at that counter (they were served up to it; it was not),
+        // so a light tenant's request does not wait behind a flood that cannot be placed.
+        lane.since = -lane.since - 1;
+      }
       lane.pos = cls.heap.length;
       cls.heap.push(lane);
       siftUp(cls.heap, lane.pos);

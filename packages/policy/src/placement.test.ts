@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createPlacementPolicy } from "./placement.ts";
+import { pendingPrefill, reservedSlots } from "./load.ts";
+import { createPlacementPolicy, POLICY_NAMES } from "./placement.ts";
 import { createPrefixAffinity } from "./prefix-affinity.ts";
 import { prefixHashes } from "./prefix-hash.ts";
 import type { PlacementRequest, PolicyEnv, ReplicaView } from "./types.ts";
@@ -222,5 +223,50 @@ describe("prefix-affinity", () => {
     expect(p.place(req(sysA), shuffled)).toBe(home);
     const without = replicas(4, 100).filter((r) => r.id !== home);
     expect(p.place(req(sysA), without)).not.toBe(home);
+  });
+});
+
+describe("reserved slots and pending prefill", () => {
+  const backlogged = (): PlacementRequest => ({ ...req(), backlogged: true });
+
+  it("keeps 1/64 of a replica's batch for tenants with nothing else queued", () => {
+    expect([16, 63, 64, 128, 256].map(reservedSlots)).toEqual([0, 0, 1, 2, 4]);
+    for (const name of POLICY_NAMES) {
+      const p = createPlacementPolicy(name, fakeEnv());
+      const view = replicas(2, 128);
+      for (const v of view) v.running = 126;
+      expect(p.place(backlogged(), view), name).toBeNull();
+      expect(p.place(req(), view), name).not.toBeNull();
+      view[1]!.running = 125;
+      expect(p.place(backlogged(), view), name).toBe("r1");
+    }
+  });
+
+  it("sends a request whose tenant has nothing queued where the least prompt work waits, and a backlogged one by load", () => {
+    const env = fakeEnv(1_000);
+    const p = createPlacementPolicy("least-loaded", env, { prefillTokensPerMs: 10 });
+    const view = replicas(3, 128);
+    view[0]!.running = 100; // busiest, but nothing left to prefill
+    view[1]!.running = 10;
+    view[1]!.prefillTokens = 4_000; // sent 100 ms ago: 3,000 left
+    view[1]!.prefillAt = 900;
+    view[2]!.running = 20;
+    view[2]!.prefillTokens = 500; // sent just now
+    view[2]!.prefillAt = 1_000;
+    expect(p.place(req(), view)).toBe("r0");
+    expect(p.place(backlogged(), view)).toBe("r1");
+    // Drained: 400 ms later every replica has prefilled what it was sent; load decides again.
+    env.t = 1_400;
+    expect(p.place(req(), view)).toBe("r1");
+    expect(pendingPrefill(view[1]!, 1_000, 10)).toBe(3_000);
+    expect(pendingPrefill(view[1]!, 1_400, 10)).toBe(0);
+  });
+
+  it("prefix-affinity falls back by pending prefill too", () => {
+    const p = createPlacementPolicy("prefix-affinity", fakeEnv(0), { prefillTokensPerMs: 10 });
+    const view = replicas(2, 128);
+    view[0]!.prefillTokens = 2_000;
+    view[1]!.running = 50;
+    expect(p.place(req(["x"]), view)).toBe("r1");
   });
 });

@@ -8,6 +8,8 @@ export const POLICY_NAMES: readonly PolicyName[] = ["round-robin", "least-loaded
 
 export interface PlacementOptions {
   prefixAffinity?: PrefixAffinityOptions;
+  /** How fast a replica prefills, to estimate what it still has to (default `DEFAULT_PREFILL_TOKENS_PER_MS`). */
+  prefillTokensPerMs?: number;
 }
 
 export function isPolicyName(s: string): s is PolicyName {
@@ -19,8 +21,8 @@ export function createPlacementPolicy(name: PolicyName, env: PolicyEnv, options:
     case "round-robin":
       return createRoundRobin();
     case "least-loaded":
-      return createLeastLoaded(env);
+      return createLeastLoaded(env, options.prefillTokensPerMs);
     case "prefix-affinity":
-      return createPrefixAffinity(env, options.prefixAffinity);
+      return createPrefixAffinity(env, { prefillTokensPerMs: options.prefillTokensPerMs, ...options.prefixAffinity });
   }
 }

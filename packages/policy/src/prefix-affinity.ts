@@ -21,7 +21,7 @@
  * O(replicas × blocks). (Map operations on a large table cost ~50–300 ns each in cache misses,
  * so recording every block hash would dominate the decision.)
  */
-import { hasRoom, isExcluded, loadOf, pickLeastLoaded } from "./load.ts";
+import { DEFAULT_PREFILL_TOKENS_PER_MS, hasRoom, isExcluded, loadOf, pickLeastLoaded } from "./load.ts";
 import { PrefixIndex } from "./prefix-index.ts";
 import type { PlacementPolicy, PlacementRequest, PolicyEnv, ReplicaView } from "./types.ts";
 
@@ -39,6 +39,8 @@ export interface PrefixAffinityOptions {
   maxImbalance?: number;
   /** Hashes at the end of a request looked up one by one before the anchor search. Default 8. */
   scanBack?: number;
+  /** Drain rate of a replica's pending prefill, for the least-loaded fallback. */
+  prefillTokensPerMs?: number;
 }
 
 /** Outcome counts, for metrics: `hit` went to a replica holding a prefix, `busy` had a prefix but its replicas were too loaded, `miss` had none. */
@@ -98,6 +100,7 @@ export function createPrefixAffinity(env: PolicyEnv, options: PrefixAffinityOpti
   const perPrefix = Math.max(1, options.replicasPerPrefix ?? 4);
   const maxImbalance = options.maxImbalance ?? 0.5;
   const scanBack = Math.max(0, options.scanBack ?? 8);
+  const prefillTokensPerMs = options.prefillTokensPerMs ?? DEFAULT_PREFILL_TOKENS_PER_MS;
   const prefixes = new PrefixIndex(maxEntries, perPrefix, ttlMs);
   const index = new ReplicaIndex();
   const counters: PrefixAffinityCounters = { hit: 0, busy: 0, miss: 0 };
@@ -136,9 +139,9 @@ export function createPrefixAffinity(env: PolicyEnv, options: PrefixAffinityOpti
       return prefixes.size;
     },
     place(req: PlacementRequest, replicas: readonly ReplicaView[]): string | null {
-      const fallback = pickLeastLoaded(replicas, req.exclude, random);
-      if (fallback < 0) return null;
       const now = env.now();
+      const fallback = pickLeastLoaded(replicas, req, random, { now, tokensPerMs: prefillTokensPerMs });
+      if (fallback < 0) return null;
       const hashes = req.prefixHashes;
       let chosen = -1;
       let sawPrefix = false;
@@ -161,7 +164,7 @@ export function createPrefixAffinity(env: PolicyEnv, options: PrefixAffinityOpti
               const ri = index.indexOf(replicas, id);
               if (ri < 0) continue;
               const r = replicas[ri]!;
-              if (!hasRoom(r) || isExcluded(id, req.exclude)) continue;
+              if (!hasRoom(r, req.backlogged) || isExcluded(id, req.exclude)) continue;
               const load = loadOf(r);
               if (load <= limit && load < bestLoad) {
                 bestLoad = load;

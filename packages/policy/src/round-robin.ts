@@ -1,4 +1,4 @@
-/** Round-robin placement: the baseline. Cycles through replicas, skipping those without room. */
+/** Round-robin placement: the baseline. Cycles through replicas, skipping those without room (reserved slots included: see `hasRoom`). */
 import { hasRoom, isExcluded } from "./load.ts";
 import type { PlacementPolicy, PlacementRequest, ReplicaView } from "./types.ts";
 
@@ -13,7 +13,7 @@ export function createRoundRobin(): PlacementPolicy {
       for (let k = 0; k < n; k++) {
         const i = start + k < n ? start + k : start + k - n;
         const r = replicas[i]!;
-        if (!hasRoom(r) || isExcluded(r.id, req.exclude)) continue;
+        if (!hasRoom(r, req.backlogged) || isExcluded(r.id, req.exclude)) continue;
         cursor = i + 1;
         return r.id;
       }

@@ -24,6 +24,13 @@ export interface ReplicaView {
   inflight: number;
   /** 0..1 */
   kvCacheUsage: number;
+  /**
+   * Prompt tokens placed here that it may not have prefilled yet, as of `prefillAt`: what
+   * placement sent, drained at the replica's prefill rate (see `pendingPrefill`). Optional:
+   * without it every replica counts as having none.
+   */
+  prefillTokens?: number;
+  prefillAt?: number;
 }
 
 export interface PlacementRequest {
@@ -34,6 +41,12 @@ export interface PlacementRequest {
   estimatedTokens: number;
   /** Replicas that must not get it (they failed it before its first byte). */
   exclude?: readonly string[];
+  /**
+   * Its tenant has more requests queued behind it. Such a request may not take a replica's
+   * reserved slots (`reservedSlots`); a request whose tenant has nothing else queued may, and
+   * goes where the least prompt work waits to be prefilled.
+   */
+  backlogged?: boolean;
 }
 
 export type PolicyName = "round-robin" | "least-loaded" | "prefix-affinity";

@@ -122,6 +122,7 @@ export async function runInference(deps: InferenceDeps, req: IncomingMessage, re
         endpoint: r.endpoint,
         prefixHashes: prefixes,
         estimatedTokens: r.estimatedTokens,
+        promptTokens: Math.ceil(r.promptText.length / 4),
         deadline,
         enqueuedAt: Date.now(),
         priority: attempt === 0 ? priority : PRIORITY.requeued,

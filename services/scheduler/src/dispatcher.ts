@@ -396,12 +396,20 @@ export class DeploymentDispatcher {
         if (!next) break;
         const d = next.job;
         const replicaId = policy.place(
-          { requestId: d.requestId, tenantId: d.tenantId, prefixHashes: d.prefixHashes, estimatedTokens: d.estimatedTokens, exclude: d.excludeReplicas },
+          {
+            requestId: d.requestId,
+            tenantId: d.tenantId,
+            prefixHashes: d.prefixHashes,
+            estimatedTokens: d.estimatedTokens,
+            exclude: d.excludeReplicas,
+            // More of its tenant's requests wait here: it may not take a replica's reserved slots.
+            backlogged: this.queue.sizeOf(d.tenantId) > 1,
+          },
           views,
         );
         if (!replicaId) break;
         this.queue.pop();
-        directory.assigned(deploymentId, replicaId);
+        directory.assigned(deploymentId, replicaId, d.promptTokens);
         views = directory.views(deploymentId, this.capacity);
         const address = directory.address(deploymentId, replicaId) ?? "";
         const queuedMs = this.now() - d.enqueuedAt;

@@ -7,13 +7,16 @@
  */
 import type { Redis } from "ioredis";
 import type { RedisKeys, ReplicaReport } from "@infera/contracts";
-import type { ReplicaView } from "@infera/policy";
+import { DEFAULT_PREFILL_TOKENS_PER_MS, pendingPrefill, type ReplicaView } from "@infera/policy";
 
 interface ReplicaState {
   report: ReplicaReport;
   inflight: number;
   lastAssignedAt: number;
   suspectUntil: number;
+  /** Prompt tokens placed here, as of prefillAt (placement drains them at the prefill rate). */
+  prefillTokens: number;
+  prefillAt: number;
 }
 
 export interface ReplicaDirectoryOptions {
@@ -53,7 +56,7 @@ export class ReplicaDirectory {
       seen.add(id);
       const s = known.get(id);
       if (!s) {
-        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0 });
+        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0, prefillTokens: 0, prefillAt: 0 });
         continue;
       }
       // With no assignment in transit since the report, the agent's count is the truth:
@@ -82,6 +85,8 @@ export class ReplicaDirectory {
         waiting: r.waiting,
         inflight: s.inflight,
         kvCacheUsage: r.kvCacheUsage,
+        prefillTokens: s.prefillTokens,
+        prefillAt: s.prefillAt,
       });
     }
     return out;
@@ -91,11 +96,14 @@ export class ReplicaDirectory {
     return this.byDeployment.get(deploymentId)?.get(replicaId)?.report.address;
   }
 
-  assigned(deploymentId: string, replicaId: string): void {
+  assigned(deploymentId: string, replicaId: string, promptTokens = 0): void {
     const s = this.byDeployment.get(deploymentId)?.get(replicaId);
     if (!s) return;
+    const now = this.now();
     s.inflight++;
-    s.lastAssignedAt = this.now();
+    s.lastAssignedAt = now;
+    s.prefillTokens = pendingPrefill(s, now, DEFAULT_PREFILL_TOKENS_PER_MS) + promptTokens;
+    s.prefillAt = now;
   }
 
   released(deploymentId: string, replicaId: string, count: number, failed: boolean): void {

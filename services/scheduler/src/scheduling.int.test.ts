@@ -294,6 +294,27 @@ describe("fairness and priority", () => {
       expect(light.filter((r) => r.error)).toEqual([]);
     }));
 
+  it("a flooding tenant leaves a replica's reserved slots free; a tenant with nothing else queued gets one at once", () =>
+    withCluster({ capacity: 64, schedulers: 1 }, async (c) => {
+      // Capacity 64 keeps 1 slot (1/64) for requests whose tenant has nothing else queued.
+      const r = await c.addReplica("r", 1_500);
+      const heavy = Array.from({ length: 100 }, () => c.request({ tenantId: "heavy" }));
+      await waitFor(() => r.running === 63, 20_000, "the flood to fill the unreserved slots");
+      await new Promise((res) => setTimeout(res, 200));
+      expect(r.running).toBe(63);
+      expect(c.seen.length).toBe(63);
+      const light = c.request({ tenantId: "light" });
+      await waitFor(() => r.running === 64, 20_000, "the light request to take the reserved slot");
+      // It went ahead of the 37 heavy requests still queued, without waiting for a slot to free.
+      expect(c.seen.length).toBe(64);
+      const done = await light;
+      expect(done.error).toBeUndefined();
+      expect(c.seen.findIndex((s) => s.requestId === done.requestId)).toBe(63);
+      const results = await Promise.all(heavy);
+      expect(results.filter((x) => x.error)).toEqual([]);
+      expect(r.maxRunning).toBe(64);
+    }));
+
   it("charges output tokens at completion: a tenant generating long outputs gets fewer dispatches", () =>
     withCluster({ capacity: 1, schedulers: 1 }, async (c) => {
       await c.addReplica("r", 5);
