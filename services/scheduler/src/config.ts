@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { int, oneOf, optionalStr, str } from "@infera/core";
+import { DEFAULT_PREFILL_TOKENS_PER_MS } from "@infera/policy";
 
 export interface SchedulerConfig {
   databaseUrl: string;
@@ -19,6 +20,8 @@ export interface SchedulerConfig {
   jobLockMs: number;
   /** Lease on dispatching one deployment: one scheduler dispatches it; another takes over this long after it dies. */
   dispatchLeaseMs: number;
+  /** Prompt tokens per second one replica prefills: how fast placement's estimate of pending prefill drains. */
+  prefillTokensPerS: number;
   logLevel: string;
   shutdownGraceMs: number;
   /** Scale a min_instances=0 deployment to zero after this long idle. */
@@ -59,6 +62,7 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     maxQueuedPerDeployment: int(env, "MAX_QUEUED_PER_DEPLOYMENT", 10_000, 1, 1_000_000),
     jobLockMs: int(env, "JOB_LOCK_MS", 15_000, 1_000, 600_000),
     dispatchLeaseMs: int(env, "DISPATCH_LEASE_MS", 2_000, 300, 600_000),
+    prefillTokensPerS: int(env, "PREFILL_TOKENS_PER_S", DEFAULT_PREFILL_TOKENS_PER_MS * 1000, 100, 10_000_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),

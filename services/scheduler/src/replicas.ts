@@ -24,6 +24,8 @@ export interface ReplicaDirectoryOptions {
   keys: RedisKeys;
   heartbeatMs: number;
   now?: () => number;
+  /** Drain rate of each replica's pending prefill (the placement policy's too). */
+  prefillTokensPerMs?: number;
 }
 
 export class ReplicaDirectory {
@@ -102,7 +104,7 @@ export class ReplicaDirectory {
     const now = this.now();
     s.inflight++;
     s.lastAssignedAt = now;
-    s.prefillTokens = pendingPrefill(s, now, DEFAULT_PREFILL_TOKENS_PER_MS) + promptTokens;
+    s.prefillTokens = pendingPrefill(s, now, this.o.prefillTokensPerMs ?? DEFAULT_PREFILL_TOKENS_PER_MS) + promptTokens;
     s.prefillAt = now;
   }
 

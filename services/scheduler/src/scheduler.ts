@@ -37,7 +37,8 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     c.on("error", (err) => logger.warn({ err: err.message, connection: "queue" }, "redis error"));
     return c;
   };
-  const directory = new ReplicaDirectory({ redis, keys, heartbeatMs: config.heartbeatMs });
+  const prefillTokensPerMs = config.prefillTokensPerS / 1000;
+  const directory = new ReplicaDirectory({ redis, keys, heartbeatMs: config.heartbeatMs, prefillTokensPerMs });
   const dispatchers = new Map<string, DeploymentDispatcher>();
 
   const reconciler = new Reconciler({
@@ -76,7 +77,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
         disp = new DeploymentDispatcher({
           deploymentId: d.id,
           capacity: config_.max_batch_size,
-          policy: createPlacementPolicy(config_.placement ?? "least-loaded", { now: Date.now, random: Math.random }),
+          policy: createPlacementPolicy(config_.placement ?? "least-loaded", { now: Date.now, random: Math.random }, { prefillTokensPerMs }),
           redis,
           blocking: blockingConnection(),
           keys,
