@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { Redis } from "ioredis";
-import { createDb, createDeployment, DEMO_CATALOG, ensureModelVersion, migrateToLatest, type DeploymentConfig } from "@infera/registry";
+import { catalogDeploymentConfig, createDb, createDeployment, DEMO_CATALOG, ensureModelVersion, migrateToLatest } from "@infera/registry";
 import { ADMIN_URL, flushPrefix, freePort, stopChild, TEST_REDIS_URL } from "@infera/testkit";
 import { descendants, environOf } from "./procs.ts";
 
@@ -120,17 +120,7 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
       const e = DEMO_CATALOG.find((c) => c.name === d.catalog || c.task === d.catalog);
       if (!e) throw new Error(`no catalog entry ${d.catalog}`);
       const { versionId } = await ensureModelVersion(db, { tenantId: null, name: e.name, task: e.task, version: e.version, prices: e.prices });
-      const config: DeploymentConfig = {
-        gpu: e.gpu,
-        num_gpus: 1,
-        max_batch_size: d.maxBatchSize,
-        engine: e.engine,
-        hf: { repo: e.name, revision: null, has_token: false },
-        container_image: null,
-        extra_args: [],
-        placement: e.task === "chat" ? "prefix-affinity" : "least-loaded",
-      };
-      const dep = await createDeployment(db, { tenantId: null, modelVersionId: versionId, config, settings: { min_instances: d.replicas, max_instances: d.replicas } });
+      const dep = await createDeployment(db, { tenantId: null, modelVersionId: versionId, config: catalogDeploymentConfig(e, d.maxBatchSize), settings: { min_instances: d.replicas, max_instances: d.replicas } });
       wanted.set(dep.id, d.replicas);
     }
   } catch (err) {

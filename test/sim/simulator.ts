@@ -9,10 +9,10 @@
  * Per-request and per-replica state are typed arrays.
  */
 import {
+  addPrefill,
   createPlacementPolicy,
   FairQueue,
   hasRoom,
-  pendingPrefill,
   type PlacementOptions,
   type PlacementPolicy,
   type PlacementRequest,
@@ -351,9 +351,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       gap.serve(t, weights.input * w.prompt[q]!);
       const backlog = --queued[t]!;
       if (backlog === 0) gap.end(t);
-      const v = views[r]!;
-      v.prefillTokens = pendingPrefill(v, now, prefillRate) + w.prompt[q]!;
-      v.prefillAt = now;
+      addPrefill(views[r]!, w.prompt[q]!, now, prefillRate);
       dispatchT[q] = now;
       if (lag > 0) {
         views[r]!.inflight++;

@@ -1,5 +1,5 @@
 export type { PlacementPolicy, PlacementRequest, PolicyEnv, PolicyName, ReplicaView } from "./types.ts";
-export { DEFAULT_PREFILL_TOKENS_PER_MS, hasRoom, isExcluded, loadOf, pendingPrefill, pickLeastLoaded, reservedSlots } from "./load.ts";
+export { addPrefill, DEFAULT_PREFILL_TOKENS_PER_MS, hasRoom, isExcluded, loadOf, pendingPrefill, pickLeastLoaded, reservedSlots } from "./load.ts";
 export { createRoundRobin } from "./round-robin.ts";
 export { createLeastLoaded } from "./least-loaded.ts";
 export {

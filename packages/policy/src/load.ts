@@ -33,6 +33,12 @@ export function pendingPrefill(r: Pick<ReplicaView, "prefillTokens" | "prefillAt
   return left > 0 ? left : 0;
 }
 
+/** Adds a placed request's prompt tokens to what its replica has pending, as of `now`. */
+export function addPrefill(r: Pick<ReplicaView, "prefillTokens" | "prefillAt">, promptTokens: number, now: number, tokensPerMs: number): void {
+  r.prefillTokens = pendingPrefill(r, now, tokensPerMs) + promptTokens;
+  r.prefillAt = now;
+}
+
 /** Load as a fraction of capacity: running + waiting + inflight (waiting counts as load). */
 export function loadOf(r: ReplicaView): number {
   return r.capacity > 0 ? (r.running + r.waiting + r.inflight) / r.capacity : Number.POSITIVE_INFINITY;

@@ -45,6 +45,20 @@ export function selectCatalog(wanted: readonly string[], entries: readonly Catal
   );
 }
 
+/** How a catalog model is deployed: one GPU, its engine, prefix-affinity placement for chat. */
+export function catalogDeploymentConfig(e: CatalogEntry, maxBatchSize = e.maxBatchSize): DeploymentConfig {
+  return {
+    gpu: e.gpu,
+    num_gpus: 1,
+    max_batch_size: maxBatchSize,
+    engine: e.engine,
+    hf: { repo: e.name, revision: null, has_token: false },
+    container_image: null,
+    extra_args: [],
+    placement: e.task === "chat" ? "prefix-affinity" : "least-loaded",
+  };
+}
+
 /**
  * Makes sure each catalog model has a live deployment (one replica). Idempotent: a
  * restart of local mode finds them and changes nothing. A catalog deployment left
@@ -58,16 +72,6 @@ export async function seedCatalog(db: Kysely<DB>, entries: readonly CatalogEntry
       for (const d of existing) if (d.status === "stopped" || d.status === "failed") await transition(db, d.id, "deploying", { reason: "catalog restart" });
       continue;
     }
-    const config: DeploymentConfig = {
-      gpu: e.gpu,
-      num_gpus: 1,
-      max_batch_size: e.maxBatchSize,
-      engine: e.engine,
-      hf: { repo: e.name, revision: null, has_token: false },
-      container_image: null,
-      extra_args: [],
-      placement: e.task === "chat" ? "prefix-affinity" : "least-loaded",
-    };
-    await createDeployment(db, { tenantId: null, modelVersionId: versionId, config, settings: { min_instances: 1, max_instances: 1 } });
+    await createDeployment(db, { tenantId: null, modelVersionId: versionId, config: catalogDeploymentConfig(e), settings: { min_instances: 1, max_instances: 1 } });
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { Redis } from "ioredis";
 import type { RedisKeys, ReplicaReport } from "@infera/contracts";
-import { DEFAULT_PREFILL_TOKENS_PER_MS, pendingPrefill, type ReplicaView } from "@infera/policy";
+import { addPrefill, DEFAULT_PREFILL_TOKENS_PER_MS, type ReplicaView } from "@infera/policy";
 
 interface ReplicaState {
   report: ReplicaReport;
@@ -104,8 +104,7 @@ export class ReplicaDirectory {
     const now = this.now();
     s.inflight++;
     s.lastAssignedAt = now;
-    s.prefillTokens = pendingPrefill(s, now, this.o.prefillTokensPerMs ?? DEFAULT_PREFILL_TOKENS_PER_MS) + promptTokens;
-    s.prefillAt = now;
+    addPrefill(s, promptTokens, now, this.o.prefillTokensPerMs ?? DEFAULT_PREFILL_TOKENS_PER_MS);
   }
 
   released(deploymentId: string, replicaId: string, count: number, failed: boolean): void {
