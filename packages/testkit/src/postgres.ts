@@ -2,12 +2,13 @@
  * Real Postgres for tests: a migrated template database made once per run, and a fresh
  * copy of it per test file. Never skips: an unreachable server fails the run.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import pg from "pg";
 import { createDb, migrateToLatest } from "@infera/registry";
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const TEMPLATE = "infera_test_template";
+// One template per checkout, so test runs in two worktrees on one machine never drop each other's.
+const TEMPLATE = `infera_tpl_${createHash("sha256").update(process.cwd()).digest("hex").slice(0, 12)}`;
 
 function urlFor(database: string): string {
   const u = new URL(ADMIN_URL);
