@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createDb, migrateToLatest, seedCatalog, selectCatalog } from "@infera/registry";
+import { createDb, generateSecret, migrateToLatest, seedCatalog, selectCatalog } from "@infera/registry";
 import { ensurePostgres, ensureRedis, type Service } from "./services.ts";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -39,8 +39,9 @@ async function stopAll(code: number): Promise<never> {
   log("stopped");
   process.exit(code);
 }
-process.once("SIGINT", () => void stopAll(0));
-process.once("SIGTERM", () => void stopAll(0));
+// Ctrl-C reaches this process twice (from the terminal and from bootstrap.mjs): repeats are ignored.
+process.on("SIGINT", () => void stopAll(0));
+process.on("SIGTERM", () => void stopAll(0));
 
 // A service that exits on its own (crashed, killed, or stopped by someone else) is started
 // again, like a supervisor would; one that keeps exiting stops the platform.
@@ -80,7 +81,7 @@ function start(name: string, main: string, extra: NodeJS.ProcessEnv, exits: numb
 }
 
 try {
-  const postgres = await ensurePostgres(env, dataDir, log);
+  const postgres = await ensurePostgres(env, dataDir, ROOT, log);
   services.push(postgres);
   const redis = await ensureRedis(env, join(dataDir, "redis"), log);
   services.push(redis);
@@ -98,10 +99,12 @@ try {
     REDIS_PREFIX: env.REDIS_PREFIX ?? "infera",
     HEARTBEAT_MS: env.HEARTBEAT_MS ?? "500",
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
-    SECRETS_KEY: env.SECRETS_KEY ?? localSecretsKey(dataDir),
+    SECRETS_KEY: env.SECRETS_KEY ?? localSecret(dataDir, "secrets.key", () => randomBytes(32).toString("hex")),
   };
+  const adminKeyFile = join(dataDir, "admin.key");
+  const adminKey = env.BOOTSTRAP_ADMIN_KEY ?? localSecret(dataDir, "admin.key", generateSecret);
   start("scheduler", "services/scheduler/src/main.ts", { ...common, RUNTIME: "local", METRICS_PORT: env.SCHEDULER_METRICS_PORT ?? "0", METRICS_HOST: "127.0.0.1", LOCAL_LOG_DIR: env.LOCAL_LOG_DIR ?? join(dataDir, "logs") });
-  start("gateway", "services/gateway/src/main.ts", { ...common, PORT: String(port), HOST: env.HOST ?? "127.0.0.1", READY_REQUIRES_CATALOG: "true" });
+  start("gateway", "services/gateway/src/main.ts", { ...common, PORT: String(port), HOST: env.HOST ?? "127.0.0.1", READY_REQUIRES_CATALOG: "true", BOOTSTRAP_ADMIN_KEY: adminKey });
 
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; !stopping; i++) {
@@ -111,22 +114,31 @@ try {
     } catch {
       // not listening yet
     }
-    if (i === 600) log("still waiting for the catalog to serve (see .data/logs)…");
+    if (i === 600) log(`still waiting for the catalog to serve (logs in ${env.LOCAL_LOG_DIR ?? join(dataDir, "logs")})…`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  log(`ready: OpenAI-compatible API at ${base}/v1/openai  (models: ${catalog.map((c) => c.name).join(", ")})`);
-  if (!env.BOOTSTRAP_ADMIN_KEY) log("tip: set BOOTSTRAP_ADMIN_KEY=sk-… to create an admin key with that secret");
+  if (stopping) await new Promise<never>(() => {});
+  // The key itself is never printed: it stays in its file (or in the variable that named it).
+  const chat = catalog.find((c) => c.task === "chat")?.name;
+  log(`ready: gateway on ${base}  (OpenAI API: ${base}/v1/openai, deploy API: ${base}/deploy, models: ${catalog.map((c) => c.name).join(", ")})`);
+  log(
+    env.BOOTSTRAP_ADMIN_KEY
+      ? "admin key: the one in BOOTSTRAP_ADMIN_KEY  →  export INFERA_TOKEN=<that key>"
+      : `admin key: in ${adminKeyFile}  →  export INFERA_TOKEN="$(cat '${adminKeyFile}')"   (or start with BOOTSTRAP_ADMIN_KEY=sk-… to choose it)`,
+  );
+  const body = chat ? `{"model": "${chat}", "messages": [{"role": "user", "content": "Hello!"}]}` : `{"model": "${catalog[0]?.name}", "input": "Hello!"}`;
+  log(`try: curl ${base}/v1/openai/${chat ? "chat/completions" : "embeddings"} -H "Authorization: Bearer $INFERA_TOKEN" -H "Content-Type: application/json" -d '${body}'`);
 } catch (err) {
   console.error(`[infera] could not start: ${(err as Error).message}`);
   await stopAll(1);
 }
 
-/** Local mode's key for sealing Hugging Face tokens: made once, kept in the data directory (0600). */
-function localSecretsKey(dir: string): string {
-  const file = join(dir, "secrets.key");
+/** A secret local mode makes once and keeps in the data directory (0600): the sealing key, the admin key. */
+function localSecret(dir: string, name: string, make: () => string): string {
+  const file = join(dir, name);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+    writeFileSync(file, make(), { mode: 0o600 });
   }
   return readFileSync(file, "utf8").trim();
 }
