@@ -31,6 +31,8 @@ export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => S
     logger.info("stopped");
     process.exit(0);
   };
-  process.once("SIGTERM", () => void run("SIGTERM"));
-  process.once("SIGINT", () => void run("SIGINT"));
+  // `on`, not `once`: Ctrl-C in a terminal signals the whole process group and the parent
+  // passes a signal on too, so a second one must not kill a process in the middle of its drain.
+  process.on("SIGTERM", () => void run("SIGTERM"));
+  process.on("SIGINT", () => void run("SIGINT"));
 }
