@@ -3,7 +3,7 @@
  * and metrics; the key cache and model resolver over Postgres; the queue dispatch
  * and reply channel over Redis; gRPC clients to agents; the usage recorder.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
@@ -97,7 +97,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 
   const app = Fastify({
     loggerInstance: logger.child({ component: "http" }) as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
     return503OnClosing: true,
