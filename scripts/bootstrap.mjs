@@ -8,6 +8,16 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+// Node.js 20.18 or newer (package.json "engines"); say what to install rather than fail later.
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 20 || (major === 20 && minor < 18)) {
+  console.error(
+    `[infera] Node.js ${process.versions.node} is too old: Infera needs Node.js 20.18 or newer (20 LTS is what it is tested on).\n` +
+      "[infera] Install it from https://nodejs.org/en/download, or with nvm: nvm install 20 && nvm use 20",
+  );
+  process.exit(1);
+}
 const PNPM = "12.4.2";
 const [command, ...args] = process.argv.slice(2);
 
