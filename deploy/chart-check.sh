@@ -5,16 +5,18 @@
 # that values.schema.json / the chart's `fail` checks reject every file in
 # helm/testdata/invalid/ with the error its first line names ("# expect: <regex>").
 #
-# First run: installs helm with `go install` (needs the Go module proxy) into ~/go/bin and
-# builds the validator into tools/k8s-validate/bin/. Later runs reuse both (offline, ~2 s).
-# Env: HELM_VERSION (default v3.22.0), GO (default: go on PATH, else /usr/local/go/bin/go).
+# Uses exactly helm $HELM_VERSION (the version Chart.yaml names): the one on PATH when it is
+# that version, else one installed with `go install` (needs the Go module proxy) into
+# ~/.cache/infera/tools/helm-<version>/ on first run. Builds the validator into
+# tools/k8s-validate/bin/. Later runs reuse both (offline, ~2 s).
+# Env: HELM_VERSION (default: Chart.yaml's infera.dev/helm-version annotation), GO (default: go on PATH, else /usr/local/go/bin/go).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHART="$ROOT/helm/infera"
 VALIDATOR_DIR="$ROOT/tools/k8s-validate"
 VALIDATOR="$VALIDATOR_DIR/bin/k8s-validate"
-HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+HELM_VERSION="${HELM_VERSION:-$(sed -n 's/^ *infera\.dev\/helm-version: *//p' "$CHART/Chart.yaml")}"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
@@ -22,16 +24,16 @@ trap 'rm -rf "$OUT"' EXIT
 step() { printf '\n== %s\n' "$*"; }
 die() { printf 'chart-check: FAIL: %s\n' "$*" >&2; exit 1; }
 
-# --- helm -------------------------------------------------------------------------
-HELM=""
-for cand in "$(command -v helm || true)" "$HOME/go/bin/helm" /usr/local/bin/helm; do
-  if [ -n "$cand" ] && [ -x "$cand" ] && "$cand" version --short 2>/dev/null | grep -q '^v3\.'; then HELM="$cand"; break; fi
-done
-if [ -z "$HELM" ]; then
-  step "installing helm $HELM_VERSION with go install (first run only)"
-  [ -x "$GO" ] || die "helm is not installed and Go is missing ($GO)"
-  GOBIN="$HOME/go/bin" "$GO" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  HELM="$HOME/go/bin/helm"
+# --- helm: exactly the pinned version (another helm words errors differently) ---------
+TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/infera/tools"
+HELM="$TOOLS/helm-$HELM_VERSION/helm"
+on_path="$(command -v helm || true)"
+if [ -n "$on_path" ] && [ "$("$on_path" version --template '{{.Version}}' 2>/dev/null || true)" = "$HELM_VERSION" ]; then
+  HELM="$on_path"
+elif [ ! -x "$HELM" ]; then
+  step "installing helm $HELM_VERSION into $TOOLS (go install; first run only${on_path:+; the helm on PATH is another version})"
+  [ -x "$GO" ] || die "helm $HELM_VERSION is needed and Go is missing ($GO) to install it"
+  GOBIN="$TOOLS/helm-$HELM_VERSION" "$GO" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 fi
 echo "helm: $HELM ($("$HELM" version --short))"
 
