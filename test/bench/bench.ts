@@ -126,7 +126,7 @@ function platformPids(p: BenchPlatform): { name: string; pid: number }[] {
 function rssOf(p: BenchPlatform): Record<string, number> {
   const m: Record<string, number> = {};
   for (const { name, pid } of platformPids(p)) m[name] = r3(rssMb(pid));
-  p.replicas.forEach((r, i) => (m[`engine-sim-${i + 1}`] = r3(rssMb(r.enginePid))));
+  for (const [i, r] of p.replicas.entries()) m[`engine-sim-${i + 1}`] = r3(rssMb(r.enginePid));
   return m;
 }
 

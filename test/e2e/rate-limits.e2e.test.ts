@@ -126,7 +126,10 @@ describe("limits hold across two gateway processes", () => {
     events.sort((a, b) => a.t - b.t || a.d - b.d);
     let open = 0;
     let most = 0;
-    for (const e of events) most = Math.max(most, (open += e.d));
+    for (const e of events) {
+      open += e.d;
+      most = Math.max(most, open);
+    }
     expect(most).toBeLessThanOrEqual(3);
     for (const r of ok) expect(r.body).toContain("data: [DONE]");
   });

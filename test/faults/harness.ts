@@ -392,7 +392,7 @@ export async function expectUsageMatchesClients(platform: Platform, records: Req
   const wrong: string[] = [];
   for (const [id, u] of done) {
     const row = byId.get(id)?.[0];
-    if (!row || row.status !== "ok") missing.push(`${id} (${row?.status ?? "no row"})`);
+    if (row?.status !== "ok") missing.push(`${id} (${row?.status ?? "no row"})`);
     else if (row.prompt_tokens !== u.promptTokens || row.completion_tokens !== u.completionTokens) wrong.push(id);
   }
   const extra = rows.filter((row) => row.status === "ok" && !done.has(row.request_id)).map((row) => row.request_id);

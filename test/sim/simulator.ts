@@ -239,7 +239,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     for (let k = 0; k < len && budget > 0; k++) {
       const q = ring[r * cap + ((head + k) % cap)]!;
       const rem = remaining[q]!;
-      const take = rem < budget ? rem : budget;
+      const take = Math.min(rem, budget);
       remaining[q] = rem - take;
       budget -= take;
       tokens += take;

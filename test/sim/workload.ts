@@ -63,7 +63,10 @@ export function fromRecords(name: string, records: readonly RequestRecord[], par
   const convs = new Map<string, number>();
   const idOf = (m: Map<string, number>, k: string): number => {
     let v = m.get(k);
-    if (v === undefined) m.set(k, (v = m.size));
+    if (v === undefined) {
+      v = m.size;
+      m.set(k, v);
+    }
     return v;
   };
   for (let i = 0; i < n; i++) {
@@ -110,7 +113,7 @@ export function onlyTenant(w: Workload, tenantName: string): Workload {
   for (let i = 0; i < w.n; i++) if (w.tenant[i] === t) keep.push(i);
   const pick = <A extends Float64Array | Int32Array>(a: A, make: (n: number) => A): A => {
     const b = make(keep.length);
-    keep.forEach((src, dst) => (b[dst] = a[src]!));
+    for (const [dst, src] of keep.entries()) b[dst] = a[src]!;
     return b;
   };
   return {

@@ -37,7 +37,7 @@ export function tokenLogprobs(seed: number, ids: readonly number[], topK: number
   const alts = alternativeIds();
   return ids.map((id) => {
     const text = isSpecial(id) ? "" : tokenText(id);
-    const lp = round(-Math.pow(rng(), 2) * 1.5 - 0.0001);
+    const lp = round(-(rng() ** 2) * 1.5 - 0.0001);
     const top: TopLogprob[] = [];
     if (topK > 0) {
       top.push(entry(text, lp));

@@ -288,7 +288,9 @@ export function completionRun(ctx: SimContext, req: CompletionRequest): Generati
     let logprobs: unknown = null;
     if (c.logprobs !== null) {
       const entries: { e: TokenLogprob; first: boolean }[] = [];
-      c.promptLogprobs?.forEach((e, k) => entries.push({ e, first: k === 0 }));
+      c.promptLogprobs?.forEach((e, k) => {
+        entries.push({ e, first: k === 0 });
+      });
       c.logprobs.forEach((e, s) => {
         if (!isSpecial(c.plan.tokens[s] ?? 0)) entries.push({ e, first: false });
       });

@@ -13,7 +13,7 @@ import { openAiEmbeddings } from "./embeddings.ts";
 import { asSimError, errorReply, type Flavor, SimError, tgiErrorType } from "./errors.ts";
 import { createFaultInjector, type FaultKind, isFaultKind } from "./faults.ts";
 import { runGeneration } from "./generation.ts";
-import { isRecord, parseJsonBody, readBody, sendJson, sendText } from "./http.ts";
+import { parseJsonBody, readBody, sendJson, sendText } from "./http.ts";
 import { imageGenerations } from "./images.ts";
 import { createLatencyModel } from "./latency.ts";
 import { createEngineMetrics } from "./metrics.ts";
@@ -176,8 +176,8 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
     get("/info", (_req, res) => sendJson(res, 200, tgiInfo(ctx)));
     get("/v1/models", (_req, res) => sendJson(res, 200, modelList(ctx, "text-generation-inference")));
     post("/tokenize", (_req, res, body) => sendJson(res, 200, tgiTokenize(body)), false);
-    post("/generate", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(ctx, parseTgiRequest(ctx, body), false), fault));
-    post("/generate_stream", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(ctx, parseTgiRequest(ctx, body), true), fault));
+    post("/generate", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(parseTgiRequest(ctx, body), false), fault));
+    post("/generate_stream", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(parseTgiRequest(ctx, body), true), fault));
     post("/v1/chat/completions", chat);
     post("/v1/completions", completions);
   } else if (config.mode === "tei") {

@@ -5,7 +5,7 @@
  * the front of the queue (up to maxAttempts); after the first byte, the client gets
  * an OpenAI-shaped error event.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { PlatformError, type Logger } from "@infera/core";
 import { create } from "@bufbuild/protobuf";
@@ -83,7 +83,7 @@ function engineError(e: { status: number; message: string; param: string; code: 
   return new PlatformError("engine_error", e.message, { status, param: e.param || null, retryable: status >= 429 });
 }
 
-export async function runInference(deps: InferenceDeps, req: IncomingMessage, res: ServerResponse, r: InferenceRequest): Promise<void> {
+export async function runInference(deps: InferenceDeps, res: ServerResponse, r: InferenceRequest): Promise<void> {
   const { dispatch, metrics } = deps;
   const headers: Record<string, string> = { "x-request-id": r.requestId };
   const gone = new AbortController();

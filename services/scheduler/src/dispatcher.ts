@@ -265,7 +265,7 @@ export class DeploymentDispatcher {
         if (entries.length) {
           this.o.logger.info({ entries: entries.length, stream }, "took over entries another scheduler had read");
           // Entries deleted since they were read come back empty: nothing to take.
-          this.accept(stream, entries.filter((e) => e && e[1]));
+          this.accept(stream, entries.filter((e) => e?.[1]));
           this.pump();
         }
         if (next === "0-0") break;
@@ -358,7 +358,10 @@ export class DeploymentDispatcher {
       const byStream = new Map<string, string[]>();
       for (const w of this.held.values()) {
         let ids = byStream.get(w.stream);
-        if (!ids) byStream.set(w.stream, (ids = []));
+        if (!ids) {
+          ids = [];
+          byStream.set(w.stream, ids);
+        }
         ids.push(w.entryId);
       }
       const gone = new Set<string>();

@@ -30,7 +30,7 @@ import {
   type DeploymentView,
 } from "@infera/registry";
 import { requireScope, type KeyCache, type Principal } from "../auth.ts";
-import { CONFIG_FIELDS, DeployLlmRequest, DeploymentParams, DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
+import { CONFIG_FIELDS, DeployLlmRequest, DeploymentParams, type DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
 import type { GpuType } from "../gpu-types.ts";
 
 export interface DeployRouteDeps {

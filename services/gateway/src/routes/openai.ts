@@ -44,10 +44,10 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
     return m;
   }
 
-  async function start(req: FastifyRequest, reply: FastifyReply, input: Omit<Parameters<typeof runInference>[3], "principal" | "startedAt" | "requestId" | "route">) {
+  async function start(req: FastifyRequest, reply: FastifyReply, input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "route">) {
     const requestId = requestIdOf(req);
     reply.hijack();
-    await runInference(deps, req.raw, reply.raw, {
+    await runInference(deps, reply.raw, {
       ...input,
       requestId,
       principal: principalOf(req),

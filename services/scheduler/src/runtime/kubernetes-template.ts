@@ -8,7 +8,7 @@
  * tools/k8s-validate/types.go (which validates the rendered file strictly).
  */
 import { readFile } from "node:fs/promises";
-import { loadYaml, type V1PodTemplateSpec, type V1Toleration } from "@kubernetes/client-node";
+import { loadYaml, type V1PodTemplateSpec } from "@kubernetes/client-node";
 import { ConfigError } from "@infera/core";
 import { loadGpuTypesFile, type GpuType } from "@infera/contracts";
 

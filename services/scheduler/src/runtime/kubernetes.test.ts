@@ -669,7 +669,7 @@ describe("KubernetesRuntimeDriver against a fake API server", () => {
       `GET ${depPath}/infera-engine-dep-7f3a9c`,
       `PUT ${depPath}/infera-engine-dep-7f3a9c`,
     ]);
-    expect((api.requests[1]?.body as V1Secret).metadata?.resourceVersion).toBe(live);
+    expect((api.requests[1]!.body as V1Secret).metadata?.resourceVersion).toBe(live);
     expect(decoded(api.secrets.get("infera-hf-dep-7f3a9c"))).toBe("hf_rotated");
     expect(api.deployments.get("infera-engine-dep-7f3a9c")?.spec?.replicas).toBe(2);
     expect(JSON.stringify([...api.deployments.values()])).not.toContain("hf_rotated");

@@ -295,7 +295,7 @@ export class TestCluster {
       if (attempt === 0) queuedMs = a.queuedMs;
       replicas.push(a.replicaId);
       const replica = this.replicas.get(a.replicaId);
-      if (!replica || !replica.alive) {
+      if (!replica?.alive) {
         g.dispatch.release(a, true);
         exclude.push(a.replicaId);
         continue;
