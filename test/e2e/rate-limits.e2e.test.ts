@@ -150,7 +150,9 @@ describe("the official client", () => {
       return fetch(input, init);
     };
     const strict = new OpenAI({ apiKey: key, baseURL: gw2.openaiURL, maxRetries: 0 });
-    await expect(strict.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 2 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    await expect(strict.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 2 })).rejects.toBeInstanceOf(
+      OpenAI.RateLimitError,
+    );
     const patient = new OpenAI({ apiKey: key, baseURL: gw2.openaiURL, fetch: counting }); // default: 2 retries
     const t0 = Date.now();
     const done = await patient.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 2 });

@@ -100,7 +100,13 @@ try {
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
     SECRETS_KEY: env.SECRETS_KEY ?? localSecretsKey(dataDir),
   };
-  start("scheduler", "services/scheduler/src/main.ts", { ...common, RUNTIME: "local", METRICS_PORT: env.SCHEDULER_METRICS_PORT ?? "0", METRICS_HOST: "127.0.0.1", LOCAL_LOG_DIR: env.LOCAL_LOG_DIR ?? join(dataDir, "logs") });
+  start("scheduler", "services/scheduler/src/main.ts", {
+    ...common,
+    RUNTIME: "local",
+    METRICS_PORT: env.SCHEDULER_METRICS_PORT ?? "0",
+    METRICS_HOST: "127.0.0.1",
+    LOCAL_LOG_DIR: env.LOCAL_LOG_DIR ?? join(dataDir, "logs"),
+  });
   start("gateway", "services/gateway/src/main.ts", { ...common, PORT: String(port), HOST: env.HOST ?? "127.0.0.1", READY_REQUIRES_CATALOG: "true" });
 
   const base = `http://127.0.0.1:${port}`;

@@ -15,7 +15,28 @@ export interface TokenLogprob extends TopLogprob {
   top: TopLogprob[];
 }
 
-const ALTERNATIVE_WORDS = [" the", " a", " and", " of", " to", " in", " is", ",", ".", " it", " that", " for", " on", " with", " as", " was", " this", " be", " by", " at"];
+const ALTERNATIVE_WORDS = [
+  " the",
+  " a",
+  " and",
+  " of",
+  " to",
+  " in",
+  " is",
+  ",",
+  ".",
+  " it",
+  " that",
+  " for",
+  " on",
+  " with",
+  " as",
+  " was",
+  " this",
+  " be",
+  " by",
+  " at",
+];
 let alternatives: number[] | null = null;
 function alternativeIds(): number[] {
   alternatives ??= ALTERNATIVE_WORDS.map((w) => encode(w)[0] ?? 0);

@@ -57,13 +57,27 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
   const flavor: Flavor = config.mode;
   const logger = createLogger({ service: "engine-sim", level: config.logLevel ?? "info" }).child({ component: "server", mode: config.mode });
   const latency = createLatencyModel(
-    { ttftMs: config.ttftMs, itlMs: config.itlMs, prefillUsPerToken: config.prefillUsPerToken, jitter: config.jitter, loadFactor: config.loadFactor, maxNumSeqs: config.maxNumSeqs },
+    {
+      ttftMs: config.ttftMs,
+      itlMs: config.itlMs,
+      prefillUsPerToken: config.prefillUsPerToken,
+      jitter: config.jitter,
+      loadFactor: config.loadFactor,
+      maxNumSeqs: config.maxNumSeqs,
+    },
     random,
   );
   // The engine and its metrics refer to each other: the gauges read the engine lazily.
   const gauges = { running: () => engine.running, waiting: () => engine.waiting, kvUsage: () => engine.kvUsage };
   const metrics = createEngineMetrics({ model: config.models[0] ?? "", tgi: config.mode === "tgi", gauges });
-  const engine = createEngine({ latency, maxNumSeqs: config.maxNumSeqs, maxWaiting: config.maxWaiting, kvCapacityTokens: config.kvCapacityTokens, observer: metrics, clock });
+  const engine = createEngine({
+    latency,
+    maxNumSeqs: config.maxNumSeqs,
+    maxWaiting: config.maxWaiting,
+    kvCapacityTokens: config.kvCapacityTokens,
+    observer: metrics,
+    clock,
+  });
   const faults = createFaultInjector({ rate: config.failureRate, kinds: config.failureKinds }, random);
   const counters = newCounters();
   const ctx: SimContext = { config, flavor, engine, faults, counters, logger, clock, random };
@@ -110,9 +124,11 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
     }
   }
 
-  const unsupported = (api: string): Handler => () => {
-    throw new SimError("not_found", `The model does not support ${api} API`);
-  };
+  const unsupported =
+    (api: string): Handler =>
+    () => {
+      throw new SimError("not_found", `The model does not support ${api} API`);
+    };
 
   // ---- route table ------------------------------------------------------------------------
   const routes = new Map<string, Route>();
@@ -138,7 +154,11 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
       if (typeof rate !== "number" || !(rate >= 0 && rate <= 1)) throw new SimError("invalid_request", "rate must be a number in [0, 1]", "rate");
       const rawKinds = typeof body.kinds === "string" ? body.kinds.split(",").map((k) => k.trim()) : body.kinds;
       if (!Array.isArray(rawKinds) || !rawKinds.every((k): k is FaultKind => typeof k === "string" && isFaultKind(k))) {
-        throw new SimError("invalid_request", "kinds must be a list of fault kinds (server_error, rate_limited, context_length, model_not_found, disconnect, stall, stream_error)", "kinds");
+        throw new SimError(
+          "invalid_request",
+          "kinds must be a list of fault kinds (server_error, rate_limited, context_length, model_not_found, disconnect, stall, stream_error)",
+          "kinds",
+        );
       }
       faults.set({ rate, kinds: rawKinds });
       logger.info({ rate, kinds: rawKinds }, "fault injection changed");
@@ -149,10 +169,12 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
 
   const chat: Handler = (_req, res, body, fault) => runGeneration(ctx, res, chatRun(ctx, parseChatRequest(config, body)), fault);
   const completions: Handler = (_req, res, body, fault) => runGeneration(ctx, res, completionRun(ctx, parseCompletionRequest(config, body)), fault);
-  const embeddings = (kind: "vllm" | "tei"): Handler => (_req, res, body, fault) => {
-    const answer = openAiEmbeddings(ctx, body, kind);
-    answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body));
-  };
+  const embeddings =
+    (kind: "vllm" | "tei"): Handler =>
+    (_req, res, body, fault) => {
+      const answer = openAiEmbeddings(ctx, body, kind);
+      answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body));
+    };
 
   if (config.mode === "vllm") {
     for (const path of ["/ping"]) {

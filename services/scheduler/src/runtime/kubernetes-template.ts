@@ -98,7 +98,9 @@ export function parseEnginePodTemplate(text: string, source: string): EnginePodT
   const d = tpl.drain;
   const drainS = d.preStopSleepSeconds + Math.max(d.engineShutdownTimeoutSeconds, d.agentShutdownGraceSeconds);
   if (drainS >= grace) {
-    fail(`drain (preStop ${d.preStopSleepSeconds}s + shutdown ${drainS - d.preStopSleepSeconds}s) must be shorter than terminationGracePeriodSeconds (${grace}s)`);
+    fail(
+      `drain (preStop ${d.preStopSleepSeconds}s + shutdown ${drainS - d.preStopSleepSeconds}s) must be shorter than terminationGracePeriodSeconds (${grace}s)`,
+    );
   }
   return tpl;
 }
