@@ -10,10 +10,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import {
-  buildEngineDeployment,
-  type EngineDeploymentOptions,
-} from "../services/scheduler/src/runtime/kubernetes-manifest.ts";
+import { buildEngineDeployment, type EngineDeploymentOptions } from "../services/scheduler/src/runtime/kubernetes-manifest.ts";
 import { parseEnginePodTemplate, parseGpuTypes } from "../services/scheduler/src/runtime/kubernetes-template.ts";
 import type { ReplicaSpec } from "../services/scheduler/src/runtime/driver.ts";
 
@@ -34,11 +31,7 @@ interface Obj {
 }
 
 function findHelm(): string {
-  const candidates = [
-    ...(process.env.PATH ?? "").split(":").map((d) => join(d, "helm")),
-    join(homedir(), "go/bin/helm"),
-    "/usr/local/bin/helm",
-  ];
+  const candidates = [...(process.env.PATH ?? "").split(":").map((d) => join(d, "helm")), join(homedir(), "go/bin/helm"), "/usr/local/bin/helm"];
   const helm = candidates.find((c) => existsSync(c));
   if (!helm) throw new Error(`helm not found on PATH, in ~/go/bin or /usr/local/bin: ${SETUP_HINT}`);
   return helm;
@@ -57,7 +50,10 @@ function render(valuesFiles: string[]): Obj[] {
 
 function one(objs: Obj[], kind: string, nameSuffix: string): Obj {
   const found = objs.filter((o) => o.kind === kind && o.metadata.name.endsWith(nameSuffix));
-  expect(found.map((o) => o.metadata.name), `${kind} *${nameSuffix}`).toHaveLength(1);
+  expect(
+    found.map((o) => o.metadata.name),
+    `${kind} *${nameSuffix}`,
+  ).toHaveLength(1);
   return found[0] as Obj;
 }
 
@@ -183,10 +179,12 @@ describe("helm chart, GPU production profile", () => {
   });
 
   it("monitors gateway/scheduler (ServiceMonitor) and engine pods (PodMonitor)", () => {
-    expect(objs.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name).sort()).toEqual([
-      "infera-gateway",
-      "infera-scheduler",
-    ]);
+    expect(
+      objs
+        .filter((o) => o.kind === "ServiceMonitor")
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(["infera-gateway", "infera-scheduler"]);
     const pm = one(objs, "PodMonitor", "-engine");
     expect(JSON.stringify(pm.spec)).toContain('"app.kubernetes.io/managed-by":"infera"');
   });
@@ -219,10 +217,12 @@ describe("helm chart, CPU trial profile", () => {
   });
 
   it("bundles Postgres and Redis (noeviction) and migrates after install", () => {
-    expect(objs.filter((o) => o.kind === "StatefulSet").map((o) => o.metadata.name).sort()).toEqual([
-      "infera-postgres",
-      "infera-redis",
-    ]);
+    expect(
+      objs
+        .filter((o) => o.kind === "StatefulSet")
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(["infera-postgres", "infera-redis"]);
     expect(one(objs, "ConfigMap", "-redis").data?.["redis.conf"]).toContain("maxmemory-policy noeviction");
     expect(one(objs, "Job", "-migrations").metadata.annotations?.["helm.sh/hook"]).toBe("post-install,pre-upgrade");
     expect(objs.filter((o) => o.kind === "Pod" && o.metadata.annotations?.["helm.sh/hook"] === "test")).toHaveLength(2);

@@ -80,7 +80,11 @@ for (const [cmd, argv] of steps) {
   if (code !== 0) failed = code;
 }
 if (command === "test" && steps.length > 1 && existsSync(summary)) {
-  const [p, f, s] = readFileSync(summary, "utf8").trim().split("\n").map((l) => l.split(" ").map(Number)).reduce((a, b) => a.map((x, i) => x + (b[i] ?? 0)), [0, 0, 0]);
+  const [p, f, s] = readFileSync(summary, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => l.split(" ").map(Number))
+    .reduce((a, b) => a.map((x, i) => x + (b[i] ?? 0)), [0, 0, 0]);
   console.log(`\nall suites: ${p} passed, ${f} failed${s ? `, ${s} skipped` : ""}`);
 }
 process.exit(failed);

@@ -100,12 +100,24 @@ function targetsFor(p: BenchPlatform, connections: number, peer?: Peer): Targets
     pools.push(pl);
     return pl;
   };
-  const direct = p.replicas.filter((r) => r.model === MODEL).map((r) => ({ label: "direct", pool: mk(r.engineUrl), path: "/v1/chat/completions", headers: { "content-type": "application/json" } }));
-  const platform = { label: "platform", pool: mk(p.baseURL), path: "/v1/openai/chat/completions", headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` } };
+  const direct = p.replicas
+    .filter((r) => r.model === MODEL)
+    .map((r) => ({ label: "direct", pool: mk(r.engineUrl), path: "/v1/chat/completions", headers: { "content-type": "application/json" } }));
+  const platform = {
+    label: "platform",
+    pool: mk(p.baseURL),
+    path: "/v1/openai/chat/completions",
+    headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` },
+  };
   let peerT: Targets["peer"];
   if (peer) {
     const pp = mk(peer.baseURL);
-    peerT = { peer, targets: p.replicas.filter((r) => r.model === MODEL).map((r) => ({ label: "portkey", pool: pp, path: "/v1/chat/completions", headers: peer.headersFor(r.engineUrl) })) };
+    peerT = {
+      peer,
+      targets: p.replicas
+        .filter((r) => r.model === MODEL)
+        .map((r) => ({ label: "portkey", pool: pp, path: "/v1/chat/completions", headers: peer.headersFor(r.engineUrl) })),
+    };
   }
   return { direct, platform, peer: peerT, pools };
 }
@@ -126,7 +138,7 @@ function platformPids(p: BenchPlatform): { name: string; pid: number }[] {
 function rssOf(p: BenchPlatform): Record<string, number> {
   const m: Record<string, number> = {};
   for (const { name, pid } of platformPids(p)) m[name] = r3(rssMb(pid));
-  p.replicas.forEach((r, i) => (m[`engine-sim-${i + 1}`] = r3(rssMb(r.enginePid))));
+  for (const [i, r] of p.replicas.entries()) m[`engine-sim-${i + 1}`] = r3(rssMb(r.enginePid));
   return m;
 }
 
@@ -171,7 +183,10 @@ async function runLevel(targets: Target[], prompts: string[], level: { c: number
     rate,
     count: level.count,
     maxInFlight: level.c * 3 + 10,
-    fire: (i) => call(targets[i % targets.length]!, chatBody(prompts[i % prompts.length]!, level.maxTokens, true, direct), { stream: true, keepGaps: true }).then((res) => ({ i, res })),
+    fire: (i) =>
+      call(targets[i % targets.length]!, chatBody(prompts[i % prompts.length]!, level.maxTokens, true, direct), { stream: true, keepGaps: true }).then(
+        (res) => ({ i, res }),
+      ),
   });
   // The ramp (the first `duration` of arrivals) runs below the target concurrency: leave it out.
   const warm = level.c === 1 ? 2 : Math.min(Math.ceil((rate * duration) / 1000), Math.floor(level.count / 3));
@@ -345,9 +360,19 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
 
 // ── 3, 6: non-streaming throughput and embeddings (engines answer at once) ──────────────
 
-async function measureNonStream(target: Target | Target[], rate: number, seconds: number, bodyOf: (i: number) => string): Promise<{ p50: number; p99: number; errors: number; achieved: number }> {
+async function measureNonStream(
+  target: Target | Target[],
+  rate: number,
+  seconds: number,
+  bodyOf: (i: number) => string,
+): Promise<{ p50: number; p99: number; errors: number; achieved: number }> {
   const ts = Array.isArray(target) ? target : [target];
-  const r = await openLoop({ rate, count: Math.max(1, Math.round(rate * seconds)), maxInFlight: 2000, fire: (i) => call(ts[i % ts.length]!, bodyOf(i), { stream: false }) });
+  const r = await openLoop({
+    rate,
+    count: Math.max(1, Math.round(rate * seconds)),
+    maxInFlight: 2000,
+    fire: (i) => call(ts[i % ts.length]!, bodyOf(i), { stream: false }),
+  });
   const ok = r.results.filter((x) => x.ok);
   const s = summarize(ok.map((x) => x.totalMs));
   return { p50: s.p50, p99: s.p99, errors: r.results.length - ok.length + r.dropped, achieved: ok.length / (r.elapsedMs / 1000) };
@@ -373,8 +398,21 @@ async function throughput(p: BenchPlatform, prompts: string[]): Promise<void> {
       const cpu = Object.fromEntries(pids.map((x, i) => [x.name, Math.round((cpuMicros(x.pid) - c0[i]!) / n)]));
       const added = g.p99 - d.p99;
       const pass = g.errors === 0 && added < 10;
-      steps.push({ rate, direct_p99_ms: r3(d.p99), platform_p50_ms: r3(g.p50), platform_p99_ms: r3(g.p99), added_p99_ms: r3(added), errors: g.errors, achieved_rps: Math.round(g.achieved), cpu_us_per_request: cpu, pass });
-      row(`  ${rate} req/s offered`, `achieved ${Math.round(g.achieved)}, p99 ${ms(g.p99)} (direct ${ms(d.p99)}), errors ${g.errors} → ${pass ? "pass" : "fail"}`);
+      steps.push({
+        rate,
+        direct_p99_ms: r3(d.p99),
+        platform_p50_ms: r3(g.p50),
+        platform_p99_ms: r3(g.p99),
+        added_p99_ms: r3(added),
+        errors: g.errors,
+        achieved_rps: Math.round(g.achieved),
+        cpu_us_per_request: cpu,
+        pass,
+      });
+      row(
+        `  ${rate} req/s offered`,
+        `achieved ${Math.round(g.achieved)}, p99 ${ms(g.p99)} (direct ${ms(d.p99)}), errors ${g.errors} → ${pass ? "pass" : "fail"}`,
+      );
       return pass;
     };
     let lo = 0;
@@ -414,8 +452,14 @@ async function throughput(p: BenchPlatform, prompts: string[]): Promise<void> {
 async function embeddingsRps(p: BenchPlatform): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
   const e = plan.embeddings;
   const pl = pool(p.baseURL, e.concurrency + 8);
-  const target: Target = { label: "platform", pool: pl, path: "/v1/openai/embeddings", headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` } };
-  const body = (i: number) => JSON.stringify({ model: EMBED_MODEL, input: `embedding request ${i}: a short passage of text to embed`, encoding_format: "float" });
+  const target: Target = {
+    label: "platform",
+    pool: pl,
+    path: "/v1/openai/embeddings",
+    headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` },
+  };
+  const body = (i: number) =>
+    JSON.stringify({ model: EMBED_MODEL, input: `embedding request ${i}: a short passage of text to embed`, encoding_format: "float" });
   try {
     // Closed loop: `concurrency` callers, each sending its next request when the last returns.
     const run = async (seconds: number) => {

@@ -53,7 +53,15 @@ const db = createDb(url.toString(), { max: 4 });
 await migrateToLatest(db);
 
 // Capacity is no limit here: every replica has room for the whole concurrency.
-const cluster = new TestCluster({ db, databaseUrl: url.toString(), redisUrl: TEST_REDIS_URL, capacity: CONCURRENCY, schedulers: SCHEDULERS, observe: false, heartbeatMs: 1000 });
+const cluster = new TestCluster({
+  db,
+  databaseUrl: url.toString(),
+  redisUrl: TEST_REDIS_URL,
+  capacity: CONCURRENCY,
+  schedulers: SCHEDULERS,
+  observe: false,
+  heartbeatMs: 1000,
+});
 try {
   await cluster.start();
   for (let i = 0; i < REPLICAS; i++) await cluster.addReplica(`r${i}`, 0);

@@ -22,9 +22,20 @@ const agents = new AgentClients();
 try {
   const r = p.replicas.find((x) => x.deploymentId)!;
   const body = (stream: boolean, usage: boolean) =>
-    JSON.stringify({ model: r.model, messages: [{ role: "user", content: "Say hi" }], max_tokens: 4, stream, ...(usage ? { stream_options: { include_usage: true } } : {}) });
+    JSON.stringify({
+      model: r.model,
+      messages: [{ role: "user", content: "Say hi" }],
+      max_tokens: 4,
+      stream,
+      ...(usage ? { stream_options: { include_usage: true } } : {}),
+    });
   const engine: Target = { label: "direct", pool: pool(r.engineUrl, 1), path: "/v1/chat/completions", headers: { "content-type": "application/json" } };
-  const gateway: Target = { label: "platform", pool: pool(p.baseURL, 1), path: "/v1/chat/completions", headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` } };
+  const gateway: Target = {
+    label: "platform",
+    pool: pool(p.baseURL, 1),
+    path: "/v1/chat/completions",
+    headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` },
+  };
 
   const agent = agents.get(r.agentAddress);
   let seq = 0;
@@ -32,7 +43,15 @@ try {
     new Promise<number>((resolve, reject) => {
       const t0 = performance.now();
       let first = 0;
-      const c = agent.generate(create(GenerateRequestSchema, { requestId: `hop-${seq++}`, endpoint: Endpoint.CHAT_COMPLETIONS, body: Buffer.from(body(true, true)), stream: true, tenantId: "bench" }));
+      const c = agent.generate(
+        create(GenerateRequestSchema, {
+          requestId: `hop-${seq++}`,
+          endpoint: Endpoint.CHAT_COMPLETIONS,
+          body: Buffer.from(body(true, true)),
+          stream: true,
+          tenantId: "bench",
+        }),
+      );
       c.on("data", () => (first ||= performance.now() - t0));
       c.on("error", reject);
       c.on("end", () => resolve(first));

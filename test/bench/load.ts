@@ -108,7 +108,16 @@ export async function call(t: Target, body: string, o: CallOptions): Promise<Cal
       tail = chunk.length >= 16 ? chunk.toString("latin1", chunk.length - 16) : tail + chunk.toString("latin1");
     }
     const ok = tail.includes("[DONE]");
-    return { ok, status: 200, firstMs: first, totalMs: performance.now() - t0, events, gaps, maxGapMs: maxGap, error: ok ? undefined : `stream ended without [DONE]: …${tail}` };
+    return {
+      ok,
+      status: 200,
+      firstMs: first,
+      totalMs: performance.now() - t0,
+      events,
+      gaps,
+      maxGapMs: maxGap,
+      error: ok ? undefined : `stream ended without [DONE]: …${tail}`,
+    };
   } catch (err) {
     return { ok: false, status: 0, firstMs: 0, totalMs: performance.now() - t0, events: 0, maxGapMs: 0, error: (err as Error).message };
   }

@@ -75,12 +75,17 @@ async function startRedis(): Promise<{ url: string; pid?: number; stop(): Promis
   const bin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
   if (!bin) return { url: TEST_REDIS_URL, stop: async () => {} };
   const port = await freePort();
-  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"], { stdio: "ignore" });
+  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"], {
+    stdio: "ignore",
+  });
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on("error", () => {}); // not listening yet
-    const up = await r.connect().then(() => r.ping().then(() => true), () => false);
+    const up = await r.connect().then(
+      () => r.ping().then(() => true),
+      () => false,
+    );
     r.disconnect();
     if (up) break;
     await new Promise((res) => setTimeout(res, 50));
@@ -120,7 +125,12 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
       const e = DEMO_CATALOG.find((c) => c.name === d.catalog || c.task === d.catalog);
       if (!e) throw new Error(`no catalog entry ${d.catalog}`);
       const { versionId } = await ensureModelVersion(db, { tenantId: null, name: e.name, task: e.task, version: e.version, prices: e.prices });
-      const dep = await createDeployment(db, { tenantId: null, modelVersionId: versionId, config: catalogDeploymentConfig(e, d.maxBatchSize), settings: { min_instances: d.replicas, max_instances: d.replicas } });
+      const dep = await createDeployment(db, {
+        tenantId: null,
+        modelVersionId: versionId,
+        config: catalogDeploymentConfig(e, d.maxBatchSize),
+        settings: { min_instances: d.replicas, max_instances: d.replicas },
+      });
       wanted.set(dep.id, d.replicas);
     }
   } catch (err) {
@@ -211,7 +221,15 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
     const env = environOf(a.pid);
     const engineUrl = env.ENGINE_URL ?? "";
     const enginePid = engines.get(engineUrl);
-    if (enginePid) replicas.push({ agentPid: a.pid, enginePid, engineUrl, deploymentId: env.DEPLOYMENT_ID ?? "", model: env.SERVED_MODEL_NAME ?? "", agentAddress: env.ADVERTISE_ADDRESS ?? `127.0.0.1:${env.AGENT_PORT}` });
+    if (enginePid)
+      replicas.push({
+        agentPid: a.pid,
+        enginePid,
+        engineUrl,
+        deploymentId: env.DEPLOYMENT_ID ?? "",
+        model: env.SERVED_MODEL_NAME ?? "",
+        agentAddress: env.ADVERTISE_ADDRESS ?? `127.0.0.1:${env.AGENT_PORT}`,
+      });
   }
   return { baseURL, apiKey, launcherPid: child.pid!, gatewayPid: gateway.pid, schedulerPid: scheduler.pid, replicas, redisPid: redisServer.pid, logFile, stop };
 }

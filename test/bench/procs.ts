@@ -87,7 +87,9 @@ export function environOf(pid: number): Record<string, string> {
 /** 1-minute load average and core count, printed next to every figure. */
 export function machineLoad(): { load1: number; load5: number; cores: number } {
   const [l1, l5] = readFileSync("/proc/loadavg", "utf8").split(" ");
-  const cores = readFileSync("/proc/cpuinfo", "utf8").split("\n").filter((l) => l.startsWith("processor")).length;
+  const cores = readFileSync("/proc/cpuinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("processor")).length;
   return { load1: Number(l1), load5: Number(l5), cores };
 }
 

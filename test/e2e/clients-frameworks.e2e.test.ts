@@ -24,7 +24,8 @@ const checked: { path: string; schema: SchemaName; errors: string[] }[] = [];
 function schemaFor(path: string, requestBody: Record<string, unknown>, status: number, sse: boolean, body: Record<string, unknown>): SchemaName {
   if (status !== 200) return "ErrorResponse";
   if (path.endsWith("/chat/completions")) return sse ? "CreateChatCompletionStreamResponse" : "CreateChatCompletionResponse";
-  if (path.endsWith("/completions")) return sse && Array.isArray(body.choices) && body.choices.length ? "CreateCompletionStreamResponse" : "CreateCompletionResponse";
+  if (path.endsWith("/completions"))
+    return sse && Array.isArray(body.choices) && body.choices.length ? "CreateCompletionStreamResponse" : "CreateCompletionResponse";
   if (path.endsWith("/embeddings")) return requestBody.encoding_format === "base64" ? "CreateEmbeddingResponseBase64" : "CreateEmbeddingResponse";
   if (path.endsWith("/models")) return "ListModelsResponse";
   throw new Error(`no schema for ${path}`);
@@ -66,7 +67,14 @@ afterAll(async () => {
 
 describe("LangChain (@langchain/openai)", () => {
   const chat = () =>
-    new ChatOpenAI({ model: CHAT, apiKey: platform.adminKey, configuration: { baseURL: platform.openaiURL, fetch: checkingFetch }, maxRetries: 0, maxTokens: 12, temperature: 0.7 });
+    new ChatOpenAI({
+      model: CHAT,
+      apiKey: platform.adminKey,
+      configuration: { baseURL: platform.openaiURL, fetch: checkingFetch },
+      maxRetries: 0,
+      maxTokens: 12,
+      temperature: 0.7,
+    });
 
   it("invokes chat and reads the answer and its token usage", async () => {
     const msg = await chat().invoke([
@@ -108,7 +116,12 @@ describe("LangChain (@langchain/openai)", () => {
   });
 
   it("embeds a query and documents", async () => {
-    const embeddings = new OpenAIEmbeddings({ model: EMBED, apiKey: platform.adminKey, configuration: { baseURL: platform.openaiURL, fetch: checkingFetch }, maxRetries: 0 });
+    const embeddings = new OpenAIEmbeddings({
+      model: EMBED,
+      apiKey: platform.adminKey,
+      configuration: { baseURL: platform.openaiURL, fetch: checkingFetch },
+      maxRetries: 0,
+    });
     const q = await embeddings.embedQuery("The food was delicious and the waiter...");
     expect(q).toHaveLength(1024);
     const docs = await embeddings.embedDocuments(["hello", "world", "hello"]);

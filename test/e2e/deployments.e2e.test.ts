@@ -35,7 +35,14 @@ interface DeploymentOut {
   created_at: string;
   updated_at: string;
   instances: { running: number; pending: number };
-  config: { gpu: string; num_gpus: number; max_batch_size: number; engine: string; hf: { repo: string; revision: string | null; has_token: boolean } | null; extra_args: string[] };
+  config: {
+    gpu: string;
+    num_gpus: number;
+    max_batch_size: number;
+    engine: string;
+    hf: { repo: string; revision: string | null; has_token: boolean } | null;
+    extra_args: string[];
+  };
   settings: { min_instances: number; max_instances: number };
 }
 interface ErrorOut {
@@ -123,7 +130,16 @@ async function rawChat(model: string, key = platform.adminKey) {
 async function snapshot() {
   const row = await db.selectFrom("deployments").selectAll().where("id", "=", deployId).executeTakeFirstOrThrow();
   const counts = await Promise.all(
-    (["deployments", "models", "model_versions", "deployment_events"] as const).map(async (t) => Number((await db.selectFrom(t).select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n)),
+    (["deployments", "models", "model_versions", "deployment_events"] as const).map(async (t) =>
+      Number(
+        (
+          await db
+            .selectFrom(t)
+            .select((eb) => eb.fn.countAll().as("n"))
+            .executeTakeFirstOrThrow()
+        ).n,
+      ),
+    ),
   );
   return { row: JSON.stringify(row), counts };
 }
@@ -166,7 +182,14 @@ describe("a custom LLM deployment's life", () => {
       task: "chat",
       status: "running",
       fail_reason: null,
-      config: { gpu: "A100-80GB", num_gpus: 1, max_batch_size: 8, engine: "vllm", hf: { repo: "meta-llama/Meta-Llama-3-8B-Instruct", revision: "main", has_token: true }, extra_args: ["--enable-prefix-caching"] },
+      config: {
+        gpu: "A100-80GB",
+        num_gpus: 1,
+        max_batch_size: 8,
+        engine: "vllm",
+        hf: { repo: "meta-llama/Meta-Llama-3-8B-Instruct", revision: "main", has_token: true },
+        extra_args: ["--enable-prefix-caching"],
+      },
       settings: { min_instances: 1, max_instances: 1 },
     });
     expect(Date.parse(d.created_at)).toBeLessThanOrEqual(Date.parse(d.updated_at));
@@ -348,7 +371,9 @@ describe("a custom LLM deployment's life", () => {
     expect(versions.json.map((v) => v.version)).toEqual(["1", "2"]);
     expect((await api("DELETE", `/deploy/${second.json.deploy_id}`)).status).toBe(200);
 
-    const events = (await listDeploymentEvents(db, deployId)).map((e) => `${e.from_status ?? "-"}>${e.to_status}${e.from_status === e.to_status ? ` ${e.reason?.split(":")[0]}` : ""}`);
+    const events = (await listDeploymentEvents(db, deployId)).map(
+      (e) => `${e.from_status ?? "-"}>${e.to_status}${e.from_status === e.to_status ? ` ${e.reason?.split(":")[0]}` : ""}`,
+    );
     const head = [
       "->initializing",
       "initializing>downloading",

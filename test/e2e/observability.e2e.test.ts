@@ -56,17 +56,30 @@ describe("observability after an end-to-end run", () => {
       "gateway_inter_token_latency_seconds",
       "gateway_tokens_total",
       "gateway_errors_total",
-    ]) expect(gateway, name).toContain(name);
+    ])
+      expect(gateway, name).toContain(name);
 
     const started = jsonLines(platform.output()).find((l) => l.msg === "scheduler started");
     const scheduler = await metricNames(`http://127.0.0.1:${started!.metricsPort as number}/metrics`);
-    for (const name of ["scheduler_queue_depth", "scheduler_queue_time_seconds", "scheduler_dispatched_total", "scheduler_replicas", "scheduler_autoscaler_decisions_total"]) {
+    for (const name of [
+      "scheduler_queue_depth",
+      "scheduler_queue_time_seconds",
+      "scheduler_dispatched_total",
+      "scheduler_replicas",
+      "scheduler_autoscaler_decisions_total",
+    ]) {
       expect(scheduler, name).toContain(name);
     }
 
     const listening = jsonLines(replicaLogs().agent).find((l) => l.msg === "agent listening")!;
     const agent = await metricNames(`http://127.0.0.1:${listening.metricsPort as number}/metrics`);
-    for (const name of ["agent_engine_healthy", "agent_engine_requests_running", "agent_engine_requests_waiting", "agent_engine_kv_cache_usage_ratio", "agent_requests_total"]) {
+    for (const name of [
+      "agent_engine_healthy",
+      "agent_engine_requests_running",
+      "agent_engine_requests_waiting",
+      "agent_engine_kv_cache_usage_ratio",
+      "agent_requests_total",
+    ]) {
       expect(agent, name).toContain(name);
     }
   });

@@ -19,7 +19,11 @@ const IMAGE = "black-forest-labs/FLUX-1-schnell";
 const BODY_LIMIT = 256 * 1024;
 const WEATHER_TOOL = {
   type: "function" as const,
-  function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
+  function: {
+    name: "get_weather",
+    description: "Weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
 };
 
 let platform: Platform;
@@ -66,11 +70,19 @@ async function simStats(model: string): Promise<{ requests: number; embeddings: 
 }
 
 async function setFaults(model: string, rate: number, kinds: string[]): Promise<void> {
-  const r = await fetch(`${engine(model).url}/sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rate, kinds }) });
+  const r = await fetch(`${engine(model).url}/sim/faults`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ rate, kinds }),
+  });
   expect(r.status).toBe(200);
 }
 
-async function raw(path: string, body?: unknown, init: { base?: string; rawBody?: string } = {}): Promise<{ status: number; json: Record<string, unknown>; text: string; headers: Headers }> {
+async function raw(
+  path: string,
+  body?: unknown,
+  init: { base?: string; rawBody?: string } = {},
+): Promise<{ status: number; json: Record<string, unknown>; text: string; headers: Headers }> {
   const r = await fetch(`${init.base ?? platform.openaiURL}${path}`, {
     method: body === undefined && init.rawBody === undefined ? "GET" : "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}` },
@@ -143,7 +155,11 @@ describe("chat completions (vLLM)", () => {
   });
 
   it("answers response_format json_object and json_schema with JSON (the schema's required properties)", async () => {
-    const obj = await openai.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "a person as JSON" }], response_format: { type: "json_object" } });
+    const obj = await openai.chat.completions.create({
+      model: CHAT,
+      messages: [{ role: "user", content: "a person as JSON" }],
+      response_format: { type: "json_object" },
+    });
     expectSchema("CreateChatCompletionResponse", obj);
     expect(() => JSON.parse(obj.choices[0]!.message.content!)).not.toThrow();
     const schema = await openai.chat.completions.create({
@@ -151,7 +167,11 @@ describe("chat completions (vLLM)", () => {
       messages: [{ role: "user", content: "a person" }],
       response_format: {
         type: "json_schema",
-        json_schema: { name: "person", strict: true, schema: { type: "object", properties: { name: { type: "string" }, age: { type: "integer", minimum: 3 } }, required: ["name", "age"] } },
+        json_schema: {
+          name: "person",
+          strict: true,
+          schema: { type: "object", properties: { name: { type: "string" }, age: { type: "integer", minimum: 3 } }, required: ["name", "age"] },
+        },
       },
     });
     expectSchema("CreateChatCompletionResponse", schema);
@@ -161,7 +181,12 @@ describe("chat completions (vLLM)", () => {
   });
 
   it("answers tools with tool_calls (tool_choice required and by name), non-streaming", async () => {
-    const c = await openai.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "Weather in Paris?" }], tools: [WEATHER_TOOL], tool_choice: "required" });
+    const c = await openai.chat.completions.create({
+      model: CHAT,
+      messages: [{ role: "user", content: "Weather in Paris?" }],
+      tools: [WEATHER_TOOL],
+      tool_choice: "required",
+    });
     expectSchema("CreateChatCompletionResponse", c);
     expect(c.choices[0]!.finish_reason).toBe("tool_calls");
     const call = c.choices[0]!.message.tool_calls![0]!;
@@ -215,7 +240,15 @@ describe("chat completions (vLLM)", () => {
   });
 
   it("streams logprobs in OpenAI's shape, and n=2 text with usage on the last finish chunk (no usage-only chunk without include_usage)", async () => {
-    const stream = await openai.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "hi" }], n: 2, max_tokens: 5, logprobs: true, top_logprobs: 2, stream: true });
+    const stream = await openai.chat.completions.create({
+      model: CHAT,
+      messages: [{ role: "user", content: "hi" }],
+      n: 2,
+      max_tokens: 5,
+      logprobs: true,
+      top_logprobs: 2,
+      stream: true,
+    });
     const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
     for await (const chunk of stream) {
       expectSchema("CreateChatCompletionStreamResponse", chunk);
@@ -232,7 +265,20 @@ describe("chat completions (vLLM)", () => {
 
 describe("text completions (vLLM)", () => {
   it("echo + logprobs, n, stop, penalties and extra knobs, non-streaming", async () => {
-    const c = await openai.completions.create({ model: CHAT, prompt: "Once upon a time", max_tokens: 6, echo: true, logprobs: 2, n: 2, stop: "END", seed: 3, presence_penalty: 0.1, frequency_penalty: 0.1, user: "u", ...EXTRA_SAMPLING });
+    const c = await openai.completions.create({
+      model: CHAT,
+      prompt: "Once upon a time",
+      max_tokens: 6,
+      echo: true,
+      logprobs: 2,
+      n: 2,
+      stop: "END",
+      seed: 3,
+      presence_penalty: 0.1,
+      frequency_penalty: 0.1,
+      user: "u",
+      ...EXTRA_SAMPLING,
+    });
     expectSchema("CreateCompletionResponse", c);
     expect(c.choices).toHaveLength(2);
     expect(c.choices[0]!.text.startsWith("Once upon a time")).toBe(true);
@@ -259,7 +305,13 @@ describe("TGI-backed model", () => {
     const c = await openai.chat.completions.create({ model: TGI, messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0.5, seed: 1 });
     expectSchema("CreateChatCompletionResponse", c);
     expect(c.usage?.completion_tokens).toBe(8);
-    const stream = await openai.chat.completions.create({ model: TGI, messages: [{ role: "user", content: "Hello" }], max_tokens: 8, stream: true, stream_options: { include_usage: true } });
+    const stream = await openai.chat.completions.create({
+      model: TGI,
+      messages: [{ role: "user", content: "Hello" }],
+      max_tokens: 8,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let finishUsage: number | undefined;
     for await (const chunk of stream) {
@@ -307,7 +359,9 @@ describe("TGI-backed model", () => {
   });
 
   it("normalises TGI's {error, error_type} into OpenAI's error JSON", async () => {
-    const err = (await openai.completions.create({ model: TGI, prompt: "hi", max_tokens: 100_000 }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
+    const err = (await openai.completions.create({ model: TGI, prompt: "hi", max_tokens: 100_000 }).catch((e: unknown) => e)) as InstanceType<
+      typeof OpenAI.APIError
+    >;
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.message).toContain("max_new_tokens");
     expectSchema("ErrorResponse", { error: err.error });
@@ -354,7 +408,9 @@ describe("embeddings", () => {
     it(`${model}: concurrent requests are coalesced into fewer engine calls, each answered with its own vectors`, async () => {
       const before = await simStats(model);
       const texts = Array.from({ length: 32 }, (_, i) => `concurrent text number ${i}`);
-      const results = await Promise.all(texts.map((t, i) => openai.embeddings.create({ model, input: t, ...(i % 2 ? { encoding_format: "float" as const } : {}) })));
+      const results = await Promise.all(
+        texts.map((t, i) => openai.embeddings.create({ model, input: t, ...(i % 2 ? { encoding_format: "float" as const } : {}) })),
+      );
       const after = await simStats(model);
       expect(after.embeddings.inputs - before.embeddings.inputs).toBe(32);
       expect(after.embeddings.calls - before.embeddings.calls).toBeLessThan(32);
@@ -372,7 +428,14 @@ function pngSize(b64: string): { width: number; height: number; signature: strin
 
 describe("images", () => {
   it("generates n real PNGs of the asked size (quality and style accepted), FLUX schnell by default", async () => {
-    const r = await openai.images.generate({ prompt: "A photo of an astronaut riding a horse on Mars.", size: "1024x768" as "1024x1024", n: 2, quality: "hd", style: "vivid", response_format: "b64_json" });
+    const r = await openai.images.generate({
+      prompt: "A photo of an astronaut riding a horse on Mars.",
+      size: "1024x768" as "1024x1024",
+      n: 2,
+      quality: "hd",
+      style: "vivid",
+      response_format: "b64_json",
+    });
     expectSchema("ImagesResponse", r);
     expect(r.data).toHaveLength(2);
     for (const d of r.data!) expect(pngSize(d.b64_json!)).toEqual({ signature: "89504e470d0a1a0a", width: 1024, height: 768 });
@@ -476,17 +539,23 @@ describe("errors", () => {
       expectSchema("ErrorResponse", r.json);
       expect((r.json.error as { param: string | null }).param, `${path} ${JSON.stringify(body)}`).toBe(param);
     }
-    const viaClient = await openai.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "hi" }], temperature: 5 }).catch((e: unknown) => e);
+    const viaClient = await openai.chat.completions
+      .create({ model: CHAT, messages: [{ role: "user", content: "hi" }], temperature: 5 })
+      .catch((e: unknown) => e);
     expect(viaClient).toBeInstanceOf(OpenAI.BadRequestError);
     expect(await enqueued()).toBe(before);
   });
 
   it("answers a body over the limit with 413 in OpenAI's error shape, and queues nothing", async () => {
     const before = await enqueued();
-    const r = await raw("/chat/completions", undefined, { rawBody: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "x".repeat(BODY_LIMIT + 10) }] }) });
+    const r = await raw("/chat/completions", undefined, {
+      rawBody: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "x".repeat(BODY_LIMIT + 10) }] }),
+    });
     expect(r.status).toBe(413);
     expectSchema("ErrorResponse", r.json);
-    const err = (await openai.embeddings.create({ model: EMBED, input: "y".repeat(BODY_LIMIT + 10) }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
+    const err = (await openai.embeddings.create({ model: EMBED, input: "y".repeat(BODY_LIMIT + 10) }).catch((e: unknown) => e)) as InstanceType<
+      typeof OpenAI.APIError
+    >;
     expect(err.status).toBe(413);
     expect(await enqueued()).toBe(before);
   });
@@ -501,7 +570,9 @@ describe("errors", () => {
   it("an engine failure before the stream is a 5xx APIError; after the stream started it is one error event, then the end", async () => {
     await setFaults(CHAT, 1, ["server_error"]);
     try {
-      const err = (await openai.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 3 }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
+      const err = (await openai.chat.completions
+        .create({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 3 })
+        .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
       expect(err).toBeInstanceOf(OpenAI.APIError);
       expect(err.status).toBeGreaterThanOrEqual(500);
       expectSchema("ErrorResponse", { error: err.error });

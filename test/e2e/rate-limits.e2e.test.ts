@@ -126,7 +126,10 @@ describe("limits hold across two gateway processes", () => {
     events.sort((a, b) => a.t - b.t || a.d - b.d);
     let open = 0;
     let most = 0;
-    for (const e of events) most = Math.max(most, (open += e.d));
+    for (const e of events) {
+      open += e.d;
+      most = Math.max(most, open);
+    }
     expect(most).toBeLessThanOrEqual(3);
     for (const r of ok) expect(r.body).toContain("data: [DONE]");
   });
@@ -147,7 +150,9 @@ describe("the official client", () => {
       return fetch(input, init);
     };
     const strict = new OpenAI({ apiKey: key, baseURL: gw2.openaiURL, maxRetries: 0 });
-    await expect(strict.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 2 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    await expect(strict.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 2 })).rejects.toBeInstanceOf(
+      OpenAI.RateLimitError,
+    );
     const patient = new OpenAI({ apiKey: key, baseURL: gw2.openaiURL, fetch: counting }); // default: 2 retries
     const t0 = Date.now();
     const done = await patient.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 2 });

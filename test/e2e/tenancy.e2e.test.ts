@@ -24,7 +24,14 @@ interface Json {
   [k: string]: unknown;
 }
 
-async function api(base: string, method: string, path: string, key: string | undefined, body?: unknown, raw?: string): Promise<{ status: number; json: Json; headers: Headers }> {
+async function api(
+  base: string,
+  method: string,
+  path: string,
+  key: string | undefined,
+  body?: unknown,
+  raw?: string,
+): Promise<{ status: number; json: Json; headers: Headers }> {
   const headers: Record<string, string> = {};
   if (key) headers.authorization = `Bearer ${key}`;
   if (body !== undefined || raw !== undefined) headers["content-type"] = "application/json";
@@ -72,14 +79,25 @@ afterAll(async () => {
 
 describe("admin API", () => {
   it("creates a key whose secret is shown once, stored only as its SHA-256, listed by prefix only", async () => {
-    const r = await api(platform.baseURL, "POST", "/admin/api-keys", platform.adminKey, { tenant_id: tenantA, name: "ci", scopes: ["inference"], rpm: 100, tpm: 10000, max_concurrent: 5 });
+    const r = await api(platform.baseURL, "POST", "/admin/api-keys", platform.adminKey, {
+      tenant_id: tenantA,
+      name: "ci",
+      scopes: ["inference"],
+      rpm: 100,
+      tpm: 10000,
+      max_concurrent: 5,
+    });
     expect(r.status).toBe(201);
     const secret = r.json.secret as string;
     secrets.push(secret);
     expect(secret).toMatch(/^sk-[A-Za-z0-9_-]{43}$/); // 32 random bytes
     expect(r.json).toMatchObject({ object: "api_key", tenant_id: tenantA, scopes: ["inference"], rpm: 100, tpm: 10000, max_concurrent: 5, revoked_at: null });
     expect(secret.startsWith((r.json.prefix as string).replace("…", ""))).toBe(true);
-    const row = await db.selectFrom("api_keys").selectAll().where("id", "=", r.json.id as string).executeTakeFirstOrThrow();
+    const row = await db
+      .selectFrom("api_keys")
+      .selectAll()
+      .where("id", "=", r.json.id as string)
+      .executeTakeFirstOrThrow();
     expect(row.hash).toBe(hashSecret(secret));
     expect(JSON.stringify(row)).not.toContain(secret);
 
@@ -98,7 +116,10 @@ describe("admin API", () => {
   });
 
   it("answers malformed, invalid and oversized bodies with 400/413 naming the field, and changes nothing", async () => {
-    const count = async () => (await db.selectFrom("api_keys").select(db.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n + "/" + (await db.selectFrom("tenants").select(db.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n;
+    const count = async () =>
+      (await db.selectFrom("api_keys").select(db.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n +
+      "/" +
+      (await db.selectFrom("tenants").select(db.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n;
     const before = await count();
     const post = (path: string, body?: unknown, raw?: string) => api(platform.baseURL, "POST", path, platform.adminKey, body, raw);
     const cases: [string, unknown, string | undefined, number, string | null][] = [
@@ -127,7 +148,12 @@ describe("admin API", () => {
 
   it("refuses non-admin keys (403) and requests without a valid key (401)", async () => {
     const k = await createKey(tenantA, ["inference", "deploy"]);
-    for (const [method, path] of [["GET", "/admin/tenants"], ["POST", "/admin/tenants"], ["GET", "/admin/api-keys"], ["DELETE", `/admin/api-keys/${k.id}`]] as const) {
+    for (const [method, path] of [
+      ["GET", "/admin/tenants"],
+      ["POST", "/admin/tenants"],
+      ["GET", "/admin/api-keys"],
+      ["DELETE", `/admin/api-keys/${k.id}`],
+    ] as const) {
       const r = await api(platform.baseURL, method, path, k.secret, method === "POST" ? { name: "sneaky" } : undefined);
       expect(r.status, `${method} ${path}`).toBe(403);
       expect(errorOf(r.json).code).toBe("permission_denied");

@@ -58,7 +58,13 @@ afterAll(async () => {
 });
 
 function body(i: number, stream: boolean): Record<string, unknown> {
-  return { model: MODEL, messages: [{ role: "user", content: `Question number ${i}: tell me about lamb, in detail.` }], max_tokens: 40 + (i % 5) * 30, stream, ...(i % 7 === 0 ? { n: 2, temperature: 1 } : {}) };
+  return {
+    model: MODEL,
+    messages: [{ role: "user", content: `Question number ${i}: tell me about lamb, in detail.` }],
+    max_tokens: 40 + (i % 5) * 30,
+    stream,
+    ...(i % 7 === 0 ? { n: 2, temperature: 1 } : {}),
+  };
 }
 
 /** One request; `leaveAfterMs` drops the connection at that time (undefined: read to the end). */
@@ -114,7 +120,9 @@ describe("usage records", () => {
 
   it("records one row per request with tokens, status, timing and the model's price", async () => {
     const sdk = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
-    const { data, request_id } = await sdk.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "price me" }], max_tokens: 9 }).withResponse();
+    const { data, request_id } = await sdk.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: "price me" }], max_tokens: 9 })
+      .withResponse();
     expect(request_id).toBeTruthy();
     // Catalog prices: $0.03 / M input, $0.06 / M output.
     const expected = (data.usage!.prompt_tokens * 0.03 + data.usage!.completion_tokens * 0.06) / 1e6;
@@ -156,20 +164,30 @@ describe("usage records", () => {
 describe("GET /v1/usage", () => {
   it("groups a tenant's usage by model, day and key, and agrees with the records", async () => {
     const sums = await usageTotals(db, {});
-    const byModel = await (await fetch(`${platform.baseURL}/v1/usage?group_by=model`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as {
+    const byModel = (await (
+      await fetch(`${platform.baseURL}/v1/usage?group_by=model`, { headers: { authorization: `Bearer ${platform.adminKey}` } })
+    ).json()) as {
       data: { model: string; requests: number; prompt_tokens: number; completion_tokens: number; total_tokens: number; cost_usd: number }[];
       total: { requests: number; prompt_tokens: number; completion_tokens: number };
     };
     expect(byModel.data.map((r) => r.model)).toEqual([MODEL]);
     // Every request so far was the admin tenant's.
     expect(byModel.total).toMatchObject({ requests: sums.requests, prompt_tokens: sums.promptTokens, completion_tokens: sums.completionTokens });
-    const byDay = await (await fetch(`${platform.baseURL}/v1/usage?group_by=day&from=${new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)}`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { data: { day: string; requests: number }[] };
+    const byDay = (await (
+      await fetch(`${platform.baseURL}/v1/usage?group_by=day&from=${new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)}`, {
+        headers: { authorization: `Bearer ${platform.adminKey}` },
+      })
+    ).json()) as { data: { day: string; requests: number }[] };
     expect(byDay.data[0]?.day).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     expect(byDay.data.reduce((n, r) => n + r.requests, 0)).toBe(sums.requests);
-    const byKey = await (await fetch(`${platform.baseURL}/v1/usage?group_by=key`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { data: { key_id: string }[] };
+    const byKey = (await (await fetch(`${platform.baseURL}/v1/usage?group_by=key`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json()) as {
+      data: { key_id: string }[];
+    };
     expect(byKey.data.length).toBe(1);
     // A window in the past holds nothing.
-    const past = await (await fetch(`${platform.baseURL}/v1/usage?from=1000000000&to=1000003600`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { data: unknown[] };
+    const past = (await (
+      await fetch(`${platform.baseURL}/v1/usage?from=1000000000&to=1000003600`, { headers: { authorization: `Bearer ${platform.adminKey}` } })
+    ).json()) as { data: unknown[] };
     expect(past.data).toEqual([]);
   });
 

@@ -168,7 +168,11 @@ describe("bad input", () => {
   it("answers malformed JSON, missing and mistyped fields and an unknown role with 400 naming the field, and queues nothing", async () => {
     const gatewayBefore = await metricsAt(`${platform.baseURL}/metrics`);
     const post = (body: string) =>
-      fetch(`${platform.openaiURL}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}` }, body });
+      fetch(`${platform.openaiURL}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}` },
+        body,
+      });
     const cases: [string, string | null][] = [
       ['{"model": "x", "messages": [', null],
       [JSON.stringify({ model: MODEL }), "messages"],
@@ -188,7 +192,9 @@ describe("bad input", () => {
       expect(j.error.message.length).toBeGreaterThan(0);
       expect(j.error.param, body).toBe(param);
     }
-    const rejected = await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], temperature: 5 }).catch((e: unknown) => e);
+    const rejected = await openai.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: "hi" }], temperature: 5 })
+      .catch((e: unknown) => e);
     expect(rejected).toBeInstanceOf(OpenAI.BadRequestError);
     const gatewayAfter = await metricsAt(`${platform.baseURL}/metrics`);
     expect(metricSum(gatewayAfter, "gateway_enqueued_total")).toBe(metricSum(gatewayBefore, "gateway_enqueued_total"));

@@ -137,7 +137,12 @@ export async function chatCall(o: CallOptions): Promise<RequestRecord> {
     res = await fetch(`${o.baseURL}/v1/openai/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${o.key}`, "x-request-id": o.requestId },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: o.prompt ?? `Tell me a story, ${o.requestId}` }], max_tokens: o.maxTokens, stream: o.stream }),
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: o.prompt ?? `Tell me a story, ${o.requestId}` }],
+        max_tokens: o.maxTokens,
+        stream: o.stream,
+      }),
       signal,
     });
   } catch (err) {
@@ -165,14 +170,18 @@ export async function chatCall(o: CallOptions): Promise<RequestRecord> {
     if (!isOpenAIError(j)) return done({ kind: "violation", detail: `status ${res.status} with a body that is not OpenAI's error: ${text.slice(0, 200)}` });
     return done({ kind: "error", status: res.status, code: (j.error.code as string | null) ?? null, midStream: false });
   }
-  if (res.headers.get("x-request-id") !== o.requestId) return done({ kind: "violation", detail: `x-request-id ${res.headers.get("x-request-id")} is not ${o.requestId}` });
+  if (res.headers.get("x-request-id") !== o.requestId)
+    return done({ kind: "violation", detail: `x-request-id ${res.headers.get("x-request-id")} is not ${o.requestId}` });
   if (!o.stream) {
     const j = JSON.parse(text) as { usage?: { prompt_tokens: number; completion_tokens: number } };
     if (!j.usage) return done({ kind: "violation", detail: "a 200 without usage" });
     return done({ kind: "completed", promptTokens: j.usage.prompt_tokens, completionTokens: j.usage.completion_tokens });
   }
   // SSE: data frames; [DONE] last; an error frame ends it.
-  const frames = text.split("\n\n").filter((f) => f.trim().length > 0).map((f) => f.replace(/^data: /, ""));
+  const frames = text
+    .split("\n\n")
+    .filter((f) => f.trim().length > 0)
+    .map((f) => f.replace(/^data: /, ""));
   let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
   let dones = 0;
   for (let i = 0; i < frames.length; i++) {
@@ -212,7 +221,15 @@ export interface Load {
 }
 
 /** `concurrency` workers, each calling back to back until stopped (streaming unless told). */
-export function startLoad(o: { baseURL: string; key: string; label: string; concurrency: number; maxTokens?: number; stream?: boolean; pauseMs?: number }): Load {
+export function startLoad(o: {
+  baseURL: string;
+  key: string;
+  label: string;
+  concurrency: number;
+  maxTokens?: number;
+  stream?: boolean;
+  pauseMs?: number;
+}): Load {
   const records: RequestRecord[] = [];
   let stopping = false;
   let inflight = 0;
@@ -392,7 +409,7 @@ export async function expectUsageMatchesClients(platform: Platform, records: Req
   const wrong: string[] = [];
   for (const [id, u] of done) {
     const row = byId.get(id)?.[0];
-    if (!row || row.status !== "ok") missing.push(`${id} (${row?.status ?? "no row"})`);
+    if (row?.status !== "ok") missing.push(`${id} (${row?.status ?? "no row"})`);
     else if (row.prompt_tokens !== u.promptTokens || row.completion_tokens !== u.completionTokens) wrong.push(id);
   }
   const extra = rows.filter((row) => row.status === "ok" && !done.has(row.request_id)).map((row) => row.request_id);
@@ -409,7 +426,11 @@ export async function expectUsageMatchesClients(platform: Platform, records: Req
 export function expectUsageMatchesEngines(rows: UsageRow[], watch: EngineWatch, slack = 0): void {
   const ok = rows.filter((r) => r.status === "ok");
   const t = watch.totals();
-  const billed = { completed: ok.length, promptTokens: ok.reduce((n, r) => n + r.prompt_tokens, 0), completionTokens: ok.reduce((n, r) => n + r.completion_tokens, 0) };
+  const billed = {
+    completed: ok.length,
+    promptTokens: ok.reduce((n, r) => n + r.prompt_tokens, 0),
+    completionTokens: ok.reduce((n, r) => n + r.completion_tokens, 0),
+  };
   if (slack === 0) {
     expect(billed).toEqual({ completed: t.completed, promptTokens: t.promptTokens, completionTokens: t.completionTokens });
   } else {
@@ -436,8 +457,22 @@ export async function expectNothingOpen(platform: Platform, watch: EngineWatch):
 export async function expectServesNormally(platform: Platform, label: string): Promise<void> {
   const end = Date.now() + 30_000;
   for (let i = 0; ; i++) {
-    const a = await chatCall({ baseURL: platform.baseURL, key: platform.adminKey, requestId: `after-${label}-${randomBytes(4).toString("hex")}-${i}`, maxTokens: 5, stream: true, timeoutMs: 15_000 });
-    const b = await chatCall({ baseURL: platform.baseURL, key: platform.adminKey, requestId: `after-${label}-${randomBytes(4).toString("hex")}-${i}b`, maxTokens: 5, stream: false, timeoutMs: 15_000 });
+    const a = await chatCall({
+      baseURL: platform.baseURL,
+      key: platform.adminKey,
+      requestId: `after-${label}-${randomBytes(4).toString("hex")}-${i}`,
+      maxTokens: 5,
+      stream: true,
+      timeoutMs: 15_000,
+    });
+    const b = await chatCall({
+      baseURL: platform.baseURL,
+      key: platform.adminKey,
+      requestId: `after-${label}-${randomBytes(4).toString("hex")}-${i}b`,
+      maxTokens: 5,
+      stream: false,
+      timeoutMs: 15_000,
+    });
     if (a.outcome.kind === "completed" && b.outcome.kind === "completed") return;
     if (Date.now() > end) expect([a.outcome, b.outcome]).toEqual([{ kind: "completed" }, { kind: "completed" }]);
     await sleep(500);

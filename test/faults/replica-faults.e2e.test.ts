@@ -43,7 +43,11 @@ async function setFaults(rate: number, kinds: string[]): Promise<void> {
     // A replica the runtime is restarting may not listen yet: try for a while.
     for (let i = 0; ; i++) {
       try {
-        const res = await fetch(`${r.engineUrl}/sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rate, kinds }) });
+        const res = await fetch(`${r.engineUrl}/sim/faults`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ rate, kinds }),
+        });
         expect(res.status).toBe(200);
         break;
       } catch (err) {

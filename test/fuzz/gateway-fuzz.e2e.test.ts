@@ -24,7 +24,12 @@ let gatewayPid = 0;
 const secrets: string[] = [];
 
 beforeAll(async () => {
-  platform = await startPlatform({ label: "fuzz", readyTimeoutMs: 240_000, catalog: ["chat", "embeddings"], env: { REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS), BODY_LIMIT_BYTES: String(2 * 1024 * 1024) } });
+  platform = await startPlatform({
+    label: "fuzz",
+    readyTimeoutMs: 240_000,
+    catalog: ["chat", "embeddings"],
+    env: { REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS), BODY_LIMIT_BYTES: String(2 * 1024 * 1024) },
+  });
   secrets.push(platform.adminKey);
   gatewayPid = servicePids(platform.pid, "gateway")[0] ?? 0;
   expect(gatewayPid).toBeGreaterThan(0);
@@ -67,13 +72,32 @@ function randomValue(rnd: () => number, depth = 0): unknown {
       return Array.from({ length: Math.floor(rnd() * 4) }, () => randomValue(rnd, depth + 1));
     default: {
       const o: Record<string, unknown> = {};
-      for (let i = Math.floor(rnd() * 4); i > 0; i--) o[["role", "content", "model", "messages", "__proto__", "constructor", "x"][Math.floor(rnd() * 7)]!] = randomValue(rnd, depth + 1);
+      for (let i = Math.floor(rnd() * 4); i > 0; i--)
+        o[["role", "content", "model", "messages", "__proto__", "constructor", "x"][Math.floor(rnd() * 7)]!] = randomValue(rnd, depth + 1);
       return o;
     }
   }
 }
 
-const FIELDS = ["model", "messages", "prompt", "input", "max_tokens", "temperature", "stream", "n", "stop", "top_p", "seed", "stream_options", "response_format", "size", "tools", "logit_bias", "user"];
+const FIELDS = [
+  "model",
+  "messages",
+  "prompt",
+  "input",
+  "max_tokens",
+  "temperature",
+  "stream",
+  "n",
+  "stop",
+  "top_p",
+  "seed",
+  "stream_options",
+  "response_format",
+  "size",
+  "tools",
+  "logit_bias",
+  "user",
+];
 
 function mutate(rnd: () => number, base: Record<string, unknown>): Record<string, unknown> {
   const o = structuredClone(base) as Record<string, unknown>;
@@ -128,13 +152,26 @@ function makeCases(rnd: () => number, n: number): Case[] {
       case 7: {
         name = "truncated or random bytes";
         const valid = Buffer.from(JSON.stringify(VALID[path]));
-        body = rnd() < 0.5 ? valid.subarray(0, Math.floor(rnd() * valid.length)) : Buffer.from(Array.from({ length: Math.floor(rnd() * 200) }, () => Math.floor(rnd() * 256)));
+        body =
+          rnd() < 0.5
+            ? valid.subarray(0, Math.floor(rnd() * valid.length))
+            : Buffer.from(Array.from({ length: Math.floor(rnd() * 200) }, () => Math.floor(rnd() * 256)));
         break;
       }
       case 8:
         name = "bad content-type";
         body = Buffer.from(JSON.stringify(VALID[path]));
-        headers = { authorization: json.authorization, "content-type": ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset=latin-1", "", "application/jsonx"][Math.floor(rnd() * 6)]! };
+        headers = {
+          authorization: json.authorization,
+          "content-type": [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=latin-1",
+            "",
+            "application/jsonx",
+          ][Math.floor(rnd() * 6)]!,
+        };
         break;
       default:
         name = "wrong types in every field";
@@ -151,7 +188,12 @@ interface Answer {
 }
 
 async function send(c: Case): Promise<Answer> {
-  const res = await fetch(`${platform.openaiURL}${c.path}`, { method: "POST", headers: c.headers, body: new Uint8Array(c.body), signal: AbortSignal.timeout(30_000) });
+  const res = await fetch(`${platform.openaiURL}${c.path}`, {
+    method: "POST",
+    headers: c.headers,
+    body: new Uint8Array(c.body),
+    signal: AbortSignal.timeout(30_000),
+  });
   return { status: res.status, text: await res.text() };
 }
 
@@ -186,14 +228,21 @@ describe("hostile input: random and mutated bodies", () => {
     const delta = (name: string, match: Record<string, string> = {}) => metricSum(after, name, match) - metricSum(before, name, match);
     // Every job the gateway enqueued went to an engine (served, or refused by the engine itself);
     // everything the gateway rejected was rejected before the queue.
-    expect(delta("gateway_enqueued_total")).toBe(delta("gateway_agent_calls_total", { outcome: "ok" }) + delta("gateway_agent_calls_total", { outcome: "engine_error" }));
+    expect(delta("gateway_enqueued_total")).toBe(
+      delta("gateway_agent_calls_total", { outcome: "ok" }) + delta("gateway_agent_calls_total", { outcome: "engine_error" }),
+    );
     expect(delta("gateway_agent_calls_total", { outcome: "ok" })).toBe(ok);
     expect(delta("gateway_errors_total", { code: "internal" })).toBe(0);
     expect(sampleProcess(gatewayPid)!.rssKb - rss0).toBeLessThan(400 * 1024);
   }, 240_000);
 
   it("answers a body over the limit with 413 in OpenAI's shape", async () => {
-    const a = await send({ name: "too large", path: "/chat/completions", headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}` }, body: Buffer.alloc(3 * 1024 * 1024, 0x20) });
+    const a = await send({
+      name: "too large",
+      path: "/chat/completions",
+      headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}` },
+      body: Buffer.alloc(3 * 1024 * 1024, 0x20),
+    });
     expect(a.status).toBe(413);
     expectOpenAIAnswer(a, "too large");
   });
@@ -210,7 +259,10 @@ describe("hostile input: random and mutated bodies", () => {
 });
 
 /** A raw HTTP exchange on a socket; resolves with what the server sent when it closes (or at `timeoutMs`). */
-function raw(head: string, opts: { bodyBytes?: Buffer; byteEveryMs?: number; timeoutMs: number }): Promise<{ text: string; closedAfterMs: number; closed: boolean }> {
+function raw(
+  head: string,
+  opts: { bodyBytes?: Buffer; byteEveryMs?: number; timeoutMs: number },
+): Promise<{ text: string; closedAfterMs: number; closed: boolean }> {
   return new Promise((resolve) => {
     const url = new URL(platform.baseURL);
     const started = Date.now();
@@ -304,8 +356,20 @@ describe("hostile input: slow-loris and header abuse", () => {
       answers.push({ status: res.status, text: await res.text() });
     };
     await post(many);
-    await post([["authorization", `Bearer ${platform.adminKey}`], ["authorization", "Bearer sk-other"], ["content-type", "application/json"]]);
-    for (const auth of ["Bearer", "Bearer ", "Basic abc", `bearer ${platform.adminKey}`, `Bearer ${"k".repeat(10_000)}`, "Bearer \u00ff\u00fe", `Bearer  ${platform.adminKey} `]) {
+    await post([
+      ["authorization", `Bearer ${platform.adminKey}`],
+      ["authorization", "Bearer sk-other"],
+      ["content-type", "application/json"],
+    ]);
+    for (const auth of [
+      "Bearer",
+      "Bearer ",
+      "Basic abc",
+      `bearer ${platform.adminKey}`,
+      `Bearer ${"k".repeat(10_000)}`,
+      "Bearer \u00ff\u00fe",
+      `Bearer  ${platform.adminKey} `,
+    ]) {
       await post({ authorization: auth, "content-type": "application/json" });
     }
     for (const a of answers) expectOpenAIAnswer(a, "header abuse");

@@ -6,7 +6,8 @@ export class Rng {
   }
   /** Uniform in [0, 1). */
   next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) | 0);
+    this.s = (this.s + 0x6d2b79f5) | 0;
+    let t = this.s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -25,7 +26,7 @@ export class Rng {
   /** Log-normal with the given median and log-space sigma, rounded and clamped. */
   lognormalInt(median: number, sigma: number, lo: number, hi: number): number {
     const x = Math.round(median * Math.exp(sigma * this.normal()));
-    return x < lo ? lo : x > hi ? hi : x;
+    return Math.min(Math.max(x, lo), hi);
   }
   /** Geometric number of trials ≥ 1 with success probability p. */
   geometric(p: number): number {
@@ -40,7 +41,7 @@ export class Zipf {
     this.cdf = new Float64Array(n);
     let sum = 0;
     for (let k = 0; k < n; k++) {
-      sum += 1 / Math.pow(k + 1, s);
+      sum += 1 / (k + 1) ** s;
       this.cdf[k] = sum;
     }
     for (let k = 0; k < n; k++) this.cdf[k]! /= sum;

@@ -46,13 +46,21 @@ describe("cluster simulator", () => {
 
   it("prefix-affinity beats round-robin on prefix hit rate and TTFT on shared prefixes", () => {
     const w = sharedPrefix({ requests: 6000, replicas: 8, seed: 5, cost: DEFAULT_COST, load: 2 });
-    const res = runExperiment("shared-prefix", w, { replicas: 8, cost: DEFAULT_COST, policies: ["round-robin", "prefix-affinity"], reportLagMs: 0, seed: 5, contrast: false });
+    const res = runExperiment("shared-prefix", w, {
+      replicas: 8,
+      cost: DEFAULT_COST,
+      policies: ["round-robin", "prefix-affinity"],
+      reportLagMs: 0,
+      seed: 5,
+      contrast: false,
+    });
     const rr = res.policies["round-robin"]!;
     const pa = res.policies["prefix-affinity"]!;
     expect(pa.prefix_hit_rate as number).toBeGreaterThan((rr.prefix_hit_rate as number) + 0.1);
     expect(pa.ttft_ms_p99 as number).toBeLessThan(rr.ttft_ms_p99 as number);
     for (const p of [rr, pa]) {
-      for (const k of ["throughput_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "prefix_hit_rate", "max_service_gap_tokens"]) expect(typeof p[k]).toBe("number");
+      for (const k of ["throughput_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "prefix_hit_rate", "max_service_gap_tokens"])
+        expect(typeof p[k]).toBe("number");
       expect(p.max_service_gap_tokens as number).toBeLessThanOrEqual(res.vtc_bound_tokens);
     }
   });

@@ -126,7 +126,16 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const remaining = new Int32Array(n);
 
   // Per replica.
-  const views: ReplicaView[] = Array.from({ length: R }, (_, i) => ({ id: `r${i}`, capacity: cap, running: 0, waiting: 0, inflight: 0, kvCacheUsage: 0, prefillTokens: 0, prefillAt: 0 }));
+  const views: ReplicaView[] = Array.from({ length: R }, (_, i) => ({
+    id: `r${i}`,
+    capacity: cap,
+    running: 0,
+    waiting: 0,
+    inflight: 0,
+    kvCacheUsage: 0,
+    prefillTokens: 0,
+    prefillAt: 0,
+  }));
   const indexOfId = new Map<string, number>(views.map((v, i) => [v.id, i]));
   // Replicas with room for any request, and with room beyond the reserved slots (for a backlogged tenant's).
   const roomFlag = new Uint8Array(R).fill(1);
@@ -239,7 +248,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     for (let k = 0; k < len && budget > 0; k++) {
       const q = ring[r * cap + ((head + k) % cap)]!;
       const rem = remaining[q]!;
-      const take = rem < budget ? rem : budget;
+      const take = Math.min(rem, budget);
       remaining[q] = rem - take;
       budget -= take;
       tokens += take;

@@ -63,7 +63,10 @@ export function fromRecords(name: string, records: readonly RequestRecord[], par
   const convs = new Map<string, number>();
   const idOf = (m: Map<string, number>, k: string): number => {
     let v = m.get(k);
-    if (v === undefined) m.set(k, (v = m.size));
+    if (v === undefined) {
+      v = m.size;
+      m.set(k, v);
+    }
     return v;
   };
   for (let i = 0; i < n; i++) {
@@ -92,7 +95,12 @@ export function readJsonl(path: string): Workload {
 export function writeJsonl(w: Workload, path: string): void {
   const out: string[] = [];
   for (let i = 0; i < w.n; i++) {
-    const r: RequestRecord = { t_ms: Math.round(w.t[i]! * 1000) / 1000, tenant: w.tenantNames[w.tenant[i]!]!, prompt_tokens: w.prompt[i]!, output_tokens: w.output[i]! };
+    const r: RequestRecord = {
+      t_ms: Math.round(w.t[i]! * 1000) / 1000,
+      tenant: w.tenantNames[w.tenant[i]!]!,
+      prompt_tokens: w.prompt[i]!,
+      output_tokens: w.output[i]!,
+    };
     if (w.prefix[i]! >= 0) {
       r.prefix_id = `sys-${w.prefix[i]!}`;
       r.prefix_tokens = w.prefixTokens[i]!;
@@ -110,7 +118,7 @@ export function onlyTenant(w: Workload, tenantName: string): Workload {
   for (let i = 0; i < w.n; i++) if (w.tenant[i] === t) keep.push(i);
   const pick = <A extends Float64Array | Int32Array>(a: A, make: (n: number) => A): A => {
     const b = make(keep.length);
-    keep.forEach((src, dst) => (b[dst] = a[src]!));
+    for (const [dst, src] of keep.entries()) b[dst] = a[src]!;
     return b;
   };
   return {
@@ -169,7 +177,7 @@ export function sharedPrefix(o: SharedPrefixOptions): Workload {
   let session = 0;
   // Sessions keep starting until the horizon, so every request before it is generated (a
   // stationary stream after a ~1 min ramp-up); the first `requests` arrivals are kept.
-  let horizon = o.requests / rps * 1000 + 120_000;
+  let horizon = (o.requests / rps) * 1000 + 120_000;
   const before = (): number => records.reduce((n, r) => n + (r.t_ms < horizon ? 1 : 0), 0);
   for (;;) {
     while (t < horizon) {
@@ -184,7 +192,14 @@ export function sharedPrefix(o: SharedPrefixOptions): Workload {
         const msg = rng.lognormalInt(150, 0.8, 8, 4000);
         const out = rng.lognormalInt(180, 0.7, 8, 2048);
         const prompt = history + msg;
-        const r: RequestRecord = { t_ms: at, tenant: `tenant-${app % numTenants}`, prompt_tokens: prompt, output_tokens: out, prefix_id: app, prefix_tokens: sysLen[app]! };
+        const r: RequestRecord = {
+          t_ms: at,
+          tenant: `tenant-${app % numTenants}`,
+          prompt_tokens: prompt,
+          output_tokens: out,
+          prefix_id: app,
+          prefix_tokens: sysLen[app]!,
+        };
         if (conv !== undefined) r.conversation = conv;
         records.push(r);
         history = prompt + out;
@@ -196,7 +211,14 @@ export function sharedPrefix(o: SharedPrefixOptions): Workload {
   }
   records.sort((a, b) => a.t_ms - b.t_ms);
   records.length = o.requests;
-  return fromRecords("shared-prefix", records, { load, rps: Math.round(rps), prefixes: numPrefixes, tenants: numTenants, mean_turns: meanTurns, think_ms: 20_000 });
+  return fromRecords("shared-prefix", records, {
+    load,
+    rps: Math.round(rps),
+    prefixes: numPrefixes,
+    tenants: numTenants,
+    mean_turns: meanTurns,
+    think_ms: 20_000,
+  });
 }
 
 export interface NoisyNeighbourOptions {
@@ -242,5 +264,10 @@ export function noisyNeighbour(o: NoisyNeighbourOptions): Workload {
     }
     records.push({ t_ms: t, tenant, prompt_tokens: rng.lognormalInt(500, 0.6, 16, 4096), output_tokens: rng.lognormalInt(150, 0.6, 8, 1024) });
   }
-  return fromRecords("noisy-neighbour", records, { heavy_x_capacity: rates.heavy, steady_x_capacity: rates.steady, light_x_capacity: rates.light, capacity_rps: Math.round(cap) });
+  return fromRecords("noisy-neighbour", records, {
+    heavy_x_capacity: rates.heavy,
+    steady_x_capacity: rates.steady,
+    light_x_capacity: rates.light,
+    capacity_rps: Math.round(cap),
+  });
 }

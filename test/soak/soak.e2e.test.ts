@@ -30,7 +30,14 @@ type Kind = "stream" | "whole" | "embedding" | "disconnect";
 async function one(kind: Kind, i: number): Promise<string> {
   const requestId = `soak-${randomBytes(3).toString("hex")}-${i}`;
   if (kind === "stream" || kind === "whole") {
-    const r = await chatCall({ baseURL: platform.baseURL, key: platform.adminKey, requestId, maxTokens: 5 + (i % 30), stream: kind === "stream", timeoutMs: 30_000 });
+    const r = await chatCall({
+      baseURL: platform.baseURL,
+      key: platform.adminKey,
+      requestId,
+      maxTokens: 5 + (i % 30),
+      stream: kind === "stream",
+      timeoutMs: 30_000,
+    });
     return r.outcome.kind === "completed" ? "ok" : r.outcome.kind === "error" ? `error:${r.outcome.status}` : `${r.outcome.kind}:${JSON.stringify(r.outcome)}`;
   }
   if (kind === "embedding") {
@@ -70,36 +77,40 @@ describe(`soak: ${SOAK_SECONDS} s at ${RATE_PER_S} requests/s, mixed streamed, w
   const samples: ProcessSample[] = [];
   const outcomes: Record<string, number> = {};
 
-  it("runs the load, sampling the gateway's memory and open descriptors", async () => {
-    // Warm up (JIT, pools, caches), then measure from a settled baseline.
-    await Promise.all(Array.from({ length: 20 }, (_, i) => one((["stream", "whole", "embedding", "disconnect"] as const)[i % 4]!, i)));
-    await sleep(1000);
-    const pending = new Set<Promise<void>>();
-    const end = Date.now() + SOAK_SECONDS * 1000;
-    let i = 0;
-    let nextSample = Date.now();
-    while (Date.now() < end) {
-      const kind: Kind = (["stream", "stream", "whole", "embedding", "disconnect"] as const)[i % 5]!;
-      const p = one(kind, i++).then((o) => {
-        outcomes[o] = (outcomes[o] ?? 0) + 1;
-      });
-      pending.add(p);
-      void p.finally(() => pending.delete(p));
-      if (Date.now() >= nextSample) {
-        const s = sampleProcess(gatewayPid);
-        if (s) samples.push(s);
-        nextSample = Date.now() + 1000;
+  it(
+    "runs the load, sampling the gateway's memory and open descriptors",
+    async () => {
+      // Warm up (JIT, pools, caches), then measure from a settled baseline.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => one((["stream", "whole", "embedding", "disconnect"] as const)[i % 4]!, i)));
+      await sleep(1000);
+      const pending = new Set<Promise<void>>();
+      const end = Date.now() + SOAK_SECONDS * 1000;
+      let i = 0;
+      let nextSample = Date.now();
+      while (Date.now() < end) {
+        const kind: Kind = (["stream", "stream", "whole", "embedding", "disconnect"] as const)[i % 5]!;
+        const p = one(kind, i++).then((o) => {
+          outcomes[o] = (outcomes[o] ?? 0) + 1;
+        });
+        pending.add(p);
+        void p.finally(() => pending.delete(p));
+        if (Date.now() >= nextSample) {
+          const s = sampleProcess(gatewayPid);
+          if (s) samples.push(s);
+          nextSample = Date.now() + 1000;
+        }
+        if (pending.size > 200) await Promise.race(pending);
+        await sleep(1000 / RATE_PER_S);
       }
-      if (pending.size > 200) await Promise.race(pending);
-      await sleep(1000 / RATE_PER_S);
-    }
-    await Promise.all(pending);
-    await sleep(1500);
-    const s = sampleProcess(gatewayPid);
-    if (s) samples.push(s);
-    console.log("[soak] outcomes", outcomes, "samples (rss MiB, fds)", samples.map((x) => `${Math.round(x.rssKb / 1024)}/${x.fds}`).join(" "));
-    expect(samples.length).toBeGreaterThan(3);
-  }, (SOAK_SECONDS + 180) * 1000);
+      await Promise.all(pending);
+      await sleep(1500);
+      const s = sampleProcess(gatewayPid);
+      if (s) samples.push(s);
+      console.log("[soak] outcomes", outcomes, "samples (rss MiB, fds)", samples.map((x) => `${Math.round(x.rssKb / 1024)}/${x.fds}`).join(" "));
+      expect(samples.length).toBeGreaterThan(3);
+    },
+    (SOAK_SECONDS + 180) * 1000,
+  );
 
   it("no error other than a 429/503 by design", () => {
     const bad = Object.keys(outcomes).filter((k) => k !== "ok" && k !== "error:429" && k !== "error:503");
@@ -124,7 +135,13 @@ describe(`soak: ${SOAK_SECONDS} s at ${RATE_PER_S} requests/s, mixed streamed, w
   });
 
   it("the gateway still serves and has no stream open", async () => {
-    const r = await chatCall({ baseURL: platform.baseURL, key: platform.adminKey, requestId: `soak-after-${randomBytes(4).toString("hex")}`, maxTokens: 3, stream: true });
+    const r = await chatCall({
+      baseURL: platform.baseURL,
+      key: platform.adminKey,
+      requestId: `soak-after-${randomBytes(4).toString("hex")}`,
+      maxTokens: 3,
+      stream: true,
+    });
     expect(r.outcome.kind).toBe("completed");
     const m = await (await fetch(`${platform.baseURL}/metrics`)).text();
     expect(metricSum(parseMetrics(m), "gateway_open_streams")).toBe(0);

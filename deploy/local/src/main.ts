@@ -103,8 +103,20 @@ try {
   };
   const adminKeyFile = join(dataDir, "admin.key");
   const adminKey = env.BOOTSTRAP_ADMIN_KEY ?? localSecret(dataDir, "admin.key", generateSecret);
-  start("scheduler", "services/scheduler/src/main.ts", { ...common, RUNTIME: "local", METRICS_PORT: env.SCHEDULER_METRICS_PORT ?? "0", METRICS_HOST: "127.0.0.1", LOCAL_LOG_DIR: env.LOCAL_LOG_DIR ?? join(dataDir, "logs") });
-  start("gateway", "services/gateway/src/main.ts", { ...common, PORT: String(port), HOST: env.HOST ?? "127.0.0.1", READY_REQUIRES_CATALOG: "true", BOOTSTRAP_ADMIN_KEY: adminKey });
+  start("scheduler", "services/scheduler/src/main.ts", {
+    ...common,
+    RUNTIME: "local",
+    METRICS_PORT: env.SCHEDULER_METRICS_PORT ?? "0",
+    METRICS_HOST: "127.0.0.1",
+    LOCAL_LOG_DIR: env.LOCAL_LOG_DIR ?? join(dataDir, "logs"),
+  });
+  start("gateway", "services/gateway/src/main.ts", {
+    ...common,
+    PORT: String(port),
+    HOST: env.HOST ?? "127.0.0.1",
+    READY_REQUIRES_CATALOG: "true",
+    BOOTSTRAP_ADMIN_KEY: adminKey,
+  });
 
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; !stopping; i++) {
@@ -127,7 +139,9 @@ try {
       : `admin key: in ${adminKeyFile}  →  export INFERA_TOKEN="$(cat '${adminKeyFile}')"   (or start with BOOTSTRAP_ADMIN_KEY=sk-… to choose it)`,
   );
   const body = chat ? `{"model": "${chat}", "messages": [{"role": "user", "content": "Hello!"}]}` : `{"model": "${catalog[0]?.name}", "input": "Hello!"}`;
-  log(`try: curl ${base}/v1/openai/${chat ? "chat/completions" : "embeddings"} -H "Authorization: Bearer $INFERA_TOKEN" -H "Content-Type: application/json" -d '${body}'`);
+  log(
+    `try: curl ${base}/v1/openai/${chat ? "chat/completions" : "embeddings"} -H "Authorization: Bearer $INFERA_TOKEN" -H "Content-Type: application/json" -d '${body}'`,
+  );
 } catch (err) {
   console.error(`[infera] could not start: ${(err as Error).message}`);
   await stopAll(1);

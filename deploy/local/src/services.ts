@@ -59,9 +59,13 @@ export async function ensureRedis(env: NodeJS.ProcessEnv, dataDir: string, log: 
   assertRedisUsable(installed, bin);
   const port = Number(env.LOCAL_REDIS_PORT ?? 63790);
   mkdirSync(dataDir, { recursive: true });
-  const child: ChildProcess = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", dataDir], {
-    stdio: "ignore",
-  });
+  const child: ChildProcess = spawn(
+    bin,
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", dataDir],
+    {
+      stdio: "ignore",
+    },
+  );
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 50 && !(await redisVersion(url)); i++) await new Promise((r) => setTimeout(r, 100));
   if (!(await redisVersion(url))) throw new Error(`redis-server (${bin}) did not answer on ${url}; is the port taken? Set LOCAL_REDIS_PORT.`);

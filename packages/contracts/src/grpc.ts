@@ -36,12 +36,7 @@ export function serviceDefinition<T extends GenServiceMethods>(service: GenServi
 
 type ClientMethod<I, O, Kind extends string> = Kind extends "server_streaming"
   ? (req: I, metadata?: grpc.Metadata, options?: grpc.CallOptions) => grpc.ClientReadableStream<O>
-  : (
-      req: I,
-      metadata: grpc.Metadata,
-      options: grpc.CallOptions,
-      callback: (err: grpc.ServiceError | null, res?: O) => void,
-    ) => grpc.ClientUnaryCall;
+  : (req: I, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, res?: O) => void) => grpc.ClientUnaryCall;
 
 export type TypedClient<T extends GenServiceMethods> = grpc.Client & {
   [K in keyof T]: ClientMethod<MessageShape<T[K]["input"]>, MessageShape<T[K]["output"]>, T[K]["methodKind"]>;
@@ -49,11 +44,16 @@ export type TypedClient<T extends GenServiceMethods> = grpc.Client & {
 
 export function clientConstructor<T extends GenServiceMethods>(
   service: GenService<T>,
-): new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => TypedClient<T> {
-  return grpc.makeGenericClientConstructor(
-    serviceDefinition(service) as unknown as grpc.ServiceDefinition,
-    service.typeName,
-  ) as unknown as new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => TypedClient<T>;
+): new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ClientOptions,
+) => TypedClient<T> {
+  return grpc.makeGenericClientConstructor(serviceDefinition(service) as unknown as grpc.ServiceDefinition, service.typeName) as unknown as new (
+    address: string,
+    credentials: grpc.ChannelCredentials,
+    options?: grpc.ClientOptions,
+  ) => TypedClient<T>;
 }
 
 /** The method map of a generated service, for TypedClient. */

@@ -35,7 +35,10 @@ export class SseParser {
   }
 
   private line(line: string): void {
-    if (line === "") return this.dispatch();
+    if (line === "") {
+      this.dispatch();
+      return;
+    }
     if (line.startsWith(":")) return;
     const colon = line.indexOf(":");
     const field = colon === -1 ? line : line.slice(0, colon);

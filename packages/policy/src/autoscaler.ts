@@ -12,15 +12,7 @@
  * - Always clamped to [minInstances, maxInstances].
  */
 
-export type ScaleReason =
-  | "scale_up_queue"
-  | "scale_up_load"
-  | "scale_down_idle"
-  | "scale_to_zero"
-  | "wake_from_zero"
-  | "hold"
-  | "clamp_min"
-  | "clamp_max";
+export type ScaleReason = "scale_up_queue" | "scale_up_load" | "scale_down_idle" | "scale_to_zero" | "wake_from_zero" | "hold" | "clamp_min" | "clamp_max";
 
 export const SCALE_REASONS: readonly ScaleReason[] = [
   "scale_up_queue",

@@ -30,7 +30,7 @@ export function pendingPrefill(r: Pick<ReplicaView, "prefillTokens" | "prefillAt
   const t = r.prefillTokens ?? 0;
   if (t <= 0) return 0;
   const left = t - (now - (r.prefillAt ?? now)) * tokensPerMs;
-  return left > 0 ? left : 0;
+  return Math.max(left, 0);
 }
 
 /** Adds a placed request's prompt tokens to what its replica has pending, as of `now`. */

@@ -70,11 +70,5 @@ export async function listApiKeys(db: Db, tenantId?: string): Promise<ApiKey[]> 
 }
 
 export async function revokeApiKey(db: Db, id: string): Promise<ApiKey | undefined> {
-  return db
-    .updateTable("api_keys")
-    .set({ revoked_at: new Date() })
-    .where("id", "=", id)
-    .where("revoked_at", "is", null)
-    .returningAll()
-    .executeTakeFirst();
+  return db.updateTable("api_keys").set({ revoked_at: new Date() }).where("id", "=", id).where("revoked_at", "is", null).returningAll().executeTakeFirst();
 }

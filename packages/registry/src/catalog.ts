@@ -30,8 +30,26 @@ export const DEMO_CATALOG: readonly CatalogEntry[] = [
   { name: "BAAI/bge-large-en-v1.5", task: "embeddings", engine: "vllm", version: "1", prices: { inputPerM: 0.01 }, gpu: "A100-80GB", maxBatchSize: 256 },
   { name: "black-forest-labs/FLUX-1-schnell", task: "images", engine: "image", version: "1", prices: { perImage: 0.0005 }, gpu: "H100-80GB", maxBatchSize: 4 },
   // The second engines: opt-in so that `pnpm start` stays at three replicas.
-  { name: "meta-llama/Llama-3.1-8B-Instruct", task: "chat", engine: "tgi", version: "1", prices: { inputPerM: 0.03, outputPerM: 0.05 }, gpu: "A100-80GB", maxBatchSize: 64, optIn: true },
-  { name: "mixedbread-ai/mxbai-embed-large-v1", task: "embeddings", engine: "tei", version: "1", prices: { inputPerM: 0.01 }, gpu: "A100-80GB", maxBatchSize: 256, optIn: true },
+  {
+    name: "meta-llama/Llama-3.1-8B-Instruct",
+    task: "chat",
+    engine: "tgi",
+    version: "1",
+    prices: { inputPerM: 0.03, outputPerM: 0.05 },
+    gpu: "A100-80GB",
+    maxBatchSize: 64,
+    optIn: true,
+  },
+  {
+    name: "mixedbread-ai/mxbai-embed-large-v1",
+    task: "embeddings",
+    engine: "tei",
+    version: "1",
+    prices: { inputPerM: 0.01 },
+    gpu: "A100-80GB",
+    maxBatchSize: 256,
+    optIn: true,
+  },
 ];
 
 /**
@@ -40,9 +58,7 @@ export const DEMO_CATALOG: readonly CatalogEntry[] = [
  * come only by name or engine.
  */
 export function selectCatalog(wanted: readonly string[], entries: readonly CatalogEntry[] = DEMO_CATALOG): CatalogEntry[] {
-  return entries.filter((e) =>
-    wanted.some((w) => w === e.name || w === e.engine || (!e.optIn && (w === "all" || w === e.task))),
-  );
+  return entries.filter((e) => wanted.some((w) => w === e.name || w === e.engine || (!e.optIn && (w === "all" || w === e.task))));
 }
 
 /** How a catalog model is deployed: one GPU, its engine, prefix-affinity placement for chat. */
@@ -72,6 +88,11 @@ export async function seedCatalog(db: Kysely<DB>, entries: readonly CatalogEntry
       for (const d of existing) if (d.status === "stopped" || d.status === "failed") await transition(db, d.id, "deploying", { reason: "catalog restart" });
       continue;
     }
-    await createDeployment(db, { tenantId: null, modelVersionId: versionId, config: catalogDeploymentConfig(e), settings: { min_instances: 1, max_instances: 1 } });
+    await createDeployment(db, {
+      tenantId: null,
+      modelVersionId: versionId,
+      config: catalogDeploymentConfig(e),
+      settings: { min_instances: 1, max_instances: 1 },
+    });
   }
 }

@@ -43,7 +43,14 @@ afterAll(async () => {
 });
 
 async function count(table: "deployments" | "models" | "model_versions" | "deployment_events" | "deployment_secrets"): Promise<number> {
-  return Number((await db.selectFrom(table).select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n);
+  return Number(
+    (
+      await db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll().as("n"))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 }
 
 describe("custom deployments", () => {
@@ -51,7 +58,9 @@ describe("custom deployments", () => {
     const t = await createTenant(db, "acme");
     const first = await createCustomDeployment(db, { tenantId: t.id, modelName: "acme/llm", task: "chat", config, settings });
     expect(first).toMatchObject({ model_name: "acme/llm", version: "1", status: "initializing", tenant_id: t.id });
-    const more = await Promise.all(Array.from({ length: 5 }, () => createCustomDeployment(db, { tenantId: t.id, modelName: "acme/llm", task: "chat", config, settings })));
+    const more = await Promise.all(
+      Array.from({ length: 5 }, () => createCustomDeployment(db, { tenantId: t.id, modelName: "acme/llm", task: "chat", config, settings })),
+    );
     expect(more.map((d) => d.version).sort((a, b) => Number(a) - Number(b))).toEqual(["2", "3", "4", "5", "6"]);
     expect(new Set([first.id, ...more.map((d) => d.id)]).size).toBe(6);
     expect((await listModelVersions(db, t.id, "acme/llm")).map((v) => v.version)).toHaveLength(6);
@@ -93,7 +102,14 @@ describe("deployment secrets", () => {
     expect(() => openSecret(sealed, secretsKeyFrom("another key"))).toThrow();
 
     const t = await createTenant(db, "secret-co");
-    const d = await createCustomDeployment(db, { tenantId: t.id, modelName: "secret-co/m", task: "chat", config: { ...config, hf: { repo: "o/m", revision: null, has_token: true } }, settings, hfTokenSealed: sealed });
+    const d = await createCustomDeployment(db, {
+      tenantId: t.id,
+      modelName: "secret-co/m",
+      task: "chat",
+      config: { ...config, hf: { repo: "o/m", revision: null, has_token: true } },
+      settings,
+      hfTokenSealed: sealed,
+    });
     expect(JSON.stringify(d)).not.toContain("hf_plaintext");
     expect(await getHfToken(db, d.id, key)).toBe("hf_plaintext");
   });

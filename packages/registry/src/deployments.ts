@@ -149,7 +149,11 @@ export async function changeDeploymentSettings(db: Kysely<DB>, id: string, setti
     if (!current) throw new PlatformError("not_found", `deployment ${id} does not exist`, { param: "deploy_id" });
     if (current.status === "deleted") throw new PlatformError("conflict", `deployment ${id} is deleted; its settings cannot change`, { param: "status" });
     const before = current.settings as unknown as DeploymentSettings;
-    await trx.updateTable("deployments").set({ settings: JSON.stringify(settings), updated_at: new Date() }).where("id", "=", id).execute();
+    await trx
+      .updateTable("deployments")
+      .set({ settings: JSON.stringify(settings), updated_at: new Date() })
+      .where("id", "=", id)
+      .execute();
     await trx
       .insertInto("deployment_events")
       .values({

@@ -1,6 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "@infera/testkit";
-import { createDb, createDeployment, ensureModelVersion, listDeploymentEvents, transition, getDeployment, resolveModel, createTenant, type DB } from "./index.ts";
+import {
+  createDb,
+  createDeployment,
+  ensureModelVersion,
+  listDeploymentEvents,
+  transition,
+  getDeployment,
+  resolveModel,
+  createTenant,
+  type DB,
+} from "./index.ts";
 import type { Kysely } from "kysely";
 
 let tdb: TestDatabase;

@@ -32,12 +32,7 @@ export interface TransitionOptions {
   within?: (trx: Transaction<DB>) => Promise<void>;
 }
 
-export async function transition(
-  db: Kysely<DB>,
-  deploymentId: string,
-  to: DeploymentState,
-  options: TransitionOptions = {},
-): Promise<Deployment> {
+export async function transition(db: Kysely<DB>, deploymentId: string, to: DeploymentState, options: TransitionOptions = {}): Promise<Deployment> {
   return db.transaction().execute(async (trx) => {
     const current = await trx.selectFrom("deployments").selectAll().where("id", "=", deploymentId).forUpdate().executeTakeFirst();
     if (!current) throw new PlatformError("not_found", `deployment ${deploymentId} does not exist`, { param: "deploy_id" });

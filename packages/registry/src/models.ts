@@ -20,10 +20,7 @@ export interface ResolvedModel {
   pricePerImage: number;
 }
 
-export type ModelRef =
-  | { kind: "name"; name: string }
-  | { kind: "version"; name: string; version: string }
-  | { kind: "deploy_id"; id: string };
+export type ModelRef = { kind: "name"; name: string } | { kind: "version"; name: string; version: string } | { kind: "deploy_id"; id: string };
 
 /** `name`, `name:version` or `deploy_id:ID`. */
 export function parseModelRef(model: string): ModelRef {
@@ -33,9 +30,7 @@ export function parseModelRef(model: string): ModelRef {
   return { kind: "name", name: model };
 }
 
-export type Resolution =
-  | { ok: true; model: ResolvedModel }
-  | { ok: false; reason: "unknown_model" | "unknown_version" | "no_deployment" | "deleted" };
+export type Resolution = { ok: true; model: ResolvedModel } | { ok: false; reason: "unknown_model" | "unknown_version" | "no_deployment" | "deleted" };
 
 /** Orders a version's deployments: the one serving now first, then the newest live one. */
 const STATUS_RANK: Record<DeploymentState, number> = {
@@ -95,10 +90,7 @@ export async function resolveModel(db: Db, tenantId: string, model: string): Pro
   const live = rows.filter((r) => r.status !== "deleted");
   if (live.length === 0) return { ok: false, reason: "deleted" };
   live.sort(
-    (a, b) =>
-      STATUS_RANK[a.status] - STATUS_RANK[b.status] ||
-      b.uploadedAt.getTime() - a.uploadedAt.getTime() ||
-      b.createdAt.getTime() - a.createdAt.getTime(),
+    (a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status] || b.uploadedAt.getTime() - a.uploadedAt.getTime() || b.createdAt.getTime() - a.createdAt.getTime(),
   );
   const r = live[0]!;
   return {

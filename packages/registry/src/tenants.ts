@@ -5,7 +5,11 @@ import { newId } from "./ids.ts";
 type Db = Kysely<DB> | Transaction<DB>;
 
 export async function createTenant(db: Db, name: string): Promise<Tenant> {
-  return db.insertInto("tenants").values({ id: newId("ten"), name }).returningAll().executeTakeFirstOrThrow();
+  return db
+    .insertInto("tenants")
+    .values({ id: newId("ten"), name })
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 export async function findTenantByName(db: Db, name: string): Promise<Tenant | undefined> {
@@ -21,7 +25,11 @@ export async function listTenants(db: Db): Promise<Tenant[]> {
 }
 
 export async function ensureTenant(db: Db, name: string): Promise<Tenant> {
-  await db.insertInto("tenants").values({ id: newId("ten"), name }).onConflict((oc) => oc.column("name").doNothing()).execute();
+  await db
+    .insertInto("tenants")
+    .values({ id: newId("ten"), name })
+    .onConflict((oc) => oc.column("name").doNothing())
+    .execute();
   const t = await findTenantByName(db, name);
   if (!t) throw new Error(`tenant ${name} vanished`);
   return t;

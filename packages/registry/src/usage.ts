@@ -18,7 +18,11 @@ export type UsageGroupBy = "model" | "day" | "key";
 
 export async function summarizeUsage(db: Db, input: { tenantId: string; from: Date; to: Date; groupBy: UsageGroupBy }) {
   const group =
-    input.groupBy === "model" ? sql<string>`model` : input.groupBy === "key" ? sql<string>`key_id` : sql<string>`to_char(date_trunc('day', created_at at time zone 'UTC'), 'YYYY-MM-DD')`;
+    input.groupBy === "model"
+      ? sql<string>`model`
+      : input.groupBy === "key"
+        ? sql<string>`key_id`
+        : sql<string>`to_char(date_trunc('day', created_at at time zone 'UTC'), 'YYYY-MM-DD')`;
   return db
     .selectFrom("usage_records")
     .select([

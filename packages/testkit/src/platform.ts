@@ -104,7 +104,18 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     await new Promise((r) => setTimeout(r, 100));
   }
   const logDir = options.env?.LOCAL_LOG_DIR ?? `/tmp/infera-test-logs/${redisPrefix}`;
-  return { baseURL, openaiURL: `${baseURL}/v1/openai`, adminKey, databaseUrl: db.url, redisPrefix, redisUrl, pid: child.pid ?? 0, logDir, output: () => out, stop };
+  return {
+    baseURL,
+    openaiURL: `${baseURL}/v1/openai`,
+    adminKey,
+    databaseUrl: db.url,
+    redisPrefix,
+    redisUrl,
+    pid: child.pid ?? 0,
+    logDir,
+    output: () => out,
+    stop,
+  };
 }
 
 /** Reads a Prometheus text exposition into `name{labels}` → value. */

@@ -21,9 +21,7 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   try {
     await client.connect();
   } catch (err) {
-    throw new Error(
-      `Postgres is not reachable at ${ADMIN_URL} (${(err as Error).message}). Start it (pg_ctlcluster 15 main start) or set TEST_DATABASE_URL.`,
-    );
+    throw new Error(`Postgres is not reachable at ${ADMIN_URL} (${(err as Error).message}). Start it (pg_ctlcluster 15 main start) or set TEST_DATABASE_URL.`);
   }
   try {
     return await fn(client);
@@ -53,7 +51,10 @@ export interface TestDatabase {
 
 /** A fresh, migrated database of its own for one test file. */
 export async function createTestDatabase(label = "t"): Promise<TestDatabase> {
-  const name = `infera_${label.replace(/[^a-z0-9]/gi, "").toLowerCase().slice(0, 20)}_${randomBytes(4).toString("hex")}`;
+  const name = `infera_${label
+    .replace(/[^a-z0-9]/gi, "")
+    .toLowerCase()
+    .slice(0, 20)}_${randomBytes(4).toString("hex")}`;
   await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`));
   return {
     name,

@@ -99,7 +99,13 @@ export function replicasOf(schedulerPid: number): ReplicaProcesses[] {
     if (roleOf(p) !== "agent") continue;
     const env = environOf(p);
     const engineUrl = env.ENGINE_URL ?? "";
-    out.push({ replicaId: env.REPLICA_ID ?? "", deploymentId: env.DEPLOYMENT_ID ?? "", agentPid: p, enginePid: engines.get(new URL(engineUrl).port), engineUrl });
+    out.push({
+      replicaId: env.REPLICA_ID ?? "",
+      deploymentId: env.DEPLOYMENT_ID ?? "",
+      agentPid: p,
+      enginePid: engines.get(new URL(engineUrl).port),
+      engineUrl,
+    });
   }
   return out.sort((a, b) => a.replicaId.localeCompare(b.replicaId));
 }

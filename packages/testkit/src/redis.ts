@@ -17,7 +17,10 @@ export async function assertRedisReachable(): Promise<void> {
 
 /** A key prefix of its own for one test file. */
 export function testRedisPrefix(label = "t"): string {
-  return `test-${label.replace(/[^a-z0-9]/gi, "").toLowerCase().slice(0, 16)}-${randomBytes(4).toString("hex")}`;
+  return `test-${label
+    .replace(/[^a-z0-9]/gi, "")
+    .toLowerCase()
+    .slice(0, 16)}-${randomBytes(4).toString("hex")}`;
 }
 
 /** Deletes every key under a prefix (SCAN, not KEYS). */

@@ -49,7 +49,22 @@ export async function startPrivateRedis(): Promise<PrivateStore> {
   const start = async () => {
     child = spawn(
       "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"],
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--maxmemory-policy",
+        "noeviction",
+      ],
       { stdio: "ignore" },
     );
     await until("redis-server", 10_000, answers);
@@ -95,14 +110,30 @@ export async function startPrivatePostgres(): Promise<PrivateStore> {
     }
   };
   const start = async () => {
-    run([`${PG_BIN}/pg_ctl`, "-D", data, "-l", join(dir, "log"), "-w", "-t", "30", "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"]);
+    run([
+      `${PG_BIN}/pg_ctl`,
+      "-D",
+      data,
+      "-l",
+      join(dir, "log"),
+      "-w",
+      "-t",
+      "30",
+      "-o",
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      "start",
+    ]);
     await until("postgres", 30_000, answers);
   };
   const down = async () => {
     // -m fast: what an operator's restart does (connections are cut, work in flight rolls back).
-    spawnSync(asRoot ? "runuser" : `${PG_BIN}/pg_ctl`, asRoot ? ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"] : ["-D", data, "-m", "fast", "-w", "stop"], {
-      timeout: 60_000,
-    });
+    spawnSync(
+      asRoot ? "runuser" : `${PG_BIN}/pg_ctl`,
+      asRoot ? ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"] : ["-D", data, "-m", "fast", "-w", "stop"],
+      {
+        timeout: 60_000,
+      },
+    );
   };
   await start();
   const admin = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres` });

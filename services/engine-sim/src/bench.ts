@@ -81,26 +81,36 @@ interface StreamResult {
 
 function oneStream(): Promise<StreamResult> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
-      const headersAt = performance.now();
-      let firstAt = 0;
-      let lastAt = 0;
-      let chunks = 0;
-      let tail = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => {
-        const now = performance.now();
-        if (firstAt === 0) firstAt = now;
-        lastAt = now;
-        chunks++;
-        tail = (tail + d).slice(-400);
-      });
-      res.on("end", () => {
-        const m = /"completion_tokens":(\d+)/.exec(tail);
-        resolve({ headersAt, tokens: m ? Number(m[1]) : 0, firstAt, lastAt, chunks });
-      });
-      res.on("error", reject);
-    });
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/v1/chat/completions",
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        const headersAt = performance.now();
+        let firstAt = 0;
+        let lastAt = 0;
+        let chunks = 0;
+        let tail = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          const now = performance.now();
+          if (firstAt === 0) firstAt = now;
+          lastAt = now;
+          chunks++;
+          tail = (tail + d).slice(-400);
+        });
+        res.on("end", () => {
+          const m = /"completion_tokens":(\d+)/.exec(tail);
+          resolve({ headersAt, tokens: m ? Number(m[1]) : 0, firstAt, lastAt, chunks });
+        });
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });

@@ -106,7 +106,14 @@ export function openAiEmbeddings(ctx: SimContext, body: Body, flavor: "vllm" | "
   });
   const id = `embd-${hexId(createRng(Math.floor(ctx.random() * 0x100000000)), 32)}`;
   return {
-    body: { id, object: "list", created: Math.floor(Date.now() / 1000), model, data, usage: { prompt_tokens: tokens, total_tokens: tokens, completion_tokens: 0, prompt_tokens_details: null } },
+    body: {
+      id,
+      object: "list",
+      created: Math.floor(Date.now() / 1000),
+      model,
+      data,
+      usage: { prompt_tokens: tokens, total_tokens: tokens, completion_tokens: 0, prompt_tokens_details: null },
+    },
     delayMs: embeddingDelayMs(ctx, tokens),
   };
 }

@@ -101,7 +101,16 @@ export function createEngine(options: EngineOptions): Engine {
   let timerAt = Infinity;
   let immediate: NodeJS.Immediate | null = null;
   let stopped = false;
-  const stats: EngineStats = { admitted: 0, completed: 0, aborted: 0, rejected: 0, promptTokens: 0, completionTokens: 0, completedPromptTokens: 0, completedCompletionTokens: 0 };
+  const stats: EngineStats = {
+    admitted: 0,
+    completed: 0,
+    aborted: 0,
+    rejected: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+    completedPromptTokens: 0,
+    completedCompletionTokens: 0,
+  };
 
   const tokensBetween = (lengths: readonly number[], from: number, to: number): number => {
     let n = 0;

@@ -92,7 +92,8 @@ export function runGeneration(ctx: SimContext, res: ServerResponse, run: Generat
   // token counted was written before the server's own FIN: a reader that drains to EOF saw
   // exactly what the engine counted (the agent's graceful cancel relies on it).
   const socket = res.socket;
-  if (socket?.readableEnded) abort(); // the FIN came while the body was being read
+  if (socket?.readableEnded)
+    abort(); // the FIN came while the body was being read
   else socket?.once("end", abort);
   res.once("close", () => {
     socket?.off("end", abort);

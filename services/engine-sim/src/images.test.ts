@@ -28,7 +28,13 @@ function readPng(png: Buffer): { width: number; height: number; bitDepth: number
   expect(types[0]).toBe("IHDR");
   expect(types[types.length - 1]).toBe("IEND");
   if (ihdr === null) throw new Error("no IHDR");
-  return { width: ihdr.readUInt32BE(0), height: ihdr.readUInt32BE(4), bitDepth: ihdr[8] ?? 0, colorType: ihdr[9] ?? 0, pixels: inflateSync(Buffer.concat(idat)) };
+  return {
+    width: ihdr.readUInt32BE(0),
+    height: ihdr.readUInt32BE(4),
+    bitDepth: ihdr[8] ?? 0,
+    colorType: ihdr[9] ?? 0,
+    pixels: inflateSync(Buffer.concat(idat)),
+  };
 }
 
 let sim: EngineSim;

@@ -15,7 +15,28 @@ export interface TokenLogprob extends TopLogprob {
   top: TopLogprob[];
 }
 
-const ALTERNATIVE_WORDS = [" the", " a", " and", " of", " to", " in", " is", ",", ".", " it", " that", " for", " on", " with", " as", " was", " this", " be", " by", " at"];
+const ALTERNATIVE_WORDS = [
+  " the",
+  " a",
+  " and",
+  " of",
+  " to",
+  " in",
+  " is",
+  ",",
+  ".",
+  " it",
+  " that",
+  " for",
+  " on",
+  " with",
+  " as",
+  " was",
+  " this",
+  " be",
+  " by",
+  " at",
+];
 let alternatives: number[] | null = null;
 function alternativeIds(): number[] {
   alternatives ??= ALTERNATIVE_WORDS.map((w) => encode(w)[0] ?? 0);
@@ -37,7 +58,7 @@ export function tokenLogprobs(seed: number, ids: readonly number[], topK: number
   const alts = alternativeIds();
   return ids.map((id) => {
     const text = isSpecial(id) ? "" : tokenText(id);
-    const lp = round(-Math.pow(rng(), 2) * 1.5 - 0.0001);
+    const lp = round(-(rng() ** 2) * 1.5 - 0.0001);
     const top: TopLogprob[] = [];
     if (topK > 0) {
       top.push(entry(text, lp));

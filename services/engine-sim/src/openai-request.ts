@@ -190,7 +190,7 @@ function parseTools(body: Body): { tools: ToolDef[]; toolChoice: ChatRequest["to
     }
     return { tools, toolChoice: { name } };
   }
-  throw new SimError("invalid_request", "tool_choice: expected \"none\", \"auto\", \"required\" or {type: \"function\", function: {name}}", "tool_choice");
+  throw new SimError("invalid_request", 'tool_choice: expected "none", "auto", "required" or {type: "function", function: {name}}', "tool_choice");
 }
 
 function parseResponseFormat(body: Body): ResponseFormat {
@@ -211,7 +211,11 @@ function parseResponseFormat(body: Body): ResponseFormat {
     if (!isRecord(js)) throw new SimError("invalid_request", "response_format.json_schema: Field required", "response_format");
     return { type: "json_schema", schema: js.schema ?? {} };
   }
-  throw new SimError("invalid_request", `response_format.type must be one of text, json_object, json_schema, got ${JSON.stringify(rf.type)}`, "response_format");
+  throw new SimError(
+    "invalid_request",
+    `response_format.type must be one of text, json_object, json_schema, got ${JSON.stringify(rf.type)}`,
+    "response_format",
+  );
 }
 
 export function parseChatRequest(config: SimConfig, body: Body): ChatRequest {

@@ -31,7 +31,12 @@ interface Chunk {
 interface CompletionResponse {
   id: string;
   object: string;
-  choices: { index: number; text: string; finish_reason: string; logprobs: { tokens: string[]; token_logprobs: (number | null)[]; top_logprobs: (Record<string, number> | null)[]; text_offset: number[] } | null }[];
+  choices: {
+    index: number;
+    text: string;
+    finish_reason: string;
+    logprobs: { tokens: string[]; token_logprobs: (number | null)[]; top_logprobs: (Record<string, number> | null)[]; text_offset: number[] } | null;
+  }[];
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
@@ -143,7 +148,11 @@ describe("chat completions", () => {
   it("streams every choice index for n=2, each with its own finish chunk", async () => {
     const frames = await chatStream({ n: 2, max_tokens: 6, temperature: 1, stream_options: { include_usage: true } });
     const chunks = frames.slice(0, -1).map((f) => JSON.parse(f) as Chunk);
-    const text = (i: number): string => chunks.flatMap((c) => c.choices.filter((ch) => ch.index === i)).map((ch) => ch.delta.content ?? "").join("");
+    const text = (i: number): string =>
+      chunks
+        .flatMap((c) => c.choices.filter((ch) => ch.index === i))
+        .map((ch) => ch.delta.content ?? "")
+        .join("");
     const finishes = chunks.flatMap((c) => c.choices).filter((ch) => ch.finish_reason !== null);
     expect(finishes.map((f) => f.index).sort()).toEqual([0, 1]);
     expect(text(0)).not.toBe(text(1));
@@ -158,7 +167,11 @@ describe("chat completions", () => {
         type: "function",
         function: {
           name: "get_weather",
-          parameters: { type: "object", properties: { city: { type: "string" }, days: { type: "integer", minimum: 1, maximum: 7 } }, required: ["city", "days"] },
+          parameters: {
+            type: "object",
+            properties: { city: { type: "string" }, days: { type: "integer", minimum: 1, maximum: 7 } },
+            required: ["city", "days"],
+          },
         },
       },
     ];
@@ -198,7 +211,11 @@ describe("chat completions", () => {
   it("answers valid JSON for json_object and json_schema", async () => {
     const a = await chat({ response_format: { type: "json_object" } });
     expect(() => JSON.parse(a.choices[0]?.message.content ?? "") as unknown).not.toThrow();
-    const schema = { type: "object", properties: { name: { type: "string" }, age: { type: "integer" }, ok: { type: "boolean" }, tags: { type: "array", items: { type: "string" } } }, required: ["name", "age", "ok", "tags"] };
+    const schema = {
+      type: "object",
+      properties: { name: { type: "string" }, age: { type: "integer" }, ok: { type: "boolean" }, tags: { type: "array", items: { type: "string" } } },
+      required: ["name", "age", "ok", "tags"],
+    };
     const b = await chat({ response_format: { type: "json_schema", json_schema: { name: "person", schema } } });
     const parsed = JSON.parse(b.choices[0]?.message.content ?? "") as Record<string, unknown>;
     expect(typeof parsed.name).toBe("string");
@@ -245,14 +262,26 @@ describe("completions", () => {
     expect(plain.usage.completion_tokens).toBe(16);
     expect(plain.usage.prompt_tokens).toBe(encode("Once upon a time", { bos: true }).length);
 
-    const streamed = await postJson(`${sim.url}/v1/completions`, { model: MODEL, prompt: "Once upon a time", stream: true, stream_options: { include_usage: true } });
+    const streamed = await postJson(`${sim.url}/v1/completions`, {
+      model: MODEL,
+      prompt: "Once upon a time",
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const frames = parseSse(await streamed.text());
     expect(frames[frames.length - 1]).toBe("[DONE]");
     const chunks = frames.slice(0, -1).map((f) => JSON.parse(f) as CompletionResponse);
-    expect(chunks.slice(0, -1).map((c) => c.choices[0]?.text ?? "").join("")).toBe(plain.choices[0]?.text);
+    expect(
+      chunks
+        .slice(0, -1)
+        .map((c) => c.choices[0]?.text ?? "")
+        .join(""),
+    ).toBe(plain.choices[0]?.text);
     expect(chunks[chunks.length - 1]?.usage.completion_tokens).toBe(16);
 
-    const echo = (await (await postJson(`${sim.url}/v1/completions`, { model: MODEL, prompt: "Once upon a time", echo: true, max_tokens: 3, logprobs: 2 })).json()) as CompletionResponse;
+    const echo = (await (
+      await postJson(`${sim.url}/v1/completions`, { model: MODEL, prompt: "Once upon a time", echo: true, max_tokens: 3, logprobs: 2 })
+    ).json()) as CompletionResponse;
     const choice = echo.choices[0];
     expect(choice?.text.startsWith("Once upon a time")).toBe(true);
     const lp = choice?.logprobs;

@@ -107,8 +107,16 @@ export function chatRun(ctx: SimContext, req: ChatRequest): GenerationRun {
     let content: Content = { kind: "prose" };
     if (tool !== null) content = { kind: "text", text: JSON.stringify(valueForSchema(tool.parameters, contentRng(base, 1))) };
     else if (req.responseFormat.type === "json_object") content = { kind: "text", text: JSON.stringify(jsonObjectValue(contentRng(base, 1))) };
-    else if (req.responseFormat.type === "json_schema") content = { kind: "text", text: JSON.stringify(valueForSchema(req.responseFormat.schema, contentRng(base, 1))) };
-    const plan = planChoice({ ...base, maxTokens, minTokens: req.minTokens, stop: tool === null ? req.stop : [], ignoreEos: req.ignoreEos && tool === null, content });
+    else if (req.responseFormat.type === "json_schema")
+      content = { kind: "text", text: JSON.stringify(valueForSchema(req.responseFormat.schema, contentRng(base, 1))) };
+    const plan = planChoice({
+      ...base,
+      maxTokens,
+      minTokens: req.minTokens,
+      stop: tool === null ? req.stop : [],
+      ignoreEos: req.ignoreEos && tool === null,
+      content,
+    });
     const finishReason = tool !== null && plan.finishReason === "stop" ? "tool_calls" : plan.finishReason;
     const logprobs = req.logprobs ? tokenLogprobs(mix(hashString(req.promptText), req.seed, index, 77), plan.tokens, req.topLogprobs) : null;
     choices.push({ index, plan, tool: tool === null ? null : { id: `chatcmpl-tool-${hexId(idRng, 32)}`, name: tool.name }, finishReason, logprobs });
@@ -175,7 +183,11 @@ export function chatRun(ctx: SimContext, req: ChatRequest): GenerationRun {
                 message:
                   c.tool === null
                     ? { role: "assistant", content: c.plan.text, tool_calls: [] }
-                    : { role: "assistant", content: null, tool_calls: [{ id: c.tool.id, type: "function", function: { name: c.tool.name, arguments: c.plan.text } }] },
+                    : {
+                        role: "assistant",
+                        content: null,
+                        tool_calls: [{ id: c.tool.id, type: "function", function: { name: c.tool.name, arguments: c.plan.text } }],
+                      },
                 logprobs: c.logprobs === null ? null : { content: c.logprobs.filter((_, s) => !isSpecial(c.plan.tokens[s] ?? 0)).map(logprobEntry) },
                 finish_reason: c.finishReason,
                 stop_reason: c.plan.stopReason,
@@ -288,7 +300,9 @@ export function completionRun(ctx: SimContext, req: CompletionRequest): Generati
     let logprobs: unknown = null;
     if (c.logprobs !== null) {
       const entries: { e: TokenLogprob; first: boolean }[] = [];
-      c.promptLogprobs?.forEach((e, k) => entries.push({ e, first: k === 0 }));
+      c.promptLogprobs?.forEach((e, k) => {
+        entries.push({ e, first: k === 0 });
+      });
       c.logprobs.forEach((e, s) => {
         if (!isSpecial(c.plan.tokens[s] ?? 0)) entries.push({ e, first: false });
       });
@@ -307,7 +321,8 @@ export function completionRun(ctx: SimContext, req: CompletionRequest): Generati
           done: true,
           frames: req.continuousUsage ? withContinuousUsage(frames, plans, promptTokens, meta) : frames,
           end: () =>
-            (req.includeUsage ? sse({ id, object: "text_completion", created, model, choices: [], usage: usageOf(promptTokens, plans) }) : "") + "data: [DONE]\n\n",
+            (req.includeUsage ? sse({ id, object: "text_completion", created, model, choices: [], usage: usageOf(promptTokens, plans) }) : "") +
+            "data: [DONE]\n\n",
         }
       : null,
     body: req.stream

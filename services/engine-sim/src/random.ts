@@ -60,6 +60,9 @@ export function pick<T>(rng: Rng, items: readonly T[]): T {
 /** A short random hex id from an RNG (ids need not be deterministic, only unique enough). */
 export function hexId(rng: Rng, length = 24): string {
   let out = "";
-  while (out.length < length) out += Math.floor(rng() * 0x100000000).toString(16).padStart(8, "0");
+  while (out.length < length)
+    out += Math.floor(rng() * 0x100000000)
+      .toString(16)
+      .padStart(8, "0");
   return out.slice(0, length);
 }

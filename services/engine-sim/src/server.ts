@@ -13,7 +13,7 @@ import { openAiEmbeddings } from "./embeddings.ts";
 import { asSimError, errorReply, type Flavor, SimError, tgiErrorType } from "./errors.ts";
 import { createFaultInjector, type FaultKind, isFaultKind } from "./faults.ts";
 import { runGeneration } from "./generation.ts";
-import { isRecord, parseJsonBody, readBody, sendJson, sendText } from "./http.ts";
+import { parseJsonBody, readBody, sendJson, sendText } from "./http.ts";
 import { imageGenerations } from "./images.ts";
 import { createLatencyModel } from "./latency.ts";
 import { createEngineMetrics } from "./metrics.ts";
@@ -57,13 +57,27 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
   const flavor: Flavor = config.mode;
   const logger = createLogger({ service: "engine-sim", level: config.logLevel ?? "info" }).child({ component: "server", mode: config.mode });
   const latency = createLatencyModel(
-    { ttftMs: config.ttftMs, itlMs: config.itlMs, prefillUsPerToken: config.prefillUsPerToken, jitter: config.jitter, loadFactor: config.loadFactor, maxNumSeqs: config.maxNumSeqs },
+    {
+      ttftMs: config.ttftMs,
+      itlMs: config.itlMs,
+      prefillUsPerToken: config.prefillUsPerToken,
+      jitter: config.jitter,
+      loadFactor: config.loadFactor,
+      maxNumSeqs: config.maxNumSeqs,
+    },
     random,
   );
   // The engine and its metrics refer to each other: the gauges read the engine lazily.
   const gauges = { running: () => engine.running, waiting: () => engine.waiting, kvUsage: () => engine.kvUsage };
   const metrics = createEngineMetrics({ model: config.models[0] ?? "", tgi: config.mode === "tgi", gauges });
-  const engine = createEngine({ latency, maxNumSeqs: config.maxNumSeqs, maxWaiting: config.maxWaiting, kvCapacityTokens: config.kvCapacityTokens, observer: metrics, clock });
+  const engine = createEngine({
+    latency,
+    maxNumSeqs: config.maxNumSeqs,
+    maxWaiting: config.maxWaiting,
+    kvCapacityTokens: config.kvCapacityTokens,
+    observer: metrics,
+    clock,
+  });
   const faults = createFaultInjector({ rate: config.failureRate, kinds: config.failureKinds }, random);
   const counters = newCounters();
   const ctx: SimContext = { config, flavor, engine, faults, counters, logger, clock, random };
@@ -110,9 +124,11 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
     }
   }
 
-  const unsupported = (api: string): Handler => () => {
-    throw new SimError("not_found", `The model does not support ${api} API`);
-  };
+  const unsupported =
+    (api: string): Handler =>
+    () => {
+      throw new SimError("not_found", `The model does not support ${api} API`);
+    };
 
   // ---- route table ------------------------------------------------------------------------
   const routes = new Map<string, Route>();
@@ -138,7 +154,11 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
       if (typeof rate !== "number" || !(rate >= 0 && rate <= 1)) throw new SimError("invalid_request", "rate must be a number in [0, 1]", "rate");
       const rawKinds = typeof body.kinds === "string" ? body.kinds.split(",").map((k) => k.trim()) : body.kinds;
       if (!Array.isArray(rawKinds) || !rawKinds.every((k): k is FaultKind => typeof k === "string" && isFaultKind(k))) {
-        throw new SimError("invalid_request", "kinds must be a list of fault kinds (server_error, rate_limited, context_length, model_not_found, disconnect, stall, stream_error)", "kinds");
+        throw new SimError(
+          "invalid_request",
+          "kinds must be a list of fault kinds (server_error, rate_limited, context_length, model_not_found, disconnect, stall, stream_error)",
+          "kinds",
+        );
       }
       faults.set({ rate, kinds: rawKinds });
       logger.info({ rate, kinds: rawKinds }, "fault injection changed");
@@ -149,10 +169,12 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
 
   const chat: Handler = (_req, res, body, fault) => runGeneration(ctx, res, chatRun(ctx, parseChatRequest(config, body)), fault);
   const completions: Handler = (_req, res, body, fault) => runGeneration(ctx, res, completionRun(ctx, parseCompletionRequest(config, body)), fault);
-  const embeddings = (kind: "vllm" | "tei"): Handler => (_req, res, body, fault) => {
-    const answer = openAiEmbeddings(ctx, body, kind);
-    answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body));
-  };
+  const embeddings =
+    (kind: "vllm" | "tei"): Handler =>
+    (_req, res, body, fault) => {
+      const answer = openAiEmbeddings(ctx, body, kind);
+      answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body));
+    };
 
   if (config.mode === "vllm") {
     for (const path of ["/ping"]) {
@@ -176,8 +198,8 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
     get("/info", (_req, res) => sendJson(res, 200, tgiInfo(ctx)));
     get("/v1/models", (_req, res) => sendJson(res, 200, modelList(ctx, "text-generation-inference")));
     post("/tokenize", (_req, res, body) => sendJson(res, 200, tgiTokenize(body)), false);
-    post("/generate", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(ctx, parseTgiRequest(ctx, body), false), fault));
-    post("/generate_stream", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(ctx, parseTgiRequest(ctx, body), true), fault));
+    post("/generate", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(parseTgiRequest(ctx, body), false), fault));
+    post("/generate_stream", (_req, res, body, fault) => runGeneration(ctx, res, tgiRun(parseTgiRequest(ctx, body), true), fault));
     post("/v1/chat/completions", chat);
     post("/v1/completions", completions);
   } else if (config.mode === "tei") {

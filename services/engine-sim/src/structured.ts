@@ -29,9 +29,7 @@ export function valueForSchema(schema: unknown, rng: Rng, depth = 0): JsonValue 
   switch (type) {
     case "object": {
       const props = isRecord(schema.properties) ? schema.properties : {};
-      const required = Array.isArray(schema.required)
-        ? schema.required.filter((k): k is string => typeof k === "string")
-        : Object.keys(props);
+      const required = Array.isArray(schema.required) ? schema.required.filter((k): k is string => typeof k === "string") : Object.keys(props);
       const out: { [key: string]: JsonValue } = {};
       for (const key of required) out[key] = valueForSchema(props[key], rng, depth + 1);
       return out;

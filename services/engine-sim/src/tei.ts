@@ -26,7 +26,11 @@ export function teiEmbed(ctx: SimContext, body: Body): TeiEmbedAnswer {
   else if (Array.isArray(raw) && raw.every((x): x is string => typeof x === "string")) texts = raw;
   else if (isIds(raw)) [texts, idCounts] = [[decode(raw)], [raw.length]];
   else if (Array.isArray(raw) && raw.length > 0 && raw.every(isIds)) [texts, idCounts] = [raw.map((ids) => decode(ids)), raw.map((ids) => ids.length)];
-  else throw new SimError("invalid_request", "Failed to deserialize the JSON body into the target type: inputs: data did not match any variant of untagged enum Input");
+  else
+    throw new SimError(
+      "invalid_request",
+      "Failed to deserialize the JSON body into the target type: inputs: data did not match any variant of untagged enum Input",
+    );
   if (texts.length === 0) throw new SimError("empty", "`inputs` cannot be empty");
   if (texts.length > ctx.config.maxClientBatchSize) {
     throw new SimError("too_large", `batch size ${texts.length} > maximum allowed batch size ${ctx.config.maxClientBatchSize}`);

@@ -17,7 +17,13 @@ interface StreamFrame {
 }
 interface GenerateResponse {
   generated_text: string;
-  details?: { finish_reason: string; generated_tokens: number; seed: number | null; tokens: TgiToken[]; prefill: { id: number; text: string; logprob: number | null }[] };
+  details?: {
+    finish_reason: string;
+    generated_tokens: number;
+    seed: number | null;
+    tokens: TgiToken[];
+    prefill: { id: number; text: string; logprob: number | null }[];
+  };
 }
 interface TgiError {
   error: string;
@@ -34,9 +40,13 @@ afterAll(async () => {
 
 describe("TGI API", () => {
   it("generate answers text, details and timing headers", async () => {
-    const res = await postJson(`${sim.url}/generate`, { inputs: "What is deep learning?", parameters: { max_new_tokens: 9, details: true, decoder_input_details: true } });
+    const res = await postJson(`${sim.url}/generate`, {
+      inputs: "What is deep learning?",
+      parameters: { max_new_tokens: 9, details: true, decoder_input_details: true },
+    });
     expect(res.status).toBe(200);
-    for (const h of ["x-queue-time", "x-inference-time", "x-time-per-token", "x-prompt-tokens", "x-generated-tokens"]) expect(res.headers.get(h)).not.toBeNull();
+    for (const h of ["x-queue-time", "x-inference-time", "x-time-per-token", "x-prompt-tokens", "x-generated-tokens"])
+      expect(res.headers.get(h)).not.toBeNull();
     expect(res.headers.get("x-generated-tokens")).toBe("9");
     expect(res.headers.get("x-prompt-tokens")).toBe(String(encode("What is deep learning?", { bos: true }).length));
     const body = (await res.json()) as GenerateResponse;
@@ -47,7 +57,10 @@ describe("TGI API", () => {
   });
 
   it("generate_stream sends token frames, the full text and details on the last one, and no [DONE]", async () => {
-    const res = await postJson(`${sim.url}/generate_stream`, { inputs: "What is deep learning?", parameters: { max_new_tokens: 2000, seed: 3, do_sample: true } });
+    const res = await postJson(`${sim.url}/generate_stream`, {
+      inputs: "What is deep learning?",
+      parameters: { max_new_tokens: 2000, seed: 3, do_sample: true },
+    });
     expect(res.status).toBe(200);
     const frames = parseSse(await res.text());
     expect(frames).not.toContain("[DONE]");
@@ -59,13 +72,21 @@ describe("TGI API", () => {
     expect(last?.token.special).toBe(true);
     expect(last?.details?.generated_tokens).toBe(parsed.length);
     expect(last?.details?.seed).toBe(3);
-    expect(parsed.slice(0, -1).map((f) => f.token.text).join("")).toBe(last?.generated_text);
+    expect(
+      parsed
+        .slice(0, -1)
+        .map((f) => f.token.text)
+        .join(""),
+    ).toBe(last?.generated_text);
   });
 
   it("keeps the stop sequence in the text and reports stop_sequence", async () => {
-    const full = ((await (await postJson(`${sim.url}/generate`, { inputs: "Tell me", parameters: { max_new_tokens: 40 } })).json()) as GenerateResponse).generated_text;
+    const full = ((await (await postJson(`${sim.url}/generate`, { inputs: "Tell me", parameters: { max_new_tokens: 40 } })).json()) as GenerateResponse)
+      .generated_text;
     const stop = ` ${full.split(" ")[3]}`;
-    const res = (await (await postJson(`${sim.url}/generate`, { inputs: "Tell me", parameters: { max_new_tokens: 40, stop: [stop], details: true } })).json()) as GenerateResponse;
+    const res = (await (
+      await postJson(`${sim.url}/generate`, { inputs: "Tell me", parameters: { max_new_tokens: 40, stop: [stop], details: true } })
+    ).json()) as GenerateResponse;
     expect(res.generated_text).toBe(full.slice(0, full.indexOf(stop) + stop.length));
     expect(res.details?.finish_reason).toBe("stop_sequence");
   });
@@ -104,7 +125,14 @@ describe("TGI API", () => {
     const frames = parseSse(await ok.text());
     expect(frames[frames.length - 1]).toBe("[DONE]");
     const metrics = await (await fetch(`${sim.url}/metrics`)).text();
-    for (const name of ["tgi_queue_size", "tgi_batch_current_size", "tgi_request_duration", "tgi_request_queue_duration", "tgi_request_generated_tokens", "tgi_request_failure"]) {
+    for (const name of [
+      "tgi_queue_size",
+      "tgi_batch_current_size",
+      "tgi_request_duration",
+      "tgi_request_queue_duration",
+      "tgi_request_generated_tokens",
+      "tgi_request_failure",
+    ]) {
       expect(metrics).toContain(`# TYPE ${name} `);
     }
     expect(metrics).toMatch(/tgi_request_failure\{model_name="[^"]+",err="overloaded"\} 1/);

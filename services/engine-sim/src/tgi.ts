@@ -87,7 +87,7 @@ interface TgiToken {
   special: boolean;
 }
 
-export function tgiRun(ctx: SimContext, req: TgiRequest, streaming: boolean): GenerationRun {
+export function tgiRun(req: TgiRequest, streaming: boolean): GenerationRun {
   const plan = planChoice({
     promptKey: req.inputs,
     seed: req.seed,

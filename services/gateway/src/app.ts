@@ -52,7 +52,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   // Queue entries wait for Redis to come back (never past the request's deadline); commands
   // issued in the same tick go out as one write.
   const queueConn = new Redis(config.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
-  for (const [name, r] of [["commands", redis], ["subscriber", sub], ["queue", queueConn]] as const) r.on("error", (err) => logger.warn({ err: err.message, connection: name, stack: err.stack }, "redis error"));
+  for (const [name, r] of [
+    ["commands", redis],
+    ["subscriber", sub],
+    ["queue", queueConn],
+  ] as const)
+    r.on("error", (err) => logger.warn({ err: err.message, connection: name, stack: err.stack }, "redis error"));
 
   if (config.bootstrapAdminKey) await bootstrapAdmin(db, config.bootstrapAdminKey);
 
@@ -66,7 +71,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`);
   const keyCache = new KeyCache(db, config.cacheTtlMs, Date.now, revocations);
   const resolver = new ModelResolver(db, config.cacheTtlMs);
-  const dispatch = new Dispatch({ redis, queueConnection: queueConn, keys, gatewayId: config.gatewayId, metrics, logger, queueMax: config.queueMaxPerDeployment });
+  const dispatch = new Dispatch({
+    redis,
+    queueConnection: queueConn,
+    keys,
+    gatewayId: config.gatewayId,
+    metrics,
+    logger,
+    queueMax: config.queueMaxPerDeployment,
+  });
   dispatch.start();
   const agents = new AgentClients();
   const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics, { intervalMs: config.usageFlushMs, maxBatch: 500, maxHeld: 1_000_000 });
@@ -104,7 +117,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     // A client must send its whole request within this (slow-loris bodies are cut off with a 408);
     // Node checks at connectionsCheckingInterval, so keep that a fraction of it.
     requestTimeout: config.requestTimeoutMs,
-    http: { headersTimeout: Math.min(60_000, config.requestTimeoutMs), connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(config.requestTimeoutMs / 4))) },
+    http: {
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(config.requestTimeoutMs / 4))),
+    },
     // Errors Node's HTTP parser answers before any route (a request too slow, headers too
     // large, bytes that are not HTTP) get OpenAI's error JSON too.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
@@ -116,7 +132,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
             ? [431, "Request Header Fields Too Large", "The request headers are larger than this server accepts."]
             : [400, "Bad Request", "The request is not valid HTTP."];
       const body = JSON.stringify({ error: { message, type: "invalid_request_error", param: null, code: null } });
-      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      if (socket.writable)
+        socket.write(
+          `HTTP/1.1 ${status} ${text}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+        );
       socket.destroy(err);
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: false } },

@@ -21,7 +21,9 @@ const ENGINE_NAME: Record<EngineKind, string> = {
 };
 
 function unsupported(engine: EngineKind, param: string, what: string): PlatformError {
-  return new PlatformError("invalid_request", `'${param}'${what ? ` ${what}` : ""} is not supported by this model (served by ${ENGINE_NAME[engine]}).`, { param });
+  return new PlatformError("invalid_request", `'${param}'${what ? ` ${what}` : ""} is not supported by this model (served by ${ENGINE_NAME[engine]}).`, {
+    param,
+  });
 }
 
 const set = (v: unknown): boolean => v !== undefined && v !== null;

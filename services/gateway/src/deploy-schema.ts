@@ -52,7 +52,19 @@ export const UpdateDeploymentRequest = Type.Object({ settings: DeploySettings },
 export type UpdateDeploymentRequest = Static<typeof UpdateDeploymentRequest>;
 
 /** Fields of a deploy that are the deployment's immutable config (PUT rejects them by name). */
-export const CONFIG_FIELDS: readonly string[] = ["model_name", "gpu", "num_gpus", "max_batch_size", "hf", "container_image", "extra_args", "engine", "config", "task", "version"];
+export const CONFIG_FIELDS: readonly string[] = [
+  "model_name",
+  "gpu",
+  "num_gpus",
+  "max_batch_size",
+  "hf",
+  "container_image",
+  "extra_args",
+  "engine",
+  "config",
+  "task",
+  "version",
+];
 
 export const DeploymentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 export type DeploymentParams = Static<typeof DeploymentParams>;

@@ -252,7 +252,13 @@ export class Dispatch {
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       // Redis down: the add waits for it to come back, but never past the request's deadline.
-      await Promise.race([added, assigned.then(() => undefined, () => undefined)]);
+      await Promise.race([
+        added,
+        assigned.then(
+          () => undefined,
+          () => undefined,
+        ),
+      ]);
       this.o.metrics.enqueued.inc({ deployment: deploymentId });
     } catch (err) {
       this.settle(job.requestId);

@@ -57,7 +57,8 @@ export function errorBody(err: PlatformError, codeOverride?: string): OpenAIErro
   return {
     error: {
       message: err.message,
-      type: err.code === "engine_error" && err.status && err.status < 500 ? (err.status === 429 ? "rate_limit_error" : "invalid_request_error") : TYPE[err.code],
+      type:
+        err.code === "engine_error" && err.status && err.status < 500 ? (err.status === 429 ? "rate_limit_error" : "invalid_request_error") : TYPE[err.code],
       param: err.param,
       code: codeOverride ?? CODE[err.code] ?? (err.code === "engine_error" ? null : err.code),
     },

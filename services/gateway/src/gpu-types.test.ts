@@ -4,7 +4,10 @@ import { LOCAL_GPU_TYPES, loadGpuTypes, parseGpuTypes } from "./gpu-types.ts";
 describe("GPU types", () => {
   it("reads the same GPU_TYPES document the scheduler reads, with its scheduling fields", () => {
     const text = JSON.stringify([{ name: "H100-80GB", count: 16, nodeSelector: { pool: "h100" }, tolerations: [{ key: "gpu" }] }, { name: "L40S" }]);
-    expect(parseGpuTypes(text, "GPU_TYPES")).toEqual([{ name: "H100-80GB", count: 16, nodeSelector: { pool: "h100" }, tolerations: [{ key: "gpu" }] }, { name: "L40S" }]);
+    expect(parseGpuTypes(text, "GPU_TYPES")).toEqual([
+      { name: "H100-80GB", count: 16, nodeSelector: { pool: "h100" }, tolerations: [{ key: "gpu" }] },
+      { name: "L40S" },
+    ]);
     expect(() => parseGpuTypes(JSON.stringify([{ name: "A", nodeSelector: { pool: 1 } }]), "GPU_TYPES")).toThrow(/\[0\] nodeSelector/);
   });
 

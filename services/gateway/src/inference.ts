@@ -5,7 +5,7 @@
  * the front of the queue (up to maxAttempts); after the first byte, the client gets
  * an OpenAI-shaped error event.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { PlatformError, type Logger } from "@infera/core";
 import { create } from "@bufbuild/protobuf";
@@ -83,7 +83,7 @@ function engineError(e: { status: number; message: string; param: string; code: 
   return new PlatformError("engine_error", e.message, { status, param: e.param || null, retryable: status >= 429 });
 }
 
-export async function runInference(deps: InferenceDeps, req: IncomingMessage, res: ServerResponse, r: InferenceRequest): Promise<void> {
+export async function runInference(deps: InferenceDeps, res: ServerResponse, r: InferenceRequest): Promise<void> {
   const { dispatch, metrics } = deps;
   const headers: Record<string, string> = { "x-request-id": r.requestId };
   const gone = new AbortController();
@@ -95,7 +95,8 @@ export async function runInference(deps: InferenceDeps, req: IncomingMessage, re
   const log = deps.logger.child({ requestId: r.requestId });
   const body = Buffer.from(JSON.stringify(r.engineBody));
   const prefixes = r.endpoint === "chat" || r.endpoint === "completion" ? prefixHashes(r.promptText) : [];
-  const priority = r.serviceTier === "priority" || r.principal.tier === "priority" ? PRIORITY.priority : r.principal.tier === "batch" ? PRIORITY.batch : PRIORITY.standard;
+  const priority =
+    r.serviceTier === "priority" || r.principal.tier === "priority" ? PRIORITY.priority : r.principal.tier === "batch" ? PRIORITY.batch : PRIORITY.standard;
   const exclude: string[] = [];
   const deadline = Date.now() + deps.queueWaitMs;
   let status = "ok";
@@ -159,7 +160,12 @@ export async function runInference(deps: InferenceDeps, req: IncomingMessage, re
     admission?.settle(usage ? usage.promptTokens + usage.completionTokens : 0);
     if (assigned) {
       // The scheduler's fair queue charges what the request really used (output tokens at completion).
-      const used = usage && { tenantId: r.principal.tenantId, estimatedTokens: r.estimatedTokens, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
+      const used = usage && {
+        tenantId: r.principal.tenantId,
+        estimatedTokens: r.estimatedTokens,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+      };
       dispatch.release(assigned, false, used);
     }
     const durationMs = performance.now() - r.startedAt;
@@ -205,10 +211,12 @@ function callAgent(
     log.debug({ replica: a.replicaId, address: a.address, queuedMs: a.queuedMs }, "calling agent");
     const md = new grpc.Metadata();
     md.set("x-request-id", r.requestId);
-    const call = deps.agents.get(a.address).generate(
-      create(GenerateRequestSchema, { requestId: r.requestId, endpoint: GRPC_ENDPOINT[r.endpoint], body, stream: r.stream, tenantId: r.principal.tenantId }),
-      md,
-    );
+    const call = deps.agents
+      .get(a.address)
+      .generate(
+        create(GenerateRequestSchema, { requestId: r.requestId, endpoint: GRPC_ENDPOINT[r.endpoint], body, stream: r.stream, tenantId: r.principal.tenantId }),
+        md,
+      );
     let events = 0;
     let settled = false;
     let counted = 0;
@@ -262,7 +270,9 @@ function callAgent(
       cancelling = true;
       log.debug({ replica: a.replicaId, events }, "client left; asking the replica to stop");
       if (idle) clearTimeout(idle);
-      deps.agents.get(a.address).cancel(create(CancelRequestSchema, { requestId: r.requestId }), new grpc.Metadata(), { deadline: Date.now() + CANCEL_GRACE_MS }, () => {});
+      deps.agents
+        .get(a.address)
+        .cancel(create(CancelRequestSchema, { requestId: r.requestId }), new grpc.Metadata(), { deadline: Date.now() + CANCEL_GRACE_MS }, () => {});
       cancelTimer = setTimeout(() => {
         log.warn({ replica: a.replicaId }, "no usage from the replica after cancel; counting what was relayed");
         call.cancel();
@@ -286,7 +296,12 @@ function callAgent(
       if (settled) return;
       if (cancelling) {
         const e = ev.event;
-        if (e.case === "usage") finish({ kind: "done", status: "cancelled", usage: { promptTokens: e.value.promptTokens, completionTokens: e.value.completionTokens, images: e.value.images, ttftMs } });
+        if (e.case === "usage")
+          finish({
+            kind: "done",
+            status: "cancelled",
+            usage: { promptTokens: e.value.promptTokens, completionTokens: e.value.completionTokens, images: e.value.images, ttftMs },
+          });
         else if (e.case === "error") finish(relayed());
         return;
       }

@@ -20,7 +20,12 @@ export function createGatewayMetrics(): GatewayMetrics {
   const registry = createMetricsRegistry("gateway");
   return {
     registry,
-    requests: new Counter({ name: "gateway_requests_total", help: "HTTP requests by route and status.", labelNames: ["route", "status"], registers: [registry] }),
+    requests: new Counter({
+      name: "gateway_requests_total",
+      help: "HTTP requests by route and status.",
+      labelNames: ["route", "status"],
+      registers: [registry],
+    }),
     duration: new Histogram({
       name: "gateway_request_duration_seconds",
       help: "Time from request to the last byte (vllm:e2e_request_latency_seconds' meaning).",
@@ -42,11 +47,26 @@ export function createGatewayMetrics(): GatewayMetrics {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
-    tokens: new Counter({ name: "gateway_tokens_total", help: "Tokens by model, in (prompt) and out (completion).", labelNames: ["model", "direction"], registers: [registry] }),
+    tokens: new Counter({
+      name: "gateway_tokens_total",
+      help: "Tokens by model, in (prompt) and out (completion).",
+      labelNames: ["model", "direction"],
+      registers: [registry],
+    }),
     errors: new Counter({ name: "gateway_errors_total", help: "Error answers by code.", labelNames: ["code"], registers: [registry] }),
     enqueued: new Counter({ name: "gateway_enqueued_total", help: "Requests put on a deployment's queue.", labelNames: ["deployment"], registers: [registry] }),
-    assignments: new Counter({ name: "gateway_assignments_total", help: "Scheduler answers received, by outcome.", labelNames: ["outcome"], registers: [registry] }),
-    agentCalls: new Counter({ name: "gateway_agent_calls_total", help: "gRPC Generate calls to agents, by outcome.", labelNames: ["outcome"], registers: [registry] }),
+    assignments: new Counter({
+      name: "gateway_assignments_total",
+      help: "Scheduler answers received, by outcome.",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    agentCalls: new Counter({
+      name: "gateway_agent_calls_total",
+      help: "gRPC Generate calls to agents, by outcome.",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
     openStreams: new Gauge({ name: "gateway_open_streams", help: "Client streams open now.", registers: [registry] }),
     usagePending: new Gauge({ name: "gateway_usage_records_pending", help: "Usage records not yet written to Postgres.", registers: [registry] }),
   };

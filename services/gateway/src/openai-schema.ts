@@ -50,7 +50,10 @@ const ToolChoice = Type.Union([
   Type.Literal("none"),
   Type.Literal("auto"),
   Type.Literal("required"),
-  Type.Object({ type: Type.Literal("function"), function: Type.Object({ name: Type.String() }, { additionalProperties: false }) }, { additionalProperties: false }),
+  Type.Object(
+    { type: Type.Literal("function"), function: Type.Object({ name: Type.String() }, { additionalProperties: false }) },
+    { additionalProperties: false },
+  ),
 ]);
 
 const ResponseFormat = Type.Union([
@@ -154,7 +157,9 @@ export const ImageRequest = Type.Object(
     model: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     n: Nullable(Type.Integer({ minimum: 1, maximum: 4 })),
     size: Nullable(Type.String()),
-    quality: Nullable(Type.Union([Type.Literal("standard"), Type.Literal("hd"), Type.Literal("auto"), Type.Literal("high"), Type.Literal("medium"), Type.Literal("low")])),
+    quality: Nullable(
+      Type.Union([Type.Literal("standard"), Type.Literal("hd"), Type.Literal("auto"), Type.Literal("high"), Type.Literal("medium"), Type.Literal("low")]),
+    ),
     style: Nullable(Type.Union([Type.Literal("vivid"), Type.Literal("natural")])),
     response_format: Nullable(Type.Union([Type.Literal("b64_json"), Type.Literal("url")])),
     user: Type.Optional(Type.String({ maxLength: 256 })),

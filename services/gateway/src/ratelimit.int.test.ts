@@ -106,7 +106,17 @@ describe("RateLimiter", () => {
 
   it("holds under concurrent admission from many clients (atomic script)", async () => {
     const p = key({ rpm: 25 });
-    const others = Array.from({ length: 3 }, () => new RateLimiter({ redis: new Redis(TEST_REDIS_URL), prefix, tenantModelConcurrency: 0, leaseMs: 60_000, logger: createLogger({ service: "t", level: "silent" }) }));
+    const others = Array.from(
+      { length: 3 },
+      () =>
+        new RateLimiter({
+          redis: new Redis(TEST_REDIS_URL),
+          prefix,
+          tenantModelConcurrency: 0,
+          leaseMs: 60_000,
+          logger: createLogger({ service: "t", level: "silent" }),
+        }),
+    );
     const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => others[i % 3]!.admit(p, "dep_1", `x${i}`, 1)));
     expect(results.filter((r) => r.status === "fulfilled").length).toBe(25);
   });

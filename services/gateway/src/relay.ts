@@ -52,7 +52,13 @@ export class SseRelay {
   private start(): void {
     if (this.started) return;
     this.started = true;
-    this.res.writeHead(200, { ...this.headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    this.res.writeHead(200, {
+      ...this.headers,
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+    });
   }
 
   /** One chunk as the engine wrote it (JSON bytes): passed through without being decoded, except the rare ones below. */

@@ -24,7 +24,7 @@ export class ModelResolver {
     const key = `${tenantId}\u0000${model}`;
     const hit = this.cache.get(key);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.model;
-    let res;
+    let res: Awaited<ReturnType<typeof resolveModel>>;
     try {
       res = await resolveModel(this.db, tenantId, model);
     } catch (err) {

@@ -46,11 +46,9 @@ export function validationError(errors: readonly SchemaError[], body: unknown): 
   const role = errors.find((e) => e.instancePath.endsWith("/role"));
   if (role) {
     const value = valueAt(body, role.instancePath);
-    return new PlatformError(
-      "invalid_request",
-      `Invalid value: ${JSON.stringify(value)}. Supported values are: ${ROLES.map((r) => `'${r}'`).join(", ")}.`,
-      { param: paramOf(role.instancePath) },
-    );
+    return new PlatformError("invalid_request", `Invalid value: ${JSON.stringify(value)}. Supported values are: ${ROLES.map((r) => `'${r}'`).join(", ")}.`, {
+      param: paramOf(role.instancePath),
+    });
   }
   // Otherwise the deepest error: it is the most specific one.
   const deepest = [...errors].sort((a, b) => b.instancePath.split("/").length - a.instancePath.split("/").length)[0];

@@ -261,11 +261,17 @@ export class DeploymentDispatcher {
       for (let cursor = "0-0"; ; ) {
         const room = this.o.maxQueued - this.held.size;
         if (room <= 0 || !this.active || this.stopping) return;
-        const [next, entries] = (await redis.xautoclaim(stream, QUEUE_GROUP, schedulerId, minIdleMs, cursor, "COUNT", Math.min(room, FETCH_MAX))) as [string, StreamEntries];
+        const [next, entries] = (await redis.xautoclaim(stream, QUEUE_GROUP, schedulerId, minIdleMs, cursor, "COUNT", Math.min(room, FETCH_MAX))) as [
+          string,
+          StreamEntries,
+        ];
         if (entries.length) {
           this.o.logger.info({ entries: entries.length, stream }, "took over entries another scheduler had read");
           // Entries deleted since they were read come back empty: nothing to take.
-          this.accept(stream, entries.filter((e) => e && e[1]));
+          this.accept(
+            stream,
+            entries.filter((e) => e?.[1]),
+          );
           this.pump();
         }
         if (next === "0-0") break;
@@ -303,9 +309,18 @@ export class DeploymentDispatcher {
         groups = true;
         const ids = this.streams.map(() => ">");
         const count = Math.min(room, FETCH_MAX);
-        const res = (await blocking.xreadgroup("GROUP", QUEUE_GROUP, this.o.schedulerId, "COUNT", count, "BLOCK", BLOCK_MS, "STREAMS", ...this.streams, ...ids)) as
-          | [stream: string, entries: StreamEntries][]
-          | null;
+        const res = (await blocking.xreadgroup(
+          "GROUP",
+          QUEUE_GROUP,
+          this.o.schedulerId,
+          "COUNT",
+          count,
+          "BLOCK",
+          BLOCK_MS,
+          "STREAMS",
+          ...this.streams,
+          ...ids,
+        )) as [stream: string, entries: StreamEntries][] | null;
         for (const [stream, entries] of res ?? []) this.accept(stream, entries);
         // The lease went while the read waited: what it brought goes back at once.
         if (res && !this.active) await this.handBack();
@@ -336,7 +351,12 @@ export class DeploymentDispatcher {
       const w: Waiting = { job, stream, entryId };
       this.held.set(heldKey(stream, entryId), w);
       // Lower class numbers go first; the fair queue serves higher numbers first.
-      this.queue.push(w, { tenantId: job.tenantId, priority: -job.priority, inputTokens: job.estimatedTokens, front: front || job.priority === PRIORITY.requeued });
+      this.queue.push(w, {
+        tenantId: job.tenantId,
+        priority: -job.priority,
+        inputTokens: job.estimatedTokens,
+        front: front || job.priority === PRIORITY.requeued,
+      });
     }
     this.o.metrics.queueDepth.set({ deployment: this.o.deploymentId }, this.queue.size);
   }
@@ -358,7 +378,10 @@ export class DeploymentDispatcher {
       const byStream = new Map<string, string[]>();
       for (const w of this.held.values()) {
         let ids = byStream.get(w.stream);
-        if (!ids) byStream.set(w.stream, (ids = []));
+        if (!ids) {
+          ids = [];
+          byStream.set(w.stream, ids);
+        }
         ids.push(w.entryId);
       }
       const gone = new Set<string>();
@@ -413,7 +436,11 @@ export class DeploymentDispatcher {
         views = directory.views(deploymentId, this.capacity);
         const address = directory.address(deploymentId, replicaId) ?? "";
         const queuedMs = this.now() - d.enqueuedAt;
-        batch.push({ w: next, replicaId, message: { type: "assigned", requestId: d.requestId, replicaId, address, queuedMs, schedulerId: this.o.schedulerId, deploymentId } });
+        batch.push({
+          w: next,
+          replicaId,
+          message: { type: "assigned", requestId: d.requestId, replicaId, address, queuedMs, schedulerId: this.o.schedulerId, deploymentId },
+        });
       }
     } finally {
       this.pumping = false;
@@ -517,7 +544,9 @@ export class DeploymentDispatcher {
     for (const w of left) args.push(w.entryId, JSON.stringify(w.job));
     await scripts(this.o.redis)
       .inferaGiveBack(left.length + 1, ...args)
-      .catch((err) => this.o.logger.warn({ err: (err as Error).message, requests: left.length }, "could not hand queued requests back; the next holder takes them over"));
+      .catch((err) =>
+        this.o.logger.warn({ err: (err as Error).message, requests: left.length }, "could not hand queued requests back; the next holder takes them over"),
+      );
   }
 }
 

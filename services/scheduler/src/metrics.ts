@@ -15,7 +15,12 @@ export function createSchedulerMetrics(): SchedulerMetrics {
   const registry = createMetricsRegistry("scheduler");
   return {
     registry,
-    queueDepth: new Gauge({ name: "scheduler_queue_depth", help: "Requests waiting for a replica, per deployment.", labelNames: ["deployment"], registers: [registry] }),
+    queueDepth: new Gauge({
+      name: "scheduler_queue_depth",
+      help: "Requests waiting for a replica, per deployment.",
+      labelNames: ["deployment"],
+      registers: [registry],
+    }),
     queueTime: new Histogram({
       name: "scheduler_queue_time_seconds",
       help: "Time from enqueue to dispatch (vllm:request_queue_time_seconds' meaning, at the platform level).",

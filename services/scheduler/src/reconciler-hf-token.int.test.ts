@@ -11,16 +11,7 @@ import type { Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
-import {
-  createDb,
-  createDeployment,
-  ensureModelVersion,
-  getDeployment,
-  putHfToken,
-  sealSecret,
-  secretsKeyFrom,
-  type DB,
-} from "@infera/registry";
+import { createDb, createDeployment, ensureModelVersion, getDeployment, putHfToken, sealSecret, secretsKeyFrom, type DB } from "@infera/registry";
 import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import { createSchedulerMetrics } from "./metrics.ts";
 import { queuedCount } from "./dispatcher.ts";

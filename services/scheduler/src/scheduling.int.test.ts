@@ -67,7 +67,21 @@ describe("placement", () => {
       // An agent that reported once, long ago, and never again.
       const stale = await c.addReplica("stale", 10);
       stale.kill();
-      await c.redis.hset(c.keys.replicas(c.deploymentId), "stale", JSON.stringify({ replicaId: "stale", deploymentId: c.deploymentId, address: "x", running: 0, waiting: 0, kvCacheUsage: 0, healthy: true, draining: false, at: Date.now() - 60_000 }));
+      await c.redis.hset(
+        c.keys.replicas(c.deploymentId),
+        "stale",
+        JSON.stringify({
+          replicaId: "stale",
+          deploymentId: c.deploymentId,
+          address: "x",
+          running: 0,
+          waiting: 0,
+          kvCacheUsage: 0,
+          healthy: true,
+          draining: false,
+          at: Date.now() - 60_000,
+        }),
+      );
       for (const r of c.replicas.values()) await r.report();
 
       const results = await load(120, 24, (i) => c.request({ tenantId: `t${i % 3}` }));
@@ -143,7 +157,22 @@ describe("two schedulers", () => {
       expect(served.error).toBeUndefined();
       expect(served.replicas).toEqual(["r0"]);
       // The ghost wakes up and tries to dispatch what it held: the entry is gone, nothing is published.
-      const again = await takeEntries(c.redis, [{ stream, entryId, channel: c.keys.gatewayChannel("gw-0"), message: JSON.stringify({ type: "assigned", requestId: served.requestId, replicaId: "r0", address: "x", queuedMs: 0, schedulerId: "ghost", deploymentId: c.deploymentId }) }]);
+      const again = await takeEntries(c.redis, [
+        {
+          stream,
+          entryId,
+          channel: c.keys.gatewayChannel("gw-0"),
+          message: JSON.stringify({
+            type: "assigned",
+            requestId: served.requestId,
+            replicaId: "r0",
+            address: "x",
+            queuedMs: 0,
+            schedulerId: "ghost",
+            deploymentId: c.deploymentId,
+          }),
+        },
+      ]);
       expect(again).toEqual([0]);
       expect((await c.request({ tenantId: "t" })).error).toBeUndefined();
       expect(c.assignmentsPerRequest().get(served.requestId)).toBe(1);
@@ -176,7 +205,10 @@ describe("two schedulers", () => {
       const other = c.schedulers[0]!.id;
       // Handed back on stop: nothing left in its pending list for the lock (5 s) to free.
       expect((await holders()).get(stopping) ?? 0).toBe(0);
-      await poll("the other scheduler to hold all 12", async () => ((await holders()).get(other) ?? 0) === 12 && (await queuedCount(c.redis, c.keys, c.deploymentId)) === 12);
+      await poll(
+        "the other scheduler to hold all 12",
+        async () => ((await holders()).get(other) ?? 0) === 12 && (await queuedCount(c.redis, c.keys, c.deploymentId)) === 12,
+      );
       r0.healthy = true;
       const results = await Promise.all(pending);
       expect(results.filter((r) => r.error)).toEqual([]);
@@ -190,7 +222,19 @@ describe("two schedulers", () => {
       await ensureQueueGroups(c.redis, c.keys.queues(c.deploymentId));
       const now = Date.now();
       const job = (requestId: string, priority: number) =>
-        JSON.stringify({ requestId, gatewayId: "gw-0", tenantId: "t", keyId: "k", endpoint: "chat", prefixHashes: [], estimatedTokens: 1, deadline: now + 60_000, enqueuedAt: now, priority, attempt: 0 });
+        JSON.stringify({
+          requestId,
+          gatewayId: "gw-0",
+          tenantId: "t",
+          keyId: "k",
+          endpoint: "chat",
+          prefixHashes: [],
+          estimatedTokens: 1,
+          deadline: now + 60_000,
+          enqueuedAt: now,
+          priority,
+          attempt: 0,
+        });
       // XADD * gives `<ms>-0` in each stream: two classes enqueued in the same millisecond share an id.
       await c.redis.xadd(c.keys.queue(c.deploymentId, PRIORITY.requeued), "1-1", QUEUE_FIELD, job("same-id-front", PRIORITY.requeued));
       await c.redis.xadd(c.keys.queue(c.deploymentId, PRIORITY.standard), "1-1", QUEUE_FIELD, job("same-id-standard", PRIORITY.standard));
@@ -201,7 +245,12 @@ describe("two schedulers", () => {
         const line = text.split("\n").find((l) => l.startsWith(`scheduler_queue_depth{deployment="${c.deploymentId}",`));
         return Number(line?.split(" ").at(-1) ?? 0);
       };
-      await poll("both entries read", async () => (await queuedCount(c.redis, c.keys, c.deploymentId)) === 2 && ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1);
+      await poll(
+        "both entries read",
+        async () =>
+          (await queuedCount(c.redis, c.keys, c.deploymentId)) === 2 &&
+          ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
+      );
       await poll("both waiting in the fair queue", async () => (await depth()) === 2);
     }));
 
@@ -210,10 +259,25 @@ describe("two schedulers", () => {
       const r0 = await c.addReplica("r0", 0, { healthy: false });
       const gone = new AbortController();
       const now = Date.now();
-      const job = { requestId: "withdrawn", gatewayId: "gw-0", tenantId: "t", keyId: "k", endpoint: "chat" as const, prefixHashes: [], estimatedTokens: 1, deadline: now + 60_000, enqueuedAt: now, priority: PRIORITY.standard, attempt: 0 };
+      const job = {
+        requestId: "withdrawn",
+        gatewayId: "gw-0",
+        tenantId: "t",
+        keyId: "k",
+        endpoint: "chat" as const,
+        prefixHashes: [],
+        estimatedTokens: 1,
+        deadline: now + 60_000,
+        enqueuedAt: now,
+        priority: PRIORITY.standard,
+        attempt: 0,
+      };
       const withdrawn = c.gateways[0]!.dispatch.enqueue(c.deploymentId, job, gone.signal).catch((e: unknown) => e);
       // Held by a scheduler (read from the stream, waiting for a replica), then the client leaves.
-      await poll("a scheduler to hold it", async () => ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1);
+      await poll(
+        "a scheduler to hold it",
+        async () => ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
+      );
       gone.abort();
       expect(String(await withdrawn)).toContain("went away");
       await poll("the entry to be deleted", async () => (await queuedCount(c.redis, c.keys, c.deploymentId)) === 0);

@@ -63,11 +63,7 @@ export class Heartbeat {
     const { redis, keys, deploymentId, replicaId, address } = this.o;
     const report: ReplicaReport = { replicaId, deploymentId, address, ...state, at: Date.now() };
     try {
-      await redis
-        .multi()
-        .hset(keys.replicas(deploymentId), replicaId, JSON.stringify(report))
-        .sadd(keys.deploymentsWithReplicas, deploymentId)
-        .exec();
+      await redis.multi().hset(keys.replicas(deploymentId), replicaId, JSON.stringify(report)).sadd(keys.deploymentsWithReplicas, deploymentId).exec();
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message }, "heartbeat could not reach Redis");
     }

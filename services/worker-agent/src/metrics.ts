@@ -24,9 +24,21 @@ export function createAgentMetrics(): AgentMetrics {
       registers: [registry],
     }),
     engineHealthy: new Gauge({ name: "agent_engine_healthy", help: "1 when the engine answers its health check.", registers: [registry] }),
-    engineRunning: new Gauge({ name: "agent_engine_requests_running", help: "Requests running in the engine (vllm:num_requests_running).", registers: [registry] }),
-    engineWaiting: new Gauge({ name: "agent_engine_requests_waiting", help: "Requests waiting in the engine (vllm:num_requests_waiting).", registers: [registry] }),
-    engineKvCache: new Gauge({ name: "agent_engine_kv_cache_usage_ratio", help: "Engine KV-cache use, 0..1 (vllm:kv_cache_usage_perc).", registers: [registry] }),
+    engineRunning: new Gauge({
+      name: "agent_engine_requests_running",
+      help: "Requests running in the engine (vllm:num_requests_running).",
+      registers: [registry],
+    }),
+    engineWaiting: new Gauge({
+      name: "agent_engine_requests_waiting",
+      help: "Requests waiting in the engine (vllm:num_requests_waiting).",
+      registers: [registry],
+    }),
+    engineKvCache: new Gauge({
+      name: "agent_engine_kv_cache_usage_ratio",
+      help: "Engine KV-cache use, 0..1 (vllm:kv_cache_usage_perc).",
+      registers: [registry],
+    }),
     inflight: new Gauge({ name: "agent_inflight_requests", help: "gRPC Generate calls open on this agent.", registers: [registry] }),
     ttft: new Histogram({
       name: "agent_engine_time_to_first_token_seconds",

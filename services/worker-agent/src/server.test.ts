@@ -30,12 +30,20 @@ beforeAll(async () => {
   const url = `http://127.0.0.1:${port}`;
   const until = Date.now() + 60_000;
   for (;;) {
-    const up = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+    const up = await fetch(`${url}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) break;
     if (Date.now() > until) throw new Error("engine-sim did not start");
     await new Promise((r) => setTimeout(r, 100));
   }
-  server = new AgentServer({ adapter: new VllmAdapter(url), logger: createLogger({ service: "agent", level: "silent" }), metrics: createAgentMetrics(), replicaId: "r-test" });
+  server = new AgentServer({
+    adapter: new VllmAdapter(url),
+    logger: createLogger({ service: "agent", level: "silent" }),
+    metrics: createAgentMetrics(),
+    replicaId: "r-test",
+  });
   server.setEngineState(true); // what the heartbeat does once the engine answers /health
   const grpcPort = await server.listen("127.0.0.1", 0);
   client = new (clientConstructor(AgentService))(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
@@ -49,10 +57,18 @@ afterAll(async () => {
 
 describe("agent server", () => {
   it("sends the chunks of one engine read as one message when it is behind; every chunk arrives, in order", async () => {
-    const body = { model: "meta-llama/Meta-Llama-3-8B-Instruct", messages: [{ role: "user", content: "Tell me a long story." }], max_tokens: 120, stream: true, stream_options: { include_usage: true } };
+    const body = {
+      model: "meta-llama/Meta-Llama-3-8B-Instruct",
+      messages: [{ role: "user", content: "Tell me a long story." }],
+      max_tokens: 120,
+      stream: true,
+      stream_options: { include_usage: true },
+    };
     const messages: GenerateResponse[] = [];
     await new Promise<void>((resolve, reject) => {
-      const call = client.generate(create(GenerateRequestSchema, { requestId: "coalesce-1", endpoint: Endpoint.CHAT_COMPLETIONS, body: Buffer.from(JSON.stringify(body)), stream: true }));
+      const call = client.generate(
+        create(GenerateRequestSchema, { requestId: "coalesce-1", endpoint: Endpoint.CHAT_COMPLETIONS, body: Buffer.from(JSON.stringify(body)), stream: true }),
+      );
       call.on("data", (m: GenerateResponse) => {
         messages.push(m);
         if (messages.length === 1) {

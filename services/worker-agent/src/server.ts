@@ -108,7 +108,8 @@ export class AgentServer {
     if (this.seen.has(requestId)) return false;
     const now = Date.now();
     this.cancelledEarly.set(requestId, now);
-    if (this.cancelledEarly.size > 10_000) for (const [k, t] of this.cancelledEarly) if (now - t > 60_000 || this.cancelledEarly.size > 10_000) this.cancelledEarly.delete(k);
+    if (this.cancelledEarly.size > 10_000)
+      for (const [k, t] of this.cancelledEarly) if (now - t > 60_000 || this.cancelledEarly.size > 10_000) this.cancelledEarly.delete(k);
     return true;
   }
 

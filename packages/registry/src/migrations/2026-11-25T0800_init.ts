@@ -53,9 +53,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("id", "text", (c) => c.primaryKey())
     .addColumn("tenant_id", "text", (c) => c.references("tenants.id"))
     .addColumn("model_version_id", "text", (c) => c.notNull().references("model_versions.id"))
-    .addColumn("status", "text", (c) =>
-      c.notNull().check(sql`status in ('initializing','downloading','deploying','running','stopped','failed','deleted')`),
-    )
+    .addColumn("status", "text", (c) => c.notNull().check(sql`status in ('initializing','downloading','deploying','running','stopped','failed','deleted')`))
     .addColumn("fail_reason", "text")
     .addColumn("config", "jsonb", (c) => c.notNull())
     .addColumn("settings", "jsonb", (c) => c.notNull())

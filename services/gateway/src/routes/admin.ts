@@ -43,7 +43,6 @@ const CreateKeyBody = Type.Object(
 );
 type CreateKeyBody = Static<typeof CreateKeyBody>;
 
-
 function tenantOut(t: Tenant) {
   return { object: "tenant", id: t.id, name: t.name, created_at: Math.floor(t.created_at.getTime() / 1000) };
 }
@@ -100,7 +99,8 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
 
       scope.post("/api-keys", { bodyLimit: ADMIN_BODY_LIMIT, schema: { body: CreateKeyBody } }, async (req, reply) => {
         const body = req.body as CreateKeyBody;
-        if (!(await getTenant(db, body.tenant_id))) throw new PlatformError("invalid_request", `No tenant with id '${body.tenant_id}'.`, { param: "tenant_id" });
+        if (!(await getTenant(db, body.tenant_id)))
+          throw new PlatformError("invalid_request", `No tenant with id '${body.tenant_id}'.`, { param: "tenant_id" });
         const { key, secret } = await createApiKey(db, {
           tenantId: body.tenant_id,
           name: body.name,
@@ -135,7 +135,10 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
           await deps.revocations.announce(id);
         } catch (err) {
           // Revoked in Postgres; repeating the DELETE announces it again.
-          throw new PlatformError("unavailable", "The key is revoked, but not every gateway could be told yet; repeat the request.", { cause: err, retryAfterS: 1 });
+          throw new PlatformError("unavailable", "The key is revoked, but not every gateway could be told yet; repeat the request.", {
+            cause: err,
+            retryAfterS: 1,
+          });
         }
         deps.logger.info({ keyId: id, tenantId: key.tenant_id }, "api key revoked");
         return { object: "api_key", id, deleted: true };

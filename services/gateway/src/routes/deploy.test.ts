@@ -3,7 +3,19 @@ import { instancesOf } from "./deploy.ts";
 
 describe("a deployment's instances", () => {
   const now = 1_000_000;
-  const report = (over: Record<string, unknown>) => JSON.stringify({ replicaId: "r", deploymentId: "d", address: "a", running: 0, waiting: 0, kvCacheUsage: 0, healthy: true, draining: false, at: now - 100, ...over });
+  const report = (over: Record<string, unknown>) =>
+    JSON.stringify({
+      replicaId: "r",
+      deploymentId: "d",
+      address: "a",
+      running: 0,
+      waiting: 0,
+      kvCacheUsage: 0,
+      healthy: true,
+      draining: false,
+      at: now - 100,
+      ...over,
+    });
   const settings = { min_instances: 1, max_instances: 2 };
 
   it("counts fresh, healthy, undrained reports as running; pending is what was asked for less those", () => {
@@ -17,6 +29,9 @@ describe("a deployment's instances", () => {
   });
 
   it("before the reconciler has asked, a deploying deployment wants at least one replica", () => {
-    expect(instancesOf({ status: "initializing", settings: { min_instances: 0, max_instances: 1 } as never }, {}, null, now)).toEqual({ running: 0, pending: 1 });
+    expect(instancesOf({ status: "initializing", settings: { min_instances: 0, max_instances: 1 } as never }, {}, null, now)).toEqual({
+      running: 0,
+      pending: 1,
+    });
   });
 });

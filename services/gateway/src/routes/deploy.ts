@@ -30,7 +30,7 @@ import {
   type DeploymentView,
 } from "@infera/registry";
 import { requireScope, type KeyCache, type Principal } from "../auth.ts";
-import { CONFIG_FIELDS, DeployLlmRequest, DeploymentParams, DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
+import { CONFIG_FIELDS, DeployLlmRequest, DeploymentParams, type DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
 import type { GpuType } from "../gpu-types.ts";
 
 export interface DeployRouteDeps {
@@ -211,7 +211,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       let statuses: DeploymentState[] | undefined;
       if (q.status !== undefined) {
         statuses = [];
-        for (const s of q.status.split(",").map((x) => x.trim()).filter((x) => x !== "")) {
+        for (const s of q.status
+          .split(",")
+          .map((x) => x.trim())
+          .filter((x) => x !== "")) {
           if (!(DEPLOYMENT_STATES as readonly string[]).includes(s)) {
             throw new PlatformError("invalid_request", `Invalid value for 'status': '${s}'. Supported values are: ${DEPLOYMENT_STATES.join(", ")}.`, {
               param: "status",
@@ -291,7 +294,9 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
     scope.post("/deploy/:id/stop", { schema: { params: DeploymentParams } }, async (req) => {
       const d = await own(req, (req.params as DeploymentParams).id);
       if (d.status !== "running") {
-        throw new PlatformError("conflict", `Cannot stop the deployment '${d.id}': it is ${d.status}; only a running deployment can be stopped.`, { param: "status" });
+        throw new PlatformError("conflict", `Cannot stop the deployment '${d.id}': it is ${d.status}; only a running deployment can be stopped.`, {
+          param: "status",
+        });
       }
       await transition(db, d.id, "stopped", { reason: "stopped by API", expectFrom: ["running"] });
       await changed(d.id);
@@ -321,7 +326,8 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
         const tenant = await getTenant(db, p.tenantId);
         if (tenant) rows = await listModelVersions(db, p.tenantId, `${tenant.name}/${name}`);
       }
-      if (rows.length === 0) throw new PlatformError("not_found", `The model '${name}' does not exist or you do not have access to it.`, { param: "model_name" });
+      if (rows.length === 0)
+        throw new PlatformError("not_found", `The model '${name}' does not exist or you do not have access to it.`, { param: "model_name" });
       return rows.map((r) => ({ model_name: r.model_name, version: r.version, uploaded_at: r.uploaded_at.toISOString() }));
     });
   });

@@ -44,10 +44,14 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
     return m;
   }
 
-  async function start(req: FastifyRequest, reply: FastifyReply, input: Omit<Parameters<typeof runInference>[3], "principal" | "startedAt" | "requestId" | "route">) {
+  async function start(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "route">,
+  ) {
     const requestId = requestIdOf(req);
     reply.hijack();
-    await runInference(deps, req.raw, reply.raw, {
+    await runInference(deps, reply.raw, {
       ...input,
       requestId,
       principal: principalOf(req),
@@ -56,112 +60,129 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
     });
   }
 
-  app.register(async (scope) => {
-    scope.addHook("onRequest", async (req) => {
-      (req as FastifyRequest & { startedAt: number }).startedAt = performance.now();
-      const p = await ctx.keys.authenticate(req.headers.authorization);
-      requireScope(p, "inference");
-      (req as FastifyRequest & { principal: Principal }).principal = p;
-    });
-
-    scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => {
-      const body = req.body as ChatCompletionRequest;
-      const m = await resolveFor(req, body.model, "chat");
-      checkChat(m.engine, body);
-      const stream = body.stream === true;
-      const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
-      if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
-      let promptText = "";
-      for (const msg of body.messages) {
-        promptText += `${msg.role}:${textOf(msg.content)}\n`;
-        if (promptText.length > 8192) break;
-      }
-      const maxOut = body.max_completion_tokens ?? body.max_tokens ?? 256;
-      await start(req, reply, {
-        model: m,
-        endpoint: "chat",
-        engineBody,
-        stream,
-        includeUsage: body.stream_options?.include_usage === true,
-        promptText,
-        estimatedTokens: Math.ceil(promptText.length / 4) + maxOut * (body.n ?? 1),
-        serviceTier: body.service_tier,
+  app.register(
+    async (scope) => {
+      scope.addHook("onRequest", async (req) => {
+        (req as FastifyRequest & { startedAt: number }).startedAt = performance.now();
+        const p = await ctx.keys.authenticate(req.headers.authorization);
+        requireScope(p, "inference");
+        (req as FastifyRequest & { principal: Principal }).principal = p;
       });
-    });
 
-    scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) => {
-      const body = req.body as CompletionRequest;
-      const m = await resolveFor(req, body.model, "completion");
-      checkCompletion(m.engine, body);
-      const stream = body.stream === true;
-      const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
-      if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
-      const promptText = typeof body.prompt === "string" ? body.prompt : Array.isArray(body.prompt) && typeof body.prompt[0] === "string" ? body.prompt[0] : body.prompt.join(" ");
-      await start(req, reply, {
-        model: m,
-        endpoint: "completion",
-        engineBody,
-        stream,
-        includeUsage: body.stream_options?.include_usage === true,
-        promptText,
-        estimatedTokens: Math.ceil(promptText.length / 4) + (body.max_tokens ?? 16) * (body.n ?? 1),
-        serviceTier: body.service_tier,
+      scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => {
+        const body = req.body as ChatCompletionRequest;
+        const m = await resolveFor(req, body.model, "chat");
+        checkChat(m.engine, body);
+        const stream = body.stream === true;
+        const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
+        if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
+        let promptText = "";
+        for (const msg of body.messages) {
+          promptText += `${msg.role}:${textOf(msg.content)}\n`;
+          if (promptText.length > 8192) break;
+        }
+        const maxOut = body.max_completion_tokens ?? body.max_tokens ?? 256;
+        await start(req, reply, {
+          model: m,
+          endpoint: "chat",
+          engineBody,
+          stream,
+          includeUsage: body.stream_options?.include_usage === true,
+          promptText,
+          estimatedTokens: Math.ceil(promptText.length / 4) + maxOut * (body.n ?? 1),
+          serviceTier: body.service_tier,
+        });
       });
-    });
 
-    scope.post("/embeddings", { schema: { body: EmbeddingRequest } }, async (req, reply) => {
-      const body = req.body as EmbeddingRequest;
-      const m = await resolveFor(req, body.model, "embedding");
-      const inputs = typeof body.input === "string" ? [body.input] : (body.input as unknown[]);
-      const chars = inputs.reduce<number>((n, x) => n + (typeof x === "string" ? x.length : Array.isArray(x) ? x.length * 4 : 4), 0);
-      await start(req, reply, {
-        model: m,
-        endpoint: "embedding",
-        engineBody: { ...body, model: m.modelName },
-        stream: false,
-        includeUsage: false,
-        promptText: "",
-        estimatedTokens: Math.ceil(chars / 4),
+      scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) => {
+        const body = req.body as CompletionRequest;
+        const m = await resolveFor(req, body.model, "completion");
+        checkCompletion(m.engine, body);
+        const stream = body.stream === true;
+        const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
+        if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
+        const promptText =
+          typeof body.prompt === "string"
+            ? body.prompt
+            : Array.isArray(body.prompt) && typeof body.prompt[0] === "string"
+              ? body.prompt[0]
+              : body.prompt.join(" ");
+        await start(req, reply, {
+          model: m,
+          endpoint: "completion",
+          engineBody,
+          stream,
+          includeUsage: body.stream_options?.include_usage === true,
+          promptText,
+          estimatedTokens: Math.ceil(promptText.length / 4) + (body.max_tokens ?? 16) * (body.n ?? 1),
+          serviceTier: body.service_tier,
+        });
       });
-    });
 
-    scope.post("/images/generations", { schema: { body: ImageRequest } }, async (req, reply) => {
-      const body = req.body as ImageRequest;
-      if (body.response_format === "url") {
-        throw new PlatformError("invalid_request", "response_format 'url' is not supported; use 'b64_json'.", { param: "response_format" });
-      }
-      const size = body.size ?? "1024x1024";
-      if (!IMAGE_SIZES.has(size)) {
-        throw new PlatformError("invalid_request", `Invalid value for 'size': '${size}'. Supported sizes are ${[...IMAGE_SIZES].join(", ")}.`, { param: "size" });
-      }
-      const model = body.model ?? DEFAULT_IMAGE_MODEL;
-      const m = await resolveFor(req, model, "image");
-      await start(req, reply, {
-        model: m,
-        endpoint: "image",
-        engineBody: { prompt: body.prompt, n: body.n ?? 1, size, response_format: "b64_json", model: m.modelName, ...(body.seed != null ? { seed: body.seed } : {}) },
-        stream: false,
-        includeUsage: false,
-        promptText: "",
-        estimatedTokens: 1000 * (body.n ?? 1),
+      scope.post("/embeddings", { schema: { body: EmbeddingRequest } }, async (req, reply) => {
+        const body = req.body as EmbeddingRequest;
+        const m = await resolveFor(req, body.model, "embedding");
+        const inputs = typeof body.input === "string" ? [body.input] : (body.input as unknown[]);
+        const chars = inputs.reduce<number>((n, x) => n + (typeof x === "string" ? x.length : Array.isArray(x) ? x.length * 4 : 4), 0);
+        await start(req, reply, {
+          model: m,
+          endpoint: "embedding",
+          engineBody: { ...body, model: m.modelName },
+          stream: false,
+          includeUsage: false,
+          promptText: "",
+          estimatedTokens: Math.ceil(chars / 4),
+        });
       });
-    });
 
-    scope.get("/models", async (req) => {
-      const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
-      return { object: "list", data: rows.map((m) => modelObject(m.name, m.created_at, m.tenant_id)) };
-    });
+      scope.post("/images/generations", { schema: { body: ImageRequest } }, async (req, reply) => {
+        const body = req.body as ImageRequest;
+        if (body.response_format === "url") {
+          throw new PlatformError("invalid_request", "response_format 'url' is not supported; use 'b64_json'.", { param: "response_format" });
+        }
+        const size = body.size ?? "1024x1024";
+        if (!IMAGE_SIZES.has(size)) {
+          throw new PlatformError("invalid_request", `Invalid value for 'size': '${size}'. Supported sizes are ${[...IMAGE_SIZES].join(", ")}.`, {
+            param: "size",
+          });
+        }
+        const model = body.model ?? DEFAULT_IMAGE_MODEL;
+        const m = await resolveFor(req, model, "image");
+        await start(req, reply, {
+          model: m,
+          endpoint: "image",
+          engineBody: {
+            prompt: body.prompt,
+            n: body.n ?? 1,
+            size,
+            response_format: "b64_json",
+            model: m.modelName,
+            ...(body.seed != null ? { seed: body.seed } : {}),
+          },
+          stream: false,
+          includeUsage: false,
+          promptText: "",
+          estimatedTokens: 1000 * (body.n ?? 1),
+        });
+      });
 
-    scope.get("/models/*", async (req) => {
-      const id = (req.params as { "*": string })["*"];
-      const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
-      const m = rows.find((x) => x.name === id);
-      if (!m) throw new PlatformError("not_found", `The model '${id}' does not exist or you do not have access to it.`, { param: "model" });
-      return modelObject(m.name, m.created_at, m.tenant_id);
-    });
-  }, { prefix: ctx.prefix });
+      scope.get("/models", async (req) => {
+        const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
+        return { object: "list", data: rows.map((m) => modelObject(m.name, m.created_at, m.tenant_id)) };
+      });
+
+      scope.get("/models/*", async (req) => {
+        const id = (req.params as { "*": string })["*"];
+        const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
+        const m = rows.find((x) => x.name === id);
+        if (!m) throw new PlatformError("not_found", `The model '${id}' does not exist or you do not have access to it.`, { param: "model" });
+        return modelObject(m.name, m.created_at, m.tenant_id);
+      });
+    },
+    { prefix: ctx.prefix },
+  );
 }
 
 function modelObject(name: string, created: Date, tenantId: string | null) {
-  return { id: name, object: "model", created: Math.floor(created.getTime() / 1000), owned_by: tenantId ? "tenant" : name.split("/")[0] ?? "infera" };
+  return { id: name, object: "model", created: Math.floor(created.getTime() / 1000), owned_by: tenantId ? "tenant" : (name.split("/")[0] ?? "infera") };
 }

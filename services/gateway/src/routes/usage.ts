@@ -37,7 +37,9 @@ export function registerUsageRoutes(app: FastifyInstance, deps: UsageRouteDeps, 
     for (const k of Object.keys(q)) if (!PARAMS.has(k)) throw new PlatformError("invalid_request", `Unrecognized query parameter: ${k}`, { param: k });
     const groupBy = (q.group_by ?? "model") as UsageGroupBy;
     if (!GROUPS.includes(groupBy)) {
-      throw new PlatformError("invalid_request", `Invalid value for 'group_by': ${JSON.stringify(q.group_by)}. Supported values are: 'model', 'day', 'key'.`, { param: "group_by" });
+      throw new PlatformError("invalid_request", `Invalid value for 'group_by': ${JSON.stringify(q.group_by)}. Supported values are: 'model', 'day', 'key'.`, {
+        param: "group_by",
+      });
     }
     const to = timeParam(q.to, "to") ?? new Date();
     const from = timeParam(q.from, "from") ?? new Date(to.getTime() - 30 * DAY_MS);
@@ -45,7 +47,8 @@ export function registerUsageRoutes(app: FastifyInstance, deps: UsageRouteDeps, 
 
     let tenantId = p.tenantId;
     if (q.tenant_id !== undefined) {
-      if (typeof q.tenant_id !== "string" || q.tenant_id === "") throw new PlatformError("invalid_request", "tenant_id must be one tenant id.", { param: "tenant_id" });
+      if (typeof q.tenant_id !== "string" || q.tenant_id === "")
+        throw new PlatformError("invalid_request", "tenant_id must be one tenant id.", { param: "tenant_id" });
       const admin = p.scopes.includes("admin");
       if ((!admin && q.tenant_id !== p.tenantId) || !(await getTenant(deps.db, q.tenant_id))) {
         throw new PlatformError("not_found", `The tenant '${q.tenant_id}' does not exist or you do not have access to it.`, { param: "tenant_id" });

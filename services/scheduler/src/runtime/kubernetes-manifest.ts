@@ -101,34 +101,47 @@ export function engineArgs(spec: ReplicaSpec, tpl: EnginePodTemplate): string[] 
     case "vllm": {
       if (!repo) throw new PlatformError("invalid_request", "a vllm deployment needs hf.repo", { param: "hf.repo" });
       return [
-        "--model", repo,
+        "--model",
+        repo,
         ...(revision ? ["--revision", revision] : []),
-        "--served-model-name", spec.servedModelName,
-        "--max-num-seqs", String(spec.maxBatchSize),
-        "--tensor-parallel-size", String(Math.max(1, spec.numGpus)),
-        "--port", port,
-        "--shutdown-timeout", String(tpl.drain.engineShutdownTimeoutSeconds),
+        "--served-model-name",
+        spec.servedModelName,
+        "--max-num-seqs",
+        String(spec.maxBatchSize),
+        "--tensor-parallel-size",
+        String(Math.max(1, spec.numGpus)),
+        "--port",
+        port,
+        "--shutdown-timeout",
+        String(tpl.drain.engineShutdownTimeoutSeconds),
         ...spec.extraArgs,
       ];
     }
     case "tgi": {
       if (!repo) throw new PlatformError("invalid_request", "a tgi deployment needs hf.repo", { param: "hf.repo" });
       return [
-        "--model-id", repo,
+        "--model-id",
+        repo,
         ...(revision ? ["--revision", revision] : []),
-        "--port", port,
-        "--num-shard", String(Math.max(1, spec.numGpus)),
-        "--max-concurrent-requests", String(spec.maxBatchSize),
+        "--port",
+        port,
+        "--num-shard",
+        String(Math.max(1, spec.numGpus)),
+        "--max-concurrent-requests",
+        String(spec.maxBatchSize),
         ...spec.extraArgs,
       ];
     }
     case "tei": {
       if (!repo) throw new PlatformError("invalid_request", "a tei deployment needs hf.repo", { param: "hf.repo" });
       return [
-        "--model-id", repo,
+        "--model-id",
+        repo,
         ...(revision ? ["--revision", revision] : []),
-        "--port", port,
-        "--max-concurrent-requests", String(spec.maxBatchSize),
+        "--port",
+        port,
+        "--max-concurrent-requests",
+        String(spec.maxBatchSize),
         ...spec.extraArgs,
       ];
     }
@@ -147,12 +160,7 @@ function findContainer(containers: V1Container[], name: string): V1Container {
  * Builds the apps/v1 Deployment for `replicas` replicas of `spec`. The result is wire-shaped
  * JSON (what the API server receives) and never shares objects with `template`.
  */
-export function buildEngineDeployment(
-  spec: ReplicaSpec,
-  replicas: number,
-  template: EnginePodTemplate,
-  options: EngineDeploymentOptions,
-): V1Deployment {
+export function buildEngineDeployment(spec: ReplicaSpec, replicas: number, template: EnginePodTemplate, options: EngineDeploymentOptions): V1Deployment {
   if (!Number.isInteger(replicas) || replicas < 0) {
     throw new PlatformError("invalid_request", `replicas must be a non-negative integer, got ${replicas}`);
   }
@@ -201,8 +209,7 @@ export function buildEngineDeployment(
     );
   }
   // A token the driver writes lives in the deployment's own Secret, whatever name the spec carries.
-  const tokenSecret =
-    spec.hfToken !== undefined ? hfTokenSecretName(spec.deploymentId) : (spec.hf?.tokenSecretName ?? template.defaultHfTokenSecret);
+  const tokenSecret = spec.hfToken !== undefined ? hfTokenSecretName(spec.deploymentId) : (spec.hf?.tokenSecretName ?? template.defaultHfTokenSecret);
   if (tokenSecret && template.mode === "gpu") {
     engineEnv.push({
       name: "HF_TOKEN",

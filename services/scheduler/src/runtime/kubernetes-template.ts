@@ -8,7 +8,7 @@
  * tools/k8s-validate/types.go (which validates the rendered file strictly).
  */
 import { readFile } from "node:fs/promises";
-import { loadYaml, type V1PodTemplateSpec, type V1Toleration } from "@kubernetes/client-node";
+import { loadYaml, type V1PodTemplateSpec } from "@kubernetes/client-node";
 import { ConfigError } from "@infera/core";
 import { loadGpuTypesFile, type GpuType } from "@infera/contracts";
 
@@ -98,7 +98,9 @@ export function parseEnginePodTemplate(text: string, source: string): EnginePodT
   const d = tpl.drain;
   const drainS = d.preStopSleepSeconds + Math.max(d.engineShutdownTimeoutSeconds, d.agentShutdownGraceSeconds);
   if (drainS >= grace) {
-    fail(`drain (preStop ${d.preStopSleepSeconds}s + shutdown ${drainS - d.preStopSleepSeconds}s) must be shorter than terminationGracePeriodSeconds (${grace}s)`);
+    fail(
+      `drain (preStop ${d.preStopSleepSeconds}s + shutdown ${drainS - d.preStopSleepSeconds}s) must be shorter than terminationGracePeriodSeconds (${grace}s)`,
+    );
   }
   return tpl;
 }

@@ -116,8 +116,7 @@ function env(c: V1Container, name: string): V1EnvVar | undefined {
 function validateStrict(objects: readonly unknown[]): { ok: boolean; output: string } {
   if (!existsSync(VALIDATOR)) {
     throw new Error(
-      `${VALIDATOR} is missing: run deploy/chart-check.sh once (it builds the validator), ` +
-        "or: cd tools/k8s-validate && go build -o bin/k8s-validate .",
+      `${VALIDATOR} is missing: run deploy/chart-check.sh once (it builds the validator), ` + "or: cd tools/k8s-validate && go build -o bin/k8s-validate .",
     );
   }
   const input = objects.map((o) => JSON.stringify(o)).join("\n---\n");
@@ -133,9 +132,7 @@ describe("engine pod template and GPU types files", () => {
 
   it("rejects a template without the agent container, naming the file", () => {
     const bad = TEMPLATE_YAML.replace("- name: agent", "- name: sidecar");
-    expect(() => parseEnginePodTemplate(bad, "ENGINE_POD_TEMPLATE (/etc/t.yaml)")).toThrow(
-      /ENGINE_POD_TEMPLATE \(\/etc\/t.yaml\).*"agent"/,
-    );
+    expect(() => parseEnginePodTemplate(bad, "ENGINE_POD_TEMPLATE (/etc/t.yaml)")).toThrow(/ENGINE_POD_TEMPLATE \(\/etc\/t.yaml\).*"agent"/);
   });
 
   it("rejects GPU types without a name or with duplicates", () => {
@@ -177,14 +174,22 @@ describe("buildEngineDeployment", () => {
   it("runs vLLM with the model, revision, served name, batch size, TP size, drain timeout, then extraArgs", () => {
     expect(engine.image).toBe("vllm/vllm-openai:v0.11.0");
     expect(engine.args).toEqual([
-      "--model", "meta-llama/Meta-Llama-3-70B-Instruct",
-      "--revision", "abc123",
-      "--served-model-name", "llama-3-70b",
-      "--max-num-seqs", "128",
-      "--tensor-parallel-size", "4",
-      "--port", "8000",
-      "--shutdown-timeout", "45",
-      "--max-model-len", "8192",
+      "--model",
+      "meta-llama/Meta-Llama-3-70B-Instruct",
+      "--revision",
+      "abc123",
+      "--served-model-name",
+      "llama-3-70b",
+      "--max-num-seqs",
+      "128",
+      "--tensor-parallel-size",
+      "4",
+      "--port",
+      "8000",
+      "--shutdown-timeout",
+      "45",
+      "--max-model-len",
+      "8192",
     ]);
   });
 
@@ -302,12 +307,18 @@ describe("buildEngineDeployment", () => {
     const c = container(tgi, "engine");
     expect(c.image).toBe("ghcr.io/huggingface/text-generation-inference:3.3.4");
     expect(c.args).toEqual([
-      "--model-id", "meta-llama/Meta-Llama-3-70B-Instruct",
-      "--revision", "abc123",
-      "--port", "8000",
-      "--num-shard", "2",
-      "--max-concurrent-requests", "128",
-      "--max-model-len", "8192",
+      "--model-id",
+      "meta-llama/Meta-Llama-3-70B-Instruct",
+      "--revision",
+      "abc123",
+      "--port",
+      "8000",
+      "--num-shard",
+      "2",
+      "--max-concurrent-requests",
+      "128",
+      "--max-model-len",
+      "8192",
     ]);
     expect(c.resources?.limits?.["nvidia.com/gpu"]).toBe("2");
     expect(validateStrict([tgi]).ok).toBe(true);
@@ -325,9 +336,7 @@ describe("buildEngineDeployment", () => {
     expect(() => buildEngineDeployment({ ...llama, gpu: "B200" }, 1, template, { namespace: NS, gpuTypes })).toThrow(
       /unknown GPU type "B200".*H100-80GB, A100-80GB/,
     );
-    expect(() => buildEngineDeployment({ ...llama, engine: "tei" }, 1, template, { namespace: NS, gpuTypes })).toThrow(
-      PlatformError,
-    );
+    expect(() => buildEngineDeployment({ ...llama, engine: "tei" }, 1, template, { namespace: NS, gpuTypes })).toThrow(PlatformError);
   });
 
   it("makes a DNS-safe, stable name for ids that are not", () => {
@@ -428,15 +437,9 @@ const POD_FIXTURES: Record<string, V1Pod> = {
   creating: pod("p-creating", {
     phase: "Pending",
     conditions: [{ type: "PodScheduled", status: "True" }],
-    containerStatuses: [
-      { name: "engine", ready: false, restartCount: 0, image: "x", imageID: "", state: { waiting: { reason: "ContainerCreating" } } },
-    ],
+    containerStatuses: [{ name: "engine", ready: false, restartCount: 0, image: "x", imageID: "", state: { waiting: { reason: "ContainerCreating" } } }],
   }),
-  terminating: pod(
-    "p-term",
-    { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
-    { deletionTimestamp: new Date("2026-01-01T00:00:00Z") },
-  ),
+  terminating: pod("p-term", { phase: "Running", conditions: [{ type: "Ready", status: "True" }] }, { deletionTimestamp: new Date("2026-01-01T00:00:00Z") }),
   evicted: pod("p-evicted", { phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." }),
 };
 
@@ -588,7 +591,10 @@ class FakeApiServer {
     }
     if (podMatch && method === "GET") {
       const selector = url.searchParams.get("labelSelector") ?? "";
-      const wanted = selector.split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]);
+      const wanted = selector
+        .split(",")
+        .filter(Boolean)
+        .map((kv) => kv.split("=") as [string, string]);
       const items = this.pods.filter((p) => wanted.every(([k, v]) => p.metadata?.labels?.[k] === v));
       return this.send(res, 200, { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "9" }, items });
     }
@@ -669,7 +675,7 @@ describe("KubernetesRuntimeDriver against a fake API server", () => {
       `GET ${depPath}/infera-engine-dep-7f3a9c`,
       `PUT ${depPath}/infera-engine-dep-7f3a9c`,
     ]);
-    expect((api.requests[1]?.body as V1Secret).metadata?.resourceVersion).toBe(live);
+    expect((api.requests[1]!.body as V1Secret).metadata?.resourceVersion).toBe(live);
     expect(decoded(api.secrets.get("infera-hf-dep-7f3a9c"))).toBe("hf_rotated");
     expect(api.deployments.get("infera-engine-dep-7f3a9c")?.spec?.replicas).toBe(2);
     expect(JSON.stringify([...api.deployments.values()])).not.toContain("hf_rotated");
@@ -705,10 +711,7 @@ describe("KubernetesRuntimeDriver against a fake API server", () => {
 
   it("apply on a fresh cluster: GET 404, then POST the built Deployment", async () => {
     await driver.apply(llama, 1);
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
-      `GET ${depPath}/infera-engine-dep-7f3a9c`,
-      `POST ${depPath}`,
-    ]);
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${depPath}/infera-engine-dep-7f3a9c`, `POST ${depPath}`]);
     const post = api.requests[1];
     expect(post?.headers.authorization).toBe("Bearer test-token");
     // What went over the wire is exactly the built manifest (nothing dropped by the client's serializer).

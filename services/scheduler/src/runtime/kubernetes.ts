@@ -8,16 +8,7 @@
  * the reconciler) and goes into its own Secret before the engine Deployment is written; the
  * Deployment only references it (secretKeyRef), and `remove` deletes both.
  */
-import {
-  ApiException,
-  AppsV1Api,
-  CoreV1Api,
-  KubeConfig,
-  type V1ContainerStatus,
-  type V1Deployment,
-  type V1Pod,
-  type V1Secret,
-} from "@kubernetes/client-node";
+import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1ContainerStatus, type V1Deployment, type V1Pod, type V1Secret } from "@kubernetes/client-node";
 import { ConfigError, PlatformError, type Logger } from "@infera/core";
 import type { SchedulerConfig } from "../config.ts";
 import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
@@ -107,9 +98,7 @@ export function observePod(pod: V1Pod): ReplicaObservation {
   const phase = pod.status?.phase;
   if (phase === "Failed" || phase === "Succeeded") {
     const term = statuses.map((s) => s.state?.terminated).find((t) => t !== undefined);
-    const why =
-      pod.status?.reason ??
-      (term ? `exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ""}` : `pod ${phase}`);
+    const why = pod.status?.reason ?? (term ? `exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ""}` : `pod ${phase}`);
     return { replicaId, phase: "failed", reason: pod.status?.message ? `${why}: ${pod.status.message}` : why, restarts };
   }
   for (const s of statuses) {
@@ -157,10 +146,7 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
     gpuTypesPath: string;
     kubeConfig?: KubeConfig;
   }): Promise<KubernetesRuntimeDriver> {
-    const [template, gpuTypes] = await Promise.all([
-      loadEnginePodTemplate(options.enginePodTemplatePath),
-      loadGpuTypes(options.gpuTypesPath),
-    ]);
+    const [template, gpuTypes] = await Promise.all([loadEnginePodTemplate(options.enginePodTemplatePath), loadGpuTypes(options.gpuTypesPath)]);
     return new KubernetesRuntimeDriver({ namespace: options.namespace, template, gpuTypes, kubeConfig: options.kubeConfig });
   }
 

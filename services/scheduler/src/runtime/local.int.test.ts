@@ -40,7 +40,14 @@ function capturingLogger() {
 }
 
 function driverWith(simEnv: Record<string, string>, logger = capturingLogger().logger, maxRestarts = 3): LocalDriver {
-  return new LocalDriver({ logger, redisUrl: TEST_REDIS_URL, redisPrefix: prefix, heartbeatMs: 200, simEnv: { SIM_TTFT_MS: "0", SIM_ITL_MS: "0", ...simEnv }, maxRestarts });
+  return new LocalDriver({
+    logger,
+    redisUrl: TEST_REDIS_URL,
+    redisPrefix: prefix,
+    heartbeatMs: 200,
+    simEnv: { SIM_TTFT_MS: "0", SIM_ITL_MS: "0", ...simEnv },
+    maxRestarts,
+  });
 }
 
 function spec(deploymentId: string): ReplicaSpec {
@@ -199,7 +206,12 @@ describe("reconciler with the local runtime", () => {
       expect(failed.fail_reason).toContain("SIM_JITTER");
       expect(failed.fail_reason).toContain("crashed 2 times in a row");
       const events = await listDeploymentEvents(db, d.id);
-      expect(events.map((e) => `${e.from_status ?? "-"}>${e.to_status}`)).toEqual(["->initializing", "initializing>downloading", "downloading>deploying", "deploying>failed"]);
+      expect(events.map((e) => `${e.from_status ?? "-"}>${e.to_status}`)).toEqual([
+        "->initializing",
+        "initializing>downloading",
+        "downloading>deploying",
+        "deploying>failed",
+      ]);
       expect(events.at(-1)?.reason).toBe(failed.fail_reason);
       await until("its replicas removed", async () => (await driver.observe(d.id)).length === 0 && processesOf(d.id).length === 0);
       expect(await redis.hget(keys.desiredReplicas, d.id)).toBeNull();

@@ -87,7 +87,16 @@ export class LocalDriver implements RuntimeDriver {
       const list = this.replicas.get(spec.deploymentId) ?? [];
       this.replicas.set(spec.deploymentId, list);
       while (list.length < replicas) {
-        const r: Replica = { id: `${spec.deploymentId}-r${++this.seq}`, spec, restarts: 0, startedAt: 0, phase: "pending", stopping: false, removed: false, generation: 0 };
+        const r: Replica = {
+          id: `${spec.deploymentId}-r${++this.seq}`,
+          spec,
+          restarts: 0,
+          startedAt: 0,
+          phase: "pending",
+          stopping: false,
+          removed: false,
+          generation: 0,
+        };
         list.push(r);
         await this.launch(r);
       }
@@ -219,7 +228,10 @@ export class LocalDriver implements RuntimeDriver {
 
 /** The last non-empty line, trimmed to something a `fail_reason` can hold. */
 function lastLine(text: string): string {
-  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
   const line = lines.at(-1) ?? "";
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }

@@ -30,7 +30,11 @@ export const staticDriver: RuntimeDriver = {
 
 export const silentLogger: Logger = createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
-export async function createRunningDeployment(db: Kysely<DB>, maxBatchSize: number, placement: "round-robin" | "least-loaded" | "prefix-affinity"): Promise<string> {
+export async function createRunningDeployment(
+  db: Kysely<DB>,
+  maxBatchSize: number,
+  placement: "round-robin" | "least-loaded" | "prefix-affinity",
+): Promise<string> {
   const { versionId } = await ensureModelVersion(db, { tenantId: null, name: `m-${randomBytes(4).toString("hex")}`, task: "chat", version: "1" });
   const d = await createDeployment(db, {
     tenantId: null,
@@ -213,7 +217,8 @@ export class TestCluster {
     await this.observer.psubscribe(`${this.prefix}:gw:*`);
     this.observer.on("pmessage", (_p, _ch, message) => {
       for (const a of JSON.parse(message) as Assignment[]) {
-        if (a.type === "assigned") this.seen.push({ requestId: a.requestId, replicaId: a.replicaId, schedulerId: a.schedulerId, seq: this.seq++, at: Date.now() });
+        if (a.type === "assigned")
+          this.seen.push({ requestId: a.requestId, replicaId: a.replicaId, schedulerId: a.schedulerId, seq: this.seq++, at: Date.now() });
       }
     });
   }
@@ -222,7 +227,16 @@ export class TestCluster {
     const redis = new Redis(this.o.redisUrl, { maxRetriesPerRequest: 2 });
     const queueConn = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
     const sub = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-    const dispatch = new Dispatch({ redis, queueConnection: queueConn, keys: this.keys, gatewayId: id, metrics: createGatewayMetrics(), logger: silentLogger, queueMax: this.o.queueMax, syncMs: 50 });
+    const dispatch = new Dispatch({
+      redis,
+      queueConnection: queueConn,
+      keys: this.keys,
+      gatewayId: id,
+      metrics: createGatewayMetrics(),
+      logger: silentLogger,
+      queueMax: this.o.queueMax,
+      syncMs: 50,
+    });
     dispatch.start();
     await sub.connect();
     await sub.subscribe(this.keys.gatewayChannel(id));
@@ -295,7 +309,7 @@ export class TestCluster {
       if (attempt === 0) queuedMs = a.queuedMs;
       replicas.push(a.replicaId);
       const replica = this.replicas.get(a.replicaId);
-      if (!replica || !replica.alive) {
+      if (!replica?.alive) {
         g.dispatch.release(a, true);
         exclude.push(a.replicaId);
         continue;
@@ -313,7 +327,15 @@ export class TestCluster {
       });
       return { requestId, tenantId: opts.tenantId, replicas, attempts: attempt + 1, enqueuedAt, queuedMs };
     }
-    return { requestId, tenantId: opts.tenantId, replicas, attempts: maxAttempts, enqueuedAt, queuedMs, error: new PlatformError("unavailable", "no replica could serve it") };
+    return {
+      requestId,
+      tenantId: opts.tenantId,
+      replicas,
+      attempts: maxAttempts,
+      enqueuedAt,
+      queuedMs,
+      error: new PlatformError("unavailable", "no replica could serve it"),
+    };
   }
 
   /** Assignments per request id, across every scheduler. */

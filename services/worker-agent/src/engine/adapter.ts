@@ -96,5 +96,11 @@ export function notServed(engine: string, endpoint: EndpointKind): NormalizedErr
 
 /** An attribute the engine cannot honour: a 400 naming it, never a silent drop. */
 export function unsupportedParam(engine: string, param: string, what: string): NormalizedError {
-  return { status: 400, message: `'${param}'${what ? ` ${what}` : ""} is not supported by ${engine}`, type: "invalid_request_error", param, code: "unsupported_parameter" };
+  return {
+    status: 400,
+    message: `'${param}'${what ? ` ${what}` : ""} is not supported by ${engine}`,
+    type: "invalid_request_error",
+    param,
+    code: "unsupported_parameter",
+  };
 }

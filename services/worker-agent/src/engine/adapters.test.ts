@@ -111,7 +111,11 @@ describe("TGI adapter", () => {
     expect((await run(tgi, "completion", { model: "m", prompt: "x", logprobs: 1 })).error).toMatchObject({ status: 400, param: "logprobs" });
     const invalid = await run(tgi, "completion", { model: "m", prompt: "x", max_tokens: 100_000 });
     expect(invalid.error).toMatchObject({ status: 422, code: "validation" });
-    await fetch(`${sim.url}/sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rate: 1, kinds: ["stream_error"] }) });
+    await fetch(`${sim.url}/sim/faults`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rate: 1, kinds: ["stream_error"] }),
+    });
     const broken = await run(tgi, "completion", { model: "m", prompt: "x", max_tokens: 30 }, true);
     expect(broken.error).toMatchObject({ code: "generation" });
     expect(broken.usage).toBeUndefined();
@@ -119,7 +123,12 @@ describe("TGI adapter", () => {
   });
 
   it("sends chat to the Messages API (max_completion_tokens as max_tokens), streamed with usage", async () => {
-    const out = await run(tgi, "chat", { model: "m", messages: [{ role: "user", content: "Hi" }], max_completion_tokens: 5, stream: true, stream_options: { include_usage: true }, user: "u1" }, true);
+    const out = await run(
+      tgi,
+      "chat",
+      { model: "m", messages: [{ role: "user", content: "Hi" }], max_completion_tokens: 5, stream: true, stream_options: { include_usage: true }, user: "u1" },
+      true,
+    );
     expect(out.error).toBeUndefined();
     expect(out.usage?.completionTokens).toBe(5);
     expect(out.chunks[0]?.object).toBe("chat.completion.chunk");

@@ -24,7 +24,15 @@ const mode = values.mode === "tei" ? "tei" : "vllm";
 const requests = Number(values.requests);
 const concurrency = Number(values.concurrency);
 
-const sim = createEngineSim({ mode, task: "embeddings", ttftMs: Number(values.ttft), prefillUsPerToken: 40, jitter: 0, logLevel: "silent", maxClientBatchSize: 1024 });
+const sim = createEngineSim({
+  mode,
+  task: "embeddings",
+  ttftMs: Number(values.ttft),
+  prefillUsPerToken: 40,
+  jitter: 0,
+  logLevel: "silent",
+  maxClientBatchSize: 1024,
+});
 await sim.start(0, "127.0.0.1");
 const enc = new TextEncoder();
 const noop: EngineSink = { chunk: () => {}, body: () => {}, usage: () => {}, error: (e) => console.error(e.message) };
@@ -52,8 +60,13 @@ const adapter: EngineAdapter = mode === "vllm" ? new VllmAdapter(sim.url) : new 
 const coalescer = new EmbeddingCoalescer({ adapter, maxBatch: 64, maxInflight: 4 });
 const direct = await load((body) => adapter.run({ endpoint: "embedding", body, stream: false, signal: new AbortController().signal }, noop));
 const joined = await load((body) => coalescer.run(body, new AbortController().signal, noop));
-for (const [name, r] of [["one call per request", direct], ["coalesced", joined]] as const) {
-  console.log(`${mode} ${name.padEnd(22)} requests=${requests} concurrency=${concurrency} engine_calls=${r.calls} wall=${r.seconds.toFixed(2)}s throughput=${(requests / r.seconds).toFixed(0)} req/s`);
+for (const [name, r] of [
+  ["one call per request", direct],
+  ["coalesced", joined],
+] as const) {
+  console.log(
+    `${mode} ${name.padEnd(22)} requests=${requests} concurrency=${concurrency} engine_calls=${r.calls} wall=${r.seconds.toFixed(2)}s throughput=${(requests / r.seconds).toFixed(0)} req/s`,
+  );
 }
 await adapter.close();
 await sim.stop();

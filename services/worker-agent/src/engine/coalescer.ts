@@ -150,7 +150,10 @@ export class EmbeddingCoalescer {
       }
       return;
     }
-    const shares = shareOut(outcome.promptTokens, live.map((p) => p.weight));
+    const shares = shareOut(
+      outcome.promptTokens,
+      live.map((p) => p.weight),
+    );
     let offset = 0;
     live.forEach((p, i) => {
       const data = p.inputs.map((_, j) => {

@@ -30,7 +30,13 @@ async function stats(): Promise<{ promptTokens: number; completionTokens: number
 
 function body(stream: boolean, maxTokens: number): Uint8Array {
   return new TextEncoder().encode(
-    JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Tell me a long story about lamb." }], max_tokens: maxTokens, stream, ...(stream ? { stream_options: { include_usage: true, continuous_usage_stats: true } } : {}) }),
+    JSON.stringify({
+      model: MODEL,
+      messages: [{ role: "user", content: "Tell me a long story about lamb." }],
+      max_tokens: maxTokens,
+      stream,
+      ...(stream ? { stream_options: { include_usage: true, continuous_usage_stats: true } } : {}),
+    }),
   );
 }
 
@@ -38,13 +44,21 @@ function sink(): { sink: EngineSink; chunks: string[]; usage: () => EngineUsage 
   const chunks: string[] = [];
   let usage: EngineUsage | undefined;
   let error: NormalizedError | undefined;
-  return { chunks, usage: () => usage, error: () => error, sink: { chunk: (j) => chunks.push(j), body: () => {}, usage: (u) => (usage = u), error: (e) => (error = e) } };
+  return {
+    chunks,
+    usage: () => usage,
+    error: () => error,
+    sink: { chunk: (j) => chunks.push(j), body: () => {}, usage: (u) => (usage = u), error: (e) => (error = e) },
+  };
 }
 
 describe("continuous usage and graceful stop", () => {
   it("strips the running usage from chunks; the final usage is the engine's", async () => {
     const s = sink();
-    await adapter.run({ endpoint: "chat", body: body(true, 12), stream: true, signal: new AbortController().signal, stop: new AbortController().signal }, s.sink);
+    await adapter.run(
+      { endpoint: "chat", body: body(true, 12), stream: true, signal: new AbortController().signal, stop: new AbortController().signal },
+      s.sink,
+    );
     expect(s.error()).toBeUndefined();
     expect(s.usage()?.completionTokens).toBe(12);
     expect(s.chunks.length).toBeGreaterThan(3);

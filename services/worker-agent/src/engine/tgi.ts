@@ -146,7 +146,13 @@ export class TgiAdapter extends HttpEngineAdapter {
     const out: Record<string, unknown> = {};
     for (const f of CHAT_FIELDS) if (body[f] !== undefined && body[f] !== null) out[f] = body[f];
     if (body.max_completion_tokens != null) out.max_tokens = body.max_completion_tokens;
-    const res = await this.pool.request({ method: "POST", path: "/v1/chat/completions", headers: JSON_HEADERS, body: JSON.stringify(out), signal: call.signal });
+    const res = await this.pool.request({
+      method: "POST",
+      path: "/v1/chat/completions",
+      headers: JSON_HEADERS,
+      body: JSON.stringify(out),
+      signal: call.signal,
+    });
     if (res.statusCode !== 200) return sink.error(normalizeEngineError(res.statusCode, await readText(res.body)));
     if (!call.stream) relayOpenAIBody(await readText(res.body), sink, false);
     else await relayOpenAIStream(res.body, sink);
@@ -190,7 +196,13 @@ export class TgiAdapter extends HttpEngineAdapter {
       return;
     }
 
-    const res = await this.pool.request({ method: "POST", path: "/generate_stream", headers: JSON_HEADERS, body: JSON.stringify(request), signal: call.signal });
+    const res = await this.pool.request({
+      method: "POST",
+      path: "/generate_stream",
+      headers: JSON_HEADERS,
+      body: JSON.stringify(request),
+      signal: call.signal,
+    });
     if (res.statusCode !== 200) return sink.error(normalizeEngineError(res.statusCode, await readText(res.body)));
     const holdback = new StopHoldback(stops);
     let details: TgiDetails | undefined;
