@@ -40,6 +40,9 @@ export interface SchedulerConfig {
     simStartupDelayMs: string | undefined;
     /** A replica that crashes this many times in a row fails its deployment. */
     maxRestarts: number;
+    /** engine-sim and worker-agent entry points (the scheduler image's compiled bundles); default: the sources, run with tsx. */
+    engineMain: string | undefined;
+    agentMain: string | undefined;
   };
   kubernetes: {
     namespace: string;
@@ -73,6 +76,8 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
       simItlMs: optionalStr(env, "SIM_ITL_MS"),
       simStartupDelayMs: optionalStr(env, "SIM_STARTUP_DELAY_MS"),
       maxRestarts: int(env, "LOCAL_MAX_RESTARTS", 5, 1, 1000),
+      engineMain: optionalStr(env, "LOCAL_ENGINE_MAIN"),
+      agentMain: optionalStr(env, "LOCAL_AGENT_MAIN"),
     },
     kubernetes: {
       namespace: str(env, "K8S_NAMESPACE", "default"),

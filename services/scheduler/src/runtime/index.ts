@@ -20,5 +20,7 @@ export async function createDriver(config: SchedulerConfig, logger: Logger): Pro
     simEnv,
     logDir: config.local.logDir,
     maxRestarts: config.local.maxRestarts,
+    engineMain: config.local.engineMain,
+    agentMain: config.local.agentMain,
   });
 }

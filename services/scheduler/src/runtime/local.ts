@@ -8,11 +8,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Logger } from "@infera/core";
 import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+/** From source (tsx), as `pnpm start` runs them; an image names its compiled bundles instead. */
 const ENGINE_MAIN = join(REPO_ROOT, "services/engine-sim/src/main.ts");
 const AGENT_MAIN = join(REPO_ROOT, "services/worker-agent/src/main.ts");
 
@@ -26,6 +27,9 @@ export interface LocalDriverOptions {
   logDir?: string;
   maxRestarts: number;
   host?: string;
+  /** The engine-sim and worker-agent entry points: a `.ts` file runs with tsx, anything else with plain node. */
+  engineMain?: string;
+  agentMain?: string;
 }
 
 interface Replica {
@@ -162,8 +166,8 @@ export class LocalDriver implements RuntimeDriver {
       HEARTBEAT_MS: String(this.o.heartbeatMs),
       SHUTDOWN_GRACE_MS: "5000",
     };
-    r.engine = this.spawnChild(r, "engine", ENGINE_MAIN, engineEnv);
-    r.agent = this.spawnChild(r, "agent", AGENT_MAIN, agentEnv);
+    r.engine = this.spawnChild(r, "engine", this.o.engineMain ?? ENGINE_MAIN, engineEnv);
+    r.agent = this.spawnChild(r, "agent", this.o.agentMain ?? AGENT_MAIN, agentEnv);
     r.phase = "running";
     this.o.logger.info({ replicaId: r.id, deploymentId: spec.deploymentId, enginePort, agentPort }, "replica started");
   }
@@ -171,8 +175,9 @@ export class LocalDriver implements RuntimeDriver {
   private spawnChild(r: Replica, role: "engine" | "agent", main: string, env: NodeJS.ProcessEnv): ChildProcess {
     let out: WriteStream | undefined;
     if (this.o.logDir) out = createWriteStream(join(this.o.logDir, `${r.id}-${role}.log`), { flags: "a" });
-    const child = spawn(process.execPath, ["--import", "tsx", main], {
-      cwd: REPO_ROOT,
+    const fromSource = main.endsWith(".ts");
+    const child = spawn(process.execPath, fromSource ? ["--import", "tsx", main] : [main], {
+      cwd: fromSource ? REPO_ROOT : dirname(main),
       env,
       stdio: ["ignore", out ? "pipe" : "ignore", "pipe"],
     });
