@@ -3,7 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["services/*/src/**/*.test.ts", "packages/*/src/**/*.test.ts", "deploy/**/*.test.ts", "test/**/*.test.ts"],
-    exclude: ["**/node_modules/**"],
+    // test/images builds and runs the container images: `pnpm test:images` (a CI step of its own).
+    exclude: ["**/node_modules/**", "test/images/**"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Test files run in parallel processes; each has its own database and Redis prefix.
