@@ -37,7 +37,16 @@ esac
 RECIPE="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
 IMAGE="localhost/infera/node:$NODE_VERSION-$SUITE"
 
-if [ "$(podman image inspect --format '{{index .Labels "io.infera.base.recipe"}}' "$IMAGE" 2>/dev/null || true)" = "$RECIPE" ]; then
+cached() { [ "$(podman image inspect --format '{{index .Labels "io.infera.base.recipe"}}' "$IMAGE" 2>/dev/null || true)" = "$RECIPE" ]; }
+if cached; then
+  echo "$IMAGE"
+  exit 0
+fi
+# One checkout makes it; another that asks at the same time waits and then finds it.
+mkdir -p "$INFERA_IMAGES_CACHE"
+exec 8>"$INFERA_IMAGES_CACHE/base.lock"
+flock 8
+if cached; then
   echo "$IMAGE"
   exit 0
 fi

@@ -83,7 +83,8 @@ export async function startEngine(project: string): Promise<Engine> {
   const dir = mkdtempSync(join(tmpdir(), "infera-engine-"));
   const socket = join(dir, "podman.sock");
   let log = "";
-  const service: ChildProcess = spawn("podman", ["system", "service", "--time=0", `unix://${socket}`], {
+  // It exits by itself after 120 s without a request, should this test be killed before stop().
+  const service: ChildProcess = spawn("podman", ["system", "service", "--time=120", `unix://${socket}`], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
