@@ -3,7 +3,7 @@
 # Debian's packages (daemonless, runs as root, no registry needed), with docker-compose
 # (Debian's 1.29) talking to podman's Docker-compatible API for deploy/compose.yaml.
 #
-#   deploy/engine.sh install   # as root: apt-get install what is missing (podman, debootstrap, docker-compose)
+#   deploy/engine.sh install   # as root: apt-get install what is missing (podman, runc, debootstrap, docker-compose)
 #   deploy/engine.sh check     # is a usable engine here? a message naming what to install if not
 #   eval "$(deploy/engine.sh env)"   # point podman at infera's own storage and settings (below)
 #   deploy/engine.sh rmi REF...     # remove images (the images test's own, when it ends)
@@ -33,11 +33,15 @@ infera_engine_env() {
   local nofile nproc
   nofile="$(ulimit -Hn)"
   [ "$nofile" = unlimited ] && nofile=1048576
-  # podman itself lowers its process limit to 32768 (soft and hard) before it starts crun.
+  # podman itself lowers its process limit to 32768 (soft and hard) before it starts the runtime.
   nproc="$(ulimit -Hu)"
   if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
   mkdir -p "$dir/cni-none" "$INFERA_IMAGES_CACHE/storage"
-  cat >"$dir/containers.conf.new" <<EOF
+  # Written aside, then moved in only when changed: another checkout may be reading them.
+  local containers_conf storage_conf
+  containers_conf="$(mktemp "$dir/.containers.conf.XXXXXX")"
+  storage_conf="$(mktemp "$dir/.storage.conf.XXXXXX")"
+  cat >"$containers_conf" <<EOF
 # Written by deploy/engine.sh: infera's podman settings (see there).
 [containers]
 netns = "host"
@@ -59,18 +63,15 @@ network_backend = "cni"
 cni_plugin_dirs = ["$dir/cni-none"]
 network_config_dir = "$dir/cni-none"
 EOF
-  cat >"$dir/storage.conf.new" <<EOF
+  cat >"$storage_conf" <<EOF
 # Written by deploy/engine.sh: infera's image storage, a per-machine cache.
 [storage]
 driver = "$driver"
 graphroot = "$INFERA_IMAGES_CACHE/storage"
 runroot = "$run/storage"
 EOF
-  # Replace only when changed: another worktree's podman may be reading them.
-  local f
-  for f in containers.conf storage.conf; do
-    if cmp -s "$dir/$f.new" "$dir/$f"; then rm -f "$dir/$f.new"; else mv -f "$dir/$f.new" "$dir/$f"; fi
-  done
+  if cmp -s "$containers_conf" "$dir/containers.conf"; then rm -f "$containers_conf"; else mv -f "$containers_conf" "$dir/containers.conf"; fi
+  if cmp -s "$storage_conf" "$dir/storage.conf"; then rm -f "$storage_conf"; else mv -f "$storage_conf" "$dir/storage.conf"; fi
   export CONTAINERS_CONF="$dir/containers.conf"
   export CONTAINERS_STORAGE_CONF="$dir/storage.conf"
 }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const TOOLS = ["bash", "sh", "mkdir", "cat", "cmp", "mv", "rm", "md5sum", "cut", "id", "env"];
+const TOOLS = ["bash", "sh", "mkdir", "mktemp", "cat", "cmp", "mv", "rm", "md5sum", "cut", "id", "env"];
 const dirs: string[] = [];
 
 /** A PATH holding only the basic tools, plus the fake programs given. */
