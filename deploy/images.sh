@@ -73,6 +73,10 @@ for name in "${IMAGES[@]}"; do
   echo "==> $ref"
   if [ "$ENGINE" = docker ]; then
     [ -n "$PLATFORMS" ] && args+=(--platform "$PLATFORMS")
+    if [[ "$PLATFORMS" == *,* && "$PUSH" != 1 ]]; then
+      echo "images.sh: several PLATFORMS cannot be loaded into the local image store: add PUSH=1" >&2
+      exit 2
+    fi
     if [ "$PUSH" = 1 ]; then args+=(--push); else args+=(--load); fi
     docker buildx build "${args[@]}" "$ROOT"
   else
