@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { redisKeys } from "@infera/contracts";
+import { queueKeys } from "@infera/queue";
 import { createApiKey, createDb, createTenant, listDeploymentEvents } from "@infera/registry";
 import { startPlatform, type Platform } from "@infera/testkit";
 
@@ -334,7 +334,7 @@ describe("a custom LLM deployment's life", () => {
   }, 120_000);
 
   it("deletes it: requests get a 404, nothing runs, it cannot be started, and the history shows every step", async () => {
-    const queues = redisKeys(platform.redisPrefix).queues(deployId);
+    const queues = queueKeys(platform.redisPrefix).queues(deployId);
     expect(await redis.exists(...queues)).toBeGreaterThan(0);
     const del = await api<DeploymentOut>("DELETE", `/deploy/${deployId}`);
     expect(del.status).toBe(200);

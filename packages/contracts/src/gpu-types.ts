@@ -60,3 +60,15 @@ export async function loadGpuTypesFile(path: string, options: { allowEmpty?: boo
   }
   return parseGpuTypes(text, `GPU_TYPES (${path})`, options);
 }
+
+/** Local mode (no GPU_TYPES): what engine-sim replicas pretend to run on, the common data-centre GPUs. */
+export const LOCAL_GPU_TYPES: readonly GpuType[] = [
+  { name: "A100-80GB", count: 8 },
+  { name: "H100-80GB", count: 8 },
+  { name: "L4", count: 8 },
+];
+
+/** The GPU types a deployment may ask for: `path` is the GPU_TYPES variable's value; without one, the local list. */
+export async function gpuTypesFrom(path: string | undefined): Promise<readonly GpuType[]> {
+  return path ? loadGpuTypesFile(path) : LOCAL_GPU_TYPES;
+}

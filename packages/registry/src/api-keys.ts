@@ -1,9 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { Kysely, Transaction } from "kysely";
-import type { ApiKey, DB, KeyTier, Scope } from "./schema.ts";
+import type { ApiKey, KeyTier, Scope } from "./schema.ts";
+import type { Db } from "./db.ts";
 import { newId } from "./ids.ts";
-
-type Db = Kysely<DB> | Transaction<DB>;
 
 export const ALL_SCOPES: readonly Scope[] = ["admin", "deploy", "inference"];
 

@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
-import type { DB, DeploymentConfig, EngineKind, Task } from "./schema.ts";
+import type { EngineKind, Task } from "@infera/contracts";
+import type { DB, DeploymentConfig } from "./schema.ts";
 import { ensureModelVersion } from "./models.ts";
 import { createDeployment, listDeployments } from "./deployments.ts";
 import { transition } from "./lifecycle.ts";

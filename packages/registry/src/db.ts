@@ -1,7 +1,10 @@
-import { Kysely, Migrator, PostgresDialect, type MigrationResultSet } from "kysely";
+import { Kysely, Migrator, PostgresDialect, type MigrationResultSet, type Transaction } from "kysely";
 import pg from "pg";
 import type { DB } from "./schema.ts";
 import { migrations } from "./migrations/index.ts";
+
+/** What repository functions take: the database, or a transaction on it. */
+export type Db = Kysely<DB> | Transaction<DB>;
 
 // bigint (bigserial ids, counts) as string, numeric as string: no silent precision loss.
 export function createDb(connectionString: string, options: { max?: number } = {}): Kysely<DB> {

@@ -1,9 +1,9 @@
-import type { Kysely, Transaction } from "kysely";
-import type { DB, Deployment, DeploymentConfig, DeploymentSettings, DeploymentState, Task } from "./schema.ts";
+import type { Kysely } from "kysely";
+import type { Task } from "@infera/contracts";
+import type { DB, Deployment, DeploymentConfig, DeploymentSettings, DeploymentState } from "./schema.ts";
+import type { Db } from "./db.ts";
 import { PlatformError } from "@infera/core";
 import { newId } from "./ids.ts";
-
-type Db = Kysely<DB> | Transaction<DB>;
 
 /** A deployment with what the API and the scheduler show of its model. */
 export interface DeploymentView extends Deployment {
@@ -148,7 +148,7 @@ export async function changeDeploymentSettings(db: Kysely<DB>, id: string, setti
     const current = await trx.selectFrom("deployments").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
     if (!current) throw new PlatformError("not_found", `deployment ${id} does not exist`, { param: "deploy_id" });
     if (current.status === "deleted") throw new PlatformError("conflict", `deployment ${id} is deleted; its settings cannot change`, { param: "status" });
-    const before = current.settings as unknown as DeploymentSettings;
+    const before = current.settings;
     await trx
       .updateTable("deployments")
       .set({ settings: JSON.stringify(settings), updated_at: new Date() })

@@ -1,8 +1,7 @@
-import type { Kysely, Transaction } from "kysely";
-import type { DB, DeploymentState, EngineKind, Task } from "./schema.ts";
+import type { EngineKind, Task } from "@infera/contracts";
+import type { DeploymentState } from "./schema.ts";
+import type { Db } from "./db.ts";
 import { newId } from "./ids.ts";
-
-type Db = Kysely<DB> | Transaction<DB>;
 
 /** What the gateway needs to route a request for a `model` string. */
 export interface ResolvedModel {

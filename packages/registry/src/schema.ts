@@ -1,5 +1,7 @@
 /** Table types: one interface per table; rows via Selectable/Insertable/Updateable. */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+import type { EngineKind, Task } from "@infera/contracts";
+import type { PolicyName } from "@infera/policy";
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
 type UpdatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -7,8 +9,6 @@ type Json<T> = ColumnType<T, string, string>;
 
 export type Scope = "admin" | "deploy" | "inference";
 export type KeyTier = "priority" | "standard" | "batch";
-export type Task = "chat" | "embeddings" | "images";
-export type EngineKind = "vllm" | "tgi" | "tei" | "image";
 
 export const DEPLOYMENT_STATES = ["initializing", "downloading", "deploying", "running", "stopped", "failed", "deleted"] as const;
 export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
@@ -65,7 +65,7 @@ export interface DeploymentConfig {
   container_image: string | null;
   extra_args: string[];
   /** Placement policy for this deployment. */
-  placement: "round-robin" | "least-loaded" | "prefix-affinity";
+  placement: PolicyName;
 }
 
 export interface DeploymentSettings {

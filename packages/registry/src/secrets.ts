@@ -5,10 +5,7 @@
  * the `infera-hf-<deployment id>` Secret from it). Deleted with the deployment.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import type { Kysely, Transaction } from "kysely";
-import type { DB } from "./schema.ts";
-
-type Db = Kysely<DB> | Transaction<DB>;
+import type { Db } from "./db.ts";
 
 /** A 32-byte key from any operator-provided string (SHA-256 of it). */
 export function secretsKeyFrom(material: string): Buffer {

@@ -1,8 +1,6 @@
-import type { Kysely, Transaction } from "kysely";
-import type { DB, Tenant } from "./schema.ts";
+import type { Tenant } from "./schema.ts";
+import type { Db } from "./db.ts";
 import { newId } from "./ids.ts";
-
-type Db = Kysely<DB> | Transaction<DB>;
 
 export async function createTenant(db: Db, name: string): Promise<Tenant> {
   return db

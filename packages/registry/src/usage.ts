@@ -1,7 +1,6 @@
-import { sql, type Kysely, type Transaction } from "kysely";
-import type { DB, NewUsageRecord } from "./schema.ts";
-
-type Db = Kysely<DB> | Transaction<DB>;
+import { sql } from "kysely";
+import type { NewUsageRecord } from "./schema.ts";
+import type { Db } from "./db.ts";
 
 /** Writes usage records; a request id already recorded is skipped, so a retried batch counts once. */
 export async function insertUsage(db: Db, records: readonly NewUsageRecord[]): Promise<number> {

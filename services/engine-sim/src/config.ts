@@ -2,13 +2,14 @@
  * engine-sim's configuration from the environment. `loadConfig(env)` is called only from
  * main.ts; a bad value throws a ConfigError naming the variable.
  */
+import { ENGINE_KINDS, type EngineKind, TASKS, type Task } from "@infera/contracts/names";
 import { ConfigError, int, num, oneOf, str } from "@infera/core";
 import { type FaultKind, parseFaultKinds } from "./faults.ts";
 
-export const MODES = ["vllm", "tgi", "tei", "image"] as const;
-export type Mode = (typeof MODES)[number];
-export const TASKS = ["chat", "embeddings", "images"] as const;
-export type Task = (typeof TASKS)[number];
+/** The engines engine-sim imitates: the platform's engine kinds, one API each. */
+export const MODES = ENGINE_KINDS;
+export type Mode = EngineKind;
+export { TASKS, type Task };
 
 export interface SimConfig {
   /** Which engine's HTTP API to speak. */

@@ -3,6 +3,7 @@
  * vLLM (OpenAI shape with the integer status in `code`), TGI (`{error, error_type}`), TEI
  * (`{error, error_type}` with TEI's statuses), and the OpenAI-style image server.
  */
+import type { EngineKind } from "@infera/contracts/names";
 export const SIM_ERROR_KINDS = [
   "invalid_request", // a field missing, mistyped or out of range
   "context_length", // the prompt (plus max tokens) exceeds the model's context
@@ -28,7 +29,8 @@ export class SimError extends Error {
   }
 }
 
-export type Flavor = "vllm" | "tgi" | "tei" | "image";
+/** Whose error shapes to answer with: the engine engine-sim imitates. */
+export type Flavor = EngineKind;
 
 export interface ErrorReply {
   status: number;

@@ -8,12 +8,12 @@ import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
 import { PlatformError, type Logger } from "@infera/core";
-import { redisKeys } from "@infera/contracts";
+import { gpuTypesFrom, redisKeys } from "@infera/contracts";
+import { QueueClient, queueKeys } from "@infera/queue";
 import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
 import { AgentClients } from "./agents.ts";
 import { KeyCache, RedisRevocations } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
-import { Dispatch } from "./dispatch.ts";
 import { errorBody, httpStatusOf, toPlatformError } from "./errors.ts";
 import type { InferenceDeps } from "./inference.ts";
 import { createGatewayMetrics } from "./metrics.ts";
@@ -23,7 +23,6 @@ import { registerAdminRoutes } from "./routes/admin.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { registerDeployRoutes } from "./routes/deploy.ts";
-import { loadGpuTypes } from "./gpu-types.ts";
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 
@@ -71,31 +70,31 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`);
   const keyCache = new KeyCache(db, config.cacheTtlMs, Date.now, revocations);
   const resolver = new ModelResolver(db, config.cacheTtlMs);
-  const dispatch = new Dispatch({
+  const queue = new QueueClient({
     redis,
     queueConnection: queueConn,
-    keys,
+    keys: queueKeys(config.redisPrefix),
     gatewayId: config.gatewayId,
     metrics,
     logger,
     queueMax: config.queueMaxPerDeployment,
   });
-  dispatch.start();
+  queue.start();
   const agents = new AgentClients();
   const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics, { intervalMs: config.usageFlushMs, maxBatch: 500, maxHeld: 1_000_000 });
   usage.start();
 
   const keysChannel = `${config.redisPrefix}:keys`;
   await sub.connect();
-  await sub.subscribe(keys.gatewayChannel(config.gatewayId), keys.registryChannel, keysChannel);
+  await sub.subscribe(queue.replyChannel, keys.registryChannel, keysChannel);
   sub.on("message", (channel, message) => {
     if (channel === keys.registryChannel) resolver.invalidate();
     else if (channel === keysChannel) keyCache.revoke(message);
-    else dispatch.onMessage(message);
+    else queue.deliver(message);
   });
 
   const deps: InferenceDeps = {
-    dispatch,
+    queue,
     agents,
     usage,
     metrics,
@@ -194,7 +193,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     keys: keyCache,
     redis,
     redisKeys: keys,
-    gpuTypes: await loadGpuTypes(config.gpuTypes),
+    gpuTypes: await gpuTypesFrom(config.gpuTypes),
     secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
     logger: logger.child({ component: "deploy-api" }),
   });
@@ -234,7 +233,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (open.size > 0) logger.warn({ open: open.size }, "drain deadline reached with requests open");
       await app.close();
-      await dispatch.close();
+      await queue.stop();
       await usage.stop(Math.max(1000, deadline - Date.now()));
       agents.close();
       sub.disconnect();

@@ -6,7 +6,7 @@
  * stream_options needs stream).
  */
 import { PlatformError } from "@infera/core";
-import type { EngineKind } from "@infera/registry";
+import type { EngineKind } from "@infera/contracts";
 import type { ChatCompletionRequest, CompletionRequest } from "./openai-schema.ts";
 
 /** TGI's router defaults: `--max-stop-sequences 4`, `--max-top-n-tokens 5`. */

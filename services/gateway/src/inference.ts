@@ -9,19 +9,19 @@ import type { ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { PlatformError, type Logger } from "@infera/core";
 import { create } from "@bufbuild/protobuf";
-import { CancelRequestSchema, Endpoint, GenerateRequestSchema, PRIORITY, type GenerateResponse, type InferJob } from "@infera/contracts";
+import { CancelRequestSchema, Endpoint, type EndpointKind, GenerateRequestSchema, type GenerateResponse } from "@infera/contracts";
+import { type Assigned, type InferJob, PRIORITY, type QueueClient } from "@infera/queue";
 import { prefixHashes } from "@infera/policy";
 import type { ResolvedModel } from "@infera/registry";
 import type { AgentClients } from "./agents.ts";
 import type { Principal } from "./auth.ts";
-import type { Assigned, Dispatch } from "./dispatch.ts";
 import { errorBody, httpStatusOf } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { RateLimited, type Admission, type RateLimiter } from "./ratelimit.ts";
 import { conformChatBody, IMAGE_USAGE, SseRelay, type UsageOut } from "./relay.ts";
 import type { UsageRecorder } from "./usage.ts";
 
-export type EndpointKind = InferJob["endpoint"];
+export type { EndpointKind };
 
 const GRPC_ENDPOINT: Record<EndpointKind, Endpoint> = {
   chat: Endpoint.CHAT_COMPLETIONS,
@@ -31,7 +31,7 @@ const GRPC_ENDPOINT: Record<EndpointKind, Endpoint> = {
 };
 
 export interface InferenceDeps {
-  dispatch: Dispatch;
+  queue: QueueClient;
   agents: AgentClients;
   usage: UsageRecorder;
   metrics: GatewayMetrics;
@@ -84,7 +84,7 @@ function engineError(e: { status: number; message: string; param: string; code: 
 }
 
 export async function runInference(deps: InferenceDeps, res: ServerResponse, r: InferenceRequest): Promise<void> {
-  const { dispatch, metrics } = deps;
+  const { queue, metrics } = deps;
   const headers: Record<string, string> = { "x-request-id": r.requestId };
   const gone = new AbortController();
   const onClose = () => {
@@ -130,10 +130,10 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
         excludeReplicas: exclude.length ? exclude : undefined,
         attempt,
       };
-      assigned = await dispatch.enqueue(r.model.deploymentId, job, gone.signal);
+      assigned = await queue.enqueue(r.model.deploymentId, job, gone.signal);
       const outcome = await callAgent(deps, assigned, r, body, res, headers, gone.signal, log);
       if (outcome.kind === "retry") {
-        dispatch.release(assigned, true);
+        queue.release(assigned, true);
         assigned = undefined;
         exclude.push(outcome.reason);
         metrics.agentCalls.inc({ outcome: "retry" });
@@ -166,7 +166,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
         promptTokens: usage.promptTokens,
         completionTokens: usage.completionTokens,
       };
-      dispatch.release(assigned, false, used);
+      queue.release(assigned, false, used);
     }
     const durationMs = performance.now() - r.startedAt;
     metrics.duration.observe({ route: r.route }, durationMs / 1000);

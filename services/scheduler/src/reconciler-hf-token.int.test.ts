@@ -14,7 +14,7 @@ import { redisKeys } from "@infera/contracts";
 import { createDb, createDeployment, ensureModelVersion, getDeployment, putHfToken, sealSecret, secretsKeyFrom, type DB } from "@infera/registry";
 import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import { createSchedulerMetrics } from "./metrics.ts";
-import { queuedCount } from "./dispatcher.ts";
+import { queuedCount, queueKeys } from "@infera/queue";
 import { Reconciler } from "./reconciler.ts";
 import { ReplicaDirectory } from "./replicas.ts";
 import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
@@ -90,8 +90,7 @@ function reconcilerWith(driver: RuntimeDriver, secretsKey: Buffer | undefined, s
     intervalMs: 100,
     scaleToZeroIdleMs: 600_000,
     secretsKey,
-    queued: (id) => queuedCount(redis, keys, id),
-    localDepth: () => 0,
+    queued: (id) => queuedCount(redis, queueKeys(prefix), id),
   });
   return { reconciler, logs: log.text };
 }

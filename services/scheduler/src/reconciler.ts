@@ -8,6 +8,7 @@ import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
 import type { Logger } from "@infera/core";
 import type { RedisKeys } from "@infera/contracts";
+import { RedisLease } from "@infera/queue";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
 import {
   getSealedHfToken,
@@ -16,8 +17,6 @@ import {
   openSecret,
   transition,
   type DB,
-  type DeploymentConfig,
-  type DeploymentSettings,
   type DeploymentState,
   type DeploymentView,
 } from "@infera/registry";
@@ -39,8 +38,6 @@ export interface ReconcilerOptions {
   scaleToZeroIdleMs: number;
   /** Requests queued for a deployment (waiting in Redis or held by a scheduler). */
   queued: (deploymentId: string) => Promise<number>;
-  /** This scheduler's own waiting count per deployment. */
-  localDepth: (deploymentId: string) => number;
   /**
    * Key from SECRETS_KEY (`secretsKeyFrom`): opens deployments' sealed Hugging Face tokens
    * for the kubernetes driver. Without it a kubernetes deployment with a token fails.
@@ -49,11 +46,8 @@ export interface ReconcilerOptions {
   now?: () => number;
 }
 
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0`;
-
 export function replicaSpecOf(d: DeploymentView): ReplicaSpec {
-  const config = d.config as unknown as DeploymentConfig;
+  const config = d.config;
   return {
     deploymentId: d.id,
     servedModelName: d.model_name,
@@ -80,9 +74,12 @@ export class Reconciler {
   /** Stopped/failed/deleted deployments this process has made sure run nothing (once each). */
   private readonly settled = new Set<string>();
   private readonly now: () => number;
+  /** Only the holder of this lease reconciles (renewed every pass, lapses after five). */
+  private readonly lease: RedisLease;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.now = o.now ?? Date.now;
+    this.lease = new RedisLease({ redis: o.redis, key: o.keys.leader, holder: o.schedulerId, ttlMs: Math.max(3000, o.intervalMs * 5) });
   }
 
   start(): void {
@@ -113,7 +110,7 @@ export class Reconciler {
   }
 
   private async pass(): Promise<void> {
-    this.leader = (await this.o.redis.eval(RENEW, 1, this.o.keys.leader, this.o.schedulerId, String(Math.max(3000, this.o.intervalMs * 5)))) === 1;
+    this.leader = await this.lease.hold();
     if (!this.leader) return;
     const deployments = await listDeployments(this.o.db, {});
     for (const d of deployments) {
@@ -230,8 +227,7 @@ export class Reconciler {
   }
 
   private async desiredReplicas(d: DeploymentView, current: number): Promise<number> {
-    const settings = d.settings as unknown as DeploymentSettings;
-    const config = d.config as unknown as DeploymentConfig;
+    const { settings, config } = d;
     // Until it runs, a deployment needs a replica whatever min_instances says (0 included):
     // it cannot reach `running` otherwise, and requests may already wait for it.
     if (d.status !== "running") return Math.min(Math.max(1, settings.min_instances), Math.max(1, settings.max_instances));
@@ -255,12 +251,6 @@ export class Reconciler {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     await this.running;
-    if (this.leader)
-      await this.o.redis.eval(
-        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
-        1,
-        this.o.keys.leader,
-        this.o.schedulerId,
-      );
+    if (this.leader) await this.lease.release();
   }
 }

@@ -6,7 +6,7 @@
  * out of placement.
  */
 import type { Redis } from "ioredis";
-import type { RedisKeys, ReplicaReport } from "@infera/contracts";
+import { parseReplicaReport, type RedisKeys, type ReplicaReport } from "@infera/contracts";
 import { addPrefill, DEFAULT_PREFILL_TOKENS_PER_MS, type ReplicaView } from "@infera/policy";
 
 interface ReplicaState {
@@ -47,10 +47,8 @@ export class ReplicaDirectory {
     const seen = new Set<string>();
     const stale: string[] = [];
     for (const [id, json] of Object.entries(raw)) {
-      let report: ReplicaReport;
-      try {
-        report = JSON.parse(json) as ReplicaReport;
-      } catch {
+      const report = parseReplicaReport(json);
+      if (!report) {
         stale.push(id);
         continue;
       }

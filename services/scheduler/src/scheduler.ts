@@ -6,11 +6,12 @@
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { startMetricsServer, type Logger } from "@infera/core";
-import { redisKeys, type Release } from "@infera/contracts";
+import { redisKeys } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
-import { createDb, listDeployments, secretsKeyFrom, type DB, type DeploymentConfig } from "@infera/registry";
+import { parseReleases, queuedCount, queueKeys, RedisLease, StreamConsumer } from "@infera/queue";
+import { createDb, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
 import type { SchedulerConfig } from "./config.ts";
-import { DeploymentDispatcher, queuedCount } from "./dispatcher.ts";
+import { DeploymentDispatcher } from "./dispatcher.ts";
 import { createSchedulerMetrics } from "./metrics.ts";
 import { Reconciler } from "./reconciler.ts";
 import { ReplicaDirectory } from "./replicas.ts";
@@ -25,6 +26,7 @@ export interface RunningScheduler {
 
 export async function startScheduler(config: SchedulerConfig, logger: Logger, driver: RuntimeDriver, dbOverride?: Kysely<DB>): Promise<RunningScheduler> {
   const keys = redisKeys(config.redisPrefix);
+  const qkeys = queueKeys(config.redisPrefix);
   const metrics = createSchedulerMetrics();
   const db = dbOverride ?? createDb(config.databaseUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
@@ -53,8 +55,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     schedulerId: config.schedulerId,
     intervalMs: config.reconcileMs,
     scaleToZeroIdleMs: config.scaleToZeroIdleMs,
-    queued: (id) => queuedCount(redis, keys, id),
-    localDepth: (id) => dispatchers.get(id)?.depth ?? 0,
+    queued: (id) => queuedCount(redis, qkeys, id),
   });
 
   let lastWake = new Map<string, number>();
@@ -62,31 +63,39 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     const now = Date.now();
     if ((lastWake.get(id) ?? 0) > now - 250) return;
     lastWake.set(id, now);
-    void redis.publish(keys.wakeChannel, id).catch(() => {});
+    void redis.publish(qkeys.wakeChannel, id).catch(() => {});
   };
 
   async function syncDeployments(): Promise<void> {
     const all = await listDeployments(db, {});
     const live = new Set<string>();
     for (const d of all) {
-      const config_ = d.config as unknown as DeploymentConfig;
       if (!DISPATCHING.has(d.status)) continue;
       live.add(d.id);
       let disp = dispatchers.get(d.id);
       if (!disp) {
+        const log = logger.child({ component: "dispatcher", deploymentId: d.id });
+        const { schedulerId } = config;
         disp = new DeploymentDispatcher({
           deploymentId: d.id,
-          capacity: config_.max_batch_size,
-          policy: createPlacementPolicy(config_.placement ?? "least-loaded", { now: Date.now, random: Math.random }, { prefillTokensPerMs }),
-          redis,
-          blocking: blockingConnection(),
-          keys,
+          capacity: d.config.max_batch_size,
+          policy: createPlacementPolicy(d.config.placement ?? "least-loaded", { now: Date.now, random: Math.random }, { prefillTokensPerMs }),
+          consumer: new StreamConsumer({
+            redis,
+            blocking: blockingConnection(),
+            keys: qkeys,
+            deploymentId: d.id,
+            consumer: schedulerId,
+            lockMs: config.jobLockMs,
+            logger: log,
+          }),
+          lease: new RedisLease({ redis, key: qkeys.dispatchLease(d.id), holder: schedulerId, ttlMs: config.dispatchLeaseMs }),
+          keys: qkeys,
           directory,
           metrics,
-          logger: logger.child({ component: "dispatcher", deploymentId: d.id }),
-          schedulerId: config.schedulerId,
+          logger: log,
+          schedulerId,
           maxQueued: config.maxQueuedPerDeployment,
-          jobLockMs: config.jobLockMs,
           leaseMs: config.dispatchLeaseMs,
           wake,
         });
@@ -102,28 +111,24 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       await disp.rejectAll(deleted ? "not_found" : "unavailable", `deployment ${id} is ${d?.status ?? "gone"}`);
       await disp.stop();
       // A deleted deployment's queue is gone for good (a stopped one keeps it for its restart).
-      if (deleted) await redis.del(...keys.queues(id)).catch(() => {});
+      if (deleted) await redis.del(...qkeys.queues(id)).catch(() => {});
     }
   }
 
   await syncDeployments();
 
   await sub.connect();
-  await sub.subscribe(keys.schedulerChannel(config.schedulerId), keys.wakeChannel, keys.registryChannel);
+  await sub.subscribe(qkeys.schedulerChannel(config.schedulerId), qkeys.wakeChannel, keys.registryChannel);
   sub.on("message", (channel, message) => {
-    if (channel === keys.wakeChannel) {
+    if (channel === qkeys.wakeChannel) {
       void reconciler.kick();
     } else if (channel === keys.registryChannel) {
       void syncDeployments()
         .catch((err) => logger.warn({ err: (err as Error).message }, "could not sync deployments"))
         .then(() => reconciler.kick());
     } else {
-      let releases: Release[];
-      try {
-        releases = JSON.parse(message) as Release[];
-      } catch {
-        return;
-      }
+      const { items: releases, dropped } = parseReleases(message);
+      if (dropped) logger.warn({ dropped }, "dropped releases that do not match the schema");
       const touched = new Set<string>();
       for (const r of releases) {
         directory.released(r.deploymentId, r.replicaId, r.count, r.failed);

@@ -6,10 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Kysely } from "kysely";
-import { PRIORITY, QUEUE_FIELD, QUEUE_GROUP } from "@infera/contracts";
+import { ensureQueueGroups, PRIORITY, QUEUE_FIELD, QUEUE_GROUP, queuedCount, takeEntries } from "@infera/queue";
 import { createDb, type DB } from "@infera/registry";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "@infera/testkit";
-import { ensureQueueGroups, queuedCount, takeEntries } from "./dispatcher.ts";
 import { TestCluster, waitFor, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
 
 let tdb: TestDatabase;
@@ -139,8 +138,8 @@ describe("two schedulers", () => {
   it("what a dead scheduler had read is taken over by the next lease holder; the dead one, back, cannot assign it again", () =>
     withCluster({ capacity: 4, schedulers: 0 }, async (c) => {
       await c.addReplica("r0", 5);
-      const stream = c.keys.queue(c.deploymentId, PRIORITY.standard);
-      await ensureQueueGroups(c.redis, c.keys.queues(c.deploymentId));
+      const stream = c.qkeys.queue(c.deploymentId, PRIORITY.standard);
+      await ensureQueueGroups(c.redis, c.qkeys.queues(c.deploymentId));
       // A scheduler reads the request and dies before dispatching it: the entry sits in its pending list.
       const pending = c.request({ tenantId: "t" });
       let read: [string, string[]][] = [];
@@ -161,7 +160,7 @@ describe("two schedulers", () => {
         {
           stream,
           entryId,
-          channel: c.keys.gatewayChannel("gw-0"),
+          channel: c.qkeys.gatewayChannel("gw-0"),
           message: JSON.stringify({
             type: "assigned",
             requestId: served.requestId,
@@ -176,7 +175,7 @@ describe("two schedulers", () => {
       expect(again).toEqual([0]);
       expect((await c.request({ tenantId: "t" })).error).toBeUndefined();
       expect(c.assignmentsPerRequest().get(served.requestId)).toBe(1);
-      expect(await queuedCount(c.redis, c.keys, c.deploymentId)).toBe(0);
+      expect(await queuedCount(c.redis, c.qkeys, c.deploymentId)).toBe(0);
     }));
 
   it("a scheduler that stops hands what it holds and the lease to the other (not after the lock); each request is served once", () =>
@@ -185,7 +184,7 @@ describe("two schedulers", () => {
       // Entries held per scheduler, across the priority streams (handed-back ones move to the front stream).
       const holders = async () => {
         const out = new Map<string, number>();
-        for (const stream of c.keys.queues(c.deploymentId)) {
+        for (const stream of c.qkeys.queues(c.deploymentId)) {
           const [, , , consumers] = (await c.redis.xpending(stream, QUEUE_GROUP)) as [number, unknown, unknown, [string, string][] | null];
           for (const [name, n] of consumers ?? []) out.set(name, (out.get(name) ?? 0) + Number(n));
         }
@@ -207,7 +206,7 @@ describe("two schedulers", () => {
       expect((await holders()).get(stopping) ?? 0).toBe(0);
       await poll(
         "the other scheduler to hold all 12",
-        async () => ((await holders()).get(other) ?? 0) === 12 && (await queuedCount(c.redis, c.keys, c.deploymentId)) === 12,
+        async () => ((await holders()).get(other) ?? 0) === 12 && (await queuedCount(c.redis, c.qkeys, c.deploymentId)) === 12,
       );
       r0.healthy = true;
       const results = await Promise.all(pending);
@@ -219,7 +218,7 @@ describe("two schedulers", () => {
   it("entries of two priority streams with the same id are both held (ids are unique per stream only)", () =>
     withCluster({ capacity: 4, schedulers: 0 }, async (c) => {
       await c.addReplica("r0", 0, { healthy: false });
-      await ensureQueueGroups(c.redis, c.keys.queues(c.deploymentId));
+      await ensureQueueGroups(c.redis, c.qkeys.queues(c.deploymentId));
       const now = Date.now();
       const job = (requestId: string, priority: number) =>
         JSON.stringify({
@@ -236,8 +235,8 @@ describe("two schedulers", () => {
           attempt: 0,
         });
       // XADD * gives `<ms>-0` in each stream: two classes enqueued in the same millisecond share an id.
-      await c.redis.xadd(c.keys.queue(c.deploymentId, PRIORITY.requeued), "1-1", QUEUE_FIELD, job("same-id-front", PRIORITY.requeued));
-      await c.redis.xadd(c.keys.queue(c.deploymentId, PRIORITY.standard), "1-1", QUEUE_FIELD, job("same-id-standard", PRIORITY.standard));
+      await c.redis.xadd(c.qkeys.queue(c.deploymentId, PRIORITY.requeued), "1-1", QUEUE_FIELD, job("same-id-front", PRIORITY.requeued));
+      await c.redis.xadd(c.qkeys.queue(c.deploymentId, PRIORITY.standard), "1-1", QUEUE_FIELD, job("same-id-standard", PRIORITY.standard));
       await c.addScheduler("sched-0");
       const metricsPort = c.schedulers[0]!.running.metricsPort;
       const depth = async () => {
@@ -248,8 +247,8 @@ describe("two schedulers", () => {
       await poll(
         "both entries read",
         async () =>
-          (await queuedCount(c.redis, c.keys, c.deploymentId)) === 2 &&
-          ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
+          (await queuedCount(c.redis, c.qkeys, c.deploymentId)) === 2 &&
+          ((await c.redis.xpending(c.qkeys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
       );
       await poll("both waiting in the fair queue", async () => (await depth()) === 2);
     }));
@@ -272,15 +271,15 @@ describe("two schedulers", () => {
         priority: PRIORITY.standard,
         attempt: 0,
       };
-      const withdrawn = c.gateways[0]!.dispatch.enqueue(c.deploymentId, job, gone.signal).catch((e: unknown) => e);
+      const withdrawn = c.gateways[0]!.queue.enqueue(c.deploymentId, job, gone.signal).catch((e: unknown) => e);
       // Held by a scheduler (read from the stream, waiting for a replica), then the client leaves.
       await poll(
         "a scheduler to hold it",
-        async () => ((await c.redis.xpending(c.keys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
+        async () => ((await c.redis.xpending(c.qkeys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
       );
       gone.abort();
       expect(String(await withdrawn)).toContain("went away");
-      await poll("the entry to be deleted", async () => (await queuedCount(c.redis, c.keys, c.deploymentId)) === 0);
+      await poll("the entry to be deleted", async () => (await queuedCount(c.redis, c.qkeys, c.deploymentId)) === 0);
       r0.healthy = true;
       const next = await c.request({ tenantId: "t" });
       expect(next.error).toBeUndefined();
@@ -431,10 +430,10 @@ describe("backpressure", () => {
       const r = await c.addReplica("r", 60_000);
       // One in service, fifteen waiting behind it, all through gateway 0.
       const first = Array.from({ length: 16 }, () => c.request({ tenantId: "a", waitMs: 30_000 }, 0));
-      await waitFor(() => r.running === 1 && c.gateways[0]!.dispatch.queued(c.deploymentId) === 15, 20_000, "gateway 0's queue to fill");
+      await waitFor(() => r.running === 1 && c.gateways[0]!.queue.queued(c.deploymentId) === 15, 20_000, "gateway 0's queue to fill");
       // Gateway 0 publishes its count on its next sync tick.
       let published = "";
-      const poll = setInterval(() => void c.redis.hget(c.keys.queuedByGateway(c.deploymentId), "gw-0").then((v) => (published = v ?? "")), 20);
+      const poll = setInterval(() => void c.redis.hget(c.qkeys.queuedByGateway(c.deploymentId), "gw-0").then((v) => (published = v ?? "")), 20);
       await waitFor(() => published.startsWith("15:"), 20_000, "gateway 0's count in Redis").finally(() => clearInterval(poll));
       const second = await Promise.all(Array.from({ length: 10 }, () => c.request({ tenantId: "b", waitMs: 300 }, 1)));
       const full = second.filter((x) => x.error?.code === "queue_full").length;

@@ -1,5 +1,5 @@
 import { bool, int, oneOf, optionalStr, str } from "@infera/core";
-import type { EngineKind } from "./engine/adapter.ts";
+import { ENGINE_KINDS, type EngineKind } from "@infera/contracts";
 
 export interface AgentConfig {
   port: number;
@@ -35,7 +35,7 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
     advertiseAddress: optionalStr(env, "ADVERTISE_ADDRESS") ?? `${host}:${port}`,
     metricsPort: int(env, "METRICS_PORT", 9092, 0, 65535),
     engineUrl: str(env, "ENGINE_URL", "http://127.0.0.1:8000"),
-    engineKind: oneOf(env, "ENGINE_KIND", ["vllm", "tgi", "tei", "image"] as const, "vllm"),
+    engineKind: oneOf(env, "ENGINE_KIND", ENGINE_KINDS, "vllm"),
     deploymentId: str(env, "DEPLOYMENT_ID"),
     replicaId,
     servedModelName: str(env, "SERVED_MODEL_NAME"),

@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { PlatformError, type Logger } from "@infera/core";
-import type { RedisKeys, ReplicaReport } from "@infera/contracts";
+import { type GpuType, parseReplicaReport, type RedisKeys } from "@infera/contracts";
 import {
   DEPLOYMENT_STATES,
   changeDeploymentSettings,
@@ -31,7 +31,6 @@ import {
 } from "@infera/registry";
 import { requireScope, type KeyCache, type Principal } from "../auth.ts";
 import { CONFIG_FIELDS, DeployLlmRequest, DeploymentParams, type DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
-import type { GpuType } from "../gpu-types.ts";
 
 export interface DeployRouteDeps {
   db: Kysely<DB>;
@@ -78,15 +77,12 @@ export interface DeploymentOut {
 export function instancesOf(d: Pick<DeploymentView, "status" | "settings">, reports: Record<string, string>, desired: string | null, now: number): Instances {
   let running = 0;
   for (const json of Object.values(reports)) {
-    try {
-      const r = JSON.parse(json) as ReplicaReport;
-      if (r.healthy && !r.draining && now - r.at <= REPORT_FRESH_MS) running++;
-    } catch {
-      // a malformed report counts for nothing
-    }
+    // A malformed report counts for nothing.
+    const r = parseReplicaReport(json);
+    if (r?.healthy && !r.draining && now - r.at <= REPORT_FRESH_MS) running++;
   }
   if (!LIVE.includes(d.status)) return { running, pending: 0 };
-  const settings = d.settings as unknown as DeploymentSettings;
+  const { settings } = d;
   const wanted = desired !== null ? Number(desired) : d.status === "running" ? settings.min_instances : Math.max(1, settings.min_instances);
   return { running, pending: Math.max(0, wanted - running) };
 }
@@ -123,8 +119,8 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       created_at: d.created_at.toISOString(),
       updated_at: d.updated_at.toISOString(),
       instances,
-      config: d.config as unknown as DeploymentConfig,
-      settings: d.settings as unknown as DeploymentSettings,
+      config: d.config,
+      settings: d.settings,
     };
   }
 
@@ -235,7 +231,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       const instances = await instancesFor(live);
       const inUse = new Map<string, number>();
       live.forEach((d, i) => {
-        const c = d.config as unknown as DeploymentConfig;
+        const c = d.config;
         const n = instances[i] ?? { running: 0, pending: 0 };
         inUse.set(c.gpu, (inUse.get(c.gpu) ?? 0) + c.num_gpus * (n.running + n.pending));
       });
@@ -271,7 +267,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       async (req) => {
         const d = await own(req, (req.params as DeploymentParams).id);
         const body = req.body as UpdateDeploymentRequest;
-        const settings = mergeSettings(d.settings as unknown as DeploymentSettings, body.settings);
+        const settings = mergeSettings(d.settings, body.settings);
         const updated = await changeDeploymentSettings(db, d.id, settings);
         await changed(d.id);
         return show(updated);

@@ -6,7 +6,8 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "@infera/core";
-import { listVisibleModels, type ResolvedModel, type Task } from "@infera/registry";
+import type { Task } from "@infera/contracts";
+import { listVisibleModels, type ResolvedModel } from "@infera/registry";
 import { requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps } from "../inference.ts";
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest } from "../openai-schema.ts";

@@ -5,14 +5,16 @@
  * platform deployment (engine container + agent sidecar).
  */
 
-export type EngineKind = "vllm" | "tgi" | "tei" | "image";
+import type { EngineKind, Task } from "@infera/contracts";
+
+export type { EngineKind };
 
 /** Everything a driver needs to start replicas of one deployment. Immutable per deployment. */
 export interface ReplicaSpec {
   deploymentId: string;
   /** The name the engine serves (`--served-model-name`); clients' `model` is resolved to it. */
   servedModelName: string;
-  task: "chat" | "embeddings" | "images";
+  task: Task;
   engine: EngineKind;
   gpu: string;
   numGpus: number;

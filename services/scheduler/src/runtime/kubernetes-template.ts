@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { loadYaml, type V1PodTemplateSpec } from "@kubernetes/client-node";
 import { ConfigError } from "@infera/core";
-import { loadGpuTypesFile, type GpuType } from "@infera/contracts";
+import { ENGINE_KINDS, loadGpuTypesFile, type GpuType } from "@infera/contracts";
 
 export { parseGpuTypes, type GpuType } from "@infera/contracts";
 import type { EngineKind } from "./driver.ts";
@@ -40,8 +40,6 @@ export interface EnginePodTemplate {
   /** Pod template with containers named `engine` and `agent`. */
   template: V1PodTemplateSpec;
 }
-
-const ENGINE_KINDS: readonly EngineKind[] = ["vllm", "tgi", "tei", "image"];
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);

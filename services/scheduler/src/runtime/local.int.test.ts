@@ -15,7 +15,7 @@ import { redisKeys, type ReplicaReport } from "@infera/contracts";
 import { createDb, createDeployment, ensureModelVersion, getDeployment, listDeploymentEvents, type DB } from "@infera/registry";
 import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import { createSchedulerMetrics } from "../metrics.ts";
-import { queuedCount } from "../dispatcher.ts";
+import { queuedCount, queueKeys } from "@infera/queue";
 import { Reconciler } from "../reconciler.ts";
 import { ReplicaDirectory } from "../replicas.ts";
 import type { ReplicaSpec } from "./driver.ts";
@@ -194,8 +194,7 @@ describe("reconciler with the local runtime", () => {
       schedulerId: "test-scheduler",
       intervalMs: 100,
       scaleToZeroIdleMs: 600_000,
-      queued: (id) => queuedCount(redis, keys, id),
-      localDepth: () => 0,
+      queued: (id) => queuedCount(redis, queueKeys(prefix), id),
     });
     reconciler.start();
     try {

@@ -1,7 +1,7 @@
 /**
  * A small cluster for the scheduler's integration tests (and the dispatch benchmark):
  * real Redis, real Postgres, real schedulers (`startScheduler`, in-process, with a runtime
- * driver that runs nothing), the gateway's real `Dispatch` as the producer, and fake
+ * driver that runs nothing), the queue's real `QueueClient` as the producer (what the gateway runs), and fake
  * replicas that heartbeat into the replica hash exactly as agents do and "serve" a request
  * by holding it for a while. Every assignment any scheduler publishes is recorded (a
  * pattern subscription on the gateways' reply channels), so a test can count assignments
@@ -11,10 +11,10 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { createLogger, PlatformError, type Logger } from "@infera/core";
-import { PRIORITY, redisKeys, type Assignment, type InferJob, type RedisKeys, type ReplicaReport } from "@infera/contracts";
+import { redisKeys, type RedisKeys, type ReplicaReport } from "@infera/contracts";
+import type { PolicyName } from "@infera/policy";
+import { type Assigned, type InferJob, PRIORITY, parseAssignments, QueueClient, type QueueClientMetrics, type QueueKeys, queueKeys } from "@infera/queue";
 import { createDeployment, ensureModelVersion, transition, type DB } from "@infera/registry";
-import { Dispatch, type Assigned } from "../../../gateway/src/dispatch.ts";
-import { createGatewayMetrics } from "../../../gateway/src/metrics.ts";
 import { loadConfig } from "../config.ts";
 import type { RuntimeDriver } from "../runtime/driver.ts";
 import { startScheduler, type RunningScheduler } from "../scheduler.ts";
@@ -30,11 +30,10 @@ export const staticDriver: RuntimeDriver = {
 
 export const silentLogger: Logger = createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
-export async function createRunningDeployment(
-  db: Kysely<DB>,
-  maxBatchSize: number,
-  placement: "round-robin" | "least-loaded" | "prefix-affinity",
-): Promise<string> {
+/** The producer's counters: not looked at here. */
+const uncounted: QueueClientMetrics = { assignments: { inc: () => {} }, enqueued: { inc: () => {} } };
+
+export async function createRunningDeployment(db: Kysely<DB>, maxBatchSize: number, placement: PolicyName): Promise<string> {
   const { versionId } = await ensureModelVersion(db, { tenantId: null, name: `m-${randomBytes(4).toString("hex")}`, task: "chat", version: "1" });
   const d = await createDeployment(db, {
     tenantId: null,
@@ -171,7 +170,7 @@ export interface ClusterOptions {
   databaseUrl: string;
   redisUrl: string;
   capacity: number;
-  placement?: "round-robin" | "least-loaded" | "prefix-affinity";
+  placement?: PolicyName;
   schedulers?: number;
   heartbeatMs?: number;
   /** Gateway's queue bound (QUEUE_MAX_PER_DEPLOYMENT). */
@@ -187,11 +186,12 @@ export interface ClusterOptions {
 export class TestCluster {
   readonly prefix = `test-sched-${randomBytes(4).toString("hex")}`;
   readonly keys: RedisKeys;
+  readonly qkeys: QueueKeys;
   readonly redis: Redis;
   readonly replicas = new Map<string, FakeReplica>();
   readonly seen: SeenAssignment[] = [];
   readonly schedulers: { id: string; running: RunningScheduler }[] = [];
-  readonly gateways: { id: string; dispatch: Dispatch; conns: Redis[] }[] = [];
+  readonly gateways: { id: string; queue: QueueClient; conns: Redis[] }[] = [];
   deploymentId = "";
   private observer: Redis | undefined;
   private seq = 0;
@@ -200,6 +200,7 @@ export class TestCluster {
 
   constructor(private readonly o: ClusterOptions) {
     this.keys = redisKeys(this.prefix);
+    this.qkeys = queueKeys(this.prefix);
     this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3 });
     this.heartbeatMs = o.heartbeatMs ?? 200;
   }
@@ -216,33 +217,33 @@ export class TestCluster {
     await this.observer.connect();
     await this.observer.psubscribe(`${this.prefix}:gw:*`);
     this.observer.on("pmessage", (_p, _ch, message) => {
-      for (const a of JSON.parse(message) as Assignment[]) {
+      for (const a of parseAssignments(message).items) {
         if (a.type === "assigned")
           this.seen.push({ requestId: a.requestId, replicaId: a.replicaId, schedulerId: a.schedulerId, seq: this.seq++, at: Date.now() });
       }
     });
   }
 
-  async addGateway(id: string): Promise<Dispatch> {
+  async addGateway(id: string): Promise<QueueClient> {
     const redis = new Redis(this.o.redisUrl, { maxRetriesPerRequest: 2 });
     const queueConn = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
     const sub = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-    const dispatch = new Dispatch({
+    const queue = new QueueClient({
       redis,
       queueConnection: queueConn,
-      keys: this.keys,
+      keys: this.qkeys,
       gatewayId: id,
-      metrics: createGatewayMetrics(),
+      metrics: uncounted,
       logger: silentLogger,
       queueMax: this.o.queueMax,
       syncMs: 50,
     });
-    dispatch.start();
+    queue.start();
     await sub.connect();
-    await sub.subscribe(this.keys.gatewayChannel(id));
-    sub.on("message", (_ch, m) => dispatch.onMessage(m));
-    this.gateways.push({ id, dispatch, conns: [redis, queueConn, sub] });
-    return dispatch;
+    await sub.subscribe(queue.replyChannel);
+    sub.on("message", (_ch, m) => queue.deliver(m));
+    this.gateways.push({ id, queue, conns: [redis, queueConn, sub] });
+    return queue;
   }
 
   async addScheduler(id: string): Promise<void> {
@@ -302,7 +303,7 @@ export class TestCluster {
       };
       let a: Assigned;
       try {
-        a = await g.dispatch.enqueue(this.deploymentId, job, new AbortController().signal);
+        a = await g.queue.enqueue(this.deploymentId, job, new AbortController().signal);
       } catch (err) {
         return { requestId, tenantId: opts.tenantId, replicas, attempts: attempt + 1, enqueuedAt, queuedMs, error: err as PlatformError };
       }
@@ -310,16 +311,16 @@ export class TestCluster {
       replicas.push(a.replicaId);
       const replica = this.replicas.get(a.replicaId);
       if (!replica?.alive) {
-        g.dispatch.release(a, true);
+        g.queue.release(a, true);
         exclude.push(a.replicaId);
         continue;
       }
       if (!(await replica.serve(a.schedulerId))) {
-        g.dispatch.release(a, true);
+        g.queue.release(a, true);
         exclude.push(a.replicaId);
         continue;
       }
-      g.dispatch.release(a, false, {
+      g.queue.release(a, false, {
         tenantId: opts.tenantId,
         estimatedTokens: opts.estimatedTokens ?? 100,
         promptTokens: opts.estimatedTokens ?? 100,
@@ -347,7 +348,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     for (const r of this.replicas.values()) r.stop();
-    for (const g of this.gateways) await g.dispatch.close();
+    for (const g of this.gateways) await g.queue.stop();
     for (const s of this.schedulers) await s.running.stop();
     for (const g of this.gateways) for (const c of g.conns) c.disconnect();
     // Let the next cluster's schedulers ignore this deployment.

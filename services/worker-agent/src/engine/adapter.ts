@@ -3,8 +3,9 @@
  * engine's answer into OpenAI-shaped events. vLLM is the primary engine; TGI, TEI and
  * image servers have adapters of their own behind the same interface.
  */
-export type EngineKind = "vllm" | "tgi" | "tei" | "image";
-export type EndpointKind = "chat" | "completion" | "embedding" | "image";
+import type { EndpointKind, EngineKind } from "@infera/contracts";
+
+export type { EndpointKind, EngineKind };
 
 export interface EngineUsage {
   promptTokens: number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LOCAL_GPU_TYPES, loadGpuTypes, parseGpuTypes } from "./gpu-types.ts";
+import { gpuTypesFrom, LOCAL_GPU_TYPES, parseGpuTypes } from "./gpu-types.ts";
 
 describe("GPU types", () => {
   it("reads the same GPU_TYPES document the scheduler reads, with its scheduling fields", () => {
@@ -20,8 +20,8 @@ describe("GPU types", () => {
   });
 
   it("falls back to the local list without GPU_TYPES, and fails on an unreadable file", async () => {
-    expect(await loadGpuTypes(undefined)).toBe(LOCAL_GPU_TYPES);
+    expect(await gpuTypesFrom(undefined)).toBe(LOCAL_GPU_TYPES);
     expect(LOCAL_GPU_TYPES.map((g) => g.name)).toEqual(["A100-80GB", "H100-80GB", "L4"]);
-    await expect(loadGpuTypes("/nonexistent/gpu-types.json")).rejects.toThrow(/GPU_TYPES: cannot read/);
+    await expect(gpuTypesFrom("/nonexistent/gpu-types.json")).rejects.toThrow(/GPU_TYPES: cannot read/);
   });
 });
