@@ -72,6 +72,7 @@ try {
   const queued: number[] = [];
   let errors = 0;
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -84,6 +85,7 @@ try {
     }),
   );
   const wallS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   queued.sort((a, b) => a - b);
   const result = {
     requests: REQUESTS,
@@ -95,6 +97,7 @@ try {
     queue_time_ms_p50: pct(queued, 50),
     queue_time_ms_p99: pct(queued, 99),
     errors,
+    cpu_us_per_request: Math.round((cpu.user + cpu.system) / REQUESTS),
   };
   console.log("");
   console.log("dispatch-bench (real scheduler + Redis stream queue, fake replicas releasing at once)");
