@@ -1,0 +1,71 @@
+/**
+ * The binaries a Kubernetes test needs, from the per-machine cache (built once, reused by
+ * every worktree and CI run): the control plane from tools/kube/build.sh, and helm from
+ * `go install` into ${XDG_CACHE_HOME:-~/.cache}/infera/tools/helm-<version>/ (the path
+ * deploy/chart-check.sh uses). Missing ones are built here, which takes long the first time
+ * on a machine (the control plane: tens of minutes on 2 cores).
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+export const HELM_VERSION = "v3.22.0";
+
+export interface KubeBinaries {
+  dir: string;
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubeScheduler: string;
+  kubectl: string;
+  kwok: string;
+}
+
+function cacheDir(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "infera");
+}
+
+function goBinary(): string {
+  const onPath = spawnSync("sh", ["-c", "command -v go"], { encoding: "utf8" }).stdout.trim();
+  return process.env.GO || onPath || "/usr/local/go/bin/go";
+}
+
+let binaries: KubeBinaries | undefined;
+
+/** The control plane binaries (tools/kube/build.sh builds them when missing). */
+export function kubeBinaries(): KubeBinaries {
+  if (binaries) return binaries;
+  const out = execFileSync("bash", [join(ROOT, "tools/kube/build.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const dir = out.trim().split("\n").pop() ?? "";
+  const b: KubeBinaries = {
+    dir,
+    etcd: join(dir, "etcd"),
+    kubeApiserver: join(dir, "kube-apiserver"),
+    kubeControllerManager: join(dir, "kube-controller-manager"),
+    kubeScheduler: join(dir, "kube-scheduler"),
+    kubectl: join(dir, "kubectl"),
+    kwok: join(dir, "kwok"),
+  };
+  for (const [name, path] of Object.entries(b)) {
+    if (name !== "dir" && !existsSync(path)) throw new Error(`tools/kube/build.sh printed ${dir}, but ${path} is missing`);
+  }
+  binaries = b;
+  return b;
+}
+
+/** helm HELM_VERSION, installed with `go install` into the machine's cache when missing. */
+export function helmBinary(): string {
+  const dir = join(cacheDir(), "tools", `helm-${HELM_VERSION}`);
+  const helm = join(dir, "helm");
+  if (!existsSync(helm)) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync(goBinary(), ["install", `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], {
+      env: { ...process.env, GOBIN: dir },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+  }
+  return helm;
+}
