@@ -93,6 +93,13 @@ export interface ReplicaReport {
   at: number;
 }
 
+/** Why a deployment's replicas are not all up, as the runtime says it (a pod's PodScheduled condition …). */
+export interface DeploymentStatusNote {
+  message: string;
+  /** Epoch ms the reconciler last saw it. */
+  at: number;
+}
+
 /** Redis key names, all under one prefix so tests can share a Redis. */
 export function redisKeys(prefix: string) {
   return {
@@ -116,6 +123,10 @@ export function redisKeys(prefix: string) {
     queuedByGateway: (deploymentId: string) => `${prefix}:queued:${deploymentId}`,
     /** Hash deploymentId → replicas the reconciler last asked the runtime for (the deploy API's `pending`). */
     desiredReplicas: `${prefix}:desired-replicas`,
+    /** Hash deploymentId → JSON DeploymentStatusNote: why its replicas wait, in the runtime's words (the deploy API's `status_message`). */
+    deploymentStatus: `${prefix}:deployment-status`,
+    /** Hash GPU type → JSON GpuCapacity: what the cluster's nodes hold (kubernetes runtime, gpu mode), read by the deploy API. */
+    gpuCapacity: `${prefix}:gpu-capacity`,
     /** Lease on dispatching one deployment (the scheduler id that holds it). */
     dispatchLease: (deploymentId: string) => `${prefix}:dispatch-lease:${deploymentId}`,
     /** Leader lock for the reconciler. */

@@ -7,7 +7,7 @@
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
 import type { Logger } from "@infera/core";
-import type { RedisKeys } from "@infera/contracts";
+import type { DeploymentStatusNote, RedisKeys } from "@infera/contracts";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
 import {
   getSealedHfToken,
@@ -23,7 +23,7 @@ import {
 } from "@infera/registry";
 import type { ReplicaDirectory } from "./replicas.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
-import type { ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
+import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
 import { hfTokenSecretName } from "./runtime/kubernetes-manifest.ts";
 
 export interface ReconcilerOptions {
@@ -49,6 +49,9 @@ export interface ReconcilerOptions {
   now?: () => number;
 }
 
+/** How often the leader reads the cluster's GPU nodes for the deploy API. */
+const CAPACITY_EVERY_MS = 10_000;
+
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0`;
 
@@ -62,9 +65,7 @@ export function replicaSpecOf(d: DeploymentView): ReplicaSpec {
     gpu: config.gpu,
     numGpus: config.num_gpus,
     maxBatchSize: config.max_batch_size,
-    hf: config.hf
-      ? { repo: config.hf.repo, revision: config.hf.revision ?? undefined, tokenSecretName: config.hf.has_token ? hfTokenSecretName(d.id) : undefined }
-      : undefined,
+    hf: config.hf ? { repo: config.hf.repo, revision: config.hf.revision ?? undefined, tokenSecretName: config.hf.has_token ? hfTokenSecretName(d.id) : undefined } : undefined,
     containerImage: config.container_image ?? undefined,
     extraArgs: config.extra_args,
   };
@@ -80,6 +81,9 @@ export class Reconciler {
   /** Stopped/failed/deleted deployments this process has made sure run nothing (once each). */
   private readonly settled = new Set<string>();
   private readonly now: () => number;
+  /** The status note last published per deployment. */
+  private readonly notes = new Map<string, string>();
+  private capacityAt = -Infinity;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.now = o.now ?? Date.now;
@@ -115,6 +119,7 @@ export class Reconciler {
   private async pass(): Promise<void> {
     this.leader = (await this.o.redis.eval(RENEW, 1, this.o.keys.leader, this.o.schedulerId, String(Math.max(3000, this.o.intervalMs * 5)))) === 1;
     if (!this.leader) return;
+    await this.publishCapacity();
     const deployments = await listDeployments(this.o.db, {});
     for (const d of deployments) {
       try {
@@ -123,6 +128,38 @@ export class Reconciler {
         this.o.logger.error({ err: (err as Error).message, deploymentId: d.id }, "could not reconcile deployment");
       }
     }
+  }
+
+  /** What the cluster's GPU nodes hold, for the deploy API (at most every CAPACITY_EVERY_MS). */
+  private async publishCapacity(): Promise<void> {
+    const { driver, redis, keys, logger } = this.o;
+    if (!driver.capacity || this.now() - this.capacityAt < CAPACITY_EVERY_MS) return;
+    this.capacityAt = this.now();
+    try {
+      const cap = await driver.capacity();
+      if (!cap) return;
+      const fields: Record<string, string> = {};
+      for (const [gpu, c] of cap) fields[gpu] = JSON.stringify(c);
+      const pipe = redis.multi().del(keys.gpuCapacity);
+      if (Object.keys(fields).length > 0) pipe.hset(keys.gpuCapacity, fields);
+      await pipe.exec();
+    } catch (err) {
+      // The deploy API falls back to the configured counts; the next pass retries.
+      logger.warn({ err: (err as Error).message }, "could not read GPU capacity from the cluster");
+    }
+  }
+
+  /** Why replicas wait (the runtime's words, e.g. the pod's PodScheduled message), for the deploy API. */
+  private async noteStatus(d: DeploymentView, observed: readonly ReplicaObservation[]): Promise<void> {
+    const { redis, keys } = this.o;
+    const message = observed.find((r) => r.phase === "pending" && r.reason)?.reason;
+    if (message === undefined) {
+      if (this.notes.delete(d.id)) await redis.hdel(keys.deploymentStatus, d.id);
+      return;
+    }
+    await redis.hset(keys.deploymentStatus, d.id, JSON.stringify({ message, at: this.now() } satisfies DeploymentStatusNote));
+    if (this.notes.get(d.id) !== message) this.o.logger.info({ deploymentId: d.id, message }, "replicas waiting");
+    this.notes.set(d.id, message);
   }
 
   private async reconcile(d: DeploymentView): Promise<void> {
@@ -134,6 +171,8 @@ export class Reconciler {
       if (this.applied.has(d.id) || !this.settled.has(d.id)) {
         await driver.remove(d.id);
         await redis.hdel(keys.desiredReplicas, d.id);
+        await redis.hdel(keys.deploymentStatus, d.id);
+        this.notes.delete(d.id);
         if (this.applied.has(d.id)) log.info({ status: d.status }, "replicas removed");
         this.applied.delete(d.id);
         this.scale.delete(d.id);
@@ -145,6 +184,7 @@ export class Reconciler {
     this.settled.delete(d.id);
     await directory.refresh(d.id);
     const observed = await driver.observe(d.id);
+    await this.noteStatus(d, observed);
     const ready = directory.states(d.id).ready;
     const failed = observed.filter((r) => r.phase === "failed");
     this.o.metrics.replicas.set({ deployment: d.id, state: "ready" }, ready);
@@ -182,8 +222,10 @@ export class Reconciler {
 
     // Move the lifecycle forward from what is observed.
     if (d.status === "initializing") await this.step(d, "downloading", "weights requested");
-    else if (d.status === "downloading" && observed.some((r) => r.phase === "starting" || r.phase === "running"))
-      await this.step(d, "deploying", "engine starting");
+    else if (d.status === "downloading" && observed.length > 0) {
+      // The runtime has replicas for it: starting, or waiting for room (no node with the GPUs).
+      await this.step(d, "deploying", observed.some((r) => r.phase === "starting" || r.phase === "running") ? "engine starting" : "replicas created, waiting for a node");
+    }
     else if (d.status === "deploying" && ready > 0) {
       await this.step(d, "running", "a replica is serving");
       // Idleness counts from when it serves, not from while it was starting.
@@ -201,20 +243,14 @@ export class Reconciler {
     if (this.o.driver.name !== "kubernetes" || spec.hf?.tokenSecretName === undefined) return spec;
     const { secretsKey } = this.o;
     if (!secretsKey) {
-      return {
-        failReason:
-          "the deployment has a Hugging Face token but the scheduler has no SECRETS_KEY to open it (give it the gateway's SECRETS_KEY, then start the deployment)",
-      };
+      return { failReason: "the deployment has a Hugging Face token but the scheduler has no SECRETS_KEY to open it (give it the gateway's SECRETS_KEY, then start the deployment)" };
     }
     const sealed = await getSealedHfToken(this.o.db, d.id);
     if (sealed === undefined) return { failReason: "the deployment has a Hugging Face token (hf.has_token) but none is stored; deploy it again with hf.token" };
     try {
       return { ...spec, hfToken: openSecret(sealed, secretsKey) };
     } catch {
-      return {
-        failReason:
-          "the deployment's Hugging Face token cannot be opened with the scheduler's SECRETS_KEY (sealed under another key, or damaged): give the scheduler the gateway's SECRETS_KEY, then start the deployment",
-      };
+      return { failReason: "the deployment's Hugging Face token cannot be opened with the scheduler's SECRETS_KEY (sealed under another key, or damaged): give the scheduler the gateway's SECRETS_KEY, then start the deployment" };
     }
   }
 
@@ -255,12 +291,6 @@ export class Reconciler {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     await this.running;
-    if (this.leader)
-      await this.o.redis.eval(
-        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
-        1,
-        this.o.keys.leader,
-        this.o.schedulerId,
-      );
+    if (this.leader) await this.o.redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, this.o.keys.leader, this.o.schedulerId);
   }
 }
