@@ -6,7 +6,7 @@
  */
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
-import type { Logger } from "@infera/core";
+import { PlatformError, type Logger } from "@infera/core";
 import type { DeploymentStatusNote, RedisKeys } from "@infera/contracts";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
 import {
@@ -169,11 +169,14 @@ export class Reconciler {
       // Once per process and deployment (a restarted scheduler may find replicas of an
       // earlier run), then whenever this process had started some.
       if (this.applied.has(d.id) || !this.settled.has(d.id)) {
-        await driver.remove(d.id);
+        // Stopped: the runtime keeps the deployment at zero (on Kubernetes its Deployment,
+        // PDB and token Secret stay, scaled to 0, for `start`); failed and deleted: removed.
+        if (d.status === "stopped") await driver.apply(replicaSpecOf(d), 0);
+        else await driver.remove(d.id);
         await redis.hdel(keys.desiredReplicas, d.id);
         await redis.hdel(keys.deploymentStatus, d.id);
         this.notes.delete(d.id);
-        if (this.applied.has(d.id)) log.info({ status: d.status }, "replicas removed");
+        if (this.applied.has(d.id)) log.info({ status: d.status }, d.status === "stopped" ? "scaled to zero: stopped" : "replicas removed");
         this.applied.delete(d.id);
         this.scale.delete(d.id);
         directory.forget(d.id);
@@ -210,7 +213,17 @@ export class Reconciler {
         await this.publishChange(d.id);
         return;
       }
-      await driver.apply(spec, desired);
+      try {
+        await driver.apply(spec, desired);
+      } catch (err) {
+        // The runtime cannot build this deployment at all (e.g. a vLLM engine without
+        // hf.repo): fail it with the reason rather than retrying every pass.
+        if (!(err instanceof PlatformError) || err.code !== "invalid_request") throw err;
+        log.warn({ reason: err.message }, "deployment failed");
+        await transition(this.o.db, d.id, "failed", { failReason: err.message, expectFrom: [d.status] });
+        await this.publishChange(d.id);
+        return;
+      }
       this.applied.set(d.id, desired);
       await redis.hset(keys.desiredReplicas, d.id, String(desired));
       // Scale to zero and back are not lifecycle moves (the deployment stays running), but

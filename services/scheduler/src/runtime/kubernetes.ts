@@ -19,6 +19,7 @@ import {
   PolicyV1Api,
   type V1ConfigMap,
   type V1ContainerStatus,
+  type V1Deployment,
   type V1Node,
   type V1ObjectMeta,
   type V1OwnerReference,
@@ -266,10 +267,29 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
     } catch (err) {
       throw this.error(`listing pods of deployment ${deploymentId}`, err);
     }
-    return pods
+    const observed = pods
       .map(observePod)
       .filter((o) => o.replicaId !== "")
       .sort((a, b) => a.replicaId.localeCompare(b.replicaId));
+    if (observed.length > 0) return observed;
+    // No pod at all: the API server may be refusing to create them (admission: a missing
+    // RuntimeClass or PriorityClass, a quota, PodSecurity). The Deployment says so.
+    const refused = await this.podsRefused(deploymentId);
+    return refused ? [{ replicaId: engineDeploymentName(deploymentId), phase: "pending", reason: refused, restarts: 0 }] : [];
+  }
+
+  /** The Deployment's ReplicaFailure condition (its ReplicaSet cannot create pods), if any. */
+  private async podsRefused(deploymentId: string): Promise<string | undefined> {
+    const name = engineDeploymentName(deploymentId);
+    let dep: V1Deployment;
+    try {
+      dep = await this.apps.readNamespacedDeployment({ name, namespace: this.namespace });
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw this.error(`reading Deployment ${name}`, err);
+    }
+    const failure = dep.status?.conditions?.find((c) => c.type === "ReplicaFailure" && c.status === "True");
+    return failure ? `${failure.reason ?? "FailedCreate"}: ${failure.message ?? "pods cannot be created"}` : undefined;
   }
 
   async remove(deploymentId: string): Promise<void> {
