@@ -6,7 +6,7 @@
  * nothing dials a pod or node IP (kwok never runs a container). `stop()` ends every process
  * and removes the folder; a watchdog ends them too if the test process dies first.
  */
-import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
@@ -20,6 +20,10 @@ import { freePort } from "../ports.ts";
 const KWOK_CONFIG = fileURLToPath(new URL("./kwok.yaml", import.meta.url));
 /** The label kwok selects the nodes it manages by (kwok.yaml). */
 export const KWOK_NODE_LABEL = { type: "kwok" } as const;
+
+/** The cluster's default StorageClass; the kit is its provisioner (static hostPath PVs, never mounted). */
+export const STORAGE_CLASS = "standard";
+const PROVISIONER = "infera.test/hostpath";
 
 export interface NodeSpec {
   name: string;
@@ -53,8 +57,8 @@ export interface KubeCluster {
   /** A request to the API server as the admin. `body` is sent as JSON (or `contentType`). */
   api<T = unknown>(method: string, path: string, body?: unknown, contentType?: string): Promise<ApiResponse<T>>;
   /** kubectl of the pinned release, as the admin (or with `kubeconfig`). */
-  kubectl(args: string[], opts?: { input?: string; kubeconfig?: string }): Run;
-  helm(args: string[], opts?: { input?: string; timeoutMs?: number }): Run;
+  kubectl(args: string[], opts?: { input?: string; kubeconfig?: string }): Promise<Run>;
+  helm(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<Run>;
   /** A kubeconfig holding a token of a ServiceAccount (TokenRequest): that account's RBAC applies. */
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   addNodes(nodes: readonly NodeSpec[]): Promise<void>;
@@ -97,6 +101,7 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
   const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${apiPort}`;
   const components: Component[] = [];
+  let provisioner: NodeJS.Timeout | undefined;
   const logFile = (name: string) => join(dir, `${name}.log`);
 
   const kubeconfig = join(dir, "admin.kubeconfig");
@@ -173,17 +178,22 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
       req.end();
     });
 
-  const run = (bin: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Run => {
-    const r: SpawnSyncReturns<string> = spawnSync(bin, args, {
-      input: opts.input,
-      encoding: "utf8",
-      env: { ...process.env, ...opts.env },
-      timeout: opts.timeoutMs ?? 300_000,
-      maxBuffer: 64 * 1024 * 1024,
+  // Asynchronous: the kit's own loops (the storage provisioner, host pods) keep running meanwhile.
+  const run = (bin: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(bin, args, { env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const t = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 300_000);
+      child.on("error", reject);
+      child.on("close", (code, signal) => {
+        clearTimeout(t);
+        resolve({ status: code ?? (signal ? 137 : 1), stdout, stderr });
+      });
+      child.stdin.end(opts.input ?? "");
     });
-    if (r.error) throw r.error;
-    return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
-  };
 
   const helmHome = join(dir, "helm");
   mkdirSync(helmHome, { recursive: true });
@@ -243,6 +253,7 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
     },
     logTail,
     async stop() {
+      if (provisioner) clearInterval(provisioner);
       // Reverse order: kwok and the controllers first, etcd last.
       for (const c of [...components].reverse()) {
         if (c.child.exitCode !== null || c.child.signalCode !== null) continue;
@@ -351,10 +362,74 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
       async () => (await api("GET", "/api/v1/namespaces/default/serviceaccounts/default")).status === 200,
       () => logTail("kube-controller-manager"),
     );
+    await provideStorage(api, dir);
+    let busy = false;
+    provisioner = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void provisionClaims(api, dir)
+        .catch(() => {})
+        .finally(() => (busy = false));
+    }, 500);
     if (options.nodes?.length) await cluster.addNodes(options.nodes);
     return cluster;
   } catch (err) {
     await cluster.stop();
     throw err;
+  }
+}
+
+type Api = KubeCluster["api"];
+
+/** A default StorageClass whose provisioner is the kit (provisionClaims), as a cluster's CSI driver would be. */
+async function provideStorage(api: Api, dir: string): Promise<void> {
+  const r = await api("POST", "/apis/storage.k8s.io/v1/storageclasses", {
+    apiVersion: "storage.k8s.io/v1",
+    kind: "StorageClass",
+    metadata: { name: STORAGE_CLASS, annotations: { "storageclass.kubernetes.io/is-default-class": "true" } },
+    provisioner: PROVISIONER,
+    reclaimPolicy: "Delete",
+    volumeBindingMode: "Immediate",
+  });
+  if (r.status !== 201) throw new Error(`creating the StorageClass: HTTP ${r.status} ${r.text}`);
+  mkdirSync(join(dir, "volumes"), { recursive: true });
+}
+
+interface Claim {
+  metadata: { name: string; namespace: string; uid: string };
+  spec: { storageClassName?: string; accessModes?: string[]; resources?: { requests?: { storage?: string } }; volumeName?: string };
+  status?: { phase?: string };
+}
+
+/**
+ * One pass of the kit's provisioner, doing what an external provisioner does: a PV for each
+ * Pending claim of the default class, and a released PV of its own deleted (reclaim Delete).
+ */
+async function provisionClaims(api: Api, dir: string): Promise<void> {
+  const pvs = await api<{ items: { metadata: { name: string; annotations?: Record<string, string> }; status?: { phase?: string } }[] }>("GET", "/api/v1/persistentvolumes");
+  for (const pv of pvs.status === 200 ? pvs.body.items : []) {
+    if (pv.status?.phase === "Released" && pv.metadata.annotations?.["pv.kubernetes.io/provisioned-by"] === PROVISIONER) {
+      await api("DELETE", `/api/v1/persistentvolumes/${pv.metadata.name}`);
+    }
+  }
+  const r = await api<{ items: Claim[] }>("GET", "/api/v1/persistentvolumeclaims");
+  if (r.status !== 200) return;
+  for (const c of r.body.items) {
+    if (c.spec.volumeName || c.status?.phase !== "Pending" || c.spec.storageClassName !== STORAGE_CLASS) continue;
+    const name = `pvc-${c.metadata.uid}`;
+    await api("POST", "/api/v1/persistentvolumes", {
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name, annotations: { "pv.kubernetes.io/provisioned-by": PROVISIONER } },
+      spec: {
+        capacity: { storage: c.spec.resources?.requests?.storage ?? "1Gi" },
+        accessModes: c.spec.accessModes ?? ["ReadWriteOnce"],
+        persistentVolumeReclaimPolicy: "Delete",
+        storageClassName: STORAGE_CLASS,
+        claimRef: { apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: c.metadata.namespace, name: c.metadata.name, uid: c.metadata.uid },
+        // Never mounted: kwok runs no container.
+        hostPath: { path: join(dir, "volumes", name), type: "DirectoryOrCreate" },
+      },
+    });
   }
 }

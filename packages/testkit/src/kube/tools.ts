@@ -69,3 +69,18 @@ export function helmBinary(): string {
   }
   return helm;
 }
+
+/** The Prometheus Operator release whose CRDs the tests install (its Go module holds them). */
+export const PROMETHEUS_OPERATOR_VERSION = "v0.85.0";
+
+/** ServiceMonitor and PodMonitor CRD files of the Prometheus Operator, from the Go module cache (downloaded once). */
+export function prometheusOperatorCrds(): string[] {
+  const out = execFileSync(goBinary(), ["mod", "download", "-json", `github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}`], {
+    encoding: "utf8",
+    cwd: ROOT,
+    env: { ...process.env, GOFLAGS: "-mod=mod" },
+  });
+  const dir = (JSON.parse(out) as { Dir?: string }).Dir;
+  if (!dir) throw new Error(`go mod download of prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} gave no folder:\n${out}`);
+  return ["servicemonitors", "podmonitors"].map((k) => join(dir, "example/prometheus-operator-crd", `monitoring.coreos.com_${k}.yaml`));
+}
