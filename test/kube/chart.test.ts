@@ -17,12 +17,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
 import { runHostPods, startKube, type HostPods, type KubeCluster } from "@infera/testkit";
 import { buildEngineDeployment } from "../../services/scheduler/src/runtime/kubernetes-manifest.ts";
-import { KubernetesRuntimeDriver, parseEnginePodTemplate, parseGpuTypes, type EnginePodTemplate, type GpuType } from "../../services/scheduler/src/runtime/kubernetes.ts";
+import {
+  KubernetesRuntimeDriver,
+  parseEnginePodTemplate,
+  parseGpuTypes,
+  type EnginePodTemplate,
+  type GpuType,
+} from "../../services/scheduler/src/runtime/kubernetes.ts";
 import type { ReplicaSpec } from "../../services/scheduler/src/runtime/driver.ts";
 import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, namespaceReport, until } from "./kit.ts";
 
 const INVALID = join(CHART, "../testdata/invalid");
-const MONITORING_APIS = ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "monitoring.coreos.com/v1/PodMonitor"];
 
 let kube: KubeCluster;
 let hostPods: HostPods;
@@ -84,8 +89,14 @@ async function liveObjects(ns: string, release = "infera"): Promise<Item[]> {
 /** Every object carrying Helm's release annotation, namespaced (ns) and cluster-wide: what Helm manages. */
 async function helmManaged(ns: string): Promise<string[]> {
   const out: string[] = [];
-  for (const [namespaced, scope] of [["true", ["-n", ns]], ["false", []]] as const) {
-    const kinds = (await kube.kubectl(["api-resources", "--verbs=list", `--namespaced=${namespaced}`, "-o", "name"])).stdout.trim().split("\n").filter((k) => !k.startsWith("events"));
+  for (const [namespaced, scope] of [
+    ["true", ["-n", ns]],
+    ["false", []],
+  ] as const) {
+    const kinds = (await kube.kubectl(["api-resources", "--verbs=list", `--namespaced=${namespaced}`, "-o", "name"])).stdout
+      .trim()
+      .split("\n")
+      .filter((k) => !k.startsWith("events"));
     const r = await kube.kubectl(["get", kinds.join(","), ...scope, "-o", "json"]);
     for (const i of (JSON.parse(r.stdout) as { items: Item[] }).items) {
       const a = i.metadata.annotations ?? {};
@@ -99,7 +110,10 @@ async function helmManaged(ns: string): Promise<string[]> {
 
 /** Everything listable in the namespace now (events aside), as kind/name. */
 async function everythingIn(ns: string): Promise<string[]> {
-  const kinds = (await kube.kubectl(["api-resources", "--verbs=list", "--namespaced", "-o", "name"])).stdout.trim().split("\n").filter((k) => !k.startsWith("events"));
+  const kinds = (await kube.kubectl(["api-resources", "--verbs=list", "--namespaced", "-o", "name"])).stdout
+    .trim()
+    .split("\n")
+    .filter((k) => !k.startsWith("events"));
   const r = await kube.kubectl(["get", kinds.join(","), "-n", ns, "-o", "json"]);
   return (JSON.parse(r.stdout) as { items: Item[] }).items.map((i) => `${i.kind}/${i.metadata.name}`).sort();
 }
@@ -125,10 +139,15 @@ async function expectSecretRefsResolve(ns: string): Promise<void> {
 }
 
 async function waitJobsComplete(ns: string): Promise<void> {
-  await until(`Jobs in ${ns} complete`, 60_000, async () => {
-    const jobs = await json<{ items: { status?: { succeeded?: number } }[] }>(["-n", ns, "get", "jobs"]);
-    return jobs.items.length > 0 && jobs.items.every((j) => (j.status?.succeeded ?? 0) >= 1);
-  }, async () => `${JSON.stringify(hostPods.runs)}\n${await namespaceReport(kube, ns)}`);
+  await until(
+    `Jobs in ${ns} complete`,
+    60_000,
+    async () => {
+      const jobs = await json<{ items: { status?: { succeeded?: number } }[] }>(["-n", ns, "get", "jobs"]);
+      return jobs.items.length > 0 && jobs.items.every((j) => (j.status?.succeeded ?? 0) >= 1);
+    },
+    async () => `${JSON.stringify(hostPods.runs)}\n${await namespaceReport(kube, ns)}`,
+  );
 }
 
 async function createNamespace(ns: string): Promise<void> {
@@ -194,12 +213,15 @@ const PROFILES = [
 ];
 
 describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ name, ns, values, upgrade }) => {
-  let generated: Record<string, Record<string, string>> = {};
+  const generated: Record<string, Record<string, string>> = {};
 
   it("installs with --wait: every object accepted, no hook on the way, pods migrate first, every Secret a pod reads exists", async () => {
     await createNamespace(ns);
     if (name === "gpu-production") {
-      await createSecrets(ns, PRODUCTION_SECRETS({ databaseUrl: "postgres://infera@127.0.0.1:5432/infera", redisUrl: "redis://127.0.0.1:6379", adminKey: "sk-infera-production" }));
+      await createSecrets(
+        ns,
+        PRODUCTION_SECRETS({ databaseUrl: "postgres://infera@127.0.0.1:5432/infera", redisUrl: "redis://127.0.0.1:6379", adminKey: "sk-infera-production" }),
+      );
     }
     await helmOk(["install", "infera", CHART, "-n", ns, ...values, "--wait", "--timeout", "120s"]);
     const objs = await liveObjects(ns);
@@ -209,8 +231,11 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     for (const h of hooks) expect(h, "a hook that is not a test").toMatch(/helm\.sh\/hook: test\b/);
     for (const d of objs.filter((o) => o.kind === "Deployment")) {
       expect(d.status?.readyReplicas, d.metadata.name).toBe(d.spec?.replicas);
-      const pod = (d.spec?.template as { spec: PodSpec }).spec;
-      expect(pod.initContainers?.map((c) => c.name), `${d.metadata.name} migrates before it starts`).toEqual(["migrate"]);
+      const pod = (d.spec?.template as { spec: PodSpec } | undefined)?.spec;
+      expect(
+        pod?.initContainers?.map((c) => c.name),
+        `${d.metadata.name} migrates before it starts`,
+      ).toEqual(["migrate"]);
     }
     // The generated Secrets: made by the Job (run here as its pod, with its ServiceAccount's token).
     if (name !== "gpu-production") {
@@ -228,7 +253,9 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     await expectSecretRefsResolve(ns);
     // The gateway and the scheduler read the same SECRETS_KEY.
     const keyRef = (dep: string) =>
-      (objs.find((o) => o.kind === "Deployment" && o.metadata.name === dep)?.spec?.template as { spec: PodSpec }).spec.containers[0]?.env?.find((e) => e.name === "SECRETS_KEY")?.valueFrom?.secretKeyRef;
+      (objs.find((o) => o.kind === "Deployment" && o.metadata.name === dep)?.spec?.template as { spec: PodSpec } | undefined)?.spec.containers[0]?.env?.find(
+        (e) => e.name === "SECRETS_KEY",
+      )?.valueFrom?.secretKeyRef;
     expect(keyRef("infera-gateway")).toEqual(keyRef("infera-scheduler"));
     expect(keyRef("infera-gateway")?.name).toBe("infera-secrets-key");
   }, 240_000);
@@ -242,11 +269,18 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       const driver = new KubernetesRuntimeDriver({ namespace: ns, template, gpuTypes, kubeConfig: kc });
       await driver.apply({ ...llama("trial-1", "sim-gpu"), hfToken: undefined }, 1);
       let phases: string[] = [];
-      await until("the engine pod admitted and running", 30_000, async () => {
-        phases = (await driver.observe("trial-1")).map((o) => o.phase);
-        return phases.length === 1 && phases[0] === "running";
-      }, async () => `${phases}\n${await namespaceReport(kube, ns)}`);
-      const pod = (await json<{ items: { spec: PodSpec & { runtimeClassName?: string } }[] }>(["-n", ns, "get", "pods", "-l", "infera.dev/deployment-id=trial-1"])).items[0];
+      await until(
+        "the engine pod admitted and running",
+        30_000,
+        async () => {
+          phases = (await driver.observe("trial-1")).map((o) => o.phase);
+          return phases.length === 1 && phases[0] === "running";
+        },
+        async () => `${phases}\n${await namespaceReport(kube, ns)}`,
+      );
+      const pod = (
+        await json<{ items: { spec: PodSpec & { runtimeClassName?: string } }[] }>(["-n", ns, "get", "pods", "-l", "infera.dev/deployment-id=trial-1"])
+      ).items[0];
       expect(pod?.spec.containers.find((c) => c.name === "engine")?.image).toMatch(/engine-sim/);
       expect(pod?.spec.runtimeClassName).toBeUndefined();
       expect(JSON.stringify(pod?.spec)).not.toContain("nvidia.com/gpu");
@@ -258,16 +292,31 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
 
   if (name === "gpu-production") {
     it("is highly available: 3 gateways (HPA minimum) and 2 schedulers, each behind a PDB the disruption controller counts", async () => {
-      await until("PDBs computed", 30_000, async () => {
-        const pdbs = await json<{ items: Item[] }>(["-n", ns, "get", "pdb"]);
-        const st = (n: string) => pdbs.items.find((p) => p.metadata.name === n)?.status as { expectedPods?: number; disruptionsAllowed?: number } | undefined;
-        return st("infera-gateway")?.expectedPods === 3 && st("infera-gateway")?.disruptionsAllowed === 1 && st("infera-scheduler")?.expectedPods === 2 && st("infera-scheduler")?.disruptionsAllowed === 1;
-      }, () => namespaceReport(kube, ns));
+      await until(
+        "PDBs computed",
+        30_000,
+        async () => {
+          const pdbs = await json<{ items: Item[] }>(["-n", ns, "get", "pdb"]);
+          const st = (n: string) => pdbs.items.find((p) => p.metadata.name === n)?.status as { expectedPods?: number; disruptionsAllowed?: number } | undefined;
+          return (
+            st("infera-gateway")?.expectedPods === 3 &&
+            st("infera-gateway")?.disruptionsAllowed === 1 &&
+            st("infera-scheduler")?.expectedPods === 2 &&
+            st("infera-scheduler")?.disruptionsAllowed === 1
+          );
+        },
+        () => namespaceReport(kube, ns),
+      );
       const objs = await liveObjects(ns);
       const hpa = objs.find((o) => o.kind === "HorizontalPodAutoscaler");
       expect(hpa?.spec).toMatchObject({ minReplicas: 3, maxReplicas: 12, scaleTargetRef: { kind: "Deployment", name: "infera-gateway" } });
       expect(objs.find((o) => o.kind === "Ingress")?.spec).toMatchObject({ ingressClassName: "nginx" });
-      expect(objs.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name).sort()).toEqual(["infera-gateway", "infera-scheduler"]);
+      expect(
+        objs
+          .filter((o) => o.kind === "ServiceMonitor")
+          .map((o) => o.metadata.name)
+          .sort(),
+      ).toEqual(["infera-gateway", "infera-scheduler"]);
       expect(JSON.stringify(objs.find((o) => o.kind === "PodMonitor")?.spec)).toContain('"app.kubernetes.io/managed-by":"infera"');
       const sched = objs.find((o) => o.kind === "Deployment" && o.metadata.name === "infera-scheduler");
       expect(sched?.spec?.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
@@ -278,13 +327,21 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       const pods = (await json<{ items: Item[] }>(["-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=scheduler"])).items;
       expect(pods).toHaveLength(2);
       const evict = (pod: string) =>
-        kube.api("POST", `/api/v1/namespaces/${ns}/pods/${pod}/eviction`, { apiVersion: "policy/v1", kind: "Eviction", metadata: { name: pod, namespace: ns } });
+        kube.api("POST", `/api/v1/namespaces/${ns}/pods/${pod}/eviction`, {
+          apiVersion: "policy/v1",
+          kind: "Eviction",
+          metadata: { name: pod, namespace: ns },
+        });
       const first = await evict(pods[0]!.metadata.name);
       expect(first.status, first.text).toBe(201);
       const second = await evict(pods[1]!.metadata.name);
       expect(second.status, second.text).toBe(429);
       expect(second.text).toContain("Cannot evict pod as it would violate the pod's disruption budget");
-      await until("2 schedulers ready again", 30_000, async () => (await json<{ status?: { readyReplicas?: number } }>(["-n", ns, "get", "deploy", "infera-scheduler"])).status?.readyReplicas === 2);
+      await until(
+        "2 schedulers ready again",
+        30_000,
+        async () => (await json<{ status?: { readyReplicas?: number } }>(["-n", ns, "get", "deploy", "infera-scheduler"])).status?.readyReplicas === 2,
+      );
     });
 
     it("a rolling update of the schedulers never has fewer than 2 ready", async () => {
@@ -330,7 +387,12 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     await helmOk(["upgrade", "infera", CHART, "-n", ns, ...values, ...upgrade, "--wait", "--timeout", "120s"]);
     for (const [s, data] of Object.entries(generated)) expect(await secretData(ns, s), s).toEqual(data);
     const rendered = (await liveObjects(ns)).map((o) => `${o.kind}/${o.metadata.name}`).sort();
-    await until("what Helm manages = what it rendered", 30_000, async () => JSON.stringify(await helmManaged(ns)) === JSON.stringify(rendered), async () => `${await helmManaged(ns)}\n!=\n${rendered}`);
+    await until(
+      "what Helm manages = what it rendered",
+      30_000,
+      async () => JSON.stringify(await helmManaged(ns)) === JSON.stringify(rendered),
+      async () => `${await helmManaged(ns)}\n!=\n${rendered}`,
+    );
     if (name === "gpu-production") {
       expect(rendered.filter((o) => o.startsWith("ServiceMonitor/") || o === "PodDisruptionBudget/infera-scheduler")).toEqual([]);
     }
@@ -345,13 +407,20 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       ...(name === "gpu-production" ? Object.keys(PRODUCTION_SECRETS({ databaseUrl: "", redisUrl: "", adminKey: "" })).map((s) => `Secret/${s}`) : []),
       // The bundled stores' volumes (Helm never deletes a StatefulSet's claims), or the model
       // cache (kept on purpose: terabytes of weights to download again).
-      ...(name === "gpu-production" ? ["PersistentVolumeClaim/infera-model-cache"] : ["PersistentVolumeClaim/data-infera-postgres-0", "PersistentVolumeClaim/data-infera-redis-0"]),
+      ...(name === "gpu-production"
+        ? ["PersistentVolumeClaim/infera-model-cache"]
+        : ["PersistentVolumeClaim/data-infera-postgres-0", "PersistentVolumeClaim/data-infera-redis-0"]),
     ].sort();
     let left: string[] = [];
-    await until("only the kept objects left", 60_000, async () => {
-      left = await everythingIn(ns);
-      return JSON.stringify(left) === JSON.stringify(kept);
-    }, () => `left: ${left.join(", ")}\nkept: ${kept.join(", ")}`);
+    await until(
+      "only the kept objects left",
+      60_000,
+      async () => {
+        left = await everythingIn(ns);
+        return JSON.stringify(left) === JSON.stringify(kept);
+      },
+      () => `left: ${left.join(", ")}\nkept: ${kept.join(", ")}`,
+    );
     // A kept object keeps Helm's annotations (a reinstall adopts it): only the model cache is one.
     expect(await helmManaged(ns)).toEqual(name === "gpu-production" ? ["PersistentVolumeClaim/infera-model-cache"] : []);
   }, 180_000);
@@ -369,7 +438,9 @@ describe("helm template | kubectl apply", () => {
     };
     await apply();
     await waitJobsComplete(ns);
-    const first = Object.fromEntries(await Promise.all(["infera-admin-key", "infera-secrets-key", "infera-postgres"].map(async (s) => [s, await secretData(ns, s)] as const)));
+    const first = Object.fromEntries(
+      await Promise.all(["infera-admin-key", "infera-secrets-key", "infera-postgres"].map(async (s) => [s, await secretData(ns, s)] as const)),
+    );
     // A second render has new random values in it, had the chart put any there: it has none.
     const again = (await kube.helm(["template", "infera", CHART, "-n", ns])).stdout;
     expect(again).toBe(rendered);
@@ -386,33 +457,39 @@ describe("helm template | kubectl apply", () => {
 });
 
 describe("bad values are refused by the chart, naming the value", () => {
-  const files = readdirSync(INVALID).filter((f) => f.endsWith(".yaml")).sort();
+  const files = readdirSync(INVALID)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort();
 
-  it.each(files)("%s", async (file) => {
-    const text = readFileSync(join(INVALID, file), "utf8");
-    const expectMessage = /^# expect: (.*)$/m.exec(text)?.[1];
-    const kubernetes = /^# kubernetes: (.*)$/m.exec(text)?.[1];
-    expect(expectMessage, `${file}: first line must be '# expect: <regex>'`).toBeTruthy();
-    const args = ["template", "infera", CHART, "-n", "p-invalid", "-f", join(INVALID, file)];
-    const refused = await kube.helm(args);
-    expect(refused.status, `${file} was accepted`).not.toBe(0);
-    expect(refused.stderr).toMatch(new RegExp(expectMessage!));
-    if (!kubernetes) return;
-    // Without the schema, the API server refuses what would be rendered (or what the
-    // scheduler would build from it): the chart's check is there first, not instead.
-    const unchecked = await kube.helm([...args, "--skip-schema-validation"]);
-    expect(unchecked.status, unchecked.stderr).toBe(0);
-    const objs = (loadAllYaml(unchecked.stdout) as (Item | null)[]).filter((o): o is Item => o !== null);
-    let input = unchecked.stdout;
-    if (objs.some((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-engine-pod-template"))) {
-      const { template, gpuTypes } = engineTemplateOf(objs);
-      const spec = { ...llama("invalid-1", gpuTypes[0]?.name ?? "H100-80GB"), hfToken: undefined };
-      input += `\n---\n${JSON.stringify(buildEngineDeployment(spec, 1, template, { namespace: "p-invalid", gpuTypes }))}\n`;
-    }
-    const dry = await kube.kubectl(["apply", "-n", "p-invalid", "--dry-run=server", "-f", "-"], { input });
-    expect(dry.status, `the API server accepted ${file} unchecked`).not.toBe(0);
-    expect(dry.stderr).toMatch(new RegExp(kubernetes));
-  }, 60_000);
+  it.each(files)(
+    "%s",
+    async (file) => {
+      const text = readFileSync(join(INVALID, file), "utf8");
+      const expectMessage = /^# expect: (.*)$/m.exec(text)?.[1];
+      const kubernetes = /^# kubernetes: (.*)$/m.exec(text)?.[1];
+      expect(expectMessage, `${file}: first line must be '# expect: <regex>'`).toBeTruthy();
+      const args = ["template", "infera", CHART, "-n", "p-invalid", "-f", join(INVALID, file)];
+      const refused = await kube.helm(args);
+      expect(refused.status, `${file} was accepted`).not.toBe(0);
+      expect(refused.stderr).toMatch(new RegExp(expectMessage!));
+      if (!kubernetes) return;
+      // Without the schema, the API server refuses what would be rendered (or what the
+      // scheduler would build from it): the chart's check is there first, not instead.
+      const unchecked = await kube.helm([...args, "--skip-schema-validation"]);
+      expect(unchecked.status, unchecked.stderr).toBe(0);
+      const objs = (loadAllYaml(unchecked.stdout) as (Item | null)[]).filter((o): o is Item => o !== null);
+      let input = unchecked.stdout;
+      if (objs.some((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-engine-pod-template"))) {
+        const { template, gpuTypes } = engineTemplateOf(objs);
+        const spec = { ...llama("invalid-1", gpuTypes[0]?.name ?? "H100-80GB"), hfToken: undefined };
+        input += `\n---\n${JSON.stringify(buildEngineDeployment(spec, 1, template, { namespace: "p-invalid", gpuTypes }))}\n`;
+      }
+      const dry = await kube.kubectl(["apply", "-n", "p-invalid", "--dry-run=server", "-f", "-"], { input });
+      expect(dry.status, `the API server accepted ${file} unchecked`).not.toBe(0);
+      expect(dry.stderr).toMatch(new RegExp(kubernetes));
+    },
+    60_000,
+  );
 
   beforeAll(async () => {
     await createNamespace("p-invalid");
@@ -457,7 +534,10 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
   }
 
   async function setRules(kind: "roles" | "clusterroles", base: Item, rules: Rule[]): Promise<void> {
-    const path = kind === "roles" ? `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/${base.metadata.name}` : `/apis/rbac.authorization.k8s.io/v1/clusterroles/${base.metadata.name}`;
+    const path =
+      kind === "roles"
+        ? `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/${base.metadata.name}`
+        : `/apis/rbac.authorization.k8s.io/v1/clusterroles/${base.metadata.name}`;
     const live = await kube.api<Item>("GET", path);
     const r = await kube.api("PUT", path, { ...live.body, rules });
     expect(r.status, r.text).toBe(200);
@@ -471,7 +551,22 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
 
   beforeAll(async () => {
     await createNamespace(ns);
-    await helmOk(["install", "infera", CHART, "-n", ns, "-f", `${CHART}/values-gpu-production.yaml`, "--set", "monitoring.serviceMonitor.enabled=false", "--set", "monitoring.podMonitor.enabled=false", "--wait", "--timeout", "120s"]);
+    await helmOk([
+      "install",
+      "infera",
+      CHART,
+      "-n",
+      ns,
+      "-f",
+      `${CHART}/values-gpu-production.yaml`,
+      "--set",
+      "monitoring.serviceMonitor.enabled=false",
+      "--set",
+      "monitoring.podMonitor.enabled=false",
+      "--wait",
+      "--timeout",
+      "120s",
+    ]);
     const objs = await liveObjects(ns);
     ({ template, gpuTypes } = engineTemplateOf(objs));
     role = objs.find((o) => o.kind === "Role" && o.metadata.name === "infera-scheduler")!;
@@ -505,7 +600,11 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
     for (const { kind, base, i, rule, verb } of all) {
       const rules = structuredClone(base.rules ?? []);
       rules[i]!.verbs = rules[i]!.verbs.filter((v) => v !== verb);
-      await setRules(kind, base, rules.filter((r) => r.verbs.length > 0));
+      await setRules(
+        kind,
+        base,
+        rules.filter((r) => r.verbs.length > 0),
+      );
       await until(`${verb} ${rule.resources[0]} denied`, 10_000, async () => !(await allowed(verb, rule)));
       const label = `${kind}: ${verb} ${rule.resources[0]}`;
       await expect(lifecycle(), label).rejects.toThrow(new RegExp(`HTTP 403: .*cannot ${verb} resource "${rule.resources[0]}"`));

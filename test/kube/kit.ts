@@ -44,11 +44,22 @@ export function PRODUCTION_SECRETS(o: { databaseUrl: string; redisUrl: string; a
 export async function applyPrometheusCrds(kube: KubeCluster): Promise<void> {
   const r = await kube.kubectl(["apply", "--server-side", ...prometheusOperatorCrds().flatMap((f) => ["-f", f])]);
   expect(r.status, r.stderr).toBe(0);
-  const w = await kube.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com", "crd/podmonitors.monitoring.coreos.com"]);
+  const w = await kube.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/servicemonitors.monitoring.coreos.com",
+    "crd/podmonitors.monitoring.coreos.com",
+  ]);
   expect(w.status, w.stderr).toBe(0);
 }
 
-export async function until(what: string, timeoutMs: number, check: () => Promise<boolean>, diagnose: () => string | Promise<string> = () => ""): Promise<void> {
+export async function until(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  diagnose: () => string | Promise<string> = () => "",
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -70,6 +81,11 @@ export async function namespaceReport(kube: KubeCluster, ns: string): Promise<st
 
 /** What the NVIDIA GPU operator adds to a cluster besides node labels: the "nvidia" RuntimeClass engine pods name. */
 export async function installGpuRuntimeClass(kube: KubeCluster): Promise<void> {
-  const r = await kube.api("POST", "/apis/node.k8s.io/v1/runtimeclasses", { apiVersion: "node.k8s.io/v1", kind: "RuntimeClass", metadata: { name: "nvidia" }, handler: "nvidia" });
+  const r = await kube.api("POST", "/apis/node.k8s.io/v1/runtimeclasses", {
+    apiVersion: "node.k8s.io/v1",
+    kind: "RuntimeClass",
+    metadata: { name: "nvidia" },
+    handler: "nvidia",
+  });
   expect(r.status, r.text).toBe(201);
 }

@@ -86,10 +86,14 @@ interface DeploymentObj extends Obj {
   status?: { readyReplicas?: number };
 }
 interface PodObj extends Obj {
-  spec: { nodeName?: string; priority?: number; priorityClassName?: string; containers: { name: string; resources?: { limits?: Record<string, string> }; env?: { name: string; valueFrom?: { secretKeyRef?: { name: string } } }[] }[] };
+  spec: {
+    nodeName?: string;
+    priority?: number;
+    priorityClassName?: string;
+    containers: { name: string; resources?: { limits?: Record<string, string> }; env?: { name: string; valueFrom?: { secretKeyRef?: { name: string } } }[] }[];
+  };
   status: { phase?: string; conditions?: { type: string; status: string; message?: string }[] };
 }
-
 
 /** The engine objects of one deployment (found by its label), pods included. */
 async function engineObjects(id: string) {
@@ -100,7 +104,12 @@ async function engineObjects(id: string) {
     k8s<{ items: Obj[] }>(`/api/v1/namespaces/${NS}/secrets?${sel}`),
     k8s<{ items: PodObj[] }>(`/api/v1/namespaces/${NS}/pods?${sel}`),
   ]);
-  return { deployments: deps.body.items, pdbs: pdbs.body.items, secrets: secrets.body.items, pods: pods.body.items.filter((p) => !p.metadata.deletionTimestamp) };
+  return {
+    deployments: deps.body.items,
+    pdbs: pdbs.body.items,
+    secrets: secrets.body.items,
+    pods: pods.body.items.filter((p) => !p.metadata.deletionTimestamp),
+  };
 }
 
 /** The namespace's objects and events, the scheduler's and the engines' last lines. */
@@ -110,10 +119,15 @@ async function why(): Promise<string> {
 
 async function waitStatus(id: string, status: string, timeoutMs = 60_000): Promise<DeploymentOut> {
   let last: DeploymentOut | undefined;
-  await until(`deployment ${id} ${status}`, timeoutMs, async () => {
-    last = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
-    return last.status === status;
-  }, async () => `${JSON.stringify(last)}\n${await why()}`);
+  await until(
+    `deployment ${id} ${status}`,
+    timeoutMs,
+    async () => {
+      last = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
+      return last.status === status;
+    },
+    async () => `${JSON.stringify(last)}\n${await why()}`,
+  );
   return last!;
 }
 
@@ -146,13 +160,39 @@ beforeAll(async () => {
   }
   const install = await kube.helm(
     [
-      "install", "infera", CHART, "-n", NS, "--wait", "--timeout", "120s",
-      "-f", `${CHART}/values-gpu-production.yaml`,
-      "--set", `global.redisPrefix=${redisPrefix}`,
+      "install",
+      "infera",
+      CHART,
+      "-n",
+      NS,
+      "--wait",
+      "--timeout",
+      "120s",
+      "-f",
+      `${CHART}/values-gpu-production.yaml`,
+      "--set",
+      `global.redisPrefix=${redisPrefix}`,
       // A GPU type the cluster has no node for (the deploy API must refuse it).
-      "--set-json", `gpuTypes=${JSON.stringify([
-        { name: "H100-80GB", count: 16, nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "node-pool": "gpu-h100" }, tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }, { key: "node-pool", operator: "Equal", value: "gpu-h100", effect: "NoSchedule" }] },
-        { name: "A100-80GB", count: 8, nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "node-pool": "gpu-a100" }, tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }, { key: "node-pool", operator: "Equal", value: "gpu-a100", effect: "NoSchedule" }] },
+      "--set-json",
+      `gpuTypes=${JSON.stringify([
+        {
+          name: "H100-80GB",
+          count: 16,
+          nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "node-pool": "gpu-h100" },
+          tolerations: [
+            { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" },
+            { key: "node-pool", operator: "Equal", value: "gpu-h100", effect: "NoSchedule" },
+          ],
+        },
+        {
+          name: "A100-80GB",
+          count: 8,
+          nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "node-pool": "gpu-a100" },
+          tolerations: [
+            { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" },
+            { key: "node-pool", operator: "Equal", value: "gpu-a100", effect: "NoSchedule" },
+          ],
+        },
         { name: "L4", count: 8, nodeSelector: { "nvidia.com/gpu.product": "NVIDIA-L4" } },
       ])}`,
     ],
@@ -176,12 +216,22 @@ beforeAll(async () => {
   });
   engines = runHostEngines(kube, { namespace: NS });
   hostPods.serve("infera-gateway:80", `127.0.0.1:${port}`);
-  await until("the gateway /healthz", 60_000, async () => (await fetch(`${gatewayUrl}/healthz`)).ok, () => gateway.output().slice(-3000));
+  await until(
+    "the gateway /healthz",
+    60_000,
+    async () => (await fetch(`${gatewayUrl}/healthz`)).ok,
+    () => gateway.output().slice(-3000),
+  );
   // The scheduler has read the GPU nodes (its ClusterRole) once the deploy API counts them.
-  await until("GPU capacity from the nodes", 60_000, async () => {
-    const r = await api<{ gpus: { gpu: string; total: number | null }[] }>("GET", "/deploy/llm/gpu_availability");
-    return r.json.gpus.find((g) => g.gpu === "A100-80GB")?.total === 8 && r.json.gpus.find((g) => g.gpu === "L4")?.total === 0;
-  }, () => scheduler.output().slice(-3000));
+  await until(
+    "GPU capacity from the nodes",
+    60_000,
+    async () => {
+      const r = await api<{ gpus: { gpu: string; total: number | null }[] }>("GET", "/deploy/llm/gpu_availability");
+      return r.json.gpus.find((g) => g.gpu === "A100-80GB")?.total === 8 && r.json.gpus.find((g) => g.gpu === "L4")?.total === 0;
+    },
+    () => scheduler.output().slice(-3000),
+  );
 }, 600_000);
 
 afterAll(async () => {
@@ -209,13 +259,20 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
       settings: { min_instances: 1, max_instances: 2 },
     });
     let objs = await engineObjects(llama);
-    await until("engine objects", 30_000, async () => {
-      objs = await engineObjects(llama);
-      return objs.deployments.length === 1 && objs.pdbs.length === 1 && objs.secrets.length === 1 && objs.pods.some((p) => p.spec.nodeName);
-    }, why);
+    await until(
+      "engine objects",
+      30_000,
+      async () => {
+        objs = await engineObjects(llama);
+        return objs.deployments.length === 1 && objs.pdbs.length === 1 && objs.secrets.length === 1 && objs.pods.some((p) => p.spec.nodeName);
+      },
+      why,
+    );
     const owner = (await k8s<Obj>(`/api/v1/namespaces/${NS}/configmaps/infera-engine-owner`)).body;
     for (const o of [...objs.deployments, ...objs.pdbs, ...objs.secrets]) {
-      expect(o.metadata.ownerReferences, o.metadata.name).toEqual([expect.objectContaining({ kind: "ConfigMap", name: "infera-engine-owner", uid: owner.metadata.uid })]);
+      expect(o.metadata.ownerReferences, o.metadata.name).toEqual([
+        expect.objectContaining({ kind: "ConfigMap", name: "infera-engine-owner", uid: owner.metadata.uid }),
+      ]);
     }
     const pod = objs.pods.find((p) => p.spec.nodeName)!;
     // Placed by kube-scheduler on the GPU type's pool, with the GPUs asked for and the priority class resolved by admission.
@@ -245,11 +302,16 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
   it("PUT settings (min 2): the autoscaler takes the Deployment to 2 replicas, both serving", async () => {
     const r = await api<DeploymentOut>("PUT", `/deploy/${llama}`, { settings: { min_instances: 2, max_instances: 2 } });
     expect(r.status).toBe(200);
-    await until("2 replicas running", 90_000, async () => {
-      const dep = (await k8s<DeploymentObj>(`/apis/apps/v1/namespaces/${NS}/deployments/${engineDeploymentName(llama)}`)).body;
-      const d = (await api<DeploymentOut>("GET", `/deploy/${llama}`)).json;
-      return dep.spec.replicas === 2 && (dep.status?.readyReplicas ?? 0) === 2 && d.instances.running === 2;
-    }, why);
+    await until(
+      "2 replicas running",
+      90_000,
+      async () => {
+        const dep = (await k8s<DeploymentObj>(`/apis/apps/v1/namespaces/${NS}/deployments/${engineDeploymentName(llama)}`)).body;
+        const d = (await api<DeploymentOut>("GET", `/deploy/${llama}`)).json;
+        return dep.spec.replicas === 2 && (dep.status?.readyReplicas ?? 0) === 2 && d.instances.running === 2;
+      },
+      why,
+    );
     // Two pods, each with its 2 GPUs on an H100 node.
     const pods = (await engineObjects(llama)).pods;
     expect(pods).toHaveLength(2);
@@ -258,10 +320,15 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
 
   it("stop: the Deployment goes to 0 replicas (kept, with its Secret); start: it runs again", async () => {
     expect((await api<DeploymentOut>("POST", `/deploy/${llama}/stop`)).json.status).toBe("stopped");
-    await until("0 replicas, no pods", 60_000, async () => {
-      const dep = (await k8s<DeploymentObj>(`/apis/apps/v1/namespaces/${NS}/deployments/${engineDeploymentName(llama)}`)).body;
-      return dep.spec.replicas === 0 && (await engineObjects(llama)).pods.length === 0;
-    }, why);
+    await until(
+      "0 replicas, no pods",
+      60_000,
+      async () => {
+        const dep = (await k8s<DeploymentObj>(`/apis/apps/v1/namespaces/${NS}/deployments/${engineDeploymentName(llama)}`)).body;
+        return dep.spec.replicas === 0 && (await engineObjects(llama)).pods.length === 0;
+      },
+      why,
+    );
     const stopped = await engineObjects(llama);
     expect(stopped.deployments).toHaveLength(1);
     expect(stopped.secrets).toHaveLength(1);
@@ -277,10 +344,15 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     // … so the next one's pod cannot be placed.
     const waiting = await deploy({ model_name: "a100-waits", gpu: "A100-80GB", num_gpus: 4, hf: HF });
     let d: DeploymentOut | undefined;
-    await until("a status message", 60_000, async () => {
-      d = (await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json;
-      return d.status_message !== null;
-    }, async () => `${JSON.stringify(d)}\n${await why()}`);
+    await until(
+      "a status message",
+      60_000,
+      async () => {
+        d = (await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json;
+        return d.status_message !== null;
+      },
+      async () => `${JSON.stringify(d)}\n${await why()}`,
+    );
     expect(d?.status).toBe("deploying");
     expect(d?.status_message).toMatch(/^Unschedulable: 0\/\d+ nodes are available: .*2 Insufficient nvidia\.com\/gpu/);
     const pod = (await engineObjects(waiting)).pods[0];
@@ -312,15 +384,21 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     const b = await waitStatus(crash, "failed", 60_000);
     expect(b.fail_reason).toMatch(/^engine: CrashLoopBackOff after 4 restarts \(last exit code 1, Error\)/);
     // A failed deployment keeps no GPUs: its objects are removed.
-    await until("failed deployments' objects gone", 30_000, async () => {
-      const [x, y] = [await engineObjects(pull), await engineObjects(crash)];
-      return x.deployments.length + y.deployments.length + x.pods.length + y.pods.length === 0;
-    }, why);
+    await until(
+      "failed deployments' objects gone",
+      30_000,
+      async () => {
+        const [x, y] = [await engineObjects(pull), await engineObjects(crash)];
+        return x.deployments.length + y.deployments.length + x.pods.length + y.pods.length === 0;
+      },
+      why,
+    );
   }, 120_000);
 
   it("a GPU type no node has, or num_gpus above any node's, is a 400 naming the field, and nothing is made", async () => {
     const before = (await api<DeploymentOut[]>("GET", "/deploy/list")).json.length;
-    const enginesBefore = (await k8s<{ items: Obj[] }>(`/apis/apps/v1/namespaces/${NS}/deployments?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dinfera`)).body.items.length;
+    const enginesBefore = (await k8s<{ items: Obj[] }>(`/apis/apps/v1/namespaces/${NS}/deployments?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dinfera`)).body
+      .items.length;
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ model_name: "l4", gpu: "L4", num_gpus: 1 }, "gpu", /no node with 'L4' GPUs/],
       [{ model_name: "wide", gpu: "A100-80GB", num_gpus: 8 }, "num_gpus", /8 is more than any 'A100-80GB' node holds \(at most 4\)/],
@@ -334,18 +412,25 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     }
     expect((await api<DeploymentOut[]>("GET", "/deploy/list")).json).toHaveLength(before);
     await new Promise((r) => setTimeout(r, 1500));
-    expect((await k8s<{ items: Obj[] }>(`/apis/apps/v1/namespaces/${NS}/deployments?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dinfera`)).body.items).toHaveLength(enginesBefore);
+    expect(
+      (await k8s<{ items: Obj[] }>(`/apis/apps/v1/namespaces/${NS}/deployments?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dinfera`)).body.items,
+    ).toHaveLength(enginesBefore);
   });
 
-  it("pods the API server refuses to create (no RuntimeClass \"nvidia\") leave it deploying, saying why", async () => {
+  it('pods the API server refuses to create (no RuntimeClass "nvidia") leave it deploying, saying why', async () => {
     expect((await kube.api("DELETE", "/apis/node.k8s.io/v1/runtimeclasses/nvidia")).status).toBe(200);
     try {
       const id = await deploy({ model_name: "no-runtime", gpu: "H100-80GB", num_gpus: 1, hf: HF });
       let d: DeploymentOut | undefined;
-      await until("a status message", 60_000, async () => {
-        d = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
-        return d.status_message !== null;
-      }, async () => `${JSON.stringify(d)}\n${await why()}`);
+      await until(
+        "a status message",
+        60_000,
+        async () => {
+          d = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
+          return d.status_message !== null;
+        },
+        async () => `${JSON.stringify(d)}\n${await why()}`,
+      );
       expect(d?.status).toBe("deploying");
       expect(d?.status_message).toMatch(/^FailedCreate: pods ".*" is forbidden: pod rejected: RuntimeClass "nvidia" not found/);
       expect((await api<DeploymentOut>("DELETE", `/deploy/${id}`)).status).toBe(200);
@@ -355,7 +440,10 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
   }, 90_000);
 
   it("helm test passes: its pods call the gateway with the chart's admin key (models list, 401 without a key, a chat completion)", async () => {
-    const up = await kube.helm(["upgrade", "infera", CHART, "-n", NS, "--reuse-values", "--set", "tests.chatModel=admin/llama-h100", "--wait", "--timeout", "120s"], { timeoutMs: 180_000 });
+    const up = await kube.helm(
+      ["upgrade", "infera", CHART, "-n", NS, "--reuse-values", "--set", "tests.chatModel=admin/llama-h100", "--wait", "--timeout", "120s"],
+      { timeoutMs: 180_000 },
+    );
     expect(up.status, up.stderr).toBe(0);
     const t = await kube.helm(["test", "infera", "-n", NS, "--timeout", "120s"], { timeoutMs: 180_000 });
     const runs = hostPods.runs.filter((r) => r.pod.includes("-test-"));
@@ -369,10 +457,15 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
 
   it("DELETE: every object it made is gone (Deployment, PDB, token Secret, pods)", async () => {
     expect((await api<DeploymentOut>("DELETE", `/deploy/${llama}`)).json.status).toBe("deleted");
-    await until("no engine objects", 60_000, async () => {
-      const o = await engineObjects(llama);
-      return o.deployments.length + o.pdbs.length + o.secrets.length + o.pods.length === 0;
-    }, why);
+    await until(
+      "no engine objects",
+      60_000,
+      async () => {
+        const o = await engineObjects(llama);
+        return o.deployments.length + o.pdbs.length + o.secrets.length + o.pods.length === 0;
+      },
+      why,
+    );
   }, 90_000);
 
   it("helm uninstall: the garbage collector removes the engines still deployed (their owner ConfigMap is gone)", async () => {
@@ -381,9 +474,14 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     await scheduler.stop();
     const un = await kube.helm(["uninstall", "infera", "-n", NS, "--wait", "--timeout", "120s"], { timeoutMs: 180_000 });
     expect(un.status, un.stderr).toBe(0);
-    await until("the engine Deployment garbage-collected", 60_000, async () => {
-      const o = await engineObjects(left);
-      return o.deployments.length + o.pdbs.length + o.pods.length === 0;
-    }, why);
+    await until(
+      "the engine Deployment garbage-collected",
+      60_000,
+      async () => {
+        const o = await engineObjects(left);
+        return o.deployments.length + o.pdbs.length + o.pods.length === 0;
+      },
+      why,
+    );
   }, 240_000);
 });

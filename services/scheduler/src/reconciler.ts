@@ -65,7 +65,9 @@ export function replicaSpecOf(d: DeploymentView): ReplicaSpec {
     gpu: config.gpu,
     numGpus: config.num_gpus,
     maxBatchSize: config.max_batch_size,
-    hf: config.hf ? { repo: config.hf.repo, revision: config.hf.revision ?? undefined, tokenSecretName: config.hf.has_token ? hfTokenSecretName(d.id) : undefined } : undefined,
+    hf: config.hf
+      ? { repo: config.hf.repo, revision: config.hf.revision ?? undefined, tokenSecretName: config.hf.has_token ? hfTokenSecretName(d.id) : undefined }
+      : undefined,
     containerImage: config.container_image ?? undefined,
     extraArgs: config.extra_args,
   };
@@ -237,9 +239,12 @@ export class Reconciler {
     if (d.status === "initializing") await this.step(d, "downloading", "weights requested");
     else if (d.status === "downloading" && observed.length > 0) {
       // The runtime has replicas for it: starting, or waiting for room (no node with the GPUs).
-      await this.step(d, "deploying", observed.some((r) => r.phase === "starting" || r.phase === "running") ? "engine starting" : "replicas created, waiting for a node");
-    }
-    else if (d.status === "deploying" && ready > 0) {
+      await this.step(
+        d,
+        "deploying",
+        observed.some((r) => r.phase === "starting" || r.phase === "running") ? "engine starting" : "replicas created, waiting for a node",
+      );
+    } else if (d.status === "deploying" && ready > 0) {
       await this.step(d, "running", "a replica is serving");
       // Idleness counts from when it serves, not from while it was starting.
       this.scale.delete(d.id);
@@ -256,14 +261,20 @@ export class Reconciler {
     if (this.o.driver.name !== "kubernetes" || spec.hf?.tokenSecretName === undefined) return spec;
     const { secretsKey } = this.o;
     if (!secretsKey) {
-      return { failReason: "the deployment has a Hugging Face token but the scheduler has no SECRETS_KEY to open it (give it the gateway's SECRETS_KEY, then start the deployment)" };
+      return {
+        failReason:
+          "the deployment has a Hugging Face token but the scheduler has no SECRETS_KEY to open it (give it the gateway's SECRETS_KEY, then start the deployment)",
+      };
     }
     const sealed = await getSealedHfToken(this.o.db, d.id);
     if (sealed === undefined) return { failReason: "the deployment has a Hugging Face token (hf.has_token) but none is stored; deploy it again with hf.token" };
     try {
       return { ...spec, hfToken: openSecret(sealed, secretsKey) };
     } catch {
-      return { failReason: "the deployment's Hugging Face token cannot be opened with the scheduler's SECRETS_KEY (sealed under another key, or damaged): give the scheduler the gateway's SECRETS_KEY, then start the deployment" };
+      return {
+        failReason:
+          "the deployment's Hugging Face token cannot be opened with the scheduler's SECRETS_KEY (sealed under another key, or damaged): give the scheduler the gateway's SECRETS_KEY, then start the deployment",
+      };
     }
   }
 
@@ -304,6 +315,12 @@ export class Reconciler {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     await this.running;
-    if (this.leader) await this.o.redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, this.o.keys.leader, this.o.schedulerId);
+    if (this.leader)
+      await this.o.redis.eval(
+        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+        1,
+        this.o.keys.leader,
+        this.o.schedulerId,
+      );
   }
 }

@@ -40,7 +40,10 @@ function leaf(dir: string, name: string, subject: string, ext: string): { cert: 
   const extFile = join(dir, `${name}.ext`);
   writeFileSync(extFile, ext);
   openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr, "-subj", subject], dir);
-  openssl(["x509", "-req", "-in", csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", cert, "-days", "2", "-sha256", "-extfile", extFile], dir);
+  openssl(
+    ["x509", "-req", "-in", csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", cert, "-days", "2", "-sha256", "-extfile", extFile],
+    dir,
+  );
   return { cert, key };
 }
 
@@ -49,11 +52,39 @@ const SERVER = (sans: string) =>
 const CLIENT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
 
 export function makeClusterCerts(dir: string): ClusterCerts {
-  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=infera-test-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"], dir);
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=infera-test-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ],
+    dir,
+  );
   const loopback = "IP:127.0.0.1,DNS:localhost";
   const etcd = leaf(dir, "etcd", "/CN=etcd", SERVER(loopback));
   // kubernetes.default.svc… names are what in-cluster clients verify; they resolve nowhere here.
-  const apiserver = leaf(dir, "apiserver", "/CN=kube-apiserver", SERVER(`${loopback},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local`));
+  const apiserver = leaf(
+    dir,
+    "apiserver",
+    "/CN=kube-apiserver",
+    SERVER(`${loopback},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local`),
+  );
   const apiserverEtcd = leaf(dir, "apiserver-etcd", "/CN=kube-apiserver-etcd-client", CLIENT);
   const admin = leaf(dir, "admin", "/O=system:masters/CN=infera-test-admin", CLIENT);
   const kcm = leaf(dir, "controller-manager", "/CN=system:kube-controller-manager", CLIENT);

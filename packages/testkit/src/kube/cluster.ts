@@ -107,7 +107,10 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
   const kubeconfig = join(dir, "admin.kubeconfig");
   writeFileSync(kubeconfig, kubeconfigJson(server, certs.caCert, { "client-certificate": certs.adminCert, "client-key": certs.adminKey }));
   const kcmKubeconfig = join(dir, "controller-manager.kubeconfig");
-  writeFileSync(kcmKubeconfig, kubeconfigJson(server, certs.caCert, { "client-certificate": certs.controllerManagerCert, "client-key": certs.controllerManagerKey }));
+  writeFileSync(
+    kcmKubeconfig,
+    kubeconfigJson(server, certs.caCert, { "client-certificate": certs.controllerManagerCert, "client-key": certs.controllerManagerKey }),
+  );
   const schedKubeconfig = join(dir, "scheduler.kubeconfig");
   writeFileSync(schedKubeconfig, kubeconfigJson(server, certs.caCert, { "client-certificate": certs.schedulerCert, "client-key": certs.schedulerKey }));
   const kwokConfig = join(dir, "kwok.yaml");
@@ -118,7 +121,10 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
   writeFileSync(pgids, "");
   const watchdog = spawn(
     "sh",
-    ["-c", `while kill -0 ${process.pid} 2>/dev/null && [ -d "${dir}" ]; do sleep 1; done; for g in $(cat "${pgids}" 2>/dev/null); do kill -TERM -$g 2>/dev/null; done; sleep 3; for g in $(cat "${pgids}" 2>/dev/null); do kill -KILL -$g 2>/dev/null; done; rm -rf "${dir}"`],
+    [
+      "-c",
+      `while kill -0 ${process.pid} 2>/dev/null && [ -d "${dir}" ]; do sleep 1; done; for g in $(cat "${pgids}" 2>/dev/null); do kill -TERM -$g 2>/dev/null; done; sleep 3; for g in $(cat "${pgids}" 2>/dev/null); do kill -KILL -$g 2>/dev/null; done; rm -rf "${dir}"`,
+    ],
     { detached: true, stdio: "ignore" },
   );
   watchdog.unref();
@@ -155,7 +161,10 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
           ca: readFileSync(certs.caCert),
           cert: readFileSync(certs.adminCert),
           key: readFileSync(certs.adminKey),
-          headers: { accept: "application/json", ...(payload !== undefined ? { "content-type": contentType, "content-length": Buffer.byteLength(payload) } : {}) },
+          headers: {
+            accept: "application/json",
+            ...(payload !== undefined ? { "content-type": contentType, "content-length": Buffer.byteLength(payload) } : {}),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -244,8 +253,13 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
         `nodes ${nodes.map((n) => n.name).join(", ")} Ready (kwok)`,
         60_000,
         async () => {
-          const r = await api<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }>("GET", "/api/v1/nodes");
-          const ready = new Set(r.body.items.filter((i) => i.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).map((i) => i.metadata.name));
+          const r = await api<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }>(
+            "GET",
+            "/api/v1/nodes",
+          );
+          const ready = new Set(
+            r.body.items.filter((i) => i.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).map((i) => i.metadata.name),
+          );
           return nodes.every((n) => ready.has(n.name));
         },
         () => logTail("kwok"),
@@ -406,7 +420,10 @@ interface Claim {
  * Pending claim of the default class, and a released PV of its own deleted (reclaim Delete).
  */
 async function provisionClaims(api: Api, dir: string): Promise<void> {
-  const pvs = await api<{ items: { metadata: { name: string; annotations?: Record<string, string> }; status?: { phase?: string } }[] }>("GET", "/api/v1/persistentvolumes");
+  const pvs = await api<{ items: { metadata: { name: string; annotations?: Record<string, string> }; status?: { phase?: string } }[] }>(
+    "GET",
+    "/api/v1/persistentvolumes",
+  );
   for (const pv of pvs.status === 200 ? pvs.body.items : []) {
     if (pv.status?.phase === "Released" && pv.metadata.annotations?.["pv.kubernetes.io/provisioned-by"] === PROVISIONER) {
       await api("DELETE", `/api/v1/persistentvolumes/${pv.metadata.name}`);

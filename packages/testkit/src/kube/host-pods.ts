@@ -93,28 +93,33 @@ export function runHostPods(cluster: KubeCluster, options: { namespaces?: readon
     runs.push({ namespace: pod.metadata.namespace, pod: pod.metadata.name, exitCode, output });
     const now = new Date().toISOString();
     const phase = exitCode === 0 ? "Succeeded" : "Failed";
-    await cluster.api("PATCH", `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`, {
-      status: {
-        phase,
-        conditions: [
-          { type: "Initialized", status: "True", lastTransitionTime: now },
-          { type: "Ready", status: "False", reason: "PodCompleted", lastTransitionTime: now },
-          { type: "ContainersReady", status: "False", reason: "PodCompleted", lastTransitionTime: now },
-        ],
-        startTime: startedAt,
-        containerStatuses: [
-          {
-            name: c.name,
-            image: c.image,
-            imageID: "",
-            ready: false,
-            restartCount: 0,
-            started: false,
-            state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", startedAt, finishedAt: now } },
-          },
-        ],
+    await cluster.api(
+      "PATCH",
+      `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`,
+      {
+        status: {
+          phase,
+          conditions: [
+            { type: "Initialized", status: "True", lastTransitionTime: now },
+            { type: "Ready", status: "False", reason: "PodCompleted", lastTransitionTime: now },
+            { type: "ContainersReady", status: "False", reason: "PodCompleted", lastTransitionTime: now },
+          ],
+          startTime: startedAt,
+          containerStatuses: [
+            {
+              name: c.name,
+              image: c.image,
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              started: false,
+              state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", startedAt, finishedAt: now } },
+            },
+          ],
+        },
       },
-    }, "application/merge-patch+json");
+      "application/merge-patch+json",
+    );
   };
 
   const pass = async () => {

@@ -312,7 +312,12 @@ export function buildHfTokenSecret(deploymentId: string, token: string, template
  * The PodDisruptionBudget `infera-engine-<id>` of an engine Deployment (same name and pod
  * selector): a node drain evicts at most `maxUnavailable` of its replicas at a time.
  */
-export function buildEnginePdb(deploymentId: string, template: EnginePodTemplate, namespace: string, owner?: V1OwnerReference): V1PodDisruptionBudget | undefined {
+export function buildEnginePdb(
+  deploymentId: string,
+  template: EnginePodTemplate,
+  namespace: string,
+  owner?: V1OwnerReference,
+): V1PodDisruptionBudget | undefined {
   const pdb = template.podDisruptionBudget;
   if (!pdb) return undefined;
   const ownLabels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [DEPLOYMENT_ID_LABEL]: deploymentIdLabel(deploymentId) };

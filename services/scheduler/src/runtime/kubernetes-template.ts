@@ -97,9 +97,11 @@ export function parseEnginePodTemplate(text: string, source: string): EnginePodT
   }
   if (raw.podDisruptionBudget !== undefined) {
     const mu = isRecord(raw.podDisruptionBudget) ? raw.podDisruptionBudget.maxUnavailable : undefined;
-    if (!(nonNegativeInt(mu) || (typeof mu === "string" && /^[0-9]+%$/.test(mu)))) fail("podDisruptionBudget.maxUnavailable must be a non-negative integer or a percentage");
+    if (!(nonNegativeInt(mu) || (typeof mu === "string" && /^[0-9]+%$/.test(mu))))
+      fail("podDisruptionBudget.maxUnavailable must be a non-negative integer or a percentage");
   }
-  if (raw.ownerConfigMap !== undefined && (typeof raw.ownerConfigMap !== "string" || raw.ownerConfigMap === "")) fail("ownerConfigMap must be a ConfigMap name");
+  if (raw.ownerConfigMap !== undefined && (typeof raw.ownerConfigMap !== "string" || raw.ownerConfigMap === ""))
+    fail("ownerConfigMap must be a ConfigMap name");
   if (!isRecord(raw.template) || !isRecord(raw.template.spec)) return fail("template.spec is required");
   const containers = raw.template.spec.containers;
   if (!Array.isArray(containers)) return fail("template.spec.containers must be a list");

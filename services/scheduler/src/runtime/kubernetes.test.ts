@@ -113,9 +113,7 @@ describe("engine pod template and GPU types files", () => {
 
   it("rejects a template without the agent container, naming the file", () => {
     const bad = TEMPLATE_YAML.replace("- name: agent", "- name: sidecar");
-    expect(() => parseEnginePodTemplate(bad, "ENGINE_POD_TEMPLATE (/etc/t.yaml)")).toThrow(
-      /ENGINE_POD_TEMPLATE \(\/etc\/t.yaml\).*"agent"/,
-    );
+    expect(() => parseEnginePodTemplate(bad, "ENGINE_POD_TEMPLATE (/etc/t.yaml)")).toThrow(/ENGINE_POD_TEMPLATE \(\/etc\/t.yaml\).*"agent"/);
   });
 
   it("rejects GPU types without a name or with duplicates", () => {
@@ -157,14 +155,22 @@ describe("buildEngineDeployment", () => {
   it("runs vLLM with the model, revision, served name, batch size, TP size, drain timeout, then extraArgs", () => {
     expect(engine.image).toBe("vllm/vllm-openai:v0.11.0");
     expect(engine.args).toEqual([
-      "--model", "meta-llama/Meta-Llama-3-70B-Instruct",
-      "--revision", "abc123",
-      "--served-model-name", "llama-3-70b",
-      "--max-num-seqs", "128",
-      "--tensor-parallel-size", "4",
-      "--port", "8000",
-      "--shutdown-timeout", "45",
-      "--max-model-len", "8192",
+      "--model",
+      "meta-llama/Meta-Llama-3-70B-Instruct",
+      "--revision",
+      "abc123",
+      "--served-model-name",
+      "llama-3-70b",
+      "--max-num-seqs",
+      "128",
+      "--tensor-parallel-size",
+      "4",
+      "--port",
+      "8000",
+      "--shutdown-timeout",
+      "45",
+      "--max-model-len",
+      "8192",
     ]);
   });
 
@@ -266,12 +272,18 @@ describe("buildEngineDeployment", () => {
     const c = container(tgi, "engine");
     expect(c.image).toBe("ghcr.io/huggingface/text-generation-inference:3.3.4");
     expect(c.args).toEqual([
-      "--model-id", "meta-llama/Meta-Llama-3-70B-Instruct",
-      "--revision", "abc123",
-      "--port", "8000",
-      "--num-shard", "2",
-      "--max-concurrent-requests", "128",
-      "--max-model-len", "8192",
+      "--model-id",
+      "meta-llama/Meta-Llama-3-70B-Instruct",
+      "--revision",
+      "abc123",
+      "--port",
+      "8000",
+      "--num-shard",
+      "2",
+      "--max-concurrent-requests",
+      "128",
+      "--max-model-len",
+      "8192",
     ]);
     expect(c.resources?.limits?.["nvidia.com/gpu"]).toBe("2");
   });
@@ -288,9 +300,7 @@ describe("buildEngineDeployment", () => {
     expect(() => buildEngineDeployment({ ...llama, gpu: "B200" }, 1, template, { namespace: NS, gpuTypes })).toThrow(
       /unknown GPU type "B200".*H100-80GB, A100-80GB/,
     );
-    expect(() => buildEngineDeployment({ ...llama, engine: "tei" }, 1, template, { namespace: NS, gpuTypes })).toThrow(
-      PlatformError,
-    );
+    expect(() => buildEngineDeployment({ ...llama, engine: "tei" }, 1, template, { namespace: NS, gpuTypes })).toThrow(PlatformError);
   });
 
   it("makes a DNS-safe, stable name for ids that are not", () => {
@@ -390,15 +400,9 @@ const POD_FIXTURES: Record<string, V1Pod> = {
   creating: pod("p-creating", {
     phase: "Pending",
     conditions: [{ type: "PodScheduled", status: "True" }],
-    containerStatuses: [
-      { name: "engine", ready: false, restartCount: 0, image: "x", imageID: "", state: { waiting: { reason: "ContainerCreating" } } },
-    ],
+    containerStatuses: [{ name: "engine", ready: false, restartCount: 0, image: "x", imageID: "", state: { waiting: { reason: "ContainerCreating" } } }],
   }),
-  terminating: pod(
-    "p-term",
-    { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
-    { deletionTimestamp: new Date("2026-01-01T00:00:00Z") },
-  ),
+  terminating: pod("p-term", { phase: "Running", conditions: [{ type: "Ready", status: "True" }] }, { deletionTimestamp: new Date("2026-01-01T00:00:00Z") }),
   evicted: pod("p-evicted", { phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." }),
 };
 
@@ -441,7 +445,12 @@ describe("what the driver makes is owned by the template's owner ConfigMap", () 
 });
 
 describe("gpuCapacityOf: which nodes hold a GPU type", () => {
-  const node = (name: string, labels: Record<string, string>, gpus: string, extra: { taints?: V1Node["spec"] extends infer S ? (S extends { taints?: infer T } ? T : never) : never; unschedulable?: boolean } = {}): V1Node => ({
+  const node = (
+    name: string,
+    labels: Record<string, string>,
+    gpus: string,
+    extra: { taints?: V1Node["spec"] extends infer S ? (S extends { taints?: infer T } ? T : never) : never; unschedulable?: boolean } = {},
+  ): V1Node => ({
     metadata: { name, labels },
     spec: { taints: extra.taints, unschedulable: extra.unschedulable },
     status: { allocatable: { cpu: "96", "nvidia.com/gpu": gpus } },

@@ -43,7 +43,14 @@ import {
 } from "./kubernetes-manifest.ts";
 import { loadEnginePodTemplate, loadGpuTypes, type EnginePodTemplate, type GpuType } from "./kubernetes-template.ts";
 
-export { buildEngineDeployment, buildEnginePdb, buildHfTokenSecret, engineDeploymentName, engineLabelSelector, hfTokenSecretName } from "./kubernetes-manifest.ts";
+export {
+  buildEngineDeployment,
+  buildEnginePdb,
+  buildHfTokenSecret,
+  engineDeploymentName,
+  engineLabelSelector,
+  hfTokenSecretName,
+} from "./kubernetes-manifest.ts";
 export type { EngineDeploymentOptions } from "./kubernetes-manifest.ts";
 export {
   loadEnginePodTemplate,
@@ -117,9 +124,7 @@ export function observePod(pod: V1Pod): ReplicaObservation {
   const phase = pod.status?.phase;
   if (phase === "Failed" || phase === "Succeeded") {
     const term = statuses.map((s) => s.state?.terminated).find((t) => t !== undefined);
-    const why =
-      pod.status?.reason ??
-      (term ? `exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ""}` : `pod ${phase}`);
+    const why = pod.status?.reason ?? (term ? `exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ""}` : `pod ${phase}`);
     return { replicaId, phase: "failed", reason: pod.status?.message ? `${why}: ${pod.status.message}` : why, restarts };
   }
   for (const s of statuses) {
@@ -212,10 +217,7 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
     gpuTypesPath: string;
     kubeConfig?: KubeConfig;
   }): Promise<KubernetesRuntimeDriver> {
-    const [template, gpuTypes] = await Promise.all([
-      loadEnginePodTemplate(options.enginePodTemplatePath),
-      loadGpuTypes(options.gpuTypesPath),
-    ]);
+    const [template, gpuTypes] = await Promise.all([loadEnginePodTemplate(options.enginePodTemplatePath), loadGpuTypes(options.gpuTypesPath)]);
     return new KubernetesRuntimeDriver({ namespace: options.namespace, template, gpuTypes, kubeConfig: options.kubeConfig });
   }
 
@@ -299,7 +301,9 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
       this.apps.deleteNamespacedDeployment({ name, namespace: this.namespace, propagationPolicy: "Background" }),
     );
     if (this.template.podDisruptionBudget) {
-      await this.deleteIgnoringMissing(`PodDisruptionBudget ${name}`, () => this.policy.deleteNamespacedPodDisruptionBudget({ name, namespace: this.namespace }));
+      await this.deleteIgnoringMissing(`PodDisruptionBudget ${name}`, () =>
+        this.policy.deleteNamespacedPodDisruptionBudget({ name, namespace: this.namespace }),
+      );
     }
     // Then the token Secret (running pods already hold the value in their env); most
     // deployments have none.
@@ -347,7 +351,12 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
   private async write<T extends Named>(
     kind: string,
     desired: T,
-    ops: { read: (name: string) => Promise<T>; create: (body: T) => Promise<unknown>; replace: (name: string, body: T) => Promise<unknown>; mine: (current: T) => boolean },
+    ops: {
+      read: (name: string) => Promise<T>;
+      create: (body: T) => Promise<unknown>;
+      replace: (name: string, body: T) => Promise<unknown>;
+      mine: (current: T) => boolean;
+    },
   ): Promise<void> {
     const name = desired.metadata?.name ?? "";
     for (let attempt = 0; ; attempt++) {
@@ -363,7 +372,10 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
         } else {
           if (!ops.mine(current)) {
             const owner = current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
-            throw new PlatformError("conflict", `${kind} ${name} exists and is not the platform's ${kind} of deployment ${desired.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? "?"}${owner ? ` (it belongs to ${owner})` : ""}`);
+            throw new PlatformError(
+              "conflict",
+              `${kind} ${name} exists and is not the platform's ${kind} of deployment ${desired.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? "?"}${owner ? ` (it belongs to ${owner})` : ""}`,
+            );
           }
           await ops.replace(name, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } });
         }
