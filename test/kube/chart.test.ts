@@ -193,7 +193,7 @@ beforeAll(async () => {
   await installGpuRuntimeClass(kube);
   await applyPrometheusCrds(kube);
   hostPods = runHostPods(kube);
-}, 600_000);
+}, 2_700_000); // a first run on a machine builds the control plane (tools/kube/build.sh)
 
 afterAll(async () => {
   await hostPods?.stop();

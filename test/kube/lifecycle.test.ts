@@ -232,7 +232,7 @@ beforeAll(async () => {
     },
     () => scheduler.output().slice(-3000),
   );
-}, 600_000);
+}, 2_700_000); // a first run on a machine builds the control plane (tools/kube/build.sh)
 
 afterAll(async () => {
   await Promise.allSettled([engines?.stop(), hostPods?.stop()]);
@@ -334,7 +334,11 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     expect(stopped.secrets).toHaveLength(1);
     expect((await api<DeploymentOut>("POST", `/deploy/${llama}/start`)).json.status).toBe("deploying");
     const d = await waitStatus(llama, "running", 90_000);
+    // Running means a new replica serves (not the reports the stopped ones left behind).
     expect(d.instances.running).toBeGreaterThan(0);
+    const openai = new OpenAI({ apiKey: adminKey, baseURL: `${gatewayUrl}/v1/openai`, maxRetries: 0, timeout: 30_000 });
+    const chat = await openai.chat.completions.create({ model: "admin/llama-h100", messages: [{ role: "user", content: "Hello again" }], max_tokens: 4 });
+    expect(chat.choices[0]?.message.content?.length).toBeGreaterThan(0);
   }, 180_000);
 
   it("too few GPUs: the deployment stays deploying and shows why, in kube-scheduler's words; it runs once GPUs free up", async () => {

@@ -190,7 +190,9 @@ export class Reconciler {
     await directory.refresh(d.id);
     const observed = await driver.observe(d.id);
     await this.noteStatus(d, observed);
-    const ready = directory.states(d.id).ready;
+    // Only the runtime's current replicas count: right after a stop and start, the reports of
+    // the replicas just removed are still fresh for a moment.
+    const ready = directory.readyAmong(d.id, new Set(observed.filter((r) => r.phase !== "stopping").map((r) => r.replicaId)));
     const failed = observed.filter((r) => r.phase === "failed");
     this.o.metrics.replicas.set({ deployment: d.id, state: "ready" }, ready);
     this.o.metrics.replicas.set({ deployment: d.id, state: "starting" }, observed.filter((r) => r.phase === "starting" || r.phase === "pending").length);

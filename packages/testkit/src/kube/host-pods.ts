@@ -80,7 +80,9 @@ export function runHostPods(cluster: KubeCluster, options: { namespaces?: readon
     // A mount namespace of its own: /run (where the token goes) and /tmp are private tmpfs.
     const setup = ["mount -t tmpfs tmpfs /run", ...mounts, "mount -t tmpfs tmpfs /tmp"].join(" && ");
     const argv = [...(c.command ?? []), ...(c.args ?? [])];
-    const child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", `${setup} && exec "$@"`, "pod", ...argv], {
+    // Not root: a user namespace of its own makes the mounts possible (-r maps us to its root).
+    const ns = process.getuid?.() === 0 ? ["-m"] : ["-r", "-m"];
+    const child = spawn("unshare", [...ns, "--propagation", "private", "sh", "-c", `${setup} && exec "$@"`, "pod", ...argv], {
       env: { PATH: "/usr/local/bin:/usr/bin:/bin", POD_DIR: dir, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

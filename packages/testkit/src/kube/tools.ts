@@ -3,16 +3,21 @@
  * every worktree and CI run): the control plane from tools/kube/build.sh, and helm from
  * `go install` into ${XDG_CACHE_HOME:-~/.cache}/infera/tools/helm-<version>/ (the path
  * deploy/chart-check.sh uses). Missing ones are built here, which takes long the first time
- * on a machine (the control plane: tens of minutes on 2 cores).
+ * on a machine (the control plane: about 10 minutes on 2 cores).
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
-export const HELM_VERSION = "v3.22.0";
+/** The helm release the chart is checked with: Chart.yaml's infera.dev/helm-version (deploy/chart-check.sh uses it too). */
+export const HELM_VERSION = (() => {
+  const v = /^\s*infera\.dev\/helm-version:\s*(\S+)/m.exec(readFileSync(join(ROOT, "helm/infera/Chart.yaml"), "utf8"))?.[1];
+  if (!v) throw new Error("helm/infera/Chart.yaml has no infera.dev/helm-version annotation");
+  return v;
+})();
 
 export interface KubeBinaries {
   dir: string;
