@@ -349,11 +349,11 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     const waiting = await deploy({ model_name: "a100-waits", gpu: "A100-80GB", num_gpus: 4, hf: HF });
     let d: DeploymentOut | undefined;
     await until(
-      "a status message",
+      "deploying, with a status message",
       60_000,
       async () => {
         d = (await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json;
-        return d.status_message !== null;
+        return d.status === "deploying" && d.status_message !== null;
       },
       async () => `${JSON.stringify(d)}\n${await why()}`,
     );
@@ -427,11 +427,11 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
       const id = await deploy({ model_name: "no-runtime", gpu: "H100-80GB", num_gpus: 1, hf: HF });
       let d: DeploymentOut | undefined;
       await until(
-        "a status message",
+        "deploying, with a status message",
         60_000,
         async () => {
           d = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
-          return d.status_message !== null;
+          return d.status === "deploying" && d.status_message !== null;
         },
         async () => `${JSON.stringify(d)}\n${await why()}`,
       );
