@@ -52,9 +52,10 @@ if (!existsSync(marker) || statSync(lock).mtimeMs > statSync(marker).mtimeMs) {
 }
 
 const vitest = join(root, "node_modules", ".bin", "vitest");
-// The fault, fuzz and soak suites kill and restart processes and measure memory: they run
+// The fault, fuzz and soak suites kill and restart processes and measure memory, and the kube
+// suites each run a Kubernetes control plane: they run
 // after the rest, one file at a time, so they never compete with each other for the 2 cores.
-const SERIAL = ["test/faults", "test/fuzz", "test/soak"];
+const SERIAL = ["test/faults", "test/fuzz", "test/soak", "test/kube"];
 const steps = {
   start: [[process.execPath, ["--import", "tsx", "deploy/local/src/main.ts", ...args]]],
   test:

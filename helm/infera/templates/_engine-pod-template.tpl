@@ -32,6 +32,11 @@ defaultHfTokenSecret: {{ . }}
 {{- end }}
 enginePort: {{ $e.port }}
 agentPort: {{ $a.port }}
+{{- if $e.podDisruptionBudget.enabled }}
+podDisruptionBudget:
+  maxUnavailable: {{ $e.podDisruptionBudget.maxUnavailable }}
+{{- end }}
+ownerConfigMap: {{ include "infera.componentName" (dict "root" $ "component" "engine-owner") }}
 drain:
   preStopSleepSeconds: {{ $e.drain.preStopSleepSeconds }}
   engineShutdownTimeoutSeconds: {{ $e.drain.engineShutdownTimeoutSeconds }}
@@ -52,7 +57,12 @@ template:
     {{- if and (not $sim) $e.runtimeClassName }}
     runtimeClassName: {{ $e.runtimeClassName }}
     {{- end }}
+    {{- with include "infera.engine.priorityClassName" . }}
+    priorityClassName: {{ . }}
+    {{- end }}
     terminationGracePeriodSeconds: {{ $e.drain.terminationGracePeriodSeconds }}
+    securityContext:
+      seccompProfile: { type: RuntimeDefault }
     enableServiceLinks: false
     automountServiceAccountToken: false
     {{- with .Values.global.imagePullSecrets }}

@@ -117,9 +117,18 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if or .Values.gateway.bootstrapAdminKey.create .Values.gateway.bootstrapAdminKey.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{/* The admin key Secret is generated (by the secrets Job) unless an existing one is named. */}}
+{{- define "infera.bootstrapKey.generated" -}}
+{{- if and .Values.gateway.bootstrapAdminKey.create (not .Values.gateway.bootstrapAdminKey.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
 {{/* SECRETS_KEY (seals Hugging Face tokens): the generated Secret or secrets.existingSecret. */}}
 {{- define "infera.secretsKey.enabled" -}}
 {{- if or .Values.secrets.create .Values.secrets.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{- define "infera.secretsKey.generated" -}}
+{{- if and .Values.secrets.create (not .Values.secrets.existingSecret) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "infera.secretsKey.secretName" -}}
@@ -128,6 +137,19 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- else -}}
 {{- include "infera.componentName" (dict "root" . "component" "secrets-key") -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Whether the secrets Job has anything to generate. */}}
+{{- define "infera.generatedSecrets" -}}
+{{- if or (include "infera.bootstrapKey.generated" .) (include "infera.secretsKey.generated" .) .Values.postgres.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* Labels of the Secrets the secrets Job creates (not Helm's: they outlive the release). */}}
+{{- define "infera.generatedSecretLabels" -}}
+app.kubernetes.io/name: {{ include "infera.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: generated-secret
+app.kubernetes.io/part-of: infera
 {{- end -}}
 
 {{/* The same SECRETS_KEY for the gateway (seals) and the scheduler (opens). */}}
@@ -209,7 +231,60 @@ lifecycle:
 {{- if and $v.scheduler.engineNamespace (ne $v.scheduler.engineNamespace $.Release.Namespace) $v.redis.enabled -}}
 {{- fail "scheduler.engineNamespace differs from the release namespace: engine pods need the Redis URL Secret there, so use externalRedis with a Secret of the same name in both namespaces" -}}
 {{- end -}}
+{{- if and $v.scheduler.podDisruptionBudget.enabled (lt (int $v.scheduler.replicas) 2) -}}
+{{- fail "scheduler.podDisruptionBudget.enabled needs scheduler.replicas >= 2: with one replica a PDB blocks every node drain" -}}
+{{- end -}}
+{{- if and $v.engine.priorityClass.create $v.engine.priorityClassName -}}
+{{- fail "engine.priorityClass.create and engine.priorityClassName are both set: the chart's own class, or an existing one, not both" -}}
+{{- end -}}
+{{- if and $v.monitoring.serviceMonitor.enabled (not ($.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) -}}
+{{- fail "monitoring.serviceMonitor.enabled: this cluster has no ServiceMonitor kind (monitoring.coreos.com/v1): install the Prometheus Operator's CRDs first, or set it to false (helm template: add --api-versions monitoring.coreos.com/v1/ServiceMonitor)" -}}
+{{- end -}}
+{{- if and $v.monitoring.podMonitor.enabled (not ($.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/PodMonitor")) -}}
+{{- fail "monitoring.podMonitor.enabled: this cluster has no PodMonitor kind (monitoring.coreos.com/v1): install the Prometheus Operator's CRDs first, or set it to false (helm template: add --api-versions monitoring.coreos.com/v1/PodMonitor)" -}}
+{{- end -}}
 {{- if and $v.ingress.enabled (eq (len $v.ingress.hosts) 0) -}}
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The `migrate` init container of the gateway and scheduler pods: applies pending
+     migrations before the service starts. Several pods may start at once: the migrator
+     holds a Postgres advisory lock, so one applies and the others wait, then find nothing
+     to do. No Helm hook: nothing waits on a step that runs after readiness. */}}
+{{- define "infera.migrateInitContainer" -}}
+{{- $m := .Values.migrations -}}
+{{- if $m.enabled }}
+- name: migrate
+  image: {{ include "infera.platformImage" (dict "root" $ "image" $m.image) }}
+  imagePullPolicy: {{ $m.image.pullPolicy }}
+  env:
+    {{- include "infera.env.database" . | nindent 4 }}
+    - name: LOG_LEVEL
+      value: {{ .Values.global.logLevel | quote }}
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities: { drop: [ALL] }
+  volumeMounts:
+    - { name: tmp, mountPath: /tmp }
+  {{- with $m.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The engine pods' PriorityClass: the chart's own (engine.priorityClass.create), else engine.priorityClassName. */}}
+{{- define "infera.engine.priorityClassName" -}}
+{{- if .Values.engine.priorityClass.create -}}
+{{- include "infera.clusterName" (dict "root" . "component" "engine") -}}
+{{- else -}}
+{{- .Values.engine.priorityClassName -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A cluster-scoped name for this release: "<namespace>-<fullname>-<component>". */}}
+{{- define "infera.clusterName" -}}
+{{- printf "%s-%s-%s" .root.Release.Namespace (include "infera.fullname" .root | trunc 30 | trimSuffix "-") .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

@@ -16,6 +16,21 @@ export interface GpuType {
   tolerations?: Record<string, unknown>[];
 }
 
+/**
+ * What the cluster's nodes hold of one GPU type (nodes matching its nodeSelector whose taints
+ * its tolerations allow, not cordoned), as the scheduler last read them from the API server.
+ */
+export interface GpuCapacity {
+  /** Nodes of this type. */
+  nodes: number;
+  /** The most GPUs one of them can give a pod (allocatable): a replica needs num_gpus on one node. */
+  maxPerNode: number;
+  /** Allocatable GPUs on all of them. */
+  allocatable: number;
+  /** Epoch ms of the reading. */
+  at: number;
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }

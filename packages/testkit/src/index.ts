@@ -5,3 +5,8 @@ export * from "./platform.ts";
 export * from "./processes.ts";
 export * from "./stores.ts";
 export * from "./gateway.ts";
+export * from "./kube/cluster.ts";
+export * from "./kube/tools.ts";
+export * from "./kube/pod-env.ts";
+export * from "./kube/host-pods.ts";
+export * from "./kube/host-platform.ts";

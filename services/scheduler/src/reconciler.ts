@@ -6,8 +6,8 @@
  */
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
-import type { Logger } from "@infera/core";
-import type { RedisKeys } from "@infera/contracts";
+import { PlatformError, type Logger } from "@infera/core";
+import type { DeploymentStatusNote, RedisKeys } from "@infera/contracts";
 import { RedisLease } from "@infera/queue";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
 import {
@@ -22,7 +22,7 @@ import {
 } from "@infera/registry";
 import type { ReplicaDirectory } from "./replicas.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
-import type { ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
+import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
 import { hfTokenSecretName } from "./runtime/kubernetes-manifest.ts";
 
 export interface ReconcilerOptions {
@@ -45,6 +45,9 @@ export interface ReconcilerOptions {
   secretsKey?: Buffer;
   now?: () => number;
 }
+
+/** How often the leader reads the cluster's GPU nodes for the deploy API. */
+const CAPACITY_EVERY_MS = 10_000;
 
 export function replicaSpecOf(d: DeploymentView): ReplicaSpec {
   const config = d.config;
@@ -76,6 +79,9 @@ export class Reconciler {
   private readonly now: () => number;
   /** Only the holder of this lease reconciles (renewed every pass, lapses after five). */
   private readonly lease: RedisLease;
+  /** The status note last published per deployment. */
+  private readonly notes = new Map<string, string>();
+  private capacityAt = -Infinity;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.now = o.now ?? Date.now;
@@ -112,6 +118,7 @@ export class Reconciler {
   private async pass(): Promise<void> {
     this.leader = await this.lease.hold();
     if (!this.leader) return;
+    await this.publishCapacity();
     const deployments = await listDeployments(this.o.db, {});
     for (const d of deployments) {
       try {
@@ -122,6 +129,38 @@ export class Reconciler {
     }
   }
 
+  /** What the cluster's GPU nodes hold, for the deploy API (at most every CAPACITY_EVERY_MS). */
+  private async publishCapacity(): Promise<void> {
+    const { driver, redis, keys, logger } = this.o;
+    if (!driver.capacity || this.now() - this.capacityAt < CAPACITY_EVERY_MS) return;
+    this.capacityAt = this.now();
+    try {
+      const cap = await driver.capacity();
+      if (!cap) return;
+      const fields: Record<string, string> = {};
+      for (const [gpu, c] of cap) fields[gpu] = JSON.stringify(c);
+      const pipe = redis.multi().del(keys.gpuCapacity);
+      if (Object.keys(fields).length > 0) pipe.hset(keys.gpuCapacity, fields);
+      await pipe.exec();
+    } catch (err) {
+      // The deploy API falls back to the configured counts; the next pass retries.
+      logger.warn({ err: (err as Error).message }, "could not read GPU capacity from the cluster");
+    }
+  }
+
+  /** Why replicas wait (the runtime's words, e.g. the pod's PodScheduled message), for the deploy API. */
+  private async noteStatus(d: DeploymentView, observed: readonly ReplicaObservation[]): Promise<void> {
+    const { redis, keys } = this.o;
+    const message = observed.find((r) => r.phase === "pending" && r.reason)?.reason;
+    if (message === undefined) {
+      if (this.notes.delete(d.id)) await redis.hdel(keys.deploymentStatus, d.id);
+      return;
+    }
+    await redis.hset(keys.deploymentStatus, d.id, JSON.stringify({ message, at: this.now() } satisfies DeploymentStatusNote));
+    if (this.notes.get(d.id) !== message) this.o.logger.info({ deploymentId: d.id, message }, "replicas waiting");
+    this.notes.set(d.id, message);
+  }
+
   private async reconcile(d: DeploymentView): Promise<void> {
     const { driver, directory, logger, redis, keys } = this.o;
     const log = logger.child({ deploymentId: d.id });
@@ -129,9 +168,14 @@ export class Reconciler {
       // Once per process and deployment (a restarted scheduler may find replicas of an
       // earlier run), then whenever this process had started some.
       if (this.applied.has(d.id) || !this.settled.has(d.id)) {
-        await driver.remove(d.id);
+        // Stopped: the runtime keeps the deployment at zero (on Kubernetes its Deployment,
+        // PDB and token Secret stay, scaled to 0, for `start`); failed and deleted: removed.
+        if (d.status === "stopped") await driver.apply(replicaSpecOf(d), 0);
+        else await driver.remove(d.id);
         await redis.hdel(keys.desiredReplicas, d.id);
-        if (this.applied.has(d.id)) log.info({ status: d.status }, "replicas removed");
+        await redis.hdel(keys.deploymentStatus, d.id);
+        this.notes.delete(d.id);
+        if (this.applied.has(d.id)) log.info({ status: d.status }, d.status === "stopped" ? "scaled to zero: stopped" : "replicas removed");
         this.applied.delete(d.id);
         this.scale.delete(d.id);
         directory.forget(d.id);
@@ -142,7 +186,10 @@ export class Reconciler {
     this.settled.delete(d.id);
     await directory.refresh(d.id);
     const observed = await driver.observe(d.id);
-    const ready = directory.states(d.id).ready;
+    await this.noteStatus(d, observed);
+    // Only the runtime's current replicas count: right after a stop and start, the reports of
+    // the replicas just removed are still fresh for a moment.
+    const ready = directory.readyAmong(d.id, new Set(observed.filter((r) => r.phase !== "stopping").map((r) => r.replicaId)));
     const failed = observed.filter((r) => r.phase === "failed");
     this.o.metrics.replicas.set({ deployment: d.id, state: "ready" }, ready);
     this.o.metrics.replicas.set({ deployment: d.id, state: "starting" }, observed.filter((r) => r.phase === "starting" || r.phase === "pending").length);
@@ -167,7 +214,17 @@ export class Reconciler {
         await this.publishChange(d.id);
         return;
       }
-      await driver.apply(spec, desired);
+      try {
+        await driver.apply(spec, desired);
+      } catch (err) {
+        // The runtime cannot build this deployment at all (e.g. a vLLM engine without
+        // hf.repo): fail it with the reason rather than retrying every pass.
+        if (!(err instanceof PlatformError) || err.code !== "invalid_request") throw err;
+        log.warn({ reason: err.message }, "deployment failed");
+        await transition(this.o.db, d.id, "failed", { failReason: err.message, expectFrom: [d.status] });
+        await this.publishChange(d.id);
+        return;
+      }
       this.applied.set(d.id, desired);
       await redis.hset(keys.desiredReplicas, d.id, String(desired));
       // Scale to zero and back are not lifecycle moves (the deployment stays running), but
@@ -179,9 +236,14 @@ export class Reconciler {
 
     // Move the lifecycle forward from what is observed.
     if (d.status === "initializing") await this.step(d, "downloading", "weights requested");
-    else if (d.status === "downloading" && observed.some((r) => r.phase === "starting" || r.phase === "running"))
-      await this.step(d, "deploying", "engine starting");
-    else if (d.status === "deploying" && ready > 0) {
+    else if (d.status === "downloading" && observed.length > 0) {
+      // The runtime has replicas for it: starting, or waiting for room (no node with the GPUs).
+      await this.step(
+        d,
+        "deploying",
+        observed.some((r) => r.phase === "starting" || r.phase === "running") ? "engine starting" : "replicas created, waiting for a node",
+      );
+    } else if (d.status === "deploying" && ready > 0) {
       await this.step(d, "running", "a replica is serving");
       // Idleness counts from when it serves, not from while it was starting.
       this.scale.delete(d.id);

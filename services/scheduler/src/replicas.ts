@@ -126,6 +126,19 @@ export class ReplicaDirectory {
     return c;
   }
 
+  /**
+   * Replicas among `ids` (the ones the runtime has now) whose reports are fresh, healthy and
+   * not draining: a report a replica that is gone left behind does not count.
+   */
+  readyAmong(deploymentId: string, ids: ReadonlySet<string>): number {
+    const now = this.now();
+    let n = 0;
+    for (const [id, { report: r }] of this.byDeployment.get(deploymentId) ?? []) {
+      if (ids.has(id) && now - r.at <= this.staleMs && !r.draining && r.healthy) n++;
+    }
+    return n;
+  }
+
   totals(deploymentId: string): { running: number; waiting: number } {
     let running = 0;
     let waiting = 0;

@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { PlatformError, type Logger } from "@infera/core";
-import { type GpuType, parseReplicaReport, type RedisKeys } from "@infera/contracts";
+import { type DeploymentStatusNote, type GpuCapacity, type GpuType, parseReplicaReport, type RedisKeys } from "@infera/contracts";
 import {
   DEPLOYMENT_STATES,
   changeDeploymentSettings,
@@ -45,6 +45,10 @@ export interface DeployRouteDeps {
 
 /** A replica report older than this no longer counts as running (agents beat every 0.2–1 s). */
 const REPORT_FRESH_MS = 10_000;
+/** The leader rewrites a waiting deployment's status note every pass; older ones are stale. */
+const NOTE_FRESH_MS = 30_000;
+/** The leader reads the cluster's GPU nodes every 10 s; a reading older than this is not trusted. */
+const CAPACITY_FRESH_MS = 120_000;
 /** States in which a deployment wants replicas. */
 const LIVE: readonly DeploymentState[] = ["initializing", "downloading", "deploying", "running"];
 
@@ -64,6 +68,12 @@ export interface DeploymentOut {
   created_at: string;
   updated_at: string;
   instances: Instances;
+  /**
+   * Why replicas are not up yet, in the runtime's own words (on Kubernetes the pending pod's
+   * PodScheduled message: "0/5 nodes are available: 2 Insufficient nvidia.com/gpu, …"); null
+   * when nothing waits.
+   */
+  status_message: string | null;
   config: DeploymentConfig;
   settings: DeploymentSettings;
 }
@@ -92,23 +102,45 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
   const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
   const gpuNames = deps.gpuTypes.map((g) => g.name);
 
-  async function instancesFor(ds: readonly DeploymentView[]): Promise<Instances[]> {
+  interface Live {
+    instances: Instances;
+    statusMessage: string | null;
+  }
+
+  async function liveFor(ds: readonly DeploymentView[]): Promise<Live[]> {
     if (ds.length === 0) return [];
     const pipe = redis.pipeline();
     for (const d of ds) {
       pipe.hgetall(rk.replicas(d.id));
       pipe.hget(rk.desiredReplicas, d.id);
+      pipe.hget(rk.deploymentStatus, d.id);
     }
     const res = (await pipe.exec()) ?? [];
     const now = Date.now();
     return ds.map((d, i) => {
-      const reports = (res[2 * i]?.[1] ?? {}) as Record<string, string>;
-      const desired = (res[2 * i + 1]?.[1] ?? null) as string | null;
-      return instancesOf(d, reports, desired, now);
+      const reports = (res[3 * i]?.[1] ?? {}) as Record<string, string>;
+      const desired = (res[3 * i + 1]?.[1] ?? null) as string | null;
+      return { instances: instancesOf(d, reports, desired, now), statusMessage: LIVE.includes(d.status) ? freshNote(res[3 * i + 2]?.[1], now) : null };
     });
   }
 
-  function out(d: DeploymentView, instances: Instances): DeploymentOut {
+  async function instancesFor(ds: readonly DeploymentView[]): Promise<Instances[]> {
+    return (await liveFor(ds)).map((l) => l.instances);
+  }
+
+  /** The scheduler's last reading of the GPU type's nodes, when recent (kubernetes runtime, gpu mode). */
+  async function capacityOf(gpu: string): Promise<GpuCapacity | undefined> {
+    const raw = await redis.hget(rk.gpuCapacity, gpu);
+    if (!raw) return undefined;
+    try {
+      const c = JSON.parse(raw) as GpuCapacity;
+      return Date.now() - c.at <= CAPACITY_FRESH_MS ? c : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function out(d: DeploymentView, live: Live): DeploymentOut {
     return {
       deploy_id: d.id,
       model_name: d.model_name,
@@ -118,15 +150,16 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       fail_reason: d.fail_reason,
       created_at: d.created_at.toISOString(),
       updated_at: d.updated_at.toISOString(),
-      instances,
+      instances: live.instances,
+      status_message: live.statusMessage,
       config: d.config,
       settings: d.settings,
     };
   }
 
   async function show(d: DeploymentView): Promise<DeploymentOut> {
-    const [instances] = await instancesFor([d]);
-    return out(d, instances ?? { running: 0, pending: 0 });
+    const [live] = await liveFor([d]);
+    return out(d, live ?? { instances: { running: 0, pending: 0 }, statusMessage: null });
   }
 
   /** The caller's own deployment, or a 404 (whether it does not exist or is another tenant's). */
@@ -162,6 +195,24 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
           param: "gpu",
         });
       }
+      // What the cluster's nodes hold (when the scheduler reads them): a type no node has, or
+      // more GPUs than one node holds, would leave the replicas unschedulable forever.
+      const numGpus = body.num_gpus ?? 1;
+      const capacity = await capacityOf(body.gpu);
+      if (capacity && capacity.nodes === 0) {
+        throw new PlatformError(
+          "invalid_request",
+          `Invalid value for 'gpu': this cluster has no node with '${body.gpu}' GPUs (no schedulable node matches that GPU type's nodeSelector and taints).`,
+          { param: "gpu" },
+        );
+      }
+      if (capacity && numGpus > capacity.maxPerNode) {
+        throw new PlatformError(
+          "invalid_request",
+          `Invalid value for 'num_gpus': ${numGpus} is more than any '${body.gpu}' node holds (at most ${capacity.maxPerNode}); a replica's GPUs must be on one node.`,
+          { param: "num_gpus" },
+        );
+      }
       // Default 1/1; a min above 1 given alone raises the default max with it.
       const settings = mergeSettings({ min_instances: 1, max_instances: Math.max(1, body.settings?.min_instances ?? 1) }, body.settings);
       const tenant = await getTenant(db, p.tenantId);
@@ -181,7 +232,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       }
       const config: DeploymentConfig = {
         gpu: body.gpu,
-        num_gpus: body.num_gpus ?? 1,
+        num_gpus: numGpus,
         max_batch_size: body.max_batch_size ?? 96,
         engine: body.engine ?? "vllm",
         hf: body.hf ? { repo: body.hf.repo, revision: body.hf.revision ?? null, has_token: token !== undefined } : null,
@@ -222,8 +273,8 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       let ds = await listDeployments(db, { tenantId: principalOf(req).tenantId, statuses });
       // Deleted deployments are history: listed only when asked for by status.
       if (!statuses?.length) ds = ds.filter((d) => d.status !== "deleted");
-      const instances = await instancesFor(ds);
-      return ds.map((d, i) => out(d, instances[i] ?? { running: 0, pending: 0 }));
+      const live = await liveFor(ds);
+      return ds.map((d, i) => out(d, live[i] ?? { instances: { running: 0, pending: 0 }, statusMessage: null }));
     });
 
     scope.get("/deploy/llm/gpu_availability", async () => {
@@ -235,12 +286,14 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
         const n = instances[i] ?? { running: 0, pending: 0 };
         inUse.set(c.gpu, (inUse.get(c.gpu) ?? 0) + c.num_gpus * (n.running + n.pending));
       });
-      return {
-        gpus: deps.gpuTypes.map((g) => {
-          const used = inUse.get(g.name) ?? 0;
-          return { gpu: g.name, total: g.count ?? null, in_use: used, available: g.count === undefined ? null : Math.max(0, g.count - used) };
-        }),
-      };
+      // The cluster's own count (allocatable on the type's nodes) when the scheduler reads it, else the configured one.
+      const gpus = [];
+      for (const g of deps.gpuTypes) {
+        const used = inUse.get(g.name) ?? 0;
+        const total = (await capacityOf(g.name))?.allocatable ?? g.count;
+        gpus.push({ gpu: g.name, total: total ?? null, in_use: used, available: total === undefined ? null : Math.max(0, total - used) });
+      }
+      return { gpus };
     });
 
     scope.get("/deploy/:id", { schema: { params: DeploymentParams } }, async (req) => {
@@ -340,4 +393,15 @@ function mergeSettings(current: DeploymentSettings, change: DeploySettings | und
     );
   }
   return next;
+}
+
+/** A status note (JSON DeploymentStatusNote) when recent, else null. */
+function freshNote(raw: unknown, now: number): string | null {
+  if (typeof raw !== "string") return null;
+  try {
+    const n = JSON.parse(raw) as DeploymentStatusNote;
+    return now - n.at <= NOTE_FRESH_MS ? n.message : null;
+  } catch {
+    return null;
+  }
 }

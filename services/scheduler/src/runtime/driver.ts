@@ -5,7 +5,7 @@
  * platform deployment (engine container + agent sidecar).
  */
 
-import type { EngineKind, Task } from "@infera/contracts";
+import type { EngineKind, GpuCapacity, Task } from "@infera/contracts";
 
 export type { EngineKind };
 
@@ -50,6 +50,11 @@ export interface RuntimeDriver {
   observe(deploymentId: string): Promise<ReplicaObservation[]>;
   /** Remove every replica of a deployment (stop/delete). Idempotent. */
   remove(deploymentId: string): Promise<void>;
+  /**
+   * Per GPU type, what the cluster's nodes hold (kubernetes in gpu mode; undefined where the
+   * runtime does not place by GPU). Published for the deploy API's checks.
+   */
+  capacity?(): Promise<Map<string, GpuCapacity> | undefined>;
   /** Stop managing (local: stop all child processes). */
   stop(): Promise<void>;
 }

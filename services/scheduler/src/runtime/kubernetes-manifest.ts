@@ -4,7 +4,16 @@
  * and the deployment's ReplicaSpec. No I/O; the driver (kubernetes.ts) sends the result.
  */
 import { createHash } from "node:crypto";
-import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec, V1Secret, V1Toleration } from "@kubernetes/client-node";
+import type {
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1OwnerReference,
+  V1PodDisruptionBudget,
+  V1PodTemplateSpec,
+  V1Secret,
+  V1Toleration,
+} from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
 import type { EnginePodTemplate, GpuType } from "./kubernetes-template.ts";
@@ -18,6 +27,8 @@ export const SERVED_MODEL_ANNOTATION = "infera.dev/served-model-name";
 export interface EngineDeploymentOptions {
   namespace: string;
   gpuTypes: readonly GpuType[];
+  /** The template's ownerConfigMap, resolved (its uid): every object made gets it as owner. */
+  owner?: V1OwnerReference;
 }
 
 const NAME_PREFIX = "infera-engine-";
@@ -251,6 +262,7 @@ export function buildEngineDeployment(spec: ReplicaSpec, replicas: number, templ
       namespace: options.namespace,
       labels: { ...ownLabels, "app.kubernetes.io/component": "engine", "app.kubernetes.io/part-of": "infera" },
       annotations,
+      ...(options.owner ? { ownerReferences: [options.owner] } : {}),
     },
     spec: {
       replicas,
@@ -272,15 +284,17 @@ export function buildEngineDeployment(spec: ReplicaSpec, replicas: number, templ
  * The Opaque Secret `infera-hf-<id>` holding a deployment's Hugging Face token under the
  * template's `hfTokenSecretKey` (what the engine's `HF_TOKEN` secretKeyRef reads). Labelled
  * like the engine Deployment; the driver writes it before the Deployment and deletes it in
- * `remove` (an ownerReference needs the Deployment's uid, which does not exist yet).
+ * `remove` (an ownerReference to the Deployment needs its uid, which does not exist yet; the
+ * template's owner ConfigMap owns both).
  */
-export function buildHfTokenSecret(deploymentId: string, token: string, template: EnginePodTemplate, namespace: string): V1Secret {
+export function buildHfTokenSecret(deploymentId: string, token: string, template: EnginePodTemplate, namespace: string, owner?: V1OwnerReference): V1Secret {
   return {
     apiVersion: "v1",
     kind: "Secret",
     metadata: {
       name: hfTokenSecretName(deploymentId),
       namespace,
+      ...(owner ? { ownerReferences: [owner] } : {}),
       labels: {
         [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
         [DEPLOYMENT_ID_LABEL]: deploymentIdLabel(deploymentId),
@@ -291,5 +305,32 @@ export function buildHfTokenSecret(deploymentId: string, token: string, template
     },
     type: "Opaque",
     data: { [template.hfTokenSecretKey]: Buffer.from(token, "utf8").toString("base64") },
+  };
+}
+
+/**
+ * The PodDisruptionBudget `infera-engine-<id>` of an engine Deployment (same name and pod
+ * selector): a node drain evicts at most `maxUnavailable` of its replicas at a time.
+ */
+export function buildEnginePdb(
+  deploymentId: string,
+  template: EnginePodTemplate,
+  namespace: string,
+  owner?: V1OwnerReference,
+): V1PodDisruptionBudget | undefined {
+  const pdb = template.podDisruptionBudget;
+  if (!pdb) return undefined;
+  const ownLabels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [DEPLOYMENT_ID_LABEL]: deploymentIdLabel(deploymentId) };
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: {
+      name: engineDeploymentName(deploymentId),
+      namespace,
+      labels: { ...ownLabels, "app.kubernetes.io/component": "engine", "app.kubernetes.io/part-of": "infera" },
+      annotations: { [DEPLOYMENT_ID_ANNOTATION]: deploymentId },
+      ...(owner ? { ownerReferences: [owner] } : {}),
+    },
+    spec: { maxUnavailable: pdb.maxUnavailable, selector: { matchLabels: ownLabels } },
   };
 }

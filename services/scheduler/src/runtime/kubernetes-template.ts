@@ -4,8 +4,8 @@
  * every engine replica starts from) and GPU_TYPES (a JSON array of the GPU types the
  * cluster offers). Parsed and checked once at start; a bad file fails with its path.
  *
- * Keep the shape in sync with helm/infera/templates/_engine-pod-template.tpl and
- * tools/k8s-validate/types.go (which validates the rendered file strictly).
+ * Keep the shape in sync with helm/infera/templates/_engine-pod-template.tpl (test/kube
+ * parses the chart's rendered ConfigMap with this and sends what it builds to a real API server).
  */
 import { readFile } from "node:fs/promises";
 import { loadYaml, type V1PodTemplateSpec } from "@kubernetes/client-node";
@@ -37,6 +37,14 @@ export interface EnginePodTemplate {
   enginePort: number;
   agentPort: number;
   drain: EngineDrain;
+  /** A PodDisruptionBudget per engine Deployment (node drains take at most this many replicas at a time). */
+  podDisruptionBudget?: { maxUnavailable: number | string };
+  /**
+   * The ConfigMap (in the engine namespace) that owns what the driver makes: engine
+   * Deployments, their PDBs and token Secrets carry an ownerReference to it, so deleting it
+   * (helm uninstall) has the garbage collector delete them all.
+   */
+  ownerConfigMap?: string;
   /** Pod template with containers named `engine` and `agent`. */
   template: V1PodTemplateSpec;
 }
@@ -85,6 +93,13 @@ export function parseEnginePodTemplate(text: string, source: string): EnginePodT
   for (const key of ["preStopSleepSeconds", "engineShutdownTimeoutSeconds", "agentShutdownGraceSeconds"] as const) {
     if (!nonNegativeInt(raw.drain[key])) fail(`drain.${key} must be a non-negative integer`);
   }
+  if (raw.podDisruptionBudget !== undefined) {
+    const mu = isRecord(raw.podDisruptionBudget) ? raw.podDisruptionBudget.maxUnavailable : undefined;
+    if (!(nonNegativeInt(mu) || (typeof mu === "string" && /^[0-9]+%$/.test(mu))))
+      fail("podDisruptionBudget.maxUnavailable must be a non-negative integer or a percentage");
+  }
+  if (raw.ownerConfigMap !== undefined && (typeof raw.ownerConfigMap !== "string" || raw.ownerConfigMap === ""))
+    fail("ownerConfigMap must be a ConfigMap name");
   if (!isRecord(raw.template) || !isRecord(raw.template.spec)) return fail("template.spec is required");
   const containers = raw.template.spec.containers;
   if (!Array.isArray(containers)) return fail("template.spec.containers must be a list");

@@ -1,32 +1,25 @@
 /**
- * The kubernetes runtime driver: the manifest it builds (field by field, and strictly
- * decoded into the real Kubernetes Go types by tools/k8s-validate), how pods map to replica
- * phases, and its API calls at the HTTP boundary against a fake API server.
+ * The kubernetes runtime driver's pure parts: the manifest it builds (field by field), how
+ * pods map to replica phases, and which nodes count for a GPU type. What the API server
+ * makes of them (admission, validation, RBAC, the scheduler's placement) is tested against
+ * a real control plane in test/kube.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { KubeConfig, type V1Container, type V1Deployment, type V1EnvVar, type V1Pod, type V1Secret } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import type { V1Container, V1Deployment, V1EnvVar, V1Node, V1Pod } from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
 import {
   buildEngineDeployment,
+  buildEnginePdb,
   buildHfTokenSecret,
   engineDeploymentName,
+  gpuCapacityOf,
   hfTokenSecretName,
-  KubernetesRuntimeDriver,
   observePod,
   parseEnginePodTemplate,
   parseGpuTypes,
   type EnginePodTemplate,
 } from "./kubernetes.ts";
-
-const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
-const VALIDATOR = join(REPO_ROOT, "tools/k8s-validate/bin/k8s-validate");
 
 /** The shape the chart renders (helm/infera/templates/_engine-pod-template.tpl), trimmed. */
 const TEMPLATE_YAML = `
@@ -110,18 +103,6 @@ function container(dep: V1Deployment, name: string): V1Container {
 
 function env(c: V1Container, name: string): V1EnvVar | undefined {
   return c.env?.find((e) => e.name === name);
-}
-
-/** Strictly decodes wire JSON into the Kubernetes Go types (unknown fields/wrong types fail). */
-function validateStrict(objects: readonly unknown[]): { ok: boolean; output: string } {
-  if (!existsSync(VALIDATOR)) {
-    throw new Error(
-      `${VALIDATOR} is missing: run deploy/chart-check.sh once (it builds the validator), ` + "or: cd tools/k8s-validate && go build -o bin/k8s-validate .",
-    );
-  }
-  const input = objects.map((o) => JSON.stringify(o)).join("\n---\n");
-  const r = spawnSync(VALIDATOR, [], { input, encoding: "utf8" });
-  return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
 }
 
 describe("engine pod template and GPU types files", () => {
@@ -252,8 +233,6 @@ describe("buildEngineDeployment", () => {
     expect(secret.metadata?.name).toMatch(/^infera-hf-dep-7k2mq-[0-9a-f]{8}$/);
     expect(hfTokenSecretName("dep-7f3a9c")).toBe("infera-hf-dep-7f3a9c");
     expect(hfTokenSecretName("x".repeat(100)).length).toBeLessThanOrEqual(63);
-    const r = validateStrict([secret]);
-    expect(r.ok, r.output).toBe(true);
   });
 
   it("gives the agent its identity from the downward API and the deployment's settings", () => {
@@ -288,20 +267,6 @@ describe("buildEngineDeployment", () => {
     expect(template).toEqual(again);
   });
 
-  it("is accepted by strict decoding into the Kubernetes Go types", () => {
-    const r = validateStrict([dep]);
-    expect(r.output).toContain("Deployment=1");
-    expect(r.ok, r.output).toBe(true);
-  });
-
-  it("and the strict validator does catch a wrong field (the check can fail)", () => {
-    const broken = structuredClone(dep) as unknown as { spec: { template: { spec: Record<string, unknown> } } };
-    broken.spec.template.spec.nodeSelectors = { a: "b" };
-    const r = validateStrict([broken]);
-    expect(r.ok).toBe(false);
-    expect(r.output).toMatch(/Deployment "infera-engine-dep-7f3a9c".*unknown field "spec.template.spec.nodeSelectors"/);
-  });
-
   it("builds TGI with its own image and flags", () => {
     const tgi = buildEngineDeployment({ ...llama, engine: "tgi", numGpus: 2 }, 1, template, { namespace: NS, gpuTypes });
     const c = container(tgi, "engine");
@@ -321,7 +286,6 @@ describe("buildEngineDeployment", () => {
       "8192",
     ]);
     expect(c.resources?.limits?.["nvidia.com/gpu"]).toBe("2");
-    expect(validateStrict([tgi]).ok).toBe(true);
   });
 
   it("uses a deployment's containerImage over the engine default", () => {
@@ -345,7 +309,6 @@ describe("buildEngineDeployment", () => {
     expect(engineDeploymentName("Dep_ABC/123")).toBe(name);
     expect(engineDeploymentName("x".repeat(100)).length).toBeLessThanOrEqual(46);
     const d = buildEngineDeployment({ ...llama, deploymentId: "Dep_ABC/123" }, 1, template, { namespace: NS, gpuTypes });
-    expect(validateStrict([d]).ok).toBe(true);
     expect(d.metadata?.annotations?.["infera.dev/deployment-id"]).toBe("Dep_ABC/123");
   });
 
@@ -460,339 +423,60 @@ describe("observePod", () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------
-// The driver against a fake API server.
+describe("what the driver makes is owned by the template's owner ConfigMap", () => {
+  const owner = { apiVersion: "v1", kind: "ConfigMap", name: "infera-engine-owner", uid: "0b1c" };
+  const withPdb = parseEnginePodTemplate(`${TEMPLATE_YAML}\npodDisruptionBudget: { maxUnavailable: 1 }\nownerConfigMap: infera-engine-owner\n`, "t");
 
-interface Recorded {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  headers: IncomingMessage["headers"];
-  body: unknown;
-}
+  it("the Deployment, its PodDisruptionBudget and the token Secret carry the ownerReference", () => {
+    const dep = buildEngineDeployment(llama, 1, withPdb, { namespace: NS, gpuTypes, owner });
+    expect(dep.metadata?.ownerReferences).toEqual([owner]);
+    expect(buildHfTokenSecret(llama.deploymentId, "hf_x", withPdb, NS, owner).metadata?.ownerReferences).toEqual([owner]);
+    const pdb = buildEnginePdb(llama.deploymentId, withPdb, NS, owner);
+    expect(pdb?.metadata?.ownerReferences).toEqual([owner]);
+    // Same name and the same pod selector as the Deployment.
+    expect(pdb?.metadata?.name).toBe(dep.metadata?.name);
+    expect(pdb?.spec?.selector?.matchLabels).toEqual(dep.spec?.selector.matchLabels);
+    expect(pdb?.spec?.maxUnavailable).toBe(1);
+  });
 
-class FakeApiServer {
-  readonly requests: Recorded[] = [];
-  readonly deployments = new Map<string, V1Deployment>();
-  readonly secrets = new Map<string, V1Secret>();
-  pods: V1Pod[] = [];
-  /** Status codes to answer the next matching "METHOD kind" requests with, once each. */
-  failNext = new Map<string, { code: number; reason: string; message: string }>();
-  private version = 1;
-  private server: Server | undefined;
-  url = "";
+  it("no PodDisruptionBudget when the template asks for none", () => {
+    expect(buildEnginePdb(llama.deploymentId, template, NS)).toBeUndefined();
+  });
+});
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server?.listen(0, "127.0.0.1", resolve));
-    const addr = this.server.address();
-    if (addr === null || typeof addr === "string") throw new Error("no address");
-    this.url = `http://127.0.0.1:${addr.port}`;
-  }
+describe("gpuCapacityOf: which nodes hold a GPU type", () => {
+  const node = (
+    name: string,
+    labels: Record<string, string>,
+    gpus: string,
+    extra: { taints?: V1Node["spec"] extends infer S ? (S extends { taints?: infer T } ? T : never) : never; unschedulable?: boolean } = {},
+  ): V1Node => ({
+    metadata: { name, labels },
+    spec: { taints: extra.taints, unschedulable: extra.unschedulable },
+    status: { allocatable: { cpu: "96", "nvidia.com/gpu": gpus } },
+  });
+  const h100 = { "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3" };
+  const gpuTaint = { key: "nvidia.com/gpu", effect: "NoSchedule" };
 
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
-  }
-
-  reset(): void {
-    this.requests.length = 0;
-    this.deployments.clear();
-    this.secrets.clear();
-    this.pods = [];
-    this.failNext.clear();
-  }
-
-  private send(res: ServerResponse, code: number, body: unknown): void {
-    res.writeHead(code, { "content-type": "application/json" });
-    res.end(JSON.stringify(body));
-  }
-
-  private status(res: ServerResponse, code: number, reason: string, message: string): void {
-    this.send(res, code, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code });
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString("utf8");
-    const url = new URL(req.url ?? "/", "http://x");
-    const body: unknown = text ? JSON.parse(text) : undefined;
-    const method = req.method ?? "GET";
-    this.requests.push({ method, path: url.pathname, query: url.searchParams, headers: req.headers, body });
-
-    const depMatch = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/deployments(?:\/([^/]+))?$/.exec(url.pathname);
-    const podMatch = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(url.pathname);
-    const secretMatch = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/.exec(url.pathname);
-    const kind = depMatch ? "deployments" : podMatch ? "pods" : secretMatch ? "secrets" : "other";
-    const injected = this.failNext.get(`${method} ${kind}`);
-    if (injected) {
-      this.failNext.delete(`${method} ${kind}`);
-      return this.status(res, injected.code, injected.reason, injected.message);
-    }
-    if (depMatch) {
-      const name = depMatch[2];
-      const existing = name ? this.deployments.get(name) : undefined;
-      if (method === "GET" && name) {
-        return existing ? this.send(res, 200, existing) : this.status(res, 404, "NotFound", `deployments.apps "${name}" not found`);
-      }
-      if (method === "POST" && !name) {
-        const dep = body as V1Deployment;
-        const n = dep.metadata?.name ?? "";
-        if (this.deployments.has(n)) return this.status(res, 409, "AlreadyExists", `deployments.apps "${n}" already exists`);
-        const stored = { ...dep, metadata: { ...dep.metadata, resourceVersion: String(this.version++), uid: `uid-${n}` } };
-        this.deployments.set(n, stored);
-        return this.send(res, 201, stored);
-      }
-      if (method === "PUT" && name) {
-        if (!existing) return this.status(res, 404, "NotFound", `deployments.apps "${name}" not found`);
-        const dep = body as V1Deployment;
-        if (dep.metadata?.resourceVersion !== existing.metadata?.resourceVersion) {
-          return this.status(res, 409, "Conflict", "the object has been modified; please apply your changes to the latest version");
-        }
-        const stored = { ...dep, metadata: { ...dep.metadata, resourceVersion: String(this.version++) } };
-        this.deployments.set(name, stored);
-        return this.send(res, 200, stored);
-      }
-      if (method === "DELETE" && name) {
-        if (!existing) return this.status(res, 404, "NotFound", `deployments.apps "${name}" not found`);
-        this.deployments.delete(name);
-        return this.send(res, 200, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" });
-      }
-    }
-    if (secretMatch) {
-      const name = secretMatch[2];
-      const existing = name ? this.secrets.get(name) : undefined;
-      if (method === "GET" && name) {
-        return existing ? this.send(res, 200, existing) : this.status(res, 404, "NotFound", `secrets "${name}" not found`);
-      }
-      if (method === "POST" && !name) {
-        const sec = body as V1Secret;
-        const n = sec.metadata?.name ?? "";
-        if (this.secrets.has(n)) return this.status(res, 409, "AlreadyExists", `secrets "${n}" already exists`);
-        const stored = { ...sec, metadata: { ...sec.metadata, resourceVersion: String(this.version++) } };
-        this.secrets.set(n, stored);
-        return this.send(res, 201, stored);
-      }
-      if (method === "PUT" && name) {
-        if (!existing) return this.status(res, 404, "NotFound", `secrets "${name}" not found`);
-        const sec = body as V1Secret;
-        if (sec.metadata?.resourceVersion !== existing.metadata?.resourceVersion) {
-          return this.status(res, 409, "Conflict", "the object has been modified; please apply your changes to the latest version");
-        }
-        const stored = { ...sec, metadata: { ...sec.metadata, resourceVersion: String(this.version++) } };
-        this.secrets.set(name, stored);
-        return this.send(res, 200, stored);
-      }
-      if (method === "DELETE" && name) {
-        if (!existing) return this.status(res, 404, "NotFound", `secrets "${name}" not found`);
-        this.secrets.delete(name);
-        return this.send(res, 200, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" });
-      }
-    }
-    if (podMatch && method === "GET") {
-      const selector = url.searchParams.get("labelSelector") ?? "";
-      const wanted = selector
-        .split(",")
-        .filter(Boolean)
-        .map((kv) => kv.split("=") as [string, string]);
-      const items = this.pods.filter((p) => wanted.every(([k, v]) => p.metadata?.labels?.[k] === v));
-      return this.send(res, 200, { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "9" }, items });
-    }
-    return this.status(res, 404, "NotFound", `no route for ${method} ${url.pathname}`);
-  }
-}
-
-describe("KubernetesRuntimeDriver against a fake API server", () => {
-  const api = new FakeApiServer();
-  let dir = "";
-  let driver: KubernetesRuntimeDriver;
-
-  beforeAll(async () => {
-    await api.start();
-    dir = mkdtempSync(join(tmpdir(), "infera-k8s-"));
-    const kubeconfigPath = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfigPath,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        // client-node refuses plain http unless TLS verification is "skipped".
-        clusters: [{ name: "fake", cluster: { server: api.url, "insecure-skip-tls-verify": true } }],
-        users: [{ name: "scheduler", user: { token: "test-token" } }],
-        contexts: [{ name: "fake", context: { cluster: "fake", user: "scheduler", namespace: NS } }],
-        "current-context": "fake",
-      }),
+  it("counts nodes matching the nodeSelector whose taints the type tolerates, and the most GPUs on one", () => {
+    const cap = gpuCapacityOf(
+      [
+        node("h100-0", h100, "8", { taints: [gpuTaint] }),
+        node("h100-1", h100, "4", { taints: [gpuTaint] }),
+        node("h100-cordoned", h100, "8", { unschedulable: true }),
+        node("h100-reserved", h100, "8", { taints: [gpuTaint, { key: "reserved", value: "team-a", effect: "NoSchedule" }] }),
+        node("cpu-0", {}, "0"),
+        node("a100-0", { "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB" }, "8"),
+      ],
+      gpuTypes,
+      template,
+      1000,
     );
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(kubeconfigPath);
-    driver = new KubernetesRuntimeDriver({ namespace: NS, template, gpuTypes, kubeConfig });
+    expect(cap.get("H100-80GB")).toEqual({ nodes: 2, maxPerNode: 8, allocatable: 12, at: 1000 });
+    expect(cap.get("A100-80GB")).toEqual({ nodes: 1, maxPerNode: 8, allocatable: 8, at: 1000 });
   });
 
-  afterAll(async () => {
-    await api.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  beforeEach(() => api.reset());
-
-  const depPath = `/apis/apps/v1/namespaces/${NS}/deployments`;
-  const secretPath = `/api/v1/namespaces/${NS}/secrets`;
-  const TOKEN = "hf_wireSecretToken42";
-  const withToken: ReplicaSpec = { ...llama, hfToken: TOKEN };
-  const decoded = (s: V1Secret | undefined) => Buffer.from(s?.data?.token ?? "", "base64").toString("utf8");
-
-  it("apply with a token writes the Secret before the Deployment, which only references it", async () => {
-    await driver.apply(withToken, 1);
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
-      `GET ${secretPath}/infera-hf-dep-7f3a9c`,
-      `POST ${secretPath}`,
-      `GET ${depPath}/infera-engine-dep-7f3a9c`,
-      `POST ${depPath}`,
-    ]);
-    const secret = api.requests[1]?.body as V1Secret;
-    expect(secret.type).toBe("Opaque");
-    expect(secret.metadata?.name).toBe("infera-hf-dep-7f3a9c");
-    expect(secret.metadata?.labels).toMatchObject({ "app.kubernetes.io/managed-by": "infera", "infera.dev/deployment-id": "dep-7f3a9c" });
-    expect(decoded(secret)).toBe(TOKEN);
-    expect(validateStrict([secret]).ok).toBe(true);
-    const dep = api.requests[3]?.body as V1Deployment;
-    expect(env(container(dep, "engine"), "HF_TOKEN")?.valueFrom?.secretKeyRef).toEqual({ name: "infera-hf-dep-7f3a9c", key: "token" });
-    for (const r of [api.requests[2], api.requests[3]]) {
-      const wire = JSON.stringify(r?.body ?? "");
-      expect(wire).not.toContain(TOKEN);
-      expect(wire).not.toContain(Buffer.from(TOKEN).toString("base64"));
-    }
-  });
-
-  it("apply again replaces the Secret (live resourceVersion), then the Deployment", async () => {
-    await driver.apply(withToken, 1);
-    api.requests.length = 0;
-    const live = api.secrets.get("infera-hf-dep-7f3a9c")?.metadata?.resourceVersion;
-    await driver.apply({ ...withToken, hfToken: "hf_rotated" }, 2);
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
-      `GET ${secretPath}/infera-hf-dep-7f3a9c`,
-      `PUT ${secretPath}/infera-hf-dep-7f3a9c`,
-      `GET ${depPath}/infera-engine-dep-7f3a9c`,
-      `PUT ${depPath}/infera-engine-dep-7f3a9c`,
-    ]);
-    expect((api.requests[1]!.body as V1Secret).metadata?.resourceVersion).toBe(live);
-    expect(decoded(api.secrets.get("infera-hf-dep-7f3a9c"))).toBe("hf_rotated");
-    expect(api.deployments.get("infera-engine-dep-7f3a9c")?.spec?.replicas).toBe(2);
-    expect(JSON.stringify([...api.deployments.values()])).not.toContain("hf_rotated");
-  });
-
-  it("remove deletes the token Secret with the Deployment", async () => {
-    await driver.apply(withToken, 1);
-    expect(api.secrets.size).toBe(1);
-    api.requests.length = 0;
-    await driver.remove("dep-7f3a9c");
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
-      `DELETE ${depPath}/infera-engine-dep-7f3a9c`,
-      `DELETE ${secretPath}/infera-hf-dep-7f3a9c`,
-    ]);
-    expect(api.secrets.size).toBe(0);
-    expect(api.deployments.size).toBe(0);
-  });
-
-  it("apply refuses to overwrite a Secret of that name it did not write, and writes no Deployment", async () => {
-    api.secrets.set("infera-hf-dep-7f3a9c", {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: "infera-hf-dep-7f3a9c", resourceVersion: "1" },
-      data: { token: Buffer.from("operator's").toString("base64") },
-    });
-    const err: unknown = await driver.apply(withToken, 1).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PlatformError);
-    expect((err as PlatformError).message).toMatch(/Secret infera-hf-dep-7f3a9c exists and is not the platform's/);
-    expect((err as PlatformError).message).not.toContain(TOKEN);
-    expect(api.requests.map((r) => r.method)).toEqual(["GET"]);
-    expect(decoded(api.secrets.get("infera-hf-dep-7f3a9c"))).toBe("operator's");
-  });
-
-  it("apply on a fresh cluster: GET 404, then POST the built Deployment", async () => {
-    await driver.apply(llama, 1);
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${depPath}/infera-engine-dep-7f3a9c`, `POST ${depPath}`]);
-    const post = api.requests[1];
-    expect(post?.headers.authorization).toBe("Bearer test-token");
-    // What went over the wire is exactly the built manifest (nothing dropped by the client's serializer).
-    const expected: unknown = JSON.parse(JSON.stringify(buildEngineDeployment(llama, 1, template, { namespace: NS, gpuTypes })));
-    expect(post?.body).toEqual(expected);
-    const r = validateStrict([post?.body]);
-    expect(r.ok, r.output).toBe(true);
-  });
-
-  it("apply again scales with a PUT carrying the live resourceVersion", async () => {
-    await driver.apply(llama, 1);
-    api.requests.length = 0;
-    const live = api.deployments.get("infera-engine-dep-7f3a9c")?.metadata?.resourceVersion;
-    expect(live).toBeDefined();
-    await driver.apply(llama, 3);
-    expect(api.requests.map((r) => r.method)).toEqual(["GET", "PUT"]);
-    const put = api.requests[1]?.body as V1Deployment;
-    expect(put.spec?.replicas).toBe(3);
-    expect(put.metadata?.resourceVersion).toBe(live);
-    expect(api.deployments.get("infera-engine-dep-7f3a9c")?.spec?.replicas).toBe(3);
-  });
-
-  it("apply retries once on a write conflict", async () => {
-    await driver.apply(llama, 1);
-    api.requests.length = 0;
-    api.failNext.set("PUT deployments", { code: 409, reason: "Conflict", message: "the object has been modified" });
-    await driver.apply(llama, 2);
-    expect(api.requests.map((r) => r.method)).toEqual(["GET", "PUT", "GET", "PUT"]);
-    expect(api.deployments.get("infera-engine-dep-7f3a9c")?.spec?.replicas).toBe(2);
-  });
-
-  it("apply surfaces a forbidden create as a non-retryable PlatformError with the API's message", async () => {
-    api.failNext.set("POST deployments", {
-      code: 403,
-      reason: "Forbidden",
-      message: 'deployments.apps is forbidden: User "system:serviceaccount:infera:x" cannot create resource',
-    });
-    const err: unknown = await driver.apply(llama, 1).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PlatformError);
-    expect((err as PlatformError).retryable).toBe(false);
-    expect((err as PlatformError).message).toMatch(/HTTP 403: deployments.apps is forbidden/);
-  });
-
-  it("observe lists the deployment's pods by label and maps their states", async () => {
-    const labels = { "app.kubernetes.io/managed-by": "infera", "infera.dev/deployment-id": "dep-7f3a9c" };
-    const mine = ["running", "pull", "crash", "unschedulable"].map((k) => {
-      const p = structuredClone(POD_FIXTURES[k]) as V1Pod;
-      p.metadata = { ...p.metadata, labels };
-      return p;
-    });
-    const other = structuredClone(POD_FIXTURES.running) as V1Pod;
-    other.metadata = { name: "someone-else", labels: { ...labels, "infera.dev/deployment-id": "dep-other" } };
-    api.pods = [...mine, other];
-
-    const obs = await driver.observe("dep-7f3a9c");
-    const req = api.requests[0];
-    expect(`${req?.method} ${req?.path}`).toBe(`GET /api/v1/namespaces/${NS}/pods`);
-    expect(req?.query.get("labelSelector")).toBe("app.kubernetes.io/managed-by=infera,infera.dev/deployment-id=dep-7f3a9c");
-    expect(obs).toEqual([
-      { replicaId: "p-crash", phase: "failed", restarts: 5, reason: "engine: CrashLoopBackOff after 5 restarts (last exit code 1, Error)" },
-      { replicaId: "p-pull", phase: "failed", restarts: 0, reason: 'engine: ImagePullBackOff: Back-off pulling image "vllm/vllm-openai:nope"' },
-      { replicaId: "p-running", phase: "running", restarts: 1 },
-      { replicaId: "p-unsched", phase: "pending", restarts: 0, reason: "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu." },
-    ]);
-  });
-
-  it("remove deletes the Deployment in the background, then the token Secret, and is idempotent", async () => {
-    await driver.apply(llama, 1);
-    api.requests.length = 0;
-    await driver.remove("dep-7f3a9c");
-    await driver.remove("dep-7f3a9c");
-    // No Secret was written (llama has no token): its 404 is fine, as is the second Deployment 404.
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
-      `DELETE ${depPath}/infera-engine-dep-7f3a9c`,
-      `DELETE ${secretPath}/infera-hf-dep-7f3a9c`,
-      `DELETE ${depPath}/infera-engine-dep-7f3a9c`,
-      `DELETE ${secretPath}/infera-hf-dep-7f3a9c`,
-    ]);
-    const del = api.requests[0];
-    const policy = del?.query.get("propagationPolicy") ?? (del?.body as { propagationPolicy?: string } | undefined)?.propagationPolicy;
-    expect(policy).toBe("Background");
-    expect(api.deployments.size).toBe(0);
+  it("a type no node matches has none", () => {
+    expect(gpuCapacityOf([node("cpu-0", {}, "0")], gpuTypes, template, 0).get("H100-80GB")).toEqual({ nodes: 0, maxPerNode: 0, allocatable: 0, at: 0 });
   });
 });

@@ -1,19 +1,38 @@
 /**
  * The kubernetes runtime driver: one apps/v1 Deployment `infera-engine-<deploymentId>` per
  * platform deployment in K8S_NAMESPACE (engine container + worker-agent sidecar), made
- * from the chart's engine pod template. Needs exactly the RBAC of the chart's scheduler
- * Role: apps/deployments get/create/update/delete (list/watch/patch granted for tooling),
- * pods list, secrets get/create/update/delete (the `infera-hf-<id>` token Secrets only; no
- * list/watch). A deployment's Hugging Face token arrives in `ReplicaSpec.hfToken` (opened by
- * the reconciler) and goes into its own Secret before the engine Deployment is written; the
+ * from the chart's engine pod template, with a PodDisruptionBudget of the same name. Needs
+ * exactly the RBAC of the chart's scheduler Role: apps/deployments and
+ * policy/poddisruptionbudgets get/create/update/delete, pods list, secrets
+ * get/create/update/delete (the `infera-hf-<id>` token Secrets only; no list/watch), get on
+ * the owner ConfigMap; and, in gpu mode, nodes list (ClusterRole: GPU capacity). Everything it
+ * makes is owned by the template's ownerConfigMap, so deleting that (helm uninstall) removes
+ * it all. A deployment's Hugging Face token arrives in `ReplicaSpec.hfToken` (opened by the
+ * reconciler) and goes into its own Secret before the engine Deployment is written; the
  * Deployment only references it (secretKeyRef), and `remove` deletes both.
  */
-import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1ContainerStatus, type V1Deployment, type V1Pod, type V1Secret } from "@kubernetes/client-node";
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PolicyV1Api,
+  type V1ConfigMap,
+  type V1ContainerStatus,
+  type V1Deployment,
+  type V1Node,
+  type V1ObjectMeta,
+  type V1OwnerReference,
+  type V1Pod,
+  type V1Taint,
+} from "@kubernetes/client-node";
 import { ConfigError, PlatformError, type Logger } from "@infera/core";
+import type { GpuCapacity } from "@infera/contracts";
 import type { SchedulerConfig } from "../config.ts";
 import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
 import {
   buildEngineDeployment,
+  buildEnginePdb,
   buildHfTokenSecret,
   DEPLOYMENT_ID_ANNOTATION,
   engineDeploymentName,
@@ -24,7 +43,14 @@ import {
 } from "./kubernetes-manifest.ts";
 import { loadEnginePodTemplate, loadGpuTypes, type EnginePodTemplate, type GpuType } from "./kubernetes-template.ts";
 
-export { buildEngineDeployment, buildHfTokenSecret, engineDeploymentName, engineLabelSelector, hfTokenSecretName } from "./kubernetes-manifest.ts";
+export {
+  buildEngineDeployment,
+  buildEnginePdb,
+  buildHfTokenSecret,
+  engineDeploymentName,
+  engineLabelSelector,
+  hfTokenSecretName,
+} from "./kubernetes-manifest.ts";
 export type { EngineDeploymentOptions } from "./kubernetes-manifest.ts";
 export {
   loadEnginePodTemplate,
@@ -122,18 +148,63 @@ export function observePod(pod: V1Pod): ReplicaObservation {
   return { replicaId, phase: ready ? "running" : "starting", restarts };
 }
 
+/** Whether `toleration` lets a pod onto a node with `taint` (the Kubernetes rule). */
+export function tolerates(toleration: Record<string, unknown>, taint: V1Taint): boolean {
+  const effect = toleration.effect as string | undefined;
+  if (effect && effect !== taint.effect) return false;
+  const key = toleration.key as string | undefined;
+  const operator = (toleration.operator as string | undefined) ?? "Equal";
+  if (!key) return operator === "Exists";
+  if (key !== taint.key) return false;
+  return operator === "Exists" || (toleration.value ?? "") === (taint.value ?? "");
+}
+
+/**
+ * Per GPU type, what the nodes hold: those matching its nodeSelector whose NoSchedule and
+ * NoExecute taints the type's and the template's tolerations allow, not cordoned.
+ */
+export function gpuCapacityOf(nodes: readonly V1Node[], gpuTypes: readonly GpuType[], template: EnginePodTemplate, now: number): Map<string, GpuCapacity> {
+  const out = new Map<string, GpuCapacity>();
+  const base = (template.template.spec?.tolerations ?? []) as unknown as Record<string, unknown>[];
+  for (const type of gpuTypes) {
+    const tolerations = [...base, ...(type.tolerations ?? [])];
+    const cap: GpuCapacity = { nodes: 0, maxPerNode: 0, allocatable: 0, at: now };
+    for (const node of nodes) {
+      if (node.spec?.unschedulable) continue;
+      const labels = node.metadata?.labels ?? {};
+      if (!Object.entries(type.nodeSelector ?? {}).every(([k, v]) => labels[k] === v)) continue;
+      const blocking = (node.spec?.taints ?? []).filter((t) => t.effect === "NoSchedule" || t.effect === "NoExecute");
+      if (!blocking.every((t) => tolerations.some((tol) => tolerates(tol, t)))) continue;
+      const gpus = Number.parseInt(node.status?.allocatable?.[template.gpuResourceName] ?? "0", 10) || 0;
+      if (gpus <= 0) continue;
+      cap.nodes++;
+      cap.allocatable += gpus;
+      cap.maxPerNode = Math.max(cap.maxPerNode, gpus);
+    }
+    out.set(type.name, cap);
+  }
+  return out;
+}
+
+interface Named {
+  metadata?: V1ObjectMeta;
+}
+
 export class KubernetesRuntimeDriver implements RuntimeDriver {
   readonly name = "kubernetes" as const;
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
+  private readonly policy: PolicyV1Api;
   private readonly namespace: string;
   private readonly template: EnginePodTemplate;
   private readonly gpuTypes: readonly GpuType[];
+  private owner: V1OwnerReference | undefined;
 
   constructor(options: KubernetesDriverOptions) {
     const kc = options.kubeConfig ?? defaultKubeConfig();
     this.apps = kc.makeApiClient(AppsV1Api);
     this.core = kc.makeApiClient(CoreV1Api);
+    this.policy = kc.makeApiClient(PolicyV1Api);
     this.namespace = options.namespace;
     this.template = options.template;
     this.gpuTypes = options.gpuTypes;
@@ -151,43 +222,39 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
   }
 
   async apply(spec: ReplicaSpec, replicas: number): Promise<void> {
+    const owner = await this.ownerReference();
     const desired = buildEngineDeployment(spec, replicas, this.template, {
       namespace: this.namespace,
       gpuTypes: this.gpuTypes,
+      owner,
     });
     // The token Secret first: the Deployment's pods reference it and would not start without it.
     // Sim-mode engines take no token, so none is written for them.
-    if (spec.hfToken !== undefined && this.template.mode === "gpu") await this.writeHfTokenSecret(spec.deploymentId, spec.hfToken);
-    const name = engineDeploymentName(spec.deploymentId);
-    // get → create on 404, else replace with the live resourceVersion; one retry on a
-    // conflict (someone else wrote in between).
-    for (let attempt = 0; ; attempt++) {
-      let current: V1Deployment | undefined;
-      try {
-        current = await this.apps.readNamespacedDeployment({ name, namespace: this.namespace });
-      } catch (err) {
-        if (httpStatus(err) !== 404) throw this.error(`reading Deployment ${name}`, err);
-      }
-      try {
-        if (!current) {
-          await this.apps.createNamespacedDeployment({ namespace: this.namespace, body: desired });
-        } else {
-          const owner = current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
-          if (owner !== undefined && owner !== spec.deploymentId) {
-            throw new PlatformError("conflict", `Deployment ${name} belongs to deployment ${owner}, not ${spec.deploymentId}`);
-          }
-          const body: V1Deployment = {
-            ...desired,
-            metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion },
-          };
-          await this.apps.replaceNamespacedDeployment({ name, namespace: this.namespace, body });
-        }
-        return;
-      } catch (err) {
-        const status = httpStatus(err);
-        if ((status === 409 || status === 404) && attempt === 0) continue;
-        throw this.error(`writing Deployment ${name}`, err);
-      }
+    if (spec.hfToken !== undefined && this.template.mode === "gpu") {
+      const secret = buildHfTokenSecret(spec.deploymentId, spec.hfToken, this.template, this.namespace, owner);
+      await this.write("Secret", secret, {
+        read: (name) => this.core.readNamespacedSecret({ name, namespace: this.namespace }),
+        create: (body) => this.core.createNamespacedSecret({ namespace: this.namespace, body }),
+        replace: (name, body) => this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body }),
+        // Never overwrite a Secret this platform did not write for this deployment.
+        mine: (current) =>
+          current.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] === spec.deploymentId,
+      });
+    }
+    await this.write("Deployment", desired, {
+      read: (name) => this.apps.readNamespacedDeployment({ name, namespace: this.namespace }),
+      create: (body) => this.apps.createNamespacedDeployment({ namespace: this.namespace, body }),
+      replace: (name, body) => this.apps.replaceNamespacedDeployment({ name, namespace: this.namespace, body }),
+      mine: (current) => (current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? spec.deploymentId) === spec.deploymentId,
+    });
+    const pdb = buildEnginePdb(spec.deploymentId, this.template, this.namespace, owner);
+    if (pdb) {
+      await this.write("PodDisruptionBudget", pdb, {
+        read: (name) => this.policy.readNamespacedPodDisruptionBudget({ name, namespace: this.namespace }),
+        create: (body) => this.policy.createNamespacedPodDisruptionBudget({ namespace: this.namespace, body }),
+        replace: (name, body) => this.policy.replaceNamespacedPodDisruptionBudget({ name, namespace: this.namespace, body }),
+        mine: (current) => (current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? spec.deploymentId) === spec.deploymentId,
+      });
     }
   }
 
@@ -202,64 +269,131 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
     } catch (err) {
       throw this.error(`listing pods of deployment ${deploymentId}`, err);
     }
-    return pods
+    const observed = pods
       .map(observePod)
       .filter((o) => o.replicaId !== "")
       .sort((a, b) => a.replicaId.localeCompare(b.replicaId));
+    if (observed.length > 0) return observed;
+    // No pod at all: the API server may be refusing to create them (admission: a missing
+    // RuntimeClass or PriorityClass, a quota, PodSecurity). The Deployment says so.
+    const refused = await this.podsRefused(deploymentId);
+    return refused ? [{ replicaId: engineDeploymentName(deploymentId), phase: "pending", reason: refused, restarts: 0 }] : [];
+  }
+
+  /** The Deployment's ReplicaFailure condition (its ReplicaSet cannot create pods), if any. */
+  private async podsRefused(deploymentId: string): Promise<string | undefined> {
+    const name = engineDeploymentName(deploymentId);
+    let dep: V1Deployment;
+    try {
+      dep = await this.apps.readNamespacedDeployment({ name, namespace: this.namespace });
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw this.error(`reading Deployment ${name}`, err);
+    }
+    const failure = dep.status?.conditions?.find((c) => c.type === "ReplicaFailure" && c.status === "True");
+    return failure ? `${failure.reason ?? "FailedCreate"}: ${failure.message ?? "pods cannot be created"}` : undefined;
   }
 
   async remove(deploymentId: string): Promise<void> {
     const name = engineDeploymentName(deploymentId);
-    try {
-      // Background: the Deployment goes now; its pods drain (preStop + grace) on their own.
-      await this.apps.deleteNamespacedDeployment({ name, namespace: this.namespace, propagationPolicy: "Background" });
-    } catch (err) {
-      if (httpStatus(err) !== 404) throw this.error(`deleting Deployment ${name}`, err);
+    // Background: the Deployment goes now; its pods drain (preStop + grace) on their own.
+    await this.deleteIgnoringMissing(`Deployment ${name}`, () =>
+      this.apps.deleteNamespacedDeployment({ name, namespace: this.namespace, propagationPolicy: "Background" }),
+    );
+    if (this.template.podDisruptionBudget) {
+      await this.deleteIgnoringMissing(`PodDisruptionBudget ${name}`, () =>
+        this.policy.deleteNamespacedPodDisruptionBudget({ name, namespace: this.namespace }),
+      );
     }
-    // Then the token Secret (running pods already hold the value in their env). Not owned by
-    // the Deployment (written before it exists), so deleted here; most deployments have none.
+    // Then the token Secret (running pods already hold the value in their env); most
+    // deployments have none.
     const secret = hfTokenSecretName(deploymentId);
-    try {
-      await this.core.deleteNamespacedSecret({ name: secret, namespace: this.namespace });
-    } catch (err) {
-      if (httpStatus(err) !== 404) throw this.error(`deleting Secret ${secret}`, err);
-    }
+    await this.deleteIgnoringMissing(`Secret ${secret}`, () => this.core.deleteNamespacedSecret({ name: secret, namespace: this.namespace }));
   }
 
-  /** Create or replace `infera-hf-<id>` (get → create on 404, else replace; one retry on a conflict). */
-  private async writeHfTokenSecret(deploymentId: string, token: string): Promise<void> {
-    const desired = buildHfTokenSecret(deploymentId, token, this.template, this.namespace);
-    const name = hfTokenSecretName(deploymentId);
+  /** Per GPU type, what the cluster's nodes hold (gpu mode; sim mode asks for no GPUs). */
+  async capacity(): Promise<Map<string, GpuCapacity> | undefined> {
+    if (this.template.mode !== "gpu") return undefined;
+    let nodes: V1Node[];
+    try {
+      nodes = (await this.core.listNode({})).items;
+    } catch (err) {
+      throw this.error("listing nodes", err);
+    }
+    return gpuCapacityOf(nodes, this.gpuTypes, this.template, Date.now());
+  }
+
+  async stop(): Promise<void> {
+    // Nothing to release: the driver holds no watches and engine pods outlive the scheduler.
+  }
+
+  /** The template's owner ConfigMap as an ownerReference (read once; undefined without one). */
+  private async ownerReference(): Promise<V1OwnerReference | undefined> {
+    const name = this.template.ownerConfigMap;
+    if (!name) return undefined;
+    if (this.owner) return this.owner;
+    let cm: V1ConfigMap;
+    try {
+      cm = await this.core.readNamespacedConfigMap({ name, namespace: this.namespace });
+    } catch (err) {
+      throw this.error(`reading ConfigMap ${name} (the owner of engine Deployments)`, err);
+    }
+    const uid = cm.metadata?.uid;
+    if (!uid) throw new PlatformError("internal", `ConfigMap ${name} has no uid`);
+    this.owner = { apiVersion: "v1", kind: "ConfigMap", name, uid };
+    return this.owner;
+  }
+
+  /**
+   * get → create on 404, else replace with the live resourceVersion (refusing an object of
+   * that name the platform did not write for this deployment); one retry on a conflict.
+   */
+  private async write<T extends Named>(
+    kind: string,
+    desired: T,
+    ops: {
+      read: (name: string) => Promise<T>;
+      create: (body: T) => Promise<unknown>;
+      replace: (name: string, body: T) => Promise<unknown>;
+      mine: (current: T) => boolean;
+    },
+  ): Promise<void> {
+    const name = desired.metadata?.name ?? "";
     for (let attempt = 0; ; attempt++) {
-      let current: V1Secret | undefined;
+      let current: T | undefined;
       try {
-        current = await this.core.readNamespacedSecret({ name, namespace: this.namespace });
+        current = await ops.read(name);
       } catch (err) {
-        if (httpStatus(err) !== 404) throw this.error(`reading Secret ${name}`, err);
+        if (httpStatus(err) !== 404) throw this.error(`reading ${kind} ${name}`, err);
       }
       try {
         if (!current) {
-          await this.core.createNamespacedSecret({ namespace: this.namespace, body: desired });
+          await ops.create(desired);
         } else {
-          // Never overwrite a Secret this platform did not write for this deployment.
-          const owner = current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
-          if (current.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || owner !== deploymentId) {
-            throw new PlatformError("conflict", `Secret ${name} exists and is not the platform's token Secret of deployment ${deploymentId}`);
+          if (!ops.mine(current)) {
+            const owner = current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
+            throw new PlatformError(
+              "conflict",
+              `${kind} ${name} exists and is not the platform's ${kind} of deployment ${desired.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? "?"}${owner ? ` (it belongs to ${owner})` : ""}`,
+            );
           }
-          const body: V1Secret = { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } };
-          await this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body });
+          await ops.replace(name, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } });
         }
         return;
       } catch (err) {
         const status = httpStatus(err);
         if ((status === 409 || status === 404) && attempt === 0) continue;
-        throw this.error(`writing Secret ${name}`, err);
+        throw this.error(`writing ${kind} ${name}`, err);
       }
     }
   }
 
-  async stop(): Promise<void> {
-    // Nothing to release: the driver holds no watches and engine pods outlive the scheduler.
+  private async deleteIgnoringMissing(what: string, del: () => Promise<unknown>): Promise<void> {
+    try {
+      await del();
+    } catch (err) {
+      if (httpStatus(err) !== 404) throw this.error(`deleting ${what}`, err);
+    }
   }
 
   private error(what: string, err: unknown): PlatformError {
