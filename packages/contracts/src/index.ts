@@ -4,3 +4,4 @@ export * from "./names.ts";
 export * from "./redis-keys.ts";
 export * from "./replica-report.ts";
 export * from "./gpu-types.ts";
+export * from "./runtime-view.ts";

@@ -25,6 +25,13 @@ export function redisKeys(prefix: string) {
     gpuCapacity: `${prefix}:gpu-capacity`,
     /** Leader lease for the reconciler. */
     leader: `${prefix}:reconciler-leader`,
+    /** JSON ObservedDeployment: the runtime's last view of a deployment's replicas (runtime-view.ts). */
+    runtimeObserved: (deploymentId: string) => `${prefix}:observed:${deploymentId}`,
+    /** Pub/sub: JSON LogRequest, answered by the reconciler leader. */
+    logRequests: `${prefix}:logs`,
+    /** Stream of one log request's LogEntry values, and the lease its gateway renews. */
+    logStream: (sid: string) => `${prefix}:logs:${sid}`,
+    logLease: (sid: string) => `${prefix}:logs:${sid}:lease`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

@@ -9,4 +9,5 @@ export * from "./lifecycle.ts";
 export * from "./secrets.ts";
 export * from "./catalog.ts";
 export * from "./usage.ts";
+export * from "./observability.ts";
 export { migrations } from "./migrations/index.ts";

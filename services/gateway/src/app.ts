@@ -23,6 +23,7 @@ import { registerAdminRoutes } from "./routes/admin.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { registerDeployRoutes } from "./routes/deploy.ts";
+import { registerDeployObservabilityRoutes } from "./routes/deploy-observability.ts";
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 
@@ -141,9 +142,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const e = (err as { validation?: SchemaError[] }).validation
-      ? validationError((err as { validation: SchemaError[] }).validation, req.body)
-      : toPlatformError(err);
+    const v = err as { validation?: SchemaError[]; validationContext?: string };
+    // The part that failed: a query string's or path's errors are about it, not the body.
+    const part = v.validationContext === "querystring" ? req.query : v.validationContext === "params" ? req.params : req.body;
+    const e = v.validation ? validationError(v.validation, part) : toPlatformError(err);
     if (e.code === "internal") logger.error({ err }, "unhandled error");
     metrics.errors.inc({ code: e.code });
     if (e.retryAfterS !== undefined) reply.header("retry-after", String(e.retryAfterS));
@@ -162,6 +164,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   });
 
   let draining = false;
+  /** Aborted when the drain starts: responses that would stay open (log follows) end. */
+  const closing = new AbortController();
   let catalogReadyAt = 0;
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
@@ -197,6 +201,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
     logger: logger.child({ component: "deploy-api" }),
   });
+  registerDeployObservabilityRoutes(app, {
+    db,
+    keys: keyCache,
+    redis,
+    redisKeys: keys,
+    logger: logger.child({ component: "deploy-api" }),
+    closing: closing.signal,
+  });
 
   // Keep track of open hijacked responses so a drain can wait for them.
   const open = new Set<FastifyRequest>();
@@ -227,6 +239,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     port,
     async stop() {
       draining = true;
+      closing.abort();
       const deadline = Date.now() + config.shutdownGraceMs;
       // Stop accepting new connections; finish the requests in flight.
       app.server.close();

@@ -12,6 +12,12 @@ export const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9.
 
 export const MAX_INSTANCES = 64;
 
+/** The engines a deployment may run (`engine`), the first the default; `GET /deploy/llm/engines` lists them. */
+export const ENGINES = [
+  { engine: "vllm", name: "vLLM", description: "vLLM's OpenAI-compatible server: continuous batching, prefix caching.", tasks: ["chat"] },
+  { engine: "tgi", name: "Text Generation Inference", description: "Hugging Face TGI (Messages API; completions through /generate).", tasks: ["chat"] },
+] as const;
+
 export const DeploySettings = Type.Object(
   {
     min_instances: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_INSTANCES })),
@@ -41,7 +47,7 @@ export const DeployLlmRequest = Type.Object(
     container_image: Nullable(Type.String({ minLength: 1, maxLength: 500 })),
     extra_args: Type.Optional(Type.Array(Type.String({ maxLength: 1000 }), { maxItems: 64 })),
     settings: Type.Optional(DeploySettings),
-    engine: Type.Optional(Type.Enum(["vllm", "tgi"])),
+    engine: Type.Optional(Type.Enum(ENGINES.map((e) => e.engine))),
   },
   { additionalProperties: false },
 );
@@ -71,3 +77,44 @@ export type DeploymentParams = Static<typeof DeploymentParams>;
 
 export const ListQuery = Type.Object({ status: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
 export type ListQuery = Static<typeof ListQuery>;
+
+/** `GET /deploy/{id}/events`: a page of the lifecycle history, OpenAI's list cursor style. */
+export const EventsQuery = Type.Object(
+  {
+    /** The last id of the previous page. */
+    after: Type.Optional(Type.String({ pattern: "^[0-9]{1,19}$" })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    order: Type.Optional(Type.Enum(["asc", "desc"], { default: "asc" })),
+  },
+  { additionalProperties: false },
+);
+export type EventsQuery = Static<typeof EventsQuery>;
+
+/** A time: unix seconds, or relative to now (`now`, `now-5h`; units s, m, h, d, w, M). */
+export const TIME_PATTERN = "^([0-9]{1,11}|now(-[0-9]{1,6}[smhdwM])?)$";
+
+/** `GET /deploy/{id}/stats`, the hosted provider's parameters. */
+export const StatsQuery = Type.Object(
+  {
+    from: Type.String({ pattern: TIME_PATTERN, description: "Start of the window: unix seconds or now-relative (`now-5h`)." }),
+    to: Type.Optional(Type.String({ pattern: TIME_PATTERN, default: "now", description: "End of the window, like `from`; default now." })),
+  },
+  { additionalProperties: false },
+);
+export type StatsQuery = Static<typeof StatsQuery>;
+
+/** `GET /deploy/{id}/logs`. */
+export const LogsQuery = Type.Object(
+  {
+    /** One replica (an id from `/replicas`); default every replica. */
+    replica: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    /** Lines from the end of each replica's engine and agent logs. */
+    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, default: 100 })),
+    /** Keep the response open and send new lines as they are written. */
+    follow: Type.Optional(Type.Boolean({ default: false })),
+    /** `ndjson`: one JSON object a line; `text`: `<replica> <source> <line>`. */
+    format: Type.Optional(Type.Enum(["ndjson", "text"], { default: "ndjson" })),
+  },
+  { additionalProperties: false },
+);
+export type LogsQuery = Static<typeof LogsQuery>;

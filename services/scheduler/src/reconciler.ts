@@ -7,7 +7,7 @@
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
 import { PlatformError, type Logger } from "@infera/core";
-import type { DeploymentStatusNote, RedisKeys } from "@infera/contracts";
+import type { DeploymentStatusNote, ObservedDeployment, RedisKeys } from "@infera/contracts";
 import { RedisLease } from "@infera/queue";
 import { decideReplicas, INITIAL_AUTOSCALER_STATE, type AutoscalerState } from "@infera/policy";
 import {
@@ -48,6 +48,8 @@ export interface ReconcilerOptions {
 
 /** How often the leader reads the cluster's GPU nodes for the deploy API. */
 const CAPACITY_EVERY_MS = 10_000;
+/** How long a failed deployment's last runtime view is kept. */
+const FAILED_VIEW_MS = 86_400_000;
 
 export function replicaSpecOf(d: DeploymentView): ReplicaSpec {
   const config = d.config;
@@ -175,6 +177,9 @@ export class Reconciler {
         await redis.hdel(keys.desiredReplicas, d.id);
         await redis.hdel(keys.deploymentStatus, d.id);
         this.notes.delete(d.id);
+        // A failed deployment's last view (with its replicas' reasons) stays readable for a day.
+        if (d.status === "failed") await redis.pexpire(keys.runtimeObserved(d.id), FAILED_VIEW_MS);
+        else await redis.del(keys.runtimeObserved(d.id));
         if (this.applied.has(d.id)) log.info({ status: d.status }, d.status === "stopped" ? "scaled to zero: stopped" : "replicas removed");
         this.applied.delete(d.id);
         this.scale.delete(d.id);
@@ -187,6 +192,7 @@ export class Reconciler {
     await directory.refresh(d.id);
     const observed = await driver.observe(d.id);
     await this.noteStatus(d, observed);
+    await this.publishObserved(d, observed);
     // Only the runtime's current replicas count: right after a stop and start, the reports of
     // the replicas just removed are still fresh for a moment.
     const ready = directory.readyAmong(d.id, new Set(observed.filter((r) => r.phase !== "stopping").map((r) => r.replicaId)));
@@ -282,6 +288,33 @@ export class Reconciler {
     await transition(this.o.db, d.id, to, { reason, expectFrom: [d.status] });
     this.o.logger.info({ deploymentId: d.id, to }, "deployment state changed");
     await this.publishChange(d.id);
+  }
+
+  /** What the runtime shows of a deployment's replicas, for the deploy API's `/replicas` (runtime-view.ts). */
+  private async publishObserved(d: DeploymentView, observed: readonly ReplicaObservation[]): Promise<void> {
+    const config = d.config as unknown as DeploymentConfig;
+    const view: ObservedDeployment = {
+      deploymentId: d.id,
+      runtime: this.o.driver.name,
+      at: this.now(),
+      replicas: observed.map((r) => ({
+        replicaId: r.replicaId,
+        phase: r.phase,
+        since: r.since ?? null,
+        node: r.node ?? null,
+        gpu: config.gpu,
+        numGpus: config.num_gpus,
+        reason: r.reason ?? null,
+        restarts: r.restarts,
+        downloadProgress: r.downloadProgress ?? null,
+      })),
+    };
+    await this.o.redis.set(this.o.keys.runtimeObserved(d.id), JSON.stringify(view), "PX", Math.max(30_000, this.o.intervalMs * 10));
+  }
+
+  /** Whether this scheduler held the reconciler lease at its last pass (it also answers log requests). */
+  get isLeader(): boolean {
+    return this.leader;
   }
 
   private async publishChange(id: string): Promise<void> {

@@ -14,6 +14,7 @@ import type { SchedulerConfig } from "./config.ts";
 import { DeploymentDispatcher } from "./dispatcher.ts";
 import { createSchedulerMetrics } from "./metrics.ts";
 import { Reconciler } from "./reconciler.ts";
+import { LogRelay } from "./log-relay.ts";
 import { ReplicaDirectory } from "./replicas.ts";
 import type { RuntimeDriver } from "./runtime/driver.ts";
 
@@ -118,9 +119,19 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   await syncDeployments();
 
   await sub.connect();
-  await sub.subscribe(qkeys.schedulerChannel(config.schedulerId), qkeys.wakeChannel, keys.registryChannel);
+  const logs = new LogRelay({
+    redis,
+    keys,
+    driver,
+    isLeader: () => reconciler.isLeader,
+    schedulerId: config.schedulerId,
+    logger: logger.child({ component: "log-relay" }),
+  });
+  await sub.subscribe(qkeys.schedulerChannel(config.schedulerId), qkeys.wakeChannel, keys.registryChannel, keys.logRequests);
   sub.on("message", (channel, message) => {
-    if (channel === qkeys.wakeChannel) {
+    if (channel === keys.logRequests) {
+      logs.onRequest(message);
+    } else if (channel === qkeys.wakeChannel) {
       void reconciler.kick();
     } else if (channel === keys.registryChannel) {
       void syncDeployments()
@@ -171,6 +182,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     async stop() {
       clearInterval(poll);
       clearInterval(resync);
+      logs.stop();
       await reconciler.stop();
       await Promise.all([...dispatchers.values()].map((d) => d.stop()));
       await driver.stop();

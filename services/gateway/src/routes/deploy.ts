@@ -29,8 +29,9 @@ import {
   type DeploymentState,
   type DeploymentView,
 } from "@infera/registry";
-import { requireScope, type KeyCache, type Principal } from "../auth.ts";
-import { CONFIG_FIELDS, DeployLlmRequest, DeploymentParams, type DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
+import type { KeyCache } from "../auth.ts";
+import { deployAuth, ownDeployment, principalOf } from "./deploy-access.ts";
+import { CONFIG_FIELDS, DeployLlmRequest, ENGINES, DeploymentParams, type DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
 
 export interface DeployRouteDeps {
   db: Kysely<DB>;
@@ -99,7 +100,6 @@ export function instancesOf(d: Pick<DeploymentView, "status" | "settings">, repo
 
 export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps): void {
   const { db, redis, redisKeys: rk } = deps;
-  const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
   const gpuNames = deps.gpuTypes.map((g) => g.name);
 
   interface Live {
@@ -162,14 +162,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
     return out(d, live ?? { instances: { running: 0, pending: 0 }, statusMessage: null });
   }
 
-  /** The caller's own deployment, or a 404 (whether it does not exist or is another tenant's). */
-  async function own(req: FastifyRequest, id: string): Promise<DeploymentView> {
-    const d = await getDeployment(db, id);
-    if (!d || d.tenant_id === null || d.tenant_id !== principalOf(req).tenantId) {
-      throw new PlatformError("not_found", `The deployment '${id}' does not exist or you do not have access to it.`, { param: "deploy_id" });
-    }
-    return d;
-  }
+  const own = (req: FastifyRequest, id: string): Promise<DeploymentView> => ownDeployment(db, principalOf(req), id);
 
   async function changed(id: string): Promise<void> {
     try {
@@ -181,11 +174,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
   }
 
   app.register(async (scope) => {
-    scope.addHook("onRequest", async (req) => {
-      const p = await deps.keys.authenticate(req.headers.authorization);
-      requireScope(p, "deploy");
-      (req as FastifyRequest & { principal: Principal }).principal = p;
-    });
+    scope.addHook("onRequest", deployAuth(deps.keys));
 
     scope.post("/deploy/llm", { schema: { body: DeployLlmRequest } }, async (req) => {
       const body = req.body as DeployLlmRequest;
@@ -295,6 +284,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       }
       return { gpus };
     });
+
+    scope.get("/deploy/llm/engines", async () => ({
+      engines: ENGINES.map((e, i) => ({ ...e, tasks: [...e.tasks], default: i === 0 })),
+    }));
 
     scope.get("/deploy/:id", { schema: { params: DeploymentParams } }, async (req) => {
       return show(await own(req, (req.params as DeploymentParams).id));

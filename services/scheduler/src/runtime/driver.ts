@@ -5,7 +5,7 @@
  * platform deployment (engine container + agent sidecar).
  */
 
-import type { EngineKind, GpuCapacity, Task } from "@infera/contracts";
+import type { EngineKind, GpuCapacity, LogSource, Task } from "@infera/contracts";
 
 export type { EngineKind };
 
@@ -36,10 +36,32 @@ export type ReplicaPhase = "pending" | "starting" | "running" | "failed" | "stop
 export interface ReplicaObservation {
   replicaId: string;
   phase: ReplicaPhase;
-  /** Why it failed (image pull error, crash loop, exit code …), for `fail_reason`. */
+  /** Why it failed or is not running yet (image pull error, crash loop, exit code, unschedulable …), for `fail_reason` and `/replicas`. */
   reason?: string;
   /** Consecutive crashes/restarts; the reconciler fails the deployment past a bound. */
   restarts: number;
+  /** Epoch ms since it has been in this phase, where the runtime knows. */
+  since?: number;
+  /** The node (kubernetes) or host (local) it runs on. */
+  node?: string;
+  /** Weights download progress 0..1, where the engine reports one. */
+  downloadProgress?: number;
+}
+
+/** What `logs` reads: every replica of the deployment, or one; `tail` lines from the end of each log, then new ones while `follow`. */
+export interface LogQuery {
+  replicaId?: string;
+  tail: number;
+  follow: boolean;
+  /** Aborted when the reader is gone: the iteration ends. */
+  signal: AbortSignal;
+}
+
+export interface LogLine {
+  replicaId: string;
+  /** The engine's output or its worker agent's. */
+  source: LogSource;
+  line: string;
 }
 
 export interface RuntimeDriver {
@@ -57,4 +79,10 @@ export interface RuntimeDriver {
   capacity?(): Promise<Map<string, GpuCapacity> | undefined>;
   /** Stop managing (local: stop all child processes). */
   stop(): Promise<void>;
+  /**
+   * The engine's and agent's log lines of a deployment's replicas (local: the children's log
+   * files; kubernetes: pod logs). Throws PlatformError `not_found` for a replica it does not
+   * know, `unavailable` when it keeps no logs. Absent: this runtime cannot read logs.
+   */
+  logs?(deploymentId: string, query: LogQuery): AsyncIterable<LogLine>;
 }

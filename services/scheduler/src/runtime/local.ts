@@ -7,10 +7,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
+import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import type { Logger } from "@infera/core";
-import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
+import { PlatformError, type Logger } from "@infera/core";
+import type { LogLine, LogQuery, ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
+import { deploymentLogFiles, followLogFiles } from "./local-logs.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 /** From source (tsx), as `pnpm start` runs them; an image names its compiled bundles instead. */
@@ -40,6 +42,8 @@ interface Replica {
   restarts: number;
   startedAt: number;
   phase: ReplicaObservation["phase"];
+  /** When it entered this phase. */
+  since: number;
   reason?: string;
   stopping: boolean;
   /** Scaled down, stopped or deleted: never launch it again. */
@@ -97,6 +101,7 @@ export class LocalDriver implements RuntimeDriver {
           restarts: 0,
           startedAt: 0,
           phase: "pending",
+          since: Date.now(),
           stopping: false,
           removed: false,
           generation: 0,
@@ -112,7 +117,29 @@ export class LocalDriver implements RuntimeDriver {
   }
 
   async observe(deploymentId: string): Promise<ReplicaObservation[]> {
-    return (this.replicas.get(deploymentId) ?? []).map((r) => ({ replicaId: r.id, phase: r.phase, reason: r.reason, restarts: r.restarts }));
+    const node = hostname();
+    return (this.replicas.get(deploymentId) ?? []).map((r) => ({
+      replicaId: r.id,
+      phase: r.phase,
+      since: r.since,
+      node,
+      reason: r.reason,
+      restarts: r.restarts,
+    }));
+  }
+
+  /**
+   * Its replicas' log files (`<replica>-engine.log`, `<replica>-agent.log` in LOCAL_LOG_DIR):
+   * those of earlier runs too, so a stopped or failed deployment's logs can still be read.
+   */
+  async *logs(deploymentId: string, query: LogQuery): AsyncGenerator<LogLine> {
+    const dir = this.o.logDir;
+    if (!dir) throw new PlatformError("unavailable", "This scheduler keeps no replica logs: start it with LOCAL_LOG_DIR.");
+    const files = () => deploymentLogFiles(dir, deploymentId, query.replicaId);
+    if (query.replicaId !== undefined && (await files()).length === 0 && !(this.replicas.get(deploymentId) ?? []).some((r) => r.id === query.replicaId)) {
+      throw new PlatformError("not_found", `The deployment has no replica '${query.replicaId}'.`, { param: "replica" });
+    }
+    yield* followLogFiles(files, query);
   }
 
   remove(deploymentId: string): Promise<void> {
@@ -128,8 +155,13 @@ export class LocalDriver implements RuntimeDriver {
     await Promise.all([...all].map((id) => this.remove(id)));
   }
 
+  private setPhase(r: Replica, phase: Replica["phase"]): void {
+    if (r.phase !== phase) r.since = Date.now();
+    r.phase = phase;
+  }
+
   private async launch(r: Replica): Promise<void> {
-    r.phase = "starting";
+    this.setPhase(r, "starting");
     r.startedAt = Date.now();
     r.generation++;
     const enginePort = await freePort(this.host);
@@ -168,7 +200,9 @@ export class LocalDriver implements RuntimeDriver {
     };
     r.engine = this.spawnChild(r, "engine", this.o.engineMain ?? ENGINE_MAIN, engineEnv);
     r.agent = this.spawnChild(r, "agent", this.o.agentMain ?? AGENT_MAIN, agentEnv);
-    r.phase = "running";
+    this.setPhase(r, "running");
+    // Until its engine is healthy again, /replicas says why it restarted.
+    if (r.reason !== undefined && !r.reason.startsWith("restarted after ")) r.reason = `restarted after ${r.reason}`;
     this.o.logger.info({ replicaId: r.id, deploymentId: spec.deploymentId, enginePort, agentPort }, "replica started");
   }
 
@@ -202,17 +236,17 @@ export class LocalDriver implements RuntimeDriver {
       r.stopping = true;
       for (const c of [r.engine, r.agent]) if (c && c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
       if (r.restarts >= this.o.maxRestarts) {
-        r.phase = "failed";
+        this.setPhase(r, "failed");
         r.reason = `${r.reason}; crashed ${r.restarts} times in a row`;
         return;
       }
-      r.phase = "starting";
+      this.setPhase(r, "starting");
       const backoff = Math.min(10_000, 250 * 2 ** (r.restarts - 1));
       r.restartTimer = setTimeout(() => {
         if (r.removed) return;
         r.stopping = false;
         void this.launch(r).catch((err: unknown) => {
-          r.phase = "failed";
+          this.setPhase(r, "failed");
           r.reason = `could not restart: ${(err as Error).message}`;
         });
       }, backoff);
@@ -223,7 +257,7 @@ export class LocalDriver implements RuntimeDriver {
   private async kill(r: Replica): Promise<void> {
     r.removed = true;
     r.stopping = true;
-    r.phase = "stopping";
+    this.setPhase(r, "stopping");
     if (r.restartTimer) clearTimeout(r.restartTimer);
     // Agent first (it drains and deregisters), then its engine.
     await terminate(r.agent, 7_000);
