@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["services/*/src/**/*.test.ts", "packages/*/src/**/*.test.ts", "deploy/**/*.test.ts", "test/**/*.test.ts"],
+    include: ["services/*/src/**/*.test.ts", "packages/*/src/**/*.test.ts", "cli/src/**/*.test.ts", "deploy/**/*.test.ts", "test/**/*.test.ts"],
     // test/images builds and runs the container images: `pnpm test:images` (a CI step of its own).
     exclude: ["**/node_modules/**", "test/images/**"],
     testTimeout: 60_000,

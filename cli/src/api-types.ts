@@ -1,0 +1,83 @@
+/** The parts of the platform's answers `infera` reads (the OpenAPI document at /openapi.json has them all). */
+export interface Deployment {
+  deploy_id: string;
+  model_name: string;
+  version: string;
+  task: string;
+  status: string;
+  fail_reason: string | null;
+  created_at: string;
+  updated_at: string;
+  instances: { running: number; pending: number };
+  config: {
+    gpu: string;
+    num_gpus: number;
+    max_batch_size: number;
+    engine: string;
+    hf: { repo: string; revision: string | null; has_token: boolean } | null;
+    container_image: string | null;
+    extra_args: string[];
+  };
+  settings: { min_instances: number; max_instances: number };
+}
+
+export interface DeploymentEvent {
+  id: string;
+  deploy_id: string;
+  from_status: string | null;
+  to_status: string;
+  reason: string | null;
+  created_at: string;
+}
+
+export interface Page<T> {
+  object: "list";
+  data: T[];
+  first_id: string | null;
+  last_id: string | null;
+  has_more: boolean;
+}
+
+export interface Replica {
+  replica_id: string;
+  phase: string;
+  ready: boolean;
+  reason: string | null;
+  node: string | null;
+  gpu: string | null;
+  num_gpus: number | null;
+  since: string | null;
+  last_heartbeat: string | null;
+  load: { running: number; waiting: number; kv_cache_usage: number } | null;
+  restarts: number;
+  download_progress: number | null;
+}
+
+export interface Replicas {
+  object: "list";
+  deploy_id: string;
+  status: string;
+  runtime: string | null;
+  data: Replica[];
+}
+
+export interface ApiKey {
+  id: string;
+  tenant_id: string;
+  name: string;
+  prefix: string;
+  scopes: string[];
+  tier: string;
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrent: number | null;
+  created_at: number;
+  revoked_at: number | null;
+  secret?: string;
+}
+
+export interface Tenant {
+  id: string;
+  name: string;
+  created_at: number;
+}
