@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createDb, generateSecret, migrateToLatest, seedCatalog, selectCatalog } from "@infera/registry";
+import { ensureConsole } from "./console.ts";
 import { ensurePostgres, ensureRedis, type Service } from "./services.ts";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -81,6 +82,8 @@ function start(name: string, main: string, extra: NodeJS.ProcessEnv, exits: numb
 }
 
 try {
+  // The console builds (once per version, cached) while the stores start.
+  const consoleDir = ensureConsole(ROOT, env, log);
   const postgres = await ensurePostgres(env, dataDir, ROOT, log);
   services.push(postgres);
   const redis = await ensureRedis(env, join(dataDir, "redis"), log);
@@ -116,6 +119,7 @@ try {
     HOST: env.HOST ?? "127.0.0.1",
     READY_REQUIRES_CATALOG: "true",
     BOOTSTRAP_ADMIN_KEY: adminKey,
+    ...(await consoleDir.then((dir) => (dir ? { CONSOLE_DIR: dir } : {}))),
   });
 
   const base = `http://127.0.0.1:${port}`;
@@ -133,6 +137,7 @@ try {
   // The key itself is never printed: it stays in its file (or in the variable that named it).
   const chat = catalog.find((c) => c.task === "chat")?.name;
   log(`ready: gateway on ${base}  (OpenAI API: ${base}/v1/openai, deploy API: ${base}/deploy, models: ${catalog.map((c) => c.name).join(", ")})`);
+  if (await consoleDir) log(`web console: ${base}/console/  (sign in with the admin key)`);
   log(
     env.BOOTSTRAP_ADMIN_KEY
       ? "admin key: the one in BOOTSTRAP_ADMIN_KEY  →  export INFERA_TOKEN=<that key>"

@@ -24,6 +24,7 @@ import { registerUsageRoutes } from "./routes/usage.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { registerDeployRoutes } from "./routes/deploy.ts";
 import { registerDeployObservabilityRoutes } from "./routes/deploy-observability.ts";
+import { registerConsole } from "./console.ts";
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 
@@ -201,6 +202,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
     logger: logger.child({ component: "deploy-api" }),
   });
+  await registerConsole(app, config.consoleDir);
   registerDeployObservabilityRoutes(app, {
     db,
     keys: keyCache,

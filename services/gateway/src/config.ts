@@ -36,6 +36,8 @@ export interface GatewayConfig {
   agentCallTimeoutMs: number;
   /** Time to receive a whole request (headers and body): slow-loris clients are cut off. */
   requestTimeoutMs: number;
+  /** The web console's static build, served at /console/ (none: /console answers 404). */
+  consoleDir: string | undefined;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
@@ -62,5 +64,6 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     agentIdleTimeoutMs: int(env, "AGENT_IDLE_TIMEOUT_MS", 60_000, 100, 3_600_000),
     agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
+    consoleDir: optionalStr(env, "CONSOLE_DIR"),
   };
 }
