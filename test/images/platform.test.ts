@@ -209,6 +209,16 @@ describe("the images", () => {
 });
 
 describe("the platform from its images, with the official openai client", () => {
+  it("serves the web console from the gateway image, under its own-origin-only policy", async () => {
+    const page = await fetch(`${baseURL}/console/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    const html = await page.text();
+    const script = /<script[^>]+src="(\/console\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script, html).toBeTruthy();
+    expect((await fetch(`${baseURL}${script}`)).status).toBe(200);
+  });
+
   it("answers a chat completion", async () => {
     const c = await openai.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "Hello from a container" }], max_tokens: 8 });
     expect(c.object).toBe("chat.completion");
