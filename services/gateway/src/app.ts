@@ -25,6 +25,8 @@ import { RateLimiter } from "./ratelimit.ts";
 import { registerDeployRoutes } from "./routes/deploy.ts";
 import { registerDeployObservabilityRoutes } from "./routes/deploy-observability.ts";
 import { registerConsole } from "./console.ts";
+import { registerOpenApi } from "./openapi.ts";
+import gatewayPackage from "../package.json" with { type: "json" };
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 
@@ -164,31 +166,60 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     reply.code(404).send(errorBody(e, "unknown_url"));
   });
 
+  // Before any route: the document collects every route as it is registered.
+  await registerOpenApi(app, gatewayPackage.version);
+
   let draining = false;
   /** Aborted when the drain starts: responses that would stay open (log follows) end. */
   const closing = new AbortController();
   let catalogReadyAt = 0;
-  app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_req, reply) => {
-    if (draining) return reply.code(503).send({ status: "draining" });
-    try {
-      await sql`select 1`.execute(db);
-      await redis.ping();
-      if (options.readyRequiresCatalog && Date.now() - catalogReadyAt > 1000) {
-        const catalog = (await listDeployments(db, { tenantId: null })).filter((d) => d.status !== "deleted");
-        const waiting = catalog.filter((d) => d.status !== "running").map((d) => `${d.model_name}: ${d.status}`);
-        if (catalog.length === 0 || waiting.length > 0) return reply.code(503).send({ status: "starting", waiting });
-        catalogReadyAt = Date.now();
+  const Status = { type: "object", properties: { status: { type: "string" } }, required: ["status"] };
+  app.get("/healthz", { schema: { tags: ["ops"], summary: "Liveness", security: [], response: { 200: Status } } }, async () => ({ status: "ok" }));
+  app.get(
+    "/readyz",
+    {
+      schema: {
+        tags: ["ops"],
+        summary: "Readiness: Postgres and Redis answer (local mode: and the catalog serves)",
+        security: [],
+        response: {
+          200: Status,
+          503: { ...Status, properties: { status: { type: "string" }, waiting: { type: "array", items: { type: "string" } }, reason: { type: "string" } } },
+        },
+      },
+    },
+    async (_req, reply) => {
+      if (draining) return reply.code(503).send({ status: "draining" });
+      try {
+        await sql`select 1`.execute(db);
+        await redis.ping();
+        if (options.readyRequiresCatalog && Date.now() - catalogReadyAt > 1000) {
+          const catalog = (await listDeployments(db, { tenantId: null })).filter((d) => d.status !== "deleted");
+          const waiting = catalog.filter((d) => d.status !== "running").map((d) => `${d.model_name}: ${d.status}`);
+          if (catalog.length === 0 || waiting.length > 0) return reply.code(503).send({ status: "starting", waiting });
+          catalogReadyAt = Date.now();
+        }
+        return { status: "ready" };
+      } catch (err) {
+        return reply.code(503).send({ status: "unavailable", reason: (err as Error).message });
       }
-      return { status: "ready" };
-    } catch (err) {
-      return reply.code(503).send({ status: "unavailable", reason: (err as Error).message });
-    }
-  });
-  app.get("/metrics", async (_req, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+    },
+  );
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        tags: ["ops"],
+        summary: "Prometheus metrics",
+        security: [],
+        response: { 200: { description: "Prometheus text exposition", content: { "text/plain": { schema: { type: "string" } } } } },
+      },
+    },
+    async (_req, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
 
   for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, prefix }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });

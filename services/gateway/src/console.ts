@@ -21,9 +21,10 @@ export const CONSOLE_CSP = [
 ].join("; ");
 
 export async function registerConsole(app: FastifyInstance, dir: string | undefined): Promise<void> {
-  app.get("/console", async (_req, reply) => reply.redirect("/console/"));
+  // A page for people, not part of the API document.
+  app.get("/console", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/console/"));
   if (!dir) {
-    app.get("/console/*", async (_req, reply) => {
+    app.get("/console/*", { schema: { hide: true } }, async (_req, reply) => {
       const e = new PlatformError("not_found", "The console is not served here: set CONSOLE_DIR to its build (local mode builds it on start).");
       return reply.code(404).send(errorBody(e, "console_not_built"));
     });
@@ -33,6 +34,7 @@ export async function registerConsole(app: FastifyInstance, dir: string | undefi
     root: dir,
     prefix: "/console/",
     index: ["index.html"],
+    schemaHide: true,
     cacheControl: false,
     setHeaders(reply, path) {
       reply.header("content-security-policy", CONSOLE_CSP);

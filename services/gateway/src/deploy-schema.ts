@@ -118,3 +118,165 @@ export const LogsQuery = Type.Object(
   { additionalProperties: false },
 );
 export type LogsQuery = Static<typeof LogsQuery>;
+
+// ---- What the deploy API answers (documented in /openapi.json; tests validate real answers against them) ----
+
+const OrNull = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const DEPLOYMENT_STATUSES = ["initializing", "downloading", "deploying", "running", "stopped", "failed", "deleted"];
+const IsoTime = Type.String({ format: "date-time" });
+
+export const DeployCreated = Type.Object(
+  { deploy_id: Type.String({ description: "The new deployment's id, at once; it moves through its lifecycle from here." }) },
+  { $id: "DeployCreated" },
+);
+
+export const Deployment = Type.Object(
+  {
+    deploy_id: Type.String(),
+    model_name: Type.String({ description: "`<tenant name>/<model_name>`." }),
+    version: Type.String({ description: "`1`, `2`, … per model: each deploy is a new version." }),
+    task: Type.Enum(["chat", "embeddings", "images"]),
+    status: Type.Enum(DEPLOYMENT_STATUSES),
+    fail_reason: OrNull(Type.String()),
+    created_at: IsoTime,
+    updated_at: IsoTime,
+    instances: Type.Object({
+      running: Type.Integer({ minimum: 0, description: "Replicas whose agent reports healthy." }),
+      pending: Type.Integer({ minimum: 0, description: "Replicas asked for and not yet running." }),
+    }),
+    config: Type.Object({
+      gpu: Type.String(),
+      num_gpus: Type.Integer(),
+      max_batch_size: Type.Integer(),
+      engine: Type.Enum(["vllm", "tgi", "tei", "image"]),
+      hf: OrNull(
+        Type.Object({
+          repo: Type.String(),
+          revision: OrNull(Type.String()),
+          has_token: Type.Boolean({ description: "A token is stored (sealed); it is never shown." }),
+        }),
+      ),
+      container_image: OrNull(Type.String()),
+      extra_args: Type.Array(Type.String()),
+      placement: Type.Enum(["round-robin", "least-loaded", "prefix-affinity"]),
+    }),
+    settings: Type.Object({ min_instances: Type.Integer(), max_instances: Type.Integer() }),
+  },
+  { $id: "Deployment" },
+);
+
+export const DeploymentList = Type.Array(Type.Ref("Deployment"));
+
+export const GpuAvailability = Type.Object(
+  {
+    gpus: Type.Array(
+      Type.Object({
+        gpu: Type.String(),
+        total: OrNull(Type.Integer({ description: "null: not counted (no limit configured)." })),
+        in_use: Type.Integer(),
+        available: OrNull(Type.Integer()),
+      }),
+    ),
+  },
+  { $id: "GpuAvailability" },
+);
+
+export const EngineList = Type.Object(
+  {
+    engines: Type.Array(
+      Type.Object({
+        engine: Type.Enum(ENGINES.map((e) => e.engine)),
+        name: Type.String(),
+        description: Type.String(),
+        tasks: Type.Array(Type.String()),
+        default: Type.Boolean(),
+      }),
+    ),
+  },
+  { $id: "EngineList" },
+);
+
+export const ModelVersions = Type.Array(Type.Object({ model_name: Type.String(), version: Type.String(), uploaded_at: IsoTime }), { $id: "ModelVersions" });
+
+export const DeploymentEvent = Type.Object(
+  {
+    id: Type.String({ description: "Increasing: the cursor for `after`." }),
+    deploy_id: Type.String(),
+    from_status: OrNull(Type.Enum(DEPLOYMENT_STATUSES)),
+    to_status: Type.Enum(DEPLOYMENT_STATUSES),
+    reason: OrNull(Type.String()),
+    created_at: IsoTime,
+  },
+  { $id: "DeploymentEvent", description: "A lifecycle move, or (from = to) a note: a settings change, scaled to zero, woken." },
+);
+
+export const DeploymentEventPage = Type.Object(
+  {
+    object: Type.Literal("list"),
+    data: Type.Array(Type.Ref("DeploymentEvent")),
+    first_id: OrNull(Type.String()),
+    last_id: OrNull(Type.String()),
+    has_more: Type.Boolean(),
+  },
+  { $id: "DeploymentEventPage" },
+);
+
+export const DeploymentStats = Type.Object(
+  {
+    requests: Type.Integer({ description: "Inference requests in the window." }),
+    total_time: Type.Integer({ description: "Seconds spent in inference." }),
+    total_tokens: Type.Integer(),
+    input_tokens: Type.Integer(),
+    output_tokens: Type.Integer(),
+    total_amount: Type.Integer({ description: "Cents spent (rounded)." }),
+    avg_time: Type.Number({ description: "Mean request time, ms." }),
+    avg95_time: Type.Number({ description: "95th percentile request time, ms." }),
+    errors: Type.Integer({ description: "Requests that reached a replica and ended in an error." }),
+    from: Type.Integer({ description: "The window, unix seconds." }),
+    to: Type.Integer(),
+    cost_usd: Type.Number(),
+    p50_time: Type.Number(),
+    p99_time: Type.Number(),
+    avg_ttft: Type.Number({ description: "Mean time to first token, ms." }),
+    avg95_ttft: Type.Number({ description: "95th percentile time to first token, ms." }),
+  },
+  { $id: "DeploymentStats" },
+);
+
+export const Replica = Type.Object(
+  {
+    replica_id: Type.String(),
+    phase: Type.Enum(["pending", "starting", "ready", "draining", "stopping", "failed"]),
+    ready: Type.Boolean(),
+    reason: OrNull(Type.String({ description: "Why it is not ready: unschedulable, image pull error, crash with exit code, engine not healthy yet, …" })),
+    node: OrNull(Type.String()),
+    gpu: OrNull(Type.String()),
+    num_gpus: OrNull(Type.Integer()),
+    since: OrNull(IsoTime),
+    last_heartbeat: OrNull(IsoTime),
+    load: OrNull(Type.Object({ running: Type.Integer(), waiting: Type.Integer(), kv_cache_usage: Type.Number({ minimum: 0, maximum: 1 }) })),
+    restarts: Type.Integer(),
+    download_progress: OrNull(Type.Number({ minimum: 0, maximum: 1 })),
+  },
+  { $id: "Replica" },
+);
+
+export const ReplicaList = Type.Object(
+  {
+    object: Type.Literal("list"),
+    deploy_id: Type.String(),
+    status: Type.Enum(DEPLOYMENT_STATUSES),
+    runtime: OrNull(Type.Enum(["local", "kubernetes"])),
+    observed_at: OrNull(IsoTime),
+    data: Type.Array(Type.Ref("Replica")),
+  },
+  { $id: "ReplicaList" },
+);
+
+/** One line of `GET /deploy/{id}/logs` (NDJSON); an `error` line ends a broken stream. */
+export const LogLine = Type.Object(
+  { replica_id: Type.String(), source: Type.Enum(["engine", "agent"]), line: Type.String() },
+  { $id: "LogLine", description: 'One line of application/x-ndjson. A stream that breaks off ends with one `{"error": …}` line.' },
+);
+
+export const ModelVersionsParams = Type.Object({ model_name: Type.String({ description: "May hold a slash (`tenant/model`)." }) });

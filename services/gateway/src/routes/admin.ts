@@ -7,10 +7,21 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { Kysely } from "kysely";
-import Type, { type Static } from "typebox";
 import { PlatformError, type Logger } from "@infera/core";
 import { createApiKey, createTenant, getApiKey, getTenant, listApiKeys, listTenants, revokeApiKey, type ApiKey, type DB, type Tenant } from "@infera/registry";
 import { requireScope, type KeyCache, type Revocations } from "../auth.ts";
+import {
+  ApiKeyCreated,
+  ApiKeyDeleted,
+  ApiKeyList,
+  ApiKeyParams,
+  ApiKeysQuery,
+  CreateKeyBody,
+  CreateTenantBody,
+  Tenant as TenantOut,
+  TenantList,
+} from "../admin-schema.ts";
+import { errorResponses } from "../error-schema.ts";
 
 export interface AdminRouteDeps {
   db: Kysely<DB>;
@@ -21,27 +32,6 @@ export interface AdminRouteDeps {
 
 /** Admin bodies are small; anything bigger is a mistake or an attack. */
 const ADMIN_BODY_LIMIT = 16 * 1024;
-const Limit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()]);
-
-const CreateTenantBody = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$" }) },
-  { additionalProperties: false },
-);
-type CreateTenantBody = Static<typeof CreateTenantBody>;
-
-const CreateKeyBody = Type.Object(
-  {
-    tenant_id: Type.String({ minLength: 1, maxLength: 64 }),
-    name: Type.String({ minLength: 1, maxLength: 128 }),
-    scopes: Type.Array(Type.Union([Type.Literal("admin"), Type.Literal("deploy"), Type.Literal("inference")]), { minItems: 1, maxItems: 3, uniqueItems: true }),
-    rpm: Type.Optional(Limit),
-    tpm: Type.Optional(Limit),
-    max_concurrent: Type.Optional(Limit),
-    tier: Type.Optional(Type.Union([Type.Literal("priority"), Type.Literal("standard"), Type.Literal("batch")])),
-  },
-  { additionalProperties: false },
-);
-type CreateKeyBody = Static<typeof CreateKeyBody>;
 
 function tenantOut(t: Tenant) {
   return { object: "tenant", id: t.id, name: t.name, created_at: Math.floor(t.created_at.getTime() / 1000) };
@@ -84,65 +74,96 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
         requireScope(await deps.keys.authenticate(req.headers.authorization), "admin");
       });
 
-      scope.post("/tenants", { bodyLimit: ADMIN_BODY_LIMIT, schema: { body: CreateTenantBody } }, async (req, reply) => {
-        const body = req.body as CreateTenantBody;
-        try {
-          const t = await createTenant(db, body.name);
-          return reply.code(201).send(tenantOut(t));
-        } catch (err) {
-          if (isUniqueViolation(err)) throw new PlatformError("conflict", `A tenant named '${body.name}' already exists.`, { param: "name" });
-          throw err;
-        }
-      });
+      scope.post(
+        "/tenants",
+        {
+          bodyLimit: ADMIN_BODY_LIMIT,
+          schema: { tags: ["admin"], summary: "Create a tenant", body: CreateTenantBody, response: { 201: TenantOut, ...errorResponses } },
+        },
+        async (req, reply) => {
+          const body = req.body as CreateTenantBody;
+          try {
+            const t = await createTenant(db, body.name);
+            return reply.code(201).send(tenantOut(t));
+          } catch (err) {
+            if (isUniqueViolation(err)) throw new PlatformError("conflict", `A tenant named '${body.name}' already exists.`, { param: "name" });
+            throw err;
+          }
+        },
+      );
 
-      scope.get("/tenants", async () => ({ object: "list", data: (await listTenants(db)).map(tenantOut) }));
+      scope.get("/tenants", { schema: { tags: ["admin"], summary: "List tenants", response: { 200: TenantList, ...errorResponses } } }, async () => ({
+        object: "list",
+        data: (await listTenants(db)).map(tenantOut),
+      }));
 
-      scope.post("/api-keys", { bodyLimit: ADMIN_BODY_LIMIT, schema: { body: CreateKeyBody } }, async (req, reply) => {
-        const body = req.body as CreateKeyBody;
-        if (!(await getTenant(db, body.tenant_id)))
-          throw new PlatformError("invalid_request", `No tenant with id '${body.tenant_id}'.`, { param: "tenant_id" });
-        const { key, secret } = await createApiKey(db, {
-          tenantId: body.tenant_id,
-          name: body.name,
-          scopes: body.scopes,
-          tier: body.tier,
-          rpm: body.rpm ?? null,
-          tpm: body.tpm ?? null,
-          maxConcurrent: body.max_concurrent ?? null,
-        });
-        deps.logger.info({ keyId: key.id, tenantId: key.tenant_id, scopes: key.scopes }, "api key created");
-        // The only time the secret is ever shown.
-        return reply.code(201).send({ ...keyOut(key), secret });
-      });
-
-      scope.get("/api-keys", async (req) => {
-        const q = req.query as Record<string, unknown>;
-        for (const k of Object.keys(q)) if (k !== "tenant_id") throw new PlatformError("invalid_request", `Unrecognized query parameter: ${k}`, { param: k });
-        const tenantId = q.tenant_id;
-        if (tenantId !== undefined && (typeof tenantId !== "string" || tenantId.length === 0)) {
-          throw new PlatformError("invalid_request", "tenant_id must be one tenant id.", { param: "tenant_id" });
-        }
-        if (tenantId) await tenantOrThrow(tenantId, "tenant_id");
-        return { object: "list", data: (await listApiKeys(db, tenantId)).map(keyOut) };
-      });
-
-      scope.delete("/api-keys/:id", async (req) => {
-        const { id } = req.params as { id: string };
-        const key = (await revokeApiKey(db, id)) ?? (await getApiKey(db, id));
-        if (!key) throw new PlatformError("not_found", `No API key with id '${id}'.`, { param: "id" });
-        deps.keys.revoke(id);
-        try {
-          await deps.revocations.announce(id);
-        } catch (err) {
-          // Revoked in Postgres; repeating the DELETE announces it again.
-          throw new PlatformError("unavailable", "The key is revoked, but not every gateway could be told yet; repeat the request.", {
-            cause: err,
-            retryAfterS: 1,
+      scope.post(
+        "/api-keys",
+        {
+          bodyLimit: ADMIN_BODY_LIMIT,
+          schema: {
+            tags: ["admin"],
+            summary: "Create an API key (its secret is answered this once)",
+            body: CreateKeyBody,
+            response: { 201: ApiKeyCreated, ...errorResponses },
+          },
+        },
+        async (req, reply) => {
+          const body = req.body as CreateKeyBody;
+          if (!(await getTenant(db, body.tenant_id)))
+            throw new PlatformError("invalid_request", `No tenant with id '${body.tenant_id}'.`, { param: "tenant_id" });
+          const { key, secret } = await createApiKey(db, {
+            tenantId: body.tenant_id,
+            name: body.name,
+            scopes: body.scopes,
+            tier: body.tier,
+            rpm: body.rpm ?? null,
+            tpm: body.tpm ?? null,
+            maxConcurrent: body.max_concurrent ?? null,
           });
-        }
-        deps.logger.info({ keyId: id, tenantId: key.tenant_id }, "api key revoked");
-        return { object: "api_key", id, deleted: true };
-      });
+          deps.logger.info({ keyId: key.id, tenantId: key.tenant_id, scopes: key.scopes }, "api key created");
+          // The only time the secret is ever shown.
+          return reply.code(201).send({ ...keyOut(key), secret });
+        },
+      );
+
+      scope.get(
+        "/api-keys",
+        // The query is checked by hand (the messages below); the schema documents it.
+        { schema: { tags: ["admin"], summary: "List API keys", querystring: ApiKeysQuery, response: { 200: ApiKeyList, ...errorResponses } } },
+        async (req) => {
+          const q = req.query as Record<string, unknown>;
+          for (const k of Object.keys(q)) if (k !== "tenant_id") throw new PlatformError("invalid_request", `Unrecognized query parameter: ${k}`, { param: k });
+          const tenantId = q.tenant_id;
+          if (tenantId !== undefined && (typeof tenantId !== "string" || tenantId.length === 0)) {
+            throw new PlatformError("invalid_request", "tenant_id must be one tenant id.", { param: "tenant_id" });
+          }
+          if (tenantId) await tenantOrThrow(tenantId, "tenant_id");
+          return { object: "list", data: (await listApiKeys(db, tenantId)).map(keyOut) };
+        },
+      );
+
+      scope.delete(
+        "/api-keys/:id",
+        { schema: { tags: ["admin"], summary: "Revoke an API key", params: ApiKeyParams, response: { 200: ApiKeyDeleted, ...errorResponses } } },
+        async (req) => {
+          const { id } = req.params as { id: string };
+          const key = (await revokeApiKey(db, id)) ?? (await getApiKey(db, id));
+          if (!key) throw new PlatformError("not_found", `No API key with id '${id}'.`, { param: "id" });
+          deps.keys.revoke(id);
+          try {
+            await deps.revocations.announce(id);
+          } catch (err) {
+            // Revoked in Postgres; repeating the DELETE announces it again.
+            throw new PlatformError("unavailable", "The key is revoked, but not every gateway could be told yet; repeat the request.", {
+              cause: err,
+              retryAfterS: 1,
+            });
+          }
+          deps.logger.info({ keyId: id, tenantId: key.tenant_id }, "api key revoked");
+          return { object: "api_key", id, deleted: true };
+        },
+      );
     },
     { prefix: "/admin" },
   );

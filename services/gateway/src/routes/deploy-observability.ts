@@ -14,7 +14,9 @@ import { PlatformError, type Logger } from "@infera/core";
 import type { ObservedDeployment, RedisKeys } from "@infera/contracts";
 import { deploymentStats, listDeploymentEventsPage, type DB, type DeploymentEvent } from "@infera/registry";
 import type { KeyCache } from "../auth.ts";
-import { DeploymentParams, EventsQuery, LogsQuery, StatsQuery } from "../deploy-schema.ts";
+import Type from "typebox";
+import { DeploymentEventPage, DeploymentParams, DeploymentStats, EventsQuery, LogsQuery, ReplicaList, StatsQuery } from "../deploy-schema.ts";
+import { errorResponses } from "../error-schema.ts";
 import { errorBody, httpStatusOf, toPlatformError } from "../errors.ts";
 import { readLogs, type LogLineEntry } from "../log-stream.ts";
 import { replicasOut } from "../replica-view.ts";
@@ -70,80 +72,133 @@ export function registerDeployObservabilityRoutes(app: FastifyInstance, deps: De
     scope.addHook("onRequest", deployAuth(deps.keys));
     const own = (req: FastifyRequest) => ownDeployment(db, principalOf(req), (req.params as DeploymentParams).id);
 
-    scope.get("/deploy/:id/events", { schema: { params: DeploymentParams, querystring: EventsQuery } }, async (req) => {
-      const d = await own(req);
-      const q = req.query as EventsQuery;
-      const { events, hasMore } = await listDeploymentEventsPage(db, d.id, { after: q.after, limit: q.limit ?? 20, order: q.order ?? "asc" });
-      const data = events.map(eventOut);
-      return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
-    });
+    scope.get(
+      "/deploy/:id/events",
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "A deployment's lifecycle history, a page at a time",
+          params: DeploymentParams,
+          querystring: EventsQuery,
+          response: { 200: DeploymentEventPage, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await own(req);
+        const q = req.query as EventsQuery;
+        const { events, hasMore } = await listDeploymentEventsPage(db, d.id, { after: q.after, limit: q.limit ?? 20, order: q.order ?? "asc" });
+        const data = events.map(eventOut);
+        return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
+      },
+    );
 
-    scope.get("/deploy/:id/stats", { schema: { params: DeploymentParams, querystring: StatsQuery } }, async (req) => {
-      const d = await own(req);
-      const q = req.query as StatsQuery;
-      const now = Date.now();
-      const from = parseTime(q.from, now);
-      const to = parseTime(q.to ?? "now", now);
-      if (from >= to)
-        throw new PlatformError("invalid_request", `Invalid value for 'from': '${q.from}' is not before 'to' (${q.to ?? "now"}).`, { param: "from" });
-      const s = await deploymentStats(db, d.id, new Date(from), new Date(to));
-      return {
-        requests: s.requests,
-        total_time: Math.round(s.totalMs / 1000),
-        total_tokens: s.inputTokens + s.outputTokens,
-        input_tokens: s.inputTokens,
-        output_tokens: s.outputTokens,
-        total_amount: Math.round(s.costUsd * 100),
-        avg_time: round(s.avgMs),
-        avg95_time: round(s.p95Ms),
-        errors: s.errors,
-        // Beyond the provider's fields: the window, exact cost, more percentiles and time to first token.
-        from: Math.floor(from / 1000),
-        to: Math.floor(to / 1000),
-        cost_usd: s.costUsd,
-        p50_time: round(s.p50Ms),
-        p99_time: round(s.p99Ms),
-        avg_ttft: round(s.avgTtftMs),
-        avg95_ttft: round(s.p95TtftMs),
-      };
-    });
+    scope.get(
+      "/deploy/:id/stats",
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "Requests, tokens, latency and errors over a window (the hosted provider's stats)",
+          params: DeploymentParams,
+          querystring: StatsQuery,
+          response: { 200: DeploymentStats, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await own(req);
+        const q = req.query as StatsQuery;
+        const now = Date.now();
+        const from = parseTime(q.from, now);
+        const to = parseTime(q.to ?? "now", now);
+        if (from >= to)
+          throw new PlatformError("invalid_request", `Invalid value for 'from': '${q.from}' is not before 'to' (${q.to ?? "now"}).`, { param: "from" });
+        const s = await deploymentStats(db, d.id, new Date(from), new Date(to));
+        return {
+          requests: s.requests,
+          total_time: Math.round(s.totalMs / 1000),
+          total_tokens: s.inputTokens + s.outputTokens,
+          input_tokens: s.inputTokens,
+          output_tokens: s.outputTokens,
+          total_amount: Math.round(s.costUsd * 100),
+          avg_time: round(s.avgMs),
+          avg95_time: round(s.p95Ms),
+          errors: s.errors,
+          // Beyond the provider's fields: the window, exact cost, more percentiles and time to first token.
+          from: Math.floor(from / 1000),
+          to: Math.floor(to / 1000),
+          cost_usd: s.costUsd,
+          p50_time: round(s.p50Ms),
+          p99_time: round(s.p99Ms),
+          avg_ttft: round(s.avgTtftMs),
+          avg95_ttft: round(s.p95TtftMs),
+        };
+      },
+    );
 
-    scope.get("/deploy/:id/replicas", { schema: { params: DeploymentParams } }, async (req) => {
-      const d = await own(req);
-      const [[, observedJson], [, reports]] = ((await redis.multi().get(rk.runtimeObserved(d.id)).hgetall(rk.replicas(d.id)).exec()) ?? []) as [
-        [Error | null, string | null],
-        [Error | null, Record<string, string>],
-      ];
-      let observed: ObservedDeployment | null = null;
-      try {
-        observed = observedJson ? (JSON.parse(observedJson) as ObservedDeployment) : null;
-      } catch {
-        observed = null;
-      }
-      const data = ["stopped", "deleted"].includes(d.status) ? [] : replicasOut(observed, reports ?? {}, Date.now());
-      return {
-        object: "list",
-        deploy_id: d.id,
-        status: d.status,
-        runtime: observed?.runtime ?? null,
-        observed_at: observed ? new Date(observed.at).toISOString() : null,
-        data,
-      };
-    });
+    scope.get(
+      "/deploy/:id/replicas",
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "Each replica: phase, node, GPU, since, heartbeat, load and why it is not ready",
+          params: DeploymentParams,
+          response: { 200: ReplicaList, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const d = await own(req);
+        const [[, observedJson], [, reports]] = ((await redis.multi().get(rk.runtimeObserved(d.id)).hgetall(rk.replicas(d.id)).exec()) ?? []) as [
+          [Error | null, string | null],
+          [Error | null, Record<string, string>],
+        ];
+        let observed: ObservedDeployment | null = null;
+        try {
+          observed = observedJson ? (JSON.parse(observedJson) as ObservedDeployment) : null;
+        } catch {
+          observed = null;
+        }
+        const data = ["stopped", "deleted"].includes(d.status) ? [] : replicasOut(observed, reports ?? {}, Date.now());
+        return {
+          object: "list",
+          deploy_id: d.id,
+          status: d.status,
+          runtime: observed?.runtime ?? null,
+          observed_at: observed ? new Date(observed.at).toISOString() : null,
+          data,
+        };
+      },
+    );
 
-    scope.get("/deploy/:id/logs", { schema: { params: DeploymentParams, querystring: LogsQuery } }, async (req, reply) => {
-      const d = await own(req);
-      const q = req.query as LogsQuery;
-      if (logStreams >= maxLogStreams) {
-        throw new PlatformError("rate_limited", `This gateway has ${maxLogStreams} log streams open; try again later.`, { retryAfterS: 5 });
-      }
-      logStreams++;
-      try {
-        await streamLogs(req, reply, d.id, q);
-      } finally {
-        logStreams--;
-      }
-    });
+    scope.get(
+      "/deploy/:id/logs",
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "The engine's and worker agent's log lines (follow: streamed as they are written)",
+          params: DeploymentParams,
+          querystring: LogsQuery,
+          response: {
+            200: {
+              description: "One line of the log per line of the answer: NDJSON (default) or text (`<replica> <source> <line>`).",
+              content: { "application/x-ndjson": { schema: Type.Ref("LogLine") }, "text/plain": { schema: Type.String() } },
+            },
+            ...errorResponses,
+          },
+        },
+      },
+      async (req, reply) => {
+        const d = await own(req);
+        const q = req.query as LogsQuery;
+        if (logStreams >= maxLogStreams) {
+          throw new PlatformError("rate_limited", `This gateway has ${maxLogStreams} log streams open; try again later.`, { retryAfterS: 5 });
+        }
+        logStreams++;
+        try {
+          await streamLogs(req, reply, d.id, q);
+        } finally {
+          logStreams--;
+        }
+      },
+    );
   });
 
   async function streamLogs(req: FastifyRequest, reply: FastifyReply, deploymentId: string, q: LogsQuery): Promise<void> {

@@ -31,7 +31,23 @@ import {
 } from "@infera/registry";
 import type { KeyCache } from "../auth.ts";
 import { deployAuth, ownDeployment, principalOf } from "./deploy-access.ts";
-import { CONFIG_FIELDS, DeployLlmRequest, ENGINES, DeploymentParams, type DeploySettings, ListQuery, UpdateDeploymentRequest } from "../deploy-schema.ts";
+import { errorResponses } from "../error-schema.ts";
+import {
+  CONFIG_FIELDS,
+  DeployCreated,
+  Deployment,
+  DeploymentList,
+  EngineList,
+  GpuAvailability,
+  ModelVersions,
+  ModelVersionsParams,
+  DeployLlmRequest,
+  ENGINES,
+  DeploymentParams,
+  type DeploySettings,
+  ListQuery,
+  UpdateDeploymentRequest,
+} from "../deploy-schema.ts";
 
 export interface DeployRouteDeps {
   db: Kysely<DB>;
@@ -176,7 +192,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
   app.register(async (scope) => {
     scope.addHook("onRequest", deployAuth(deps.keys));
 
-    scope.post("/deploy/llm", { schema: { body: DeployLlmRequest } }, async (req) => {
+    scope.post(
+      "/deploy/llm",
+      { schema: { tags: ["deploy"], summary: "Deploy a model (answers its deploy_id at once)", body: DeployLlmRequest, response: { 200: DeployCreated, ...errorResponses } } },
+      async (req) => {
       const body = req.body as DeployLlmRequest;
       const p = principalOf(req);
       if (!gpuNames.includes(body.gpu)) {
@@ -242,7 +261,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       return { deploy_id: d.id };
     });
 
-    scope.get("/deploy/list", { schema: { querystring: ListQuery } }, async (req) => {
+    scope.get(
+      "/deploy/list",
+      { schema: { tags: ["deploy"], summary: "List your deployments", querystring: ListQuery, response: { 200: DeploymentList, ...errorResponses } } },
+      async (req) => {
       const q = req.query as ListQuery;
       let statuses: DeploymentState[] | undefined;
       if (q.status !== undefined) {
@@ -266,7 +288,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       return ds.map((d, i) => out(d, live[i] ?? { instances: { running: 0, pending: 0 }, statusMessage: null }));
     });
 
-    scope.get("/deploy/llm/gpu_availability", async () => {
+    scope.get(
+      "/deploy/llm/gpu_availability",
+      { schema: { tags: ["deploy"], summary: "The GPU types the cluster offers and how many are in use", response: { 200: GpuAvailability, ...errorResponses } } },
+      async () => {
       const live = await listDeployments(db, { statuses: LIVE });
       const instances = await instancesFor(live);
       const inUse = new Map<string, number>();
@@ -285,18 +310,30 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       return { gpus };
     });
 
-    scope.get("/deploy/llm/engines", async () => ({
+    scope.get(
+      "/deploy/llm/engines",
+      { schema: { tags: ["deploy"], summary: "The engines a deployment may run", response: { 200: EngineList, ...errorResponses } } },
+      async () => ({
       engines: ENGINES.map((e, i) => ({ ...e, tasks: [...e.tasks], default: i === 0 })),
     }));
 
-    scope.get("/deploy/:id", { schema: { params: DeploymentParams } }, async (req) => {
+    scope.get(
+      "/deploy/:id",
+      { schema: { tags: ["deploy"], summary: "One deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
+      async (req) => {
       return show(await own(req, (req.params as DeploymentParams).id));
     });
 
     scope.put(
       "/deploy/:id",
       {
-        schema: { params: DeploymentParams, body: UpdateDeploymentRequest },
+        schema: {
+          tags: ["deploy"],
+          summary: "Change a deployment's settings (its config is immutable)",
+          params: DeploymentParams,
+          body: UpdateDeploymentRequest,
+          response: { 200: Deployment, ...errorResponses },
+        },
         // Before schema validation: a config field gets its own message, not "unrecognized".
         preValidation: async (req) => {
           const body = req.body;
@@ -320,7 +357,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       },
     );
 
-    scope.delete("/deploy/:id", { schema: { params: DeploymentParams } }, async (req) => {
+    scope.delete(
+      "/deploy/:id",
+      { schema: { tags: ["deploy"], summary: "Delete a deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
+      async (req) => {
       const d = await own(req, (req.params as DeploymentParams).id);
       if (d.status === "deleted") throw new PlatformError("conflict", `The deployment '${d.id}' is already deleted.`, { param: "status" });
       await transition(db, d.id, "deleted", {
@@ -333,7 +373,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       return show((await getDeployment(db, d.id))!);
     });
 
-    scope.post("/deploy/:id/stop", { schema: { params: DeploymentParams } }, async (req) => {
+    scope.post(
+      "/deploy/:id/stop",
+      { schema: { tags: ["deploy"], summary: "Stop a running deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
+      async (req) => {
       const d = await own(req, (req.params as DeploymentParams).id);
       if (d.status !== "running") {
         throw new PlatformError("conflict", `Cannot stop the deployment '${d.id}': it is ${d.status}; only a running deployment can be stopped.`, {
@@ -345,7 +388,10 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       return show((await getDeployment(db, d.id))!);
     });
 
-    scope.post("/deploy/:id/start", { schema: { params: DeploymentParams } }, async (req) => {
+    scope.post(
+      "/deploy/:id/start",
+      { schema: { tags: ["deploy"], summary: "Start a stopped or failed deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
+      async (req) => {
       const d = await own(req, (req.params as DeploymentParams).id);
       if (d.status !== "stopped" && d.status !== "failed") {
         throw new PlatformError("conflict", `Cannot start the deployment '${d.id}': it is ${d.status}; only a stopped or failed deployment can be started.`, {
@@ -358,7 +404,14 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
     });
 
     // `GET /models/{model_name}/versions`: model names hold a slash (`tenant/model`).
-    scope.get("/models/*", async (req) => {
+    scope.get(
+      "/models/*",
+      {
+        schema: { tags: ["deploy"], summary: "A model's versions", response: { 200: ModelVersions, ...errorResponses } },
+        // The model name holds a slash: a wildcard here, one path parameter in the document.
+        config: { openapi: { path: "/models/{model_name}/versions", params: ModelVersionsParams } },
+      },
+      async (req) => {
       const path = (req.params as { "*": string })["*"];
       if (!path.endsWith("/versions")) throw new PlatformError("not_found", `Unknown request URL: GET /models/${path}.`);
       const name = decodeURIComponent(path.slice(0, -"/versions".length));

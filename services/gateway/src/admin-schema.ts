@@ -1,0 +1,98 @@
+/**
+ * The admin API's bodies and answers (TypeBox): Fastify validates requests with them and
+ * /openapi.json documents both; tests validate real answers against the document.
+ */
+import Type, { type Static } from "typebox";
+
+const OrNull = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Limit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()]);
+const Scope = Type.Union([Type.Literal("admin"), Type.Literal("deploy"), Type.Literal("inference")]);
+const Tier = Type.Union([Type.Literal("priority"), Type.Literal("standard"), Type.Literal("batch")]);
+
+export const CreateTenantBody = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$" }) },
+  { additionalProperties: false },
+);
+export type CreateTenantBody = Static<typeof CreateTenantBody>;
+
+export const CreateKeyBody = Type.Object(
+  {
+    tenant_id: Type.String({ minLength: 1, maxLength: 64 }),
+    name: Type.String({ minLength: 1, maxLength: 128 }),
+    scopes: Type.Array(Scope, { minItems: 1, maxItems: 3, uniqueItems: true }),
+    rpm: Type.Optional(Limit),
+    tpm: Type.Optional(Limit),
+    max_concurrent: Type.Optional(Limit),
+    tier: Type.Optional(Tier),
+  },
+  { additionalProperties: false },
+);
+export type CreateKeyBody = Static<typeof CreateKeyBody>;
+
+export const ApiKeysQuery = Type.Object({ tenant_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) });
+export const ApiKeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+
+export const Tenant = Type.Object(
+  { object: Type.Literal("tenant"), id: Type.String(), name: Type.String(), created_at: Type.Integer({ description: "Unix seconds." }) },
+  { $id: "Tenant" },
+);
+export const TenantList = Type.Object({ object: Type.Literal("list"), data: Type.Array(Type.Ref("Tenant")) }, { $id: "TenantList" });
+
+const keyFields = {
+  object: Type.Literal("api_key"),
+  id: Type.String(),
+  tenant_id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String({ description: "The first characters of the secret, for people to tell keys apart." }),
+  scopes: Type.Array(Scope),
+  tier: Tier,
+  rpm: OrNull(Type.Integer()),
+  tpm: OrNull(Type.Integer()),
+  max_concurrent: OrNull(Type.Integer()),
+  created_at: Type.Integer({ description: "Unix seconds." }),
+  revoked_at: OrNull(Type.Integer()),
+};
+
+export const ApiKey = Type.Object(keyFields, { $id: "ApiKey", description: "A key as listed: never its secret or hash." });
+export const ApiKeyCreated = Type.Object(
+  { ...keyFields, secret: Type.String({ description: "The key itself: shown in this answer only." }) },
+  { $id: "ApiKeyCreated" },
+);
+export const ApiKeyList = Type.Object({ object: Type.Literal("list"), data: Type.Array(Type.Ref("ApiKey")) }, { $id: "ApiKeyList" });
+export const ApiKeyDeleted = Type.Object({ object: Type.Literal("api_key"), id: Type.String(), deleted: Type.Literal(true) }, { $id: "ApiKeyDeleted" });
+
+export const UsageQuery = Type.Object({
+  from: Type.Optional(Type.String({ description: "Unix seconds or an ISO 8601 date; default 30 days before `to`." })),
+  to: Type.Optional(Type.String({ description: "Unix seconds or an ISO 8601 date; default now. The window is [from, to)." })),
+  group_by: Type.Optional(Type.Enum(["model", "day", "key"], { default: "model" })),
+  tenant_id: Type.Optional(Type.String({ description: "Admin keys: another tenant's usage." })),
+});
+
+const usageSums = {
+  requests: Type.Integer(),
+  prompt_tokens: Type.Integer(),
+  completion_tokens: Type.Integer(),
+  total_tokens: Type.Integer(),
+  images: Type.Integer(),
+  cost_usd: Type.Number(),
+};
+
+export const UsageReport = Type.Object(
+  {
+    object: Type.Literal("list"),
+    tenant_id: Type.String(),
+    from: Type.String({ format: "date-time" }),
+    to: Type.String({ format: "date-time" }),
+    group_by: Type.Enum(["model", "day", "key"]),
+    data: Type.Array(
+      Type.Object({
+        ...usageSums,
+        model: Type.Optional(Type.String()),
+        day: Type.Optional(Type.String({ description: "YYYY-MM-DD (UTC)." })),
+        key_id: Type.Optional(Type.String()),
+      }),
+    ),
+    total: Type.Object(usageSums),
+  },
+  { $id: "UsageReport" },
+);

@@ -1,0 +1,107 @@
+/**
+ * The platform's API described as OpenAPI 3.1, from the TypeBox schemas the routes are
+ * declared with (request bodies and parameters are the very schemas Fastify validates with;
+ * answers are their `response` schemas): @fastify/swagger collects every route as it is
+ * registered. Served at `/openapi.json`, with a reference page at `/docs` (Swagger UI, its
+ * assets served from this gateway). Answers are sent as the handlers build them — a response
+ * schema documents an answer and the tests check real answers against it; it never reshapes one.
+ */
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { FastifyInstance, RouteOptions } from "fastify";
+import type { TSchema } from "typebox";
+import { ApiKey, ApiKeyCreated, ApiKeyDeleted, ApiKeyList, Tenant, TenantList, UsageReport } from "./admin-schema.ts";
+import {
+  DeployCreated,
+  Deployment,
+  DeploymentEvent,
+  DeploymentEventPage,
+  DeploymentStats,
+  EngineList,
+  GpuAvailability,
+  LogLine,
+  ModelVersions,
+  Replica,
+  ReplicaList,
+} from "./deploy-schema.ts";
+import { ErrorResponse } from "./error-schema.ts";
+
+/** Schemas with an `$id`: one entry each under `components.schemas`, referenced by name. */
+export const SHARED_SCHEMAS: readonly TSchema[] = [
+  ErrorResponse,
+  DeployCreated,
+  Deployment,
+  DeploymentEvent,
+  DeploymentEventPage,
+  DeploymentStats,
+  EngineList,
+  GpuAvailability,
+  LogLine,
+  ModelVersions,
+  Replica,
+  ReplicaList,
+  Tenant,
+  TenantList,
+  ApiKey,
+  ApiKeyCreated,
+  ApiKeyList,
+  ApiKeyDeleted,
+  UsageReport,
+];
+
+/** Per-route documentation the route's schema cannot say (config.openapi). */
+export interface OpenApiRouteConfig {
+  /** The path as documented, for a wildcard route (`/models/*` → `/models/{model_name}/versions`). */
+  path?: string;
+  /** Its path parameters, for such a route (the wildcard itself is not validated by them). */
+  params?: TSchema;
+}
+
+const DOCS_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+export const TAGS = [
+  { name: "openai", description: "The OpenAI-compatible API, under `/v1/openai` (and the same under `/v1`)." },
+  { name: "deploy", description: "Deploy models and watch them: the hosted provider's deploy API, plus events, replicas, logs and stats." },
+  { name: "admin", description: "Tenants and API keys (admin keys only)." },
+  { name: "usage", description: "What a tenant used." },
+  { name: "ops", description: "Health, readiness, metrics and this document." },
+];
+
+export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  for (const s of SHARED_SCHEMAS) app.addSchema(s);
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Infera",
+        version,
+        description:
+          "An LLM inference platform: OpenAI-compatible endpoints for tenants, a deploy API for operators, admin and usage. " +
+          "Every request carries an API key (`Authorization: Bearer sk-…`); errors are OpenAI's error JSON, and `param` names the field at fault.",
+      },
+      components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer", description: "An Infera API key, `sk-…`." } } },
+      security: [{ apiKey: [] }],
+      tags: TAGS,
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
+    transform: ({ schema, url, route }) => {
+      const o = (route as RouteOptions & { config?: { openapi?: OpenApiRouteConfig } }).config?.openapi;
+      if (!o) return { schema, url };
+      return { schema: o.params ? { ...schema, params: o.params } : schema, url: o.path ?? url };
+    },
+  });
+  app.get(
+    "/openapi.json",
+    { schema: { tags: ["ops"], summary: "This document (OpenAPI 3.1)", security: [], response: { 200: { type: "object", additionalProperties: true } } } },
+    async () => app.swagger(),
+  );
+  await app.register(swaggerUi, {
+    routePrefix: "/docs",
+    // Everything from this gateway: no validator badge (validator.swagger.io), no fonts or styles from elsewhere.
+    staticCSP: DOCS_CSP,
+    uiConfig: { docExpansion: "list", deepLinking: true, defaultModelsExpandDepth: 1, validatorUrl: null },
+    theme: { title: "Infera API" },
+  });
+}
