@@ -68,7 +68,36 @@ export const TAGS = [
   { name: "ops", description: "Health, readiness, metrics and this document." },
 ];
 
+/** A route as registered, for the check that the document has every one (openapi.int.test.ts). */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  hidden: boolean;
+  documentedAs: string | undefined;
+}
+
+const ROUTES = Symbol("infera.routes");
+
+/** The routes registered on a gateway (those after registerOpenApi). */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return (app as unknown as Record<symbol, RegisteredRoute[]>)[ROUTES] ?? [];
+}
+
 export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {
+  const routes: RegisteredRoute[] = [];
+  (app as unknown as Record<symbol, RegisteredRoute[]>)[ROUTES] = routes;
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) {
+      if (method === "HEAD") continue;
+      const schema = r.schema as { hide?: boolean } | undefined;
+      routes.push({
+        method,
+        url: r.url,
+        hidden: schema?.hide === true,
+        documentedAs: (r.config as { openapi?: OpenApiRouteConfig } | undefined)?.openapi?.path,
+      });
+    }
+  });
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   for (const s of SHARED_SCHEMAS) app.addSchema(s);
   await app.register(swagger, {

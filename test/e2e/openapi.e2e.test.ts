@@ -1,0 +1,115 @@
+/**
+ * What the platform answers matches what its OpenAPI document (`/openapi.json`) says, against
+ * the platform as `pnpm start` runs it: every answer below — successes and refusals, JSON and
+ * streams — is validated against the response the document declares for its operation, status
+ * and content type, and at the end every documented operation must have been checked.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPlatform, type Platform } from "@infera/testkit";
+import { OpenApiChecker, type OpenApiDocument } from "../openapi/platform-openapi.ts";
+
+let platform: Platform;
+let checker: OpenApiChecker;
+let deployId = "";
+
+beforeAll(async () => {
+  platform = await startPlatform({
+    label: "openapi",
+    catalog: ["chat", "embeddings", "images"],
+    env: { SIM_STARTUP_DELAY_MS: "500" },
+    readyTimeoutMs: 120_000,
+  });
+  const doc = (await (await fetch(`${platform.baseURL}/openapi.json`)).json()) as OpenApiDocument;
+  checker = new OpenApiChecker(doc);
+}, 180_000);
+
+afterAll(async () => {
+  await platform?.stop();
+});
+
+/** One request; its answer is checked against the document before it is returned. */
+async function call<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  options: { key?: string | null; accept?: string } = {},
+): Promise<{ status: number; json: T; text: string; type: string }> {
+  const headers: Record<string, string> = {};
+  const key = options.key === undefined ? platform.adminKey : options.key;
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const r = await fetch(`${platform.baseURL}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  const type = r.headers.get("content-type") ?? "";
+  let parsed: unknown = text;
+  if (type.startsWith("application/json")) parsed = JSON.parse(text);
+  if (type.startsWith("application/x-ndjson")) {
+    // Each line of the stream against the documented line schema.
+    for (const line of text.split("\n").filter((l) => l.trim())) checker.expect(method, path, r.status, type, JSON.parse(line));
+  } else checker.expect(method, path, r.status, type, parsed);
+  return { status: r.status, json: parsed as T, text, type };
+}
+
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe("the platform's answers match /openapi.json", () => {
+  it("ops: health, readiness, metrics and the document itself", async () => {
+    expect((await call("GET", "/healthz", undefined, { key: null })).status).toBe(200);
+    expect((await call("GET", "/readyz", undefined, { key: null })).status).toBe(200);
+    expect((await call("GET", "/metrics", undefined, { key: null })).text).toContain("gateway_requests_total");
+    expect((await call("GET", "/openapi.json", undefined, { key: null })).status).toBe(200);
+    // The check can fail: an answer of the wrong shape, an undocumented status or content type.
+    expect(checker.problems("GET", "/deploy/dep_x", 200, "application/json", { deploy_id: 7 })).not.toEqual([]);
+    expect(checker.problems("GET", "/healthz", 302, "application/json", {})).not.toEqual([]);
+    expect(checker.problems("GET", "/deploy/dep_x/logs", 200, "application/json", {})).not.toEqual([]);
+  });
+
+  it("the deploy API through a deployment's life, with its events, stats, replicas and logs", async () => {
+    expect((await call("GET", "/deploy/llm/gpu_availability")).status).toBe(200);
+    expect((await call("GET", "/deploy/llm/engines")).status).toBe(200);
+    const created = await call<{ deploy_id: string }>("POST", "/deploy/llm", { model_name: "documented", gpu: "L4", max_batch_size: 4 });
+    expect(created.status).toBe(200);
+    deployId = created.json.deploy_id;
+    await until("running", async () => (await call<{ status: string }>("GET", `/deploy/${deployId}`)).json.status === "running");
+    expect((await call("GET", "/deploy/list")).status).toBe(200);
+    expect((await call("GET", `/deploy/${deployId}/events?limit=2`)).status).toBe(200);
+    expect((await call("GET", `/deploy/${deployId}/stats?from=now-1h`)).status).toBe(200);
+    expect((await call("GET", `/deploy/${deployId}/replicas`)).status).toBe(200);
+    const logs = await call("GET", `/deploy/${deployId}/logs?tail=3`);
+    expect(logs.type).toContain("application/x-ndjson");
+    expect((await call("GET", `/deploy/${deployId}/logs?tail=3&format=text`)).type).toContain("text/plain");
+    expect((await call("GET", `/models/${encodeURIComponent("admin/documented")}/versions`)).status).toBe(200);
+    expect((await call("PUT", `/deploy/${deployId}`, { settings: { max_instances: 2 } })).status).toBe(200);
+    expect((await call("POST", `/deploy/${deployId}/stop`)).status).toBe(200);
+    expect((await call("POST", `/deploy/${deployId}/start`)).status).toBe(200);
+    expect((await call("DELETE", `/deploy/${deployId}`)).status).toBe(200);
+  }, 120_000);
+
+  it("the deploy API's refusals: OpenAI's error JSON naming the field", async () => {
+    const bad = await call<{ error: { param: string } }>("POST", "/deploy/llm", { model_name: "x", gpu: "TPU" });
+    expect([bad.status, bad.json.error.param]).toEqual([400, "gpu"]);
+    expect((await call("GET", "/deploy/dep_nope")).status).toBe(404);
+    expect((await call("GET", `/deploy/${deployId}/events?limit=0`)).status).toBe(400);
+    expect((await call("GET", "/deploy/list", undefined, { key: "sk-not-a-key-00000000" })).status).toBe(401);
+  });
+
+  it("the admin API and usage", async () => {
+    const tenant = await call<{ id: string }>("POST", "/admin/tenants", { name: "documented-co" });
+    expect(tenant.status).toBe(201);
+    expect((await call("GET", "/admin/tenants")).status).toBe(200);
+    const key = await call<{ id: string; secret: string }>("POST", "/admin/api-keys", { tenant_id: tenant.json.id, name: "doc", scopes: ["inference"] });
+    expect(key.status).toBe(201);
+    expect((await call("GET", `/admin/api-keys?tenant_id=${tenant.json.id}`)).status).toBe(200);
+    // A key without the admin scope is refused with the same error shape.
+    expect((await call("GET", "/admin/tenants", undefined, { key: key.json.secret })).status).toBe(403);
+    expect((await call("DELETE", `/admin/api-keys/${key.json.id}`)).status).toBe(200);
+    for (const g of ["model", "day", "key"]) expect((await call("GET", `/v1/usage?group_by=${g}`)).status).toBe(200);
+    expect((await call("GET", "/v1/usage?group_by=week")).status).toBe(400);
+  });
+});
