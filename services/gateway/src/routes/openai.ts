@@ -4,6 +4,7 @@
  * then hand the request to the inference pipeline.
  */
 import { randomBytes } from "node:crypto";
+import Type from "typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "@infera/core";
 import type { Task } from "@infera/contracts";
@@ -32,6 +33,8 @@ function textOf(content: unknown): string {
   if (Array.isArray(content)) return content.map((p) => (p as { text?: string }).text ?? "").join("");
   return "";
 }
+
+const ModelParams = Type.Object({ model: Type.String({ description: "A model id; it may hold slashes (`meta-llama/Meta-Llama-3-8B-Instruct`)." }) });
 
 export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, deps: InferenceDeps): void {
   const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
@@ -172,7 +175,8 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         return { object: "list", data: rows.map((m) => modelObject(m.name, m.created_at, m.tenant_id)) };
       });
 
-      scope.get("/models/*", async (req) => {
+      // Model ids hold slashes: a wildcard here, one path parameter in the document.
+      scope.get("/models/*", { config: { openapi: { path: `${ctx.prefix}/models/{model}`, params: ModelParams } } }, async (req) => {
         const id = (req.params as { "*": string })["*"];
         const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
         const m = rows.find((x) => x.name === id);
