@@ -3,7 +3,7 @@
  * running platform (vLLM-, TGI-, TEI- and image-server-backed models, all engine-sim):
  * every endpoint streaming and not, every request attribute, addressing, errors. Every
  * response body is also checked against OpenAI's published response schema
- * (test/openapi/openai-openapi.json).
+ * (services/gateway/src/openai-responses.json).
  */
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";

@@ -43,7 +43,15 @@ async function call<T = unknown>(
   const type = r.headers.get("content-type") ?? "";
   let parsed: unknown = text;
   if (type.startsWith("application/json")) parsed = JSON.parse(text);
-  if (type.startsWith("application/x-ndjson")) {
+  if (type.startsWith("text/event-stream")) {
+    // Each `data:` event against the documented chunk schema; the stream ends with [DONE].
+    const events = text
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => l.slice(6));
+    expect(events.at(-1)).toBe("[DONE]");
+    for (const e of events.slice(0, -1)) checker.expect(method, path, r.status, type, JSON.parse(e));
+  } else if (type.startsWith("application/x-ndjson")) {
     // Each line of the stream against the documented line schema.
     for (const line of text.split("\n").filter((l) => l.trim())) checker.expect(method, path, r.status, type, JSON.parse(line));
   } else checker.expect(method, path, r.status, type, parsed);
@@ -58,7 +66,38 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 60_00
   }
 }
 
+const CHAT = "meta-llama/Meta-Llama-3-8B-Instruct";
+const EMBED = "BAAI/bge-large-en-v1.5";
+
 describe("the platform's answers match /openapi.json", () => {
+  it("the OpenAI API under both prefixes: JSON, streams and errors", async () => {
+    for (const prefix of ["/v1/openai", "/v1"]) {
+      const messages = [{ role: "user", content: "Hello" }];
+      expect((await call("POST", `${prefix}/chat/completions`, { model: CHAT, messages, max_tokens: 4 })).status).toBe(200);
+      const stream = await call("POST", `${prefix}/chat/completions`, {
+        model: CHAT,
+        messages,
+        max_tokens: 4,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      expect(stream.type).toContain("text/event-stream");
+      expect((await call("POST", `${prefix}/completions`, { model: CHAT, prompt: "Once upon", max_tokens: 4 })).status).toBe(200);
+      expect((await call("POST", `${prefix}/completions`, { model: CHAT, prompt: "Once upon", max_tokens: 4, stream: true })).type).toContain(
+        "text/event-stream",
+      );
+      expect((await call("POST", `${prefix}/embeddings`, { model: EMBED, input: ["a", "b"], encoding_format: "float" })).status).toBe(200);
+      expect((await call("POST", `${prefix}/embeddings`, { model: EMBED, input: "a", encoding_format: "base64" })).status).toBe(200);
+      expect((await call("POST", `${prefix}/images/generations`, { prompt: "A lamb", n: 1, size: "256x256" })).status).toBe(200);
+      expect((await call("GET", `${prefix}/models`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/models/${CHAT}`)).status).toBe(200);
+      const bad = await call<{ error: { param: string } }>("POST", `${prefix}/chat/completions`, { model: CHAT, messages: [{ role: "robot", content: "x" }] });
+      expect(bad.status).toBe(400);
+      expect((await call("POST", `${prefix}/chat/completions`, { model: "no/such-model", messages })).status).toBe(404);
+      expect((await call("GET", `${prefix}/models`, undefined, { key: null })).status).toBe(401);
+    }
+  }, 120_000);
+
   it("ops: health, readiness, metrics and the document itself", async () => {
     expect((await call("GET", "/healthz", undefined, { key: null })).status).toBe(200);
     expect((await call("GET", "/readyz", undefined, { key: null })).status).toBe(200);
@@ -111,5 +150,9 @@ describe("the platform's answers match /openapi.json", () => {
     expect((await call("DELETE", `/admin/api-keys/${key.json.id}`)).status).toBe(200);
     for (const g of ["model", "day", "key"]) expect((await call("GET", `/v1/usage?group_by=${g}`)).status).toBe(200);
     expect((await call("GET", "/v1/usage?group_by=week")).status).toBe(400);
+  });
+
+  it("checked an answer of every operation in the document", () => {
+    expect(checker.operations().filter((op) => !checker.checked.has(op))).toEqual([]);
   });
 });

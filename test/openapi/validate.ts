@@ -1,7 +1,8 @@
 /**
  * Validates response bodies against OpenAI's published response schemas, kept as data in
- * `openai-openapi.json` beside this file (see its `info.description` for where they come
- * from and `x-infera-deviations` for what differs). One Ajv instance compiles each
+ * `services/gateway/src/openai-responses.json` (see its `info.description` for where they come
+ * from and `x-infera-deviations` for what differs; the gateway's /openapi.json serves the same
+ * schemas). One Ajv instance compiles each
  * component once; `expectSchema` fails a test with every violation listed.
  */
 import { readFileSync } from "node:fs";
@@ -20,7 +21,9 @@ export type SchemaName =
   | "Model"
   | "ErrorResponse";
 
-const spec = JSON.parse(readFileSync(new URL("./openai-openapi.json", import.meta.url), "utf8")) as { components: { schemas: Record<string, unknown> } };
+const spec = JSON.parse(readFileSync(new URL("../../services/gateway/src/openai-responses.json", import.meta.url), "utf8")) as {
+  components: { schemas: Record<string, unknown> };
+};
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 addFormats.default(ajv);

@@ -24,11 +24,11 @@ import {
   Replica,
   ReplicaList,
 } from "./deploy-schema.ts";
-import { ErrorResponse } from "./error-schema.ts";
+import { OPENAI_ROUTE_DOCS, OPENAI_SCHEMAS } from "./openai-responses.ts";
 
 /** Schemas with an `$id`: one entry each under `components.schemas`, referenced by name. */
 export const SHARED_SCHEMAS: readonly TSchema[] = [
-  ErrorResponse,
+  ...OPENAI_SCHEMAS,
   DeployCreated,
   Deployment,
   DeploymentEvent,
@@ -117,8 +117,19 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
     transform: ({ schema, url, route }) => {
       const o = (route as RouteOptions & { config?: { openapi?: OpenApiRouteConfig } }).config?.openapi;
-      if (!o) return { schema, url };
-      return { schema: o.params ? { ...schema, params: o.params } : schema, url: o.path ?? url };
+      const path = o?.path ?? url;
+      let doc = o?.params ? { ...schema, params: o.params } : schema;
+      // The OpenAI routes answer in OpenAI's shapes (openai-responses.ts), under both prefixes.
+      const openai = /^\/v1(\/openai)?(\/.*)$/.exec(path);
+      const answer = openai ? OPENAI_ROUTE_DOCS[openai[2]!] : undefined;
+      if (answer)
+        doc = {
+          ...doc,
+          tags: ["openai"],
+          summary: openai![1] ? answer.summary : `${answer.summary} (the same as under /v1/openai)`,
+          response: answer.response,
+        };
+      return { schema: doc, url: path };
     },
   });
   app.get(
