@@ -190,6 +190,13 @@ describe("the web console", () => {
     await shot("usage");
   });
 
+  it("the API reference at /docs renders the OpenAPI document from the gateway alone", async () => {
+    await page.goto(`${platform.baseURL}/docs`);
+    await page.getByText("/deploy/{id}/events").first().waitFor({ timeout: 30_000 });
+    expect(await page.getByText("/v1/openai/chat/completions").count()).toBeGreaterThan(0);
+    await shot("api-docs");
+  });
+
   it("logged no console error, asked nothing of anyone but the gateway, and expected failures all happened", () => {
     expect(consoleErrors).toEqual([]);
     expect(foreignRequests).toEqual([]);
