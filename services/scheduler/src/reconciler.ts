@@ -292,7 +292,7 @@ export class Reconciler {
 
   /** What the runtime shows of a deployment's replicas, for the deploy API's `/replicas` (runtime-view.ts). */
   private async publishObserved(d: DeploymentView, observed: readonly ReplicaObservation[]): Promise<void> {
-    const config = d.config as unknown as DeploymentConfig;
+    const config = d.config;
     const view: ObservedDeployment = {
       deploymentId: d.id,
       runtime: this.o.driver.name,

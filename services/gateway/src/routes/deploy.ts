@@ -194,135 +194,153 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
 
     scope.post(
       "/deploy/llm",
-      { schema: { tags: ["deploy"], summary: "Deploy a model (answers its deploy_id at once)", body: DeployLlmRequest, response: { 200: DeployCreated, ...errorResponses } } },
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "Deploy a model (answers its deploy_id at once)",
+          body: DeployLlmRequest,
+          response: { 200: DeployCreated, ...errorResponses },
+        },
+      },
       async (req) => {
-      const body = req.body as DeployLlmRequest;
-      const p = principalOf(req);
-      if (!gpuNames.includes(body.gpu)) {
-        throw new PlatformError("invalid_request", `Invalid value for 'gpu': '${body.gpu}' is not a GPU type this cluster offers (${gpuNames.join(", ")}).`, {
-          param: "gpu",
+        const body = req.body as DeployLlmRequest;
+        const p = principalOf(req);
+        if (!gpuNames.includes(body.gpu)) {
+          throw new PlatformError("invalid_request", `Invalid value for 'gpu': '${body.gpu}' is not a GPU type this cluster offers (${gpuNames.join(", ")}).`, {
+            param: "gpu",
+          });
+        }
+        // What the cluster's nodes hold (when the scheduler reads them): a type no node has, or
+        // more GPUs than one node holds, would leave the replicas unschedulable forever.
+        const numGpus = body.num_gpus ?? 1;
+        const capacity = await capacityOf(body.gpu);
+        if (capacity && capacity.nodes === 0) {
+          throw new PlatformError(
+            "invalid_request",
+            `Invalid value for 'gpu': this cluster has no node with '${body.gpu}' GPUs (no schedulable node matches that GPU type's nodeSelector and taints).`,
+            { param: "gpu" },
+          );
+        }
+        if (capacity && numGpus > capacity.maxPerNode) {
+          throw new PlatformError(
+            "invalid_request",
+            `Invalid value for 'num_gpus': ${numGpus} is more than any '${body.gpu}' node holds (at most ${capacity.maxPerNode}); a replica's GPUs must be on one node.`,
+            { param: "num_gpus" },
+          );
+        }
+        // Default 1/1; a min above 1 given alone raises the default max with it.
+        const settings = mergeSettings({ min_instances: 1, max_instances: Math.max(1, body.settings?.min_instances ?? 1) }, body.settings);
+        const tenant = await getTenant(db, p.tenantId);
+        if (!tenant) throw new PlatformError("invalid_api_key", "Incorrect API key provided.");
+        const slash = body.model_name.indexOf("/");
+        if (slash >= 0 && body.model_name.slice(0, slash) !== tenant.name) {
+          throw new PlatformError(
+            "invalid_request",
+            `Invalid value for 'model_name': '${body.model_name}'. Give the model's own name; it is stored as '${tenant.name}/<model_name>'.`,
+            { param: "model_name" },
+          );
+        }
+        const modelName = slash >= 0 ? body.model_name : `${tenant.name}/${body.model_name}`;
+        const token = body.hf?.token ?? undefined;
+        if (token !== undefined && !deps.secretsKey) {
+          throw new PlatformError("invalid_request", "This platform cannot store a Hugging Face token: SECRETS_KEY is not configured.", { param: "hf.token" });
+        }
+        const config: DeploymentConfig = {
+          gpu: body.gpu,
+          num_gpus: numGpus,
+          max_batch_size: body.max_batch_size ?? 96,
+          engine: body.engine ?? "vllm",
+          hf: body.hf ? { repo: body.hf.repo, revision: body.hf.revision ?? null, has_token: token !== undefined } : null,
+          container_image: body.container_image ?? null,
+          extra_args: body.extra_args ?? [],
+          placement: "prefix-affinity",
+        };
+        const d = await createCustomDeployment(db, {
+          tenantId: p.tenantId,
+          modelName,
+          task: "chat",
+          config,
+          settings,
+          hfTokenSealed: token !== undefined && deps.secretsKey ? sealSecret(token, deps.secretsKey) : undefined,
         });
-      }
-      // What the cluster's nodes hold (when the scheduler reads them): a type no node has, or
-      // more GPUs than one node holds, would leave the replicas unschedulable forever.
-      const numGpus = body.num_gpus ?? 1;
-      const capacity = await capacityOf(body.gpu);
-      if (capacity && capacity.nodes === 0) {
-        throw new PlatformError(
-          "invalid_request",
-          `Invalid value for 'gpu': this cluster has no node with '${body.gpu}' GPUs (no schedulable node matches that GPU type's nodeSelector and taints).`,
-          { param: "gpu" },
-        );
-      }
-      if (capacity && numGpus > capacity.maxPerNode) {
-        throw new PlatformError(
-          "invalid_request",
-          `Invalid value for 'num_gpus': ${numGpus} is more than any '${body.gpu}' node holds (at most ${capacity.maxPerNode}); a replica's GPUs must be on one node.`,
-          { param: "num_gpus" },
-        );
-      }
-      // Default 1/1; a min above 1 given alone raises the default max with it.
-      const settings = mergeSettings({ min_instances: 1, max_instances: Math.max(1, body.settings?.min_instances ?? 1) }, body.settings);
-      const tenant = await getTenant(db, p.tenantId);
-      if (!tenant) throw new PlatformError("invalid_api_key", "Incorrect API key provided.");
-      const slash = body.model_name.indexOf("/");
-      if (slash >= 0 && body.model_name.slice(0, slash) !== tenant.name) {
-        throw new PlatformError(
-          "invalid_request",
-          `Invalid value for 'model_name': '${body.model_name}'. Give the model's own name; it is stored as '${tenant.name}/<model_name>'.`,
-          { param: "model_name" },
-        );
-      }
-      const modelName = slash >= 0 ? body.model_name : `${tenant.name}/${body.model_name}`;
-      const token = body.hf?.token ?? undefined;
-      if (token !== undefined && !deps.secretsKey) {
-        throw new PlatformError("invalid_request", "This platform cannot store a Hugging Face token: SECRETS_KEY is not configured.", { param: "hf.token" });
-      }
-      const config: DeploymentConfig = {
-        gpu: body.gpu,
-        num_gpus: numGpus,
-        max_batch_size: body.max_batch_size ?? 96,
-        engine: body.engine ?? "vllm",
-        hf: body.hf ? { repo: body.hf.repo, revision: body.hf.revision ?? null, has_token: token !== undefined } : null,
-        container_image: body.container_image ?? null,
-        extra_args: body.extra_args ?? [],
-        placement: "prefix-affinity",
-      };
-      const d = await createCustomDeployment(db, {
-        tenantId: p.tenantId,
-        modelName,
-        task: "chat",
-        config,
-        settings,
-        hfTokenSealed: token !== undefined && deps.secretsKey ? sealSecret(token, deps.secretsKey) : undefined,
-      });
-      deps.logger.info({ deploymentId: d.id, model: d.model_name, version: d.version, tenantId: p.tenantId }, "deployment created");
-      await changed(d.id);
-      return { deploy_id: d.id };
-    });
+        deps.logger.info({ deploymentId: d.id, model: d.model_name, version: d.version, tenantId: p.tenantId }, "deployment created");
+        await changed(d.id);
+        return { deploy_id: d.id };
+      },
+    );
 
     scope.get(
       "/deploy/list",
       { schema: { tags: ["deploy"], summary: "List your deployments", querystring: ListQuery, response: { 200: DeploymentList, ...errorResponses } } },
       async (req) => {
-      const q = req.query as ListQuery;
-      let statuses: DeploymentState[] | undefined;
-      if (q.status !== undefined) {
-        statuses = [];
-        for (const s of q.status
-          .split(",")
-          .map((x) => x.trim())
-          .filter((x) => x !== "")) {
-          if (!(DEPLOYMENT_STATES as readonly string[]).includes(s)) {
-            throw new PlatformError("invalid_request", `Invalid value for 'status': '${s}'. Supported values are: ${DEPLOYMENT_STATES.join(", ")}.`, {
-              param: "status",
-            });
+        const q = req.query as ListQuery;
+        let statuses: DeploymentState[] | undefined;
+        if (q.status !== undefined) {
+          statuses = [];
+          for (const s of q.status
+            .split(",")
+            .map((x) => x.trim())
+            .filter((x) => x !== "")) {
+            if (!(DEPLOYMENT_STATES as readonly string[]).includes(s)) {
+              throw new PlatformError("invalid_request", `Invalid value for 'status': '${s}'. Supported values are: ${DEPLOYMENT_STATES.join(", ")}.`, {
+                param: "status",
+              });
+            }
+            statuses.push(s as DeploymentState);
           }
-          statuses.push(s as DeploymentState);
         }
-      }
-      let ds = await listDeployments(db, { tenantId: principalOf(req).tenantId, statuses });
-      // Deleted deployments are history: listed only when asked for by status.
-      if (!statuses?.length) ds = ds.filter((d) => d.status !== "deleted");
-      const live = await liveFor(ds);
-      return ds.map((d, i) => out(d, live[i] ?? { instances: { running: 0, pending: 0 }, statusMessage: null }));
-    });
+        let ds = await listDeployments(db, { tenantId: principalOf(req).tenantId, statuses });
+        // Deleted deployments are history: listed only when asked for by status.
+        if (!statuses?.length) ds = ds.filter((d) => d.status !== "deleted");
+        const live = await liveFor(ds);
+        return ds.map((d, i) => out(d, live[i] ?? { instances: { running: 0, pending: 0 }, statusMessage: null }));
+      },
+    );
 
     scope.get(
       "/deploy/llm/gpu_availability",
-      { schema: { tags: ["deploy"], summary: "The GPU types the cluster offers and how many are in use", response: { 200: GpuAvailability, ...errorResponses } } },
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "The GPU types the cluster offers and how many are in use",
+          response: { 200: GpuAvailability, ...errorResponses },
+        },
+      },
       async () => {
-      const live = await listDeployments(db, { statuses: LIVE });
-      const instances = await instancesFor(live);
-      const inUse = new Map<string, number>();
-      live.forEach((d, i) => {
-        const c = d.config;
-        const n = instances[i] ?? { running: 0, pending: 0 };
-        inUse.set(c.gpu, (inUse.get(c.gpu) ?? 0) + c.num_gpus * (n.running + n.pending));
-      });
-      // The cluster's own count (allocatable on the type's nodes) when the scheduler reads it, else the configured one.
-      const gpus = [];
-      for (const g of deps.gpuTypes) {
-        const used = inUse.get(g.name) ?? 0;
-        const total = (await capacityOf(g.name))?.allocatable ?? g.count;
-        gpus.push({ gpu: g.name, total: total ?? null, in_use: used, available: total === undefined ? null : Math.max(0, total - used) });
-      }
-      return { gpus };
-    });
+        const live = await listDeployments(db, { statuses: LIVE });
+        const instances = await instancesFor(live);
+        const inUse = new Map<string, number>();
+        live.forEach((d, i) => {
+          const c = d.config;
+          const n = instances[i] ?? { running: 0, pending: 0 };
+          inUse.set(c.gpu, (inUse.get(c.gpu) ?? 0) + c.num_gpus * (n.running + n.pending));
+        });
+        // The cluster's own count (allocatable on the type's nodes) when the scheduler reads it, else the configured one.
+        const gpus = [];
+        for (const g of deps.gpuTypes) {
+          const used = inUse.get(g.name) ?? 0;
+          const total = (await capacityOf(g.name))?.allocatable ?? g.count;
+          gpus.push({ gpu: g.name, total: total ?? null, in_use: used, available: total === undefined ? null : Math.max(0, total - used) });
+        }
+        return { gpus };
+      },
+    );
 
     scope.get(
       "/deploy/llm/engines",
       { schema: { tags: ["deploy"], summary: "The engines a deployment may run", response: { 200: EngineList, ...errorResponses } } },
       async () => ({
-      engines: ENGINES.map((e, i) => ({ ...e, tasks: [...e.tasks], default: i === 0 })),
-    }));
+        engines: ENGINES.map((e, i) => ({ ...e, tasks: [...e.tasks], default: i === 0 })),
+      }),
+    );
 
     scope.get(
       "/deploy/:id",
       { schema: { tags: ["deploy"], summary: "One deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
       async (req) => {
-      return show(await own(req, (req.params as DeploymentParams).id));
-    });
+        return show(await own(req, (req.params as DeploymentParams).id));
+      },
+    );
 
     scope.put(
       "/deploy/:id",
@@ -361,47 +379,57 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       "/deploy/:id",
       { schema: { tags: ["deploy"], summary: "Delete a deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
       async (req) => {
-      const d = await own(req, (req.params as DeploymentParams).id);
-      if (d.status === "deleted") throw new PlatformError("conflict", `The deployment '${d.id}' is already deleted.`, { param: "status" });
-      await transition(db, d.id, "deleted", {
-        reason: "deleted by API",
-        expectFrom: [d.status],
-        // Its token is needed by nothing any more.
-        within: (trx) => deleteDeploymentSecrets(trx, d.id),
-      });
-      await changed(d.id);
-      return show((await getDeployment(db, d.id))!);
-    });
+        const d = await own(req, (req.params as DeploymentParams).id);
+        if (d.status === "deleted") throw new PlatformError("conflict", `The deployment '${d.id}' is already deleted.`, { param: "status" });
+        await transition(db, d.id, "deleted", {
+          reason: "deleted by API",
+          expectFrom: [d.status],
+          // Its token is needed by nothing any more.
+          within: (trx) => deleteDeploymentSecrets(trx, d.id),
+        });
+        await changed(d.id);
+        return show((await getDeployment(db, d.id))!);
+      },
+    );
 
     scope.post(
       "/deploy/:id/stop",
       { schema: { tags: ["deploy"], summary: "Stop a running deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
       async (req) => {
-      const d = await own(req, (req.params as DeploymentParams).id);
-      if (d.status !== "running") {
-        throw new PlatformError("conflict", `Cannot stop the deployment '${d.id}': it is ${d.status}; only a running deployment can be stopped.`, {
-          param: "status",
-        });
-      }
-      await transition(db, d.id, "stopped", { reason: "stopped by API", expectFrom: ["running"] });
-      await changed(d.id);
-      return show((await getDeployment(db, d.id))!);
-    });
+        const d = await own(req, (req.params as DeploymentParams).id);
+        if (d.status !== "running") {
+          throw new PlatformError("conflict", `Cannot stop the deployment '${d.id}': it is ${d.status}; only a running deployment can be stopped.`, {
+            param: "status",
+          });
+        }
+        await transition(db, d.id, "stopped", { reason: "stopped by API", expectFrom: ["running"] });
+        await changed(d.id);
+        return show((await getDeployment(db, d.id))!);
+      },
+    );
 
     scope.post(
       "/deploy/:id/start",
-      { schema: { tags: ["deploy"], summary: "Start a stopped or failed deployment", params: DeploymentParams, response: { 200: Deployment, ...errorResponses } } },
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "Start a stopped or failed deployment",
+          params: DeploymentParams,
+          response: { 200: Deployment, ...errorResponses },
+        },
+      },
       async (req) => {
-      const d = await own(req, (req.params as DeploymentParams).id);
-      if (d.status !== "stopped" && d.status !== "failed") {
-        throw new PlatformError("conflict", `Cannot start the deployment '${d.id}': it is ${d.status}; only a stopped or failed deployment can be started.`, {
-          param: "status",
-        });
-      }
-      await transition(db, d.id, "deploying", { reason: "started by API", expectFrom: ["stopped", "failed"] });
-      await changed(d.id);
-      return show((await getDeployment(db, d.id))!);
-    });
+        const d = await own(req, (req.params as DeploymentParams).id);
+        if (d.status !== "stopped" && d.status !== "failed") {
+          throw new PlatformError("conflict", `Cannot start the deployment '${d.id}': it is ${d.status}; only a stopped or failed deployment can be started.`, {
+            param: "status",
+          });
+        }
+        await transition(db, d.id, "deploying", { reason: "started by API", expectFrom: ["stopped", "failed"] });
+        await changed(d.id);
+        return show((await getDeployment(db, d.id))!);
+      },
+    );
 
     // `GET /models/{model_name}/versions`: model names hold a slash (`tenant/model`).
     scope.get(
@@ -412,19 +440,20 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
         config: { openapi: { path: "/models/{model_name}/versions", params: ModelVersionsParams } },
       },
       async (req) => {
-      const path = (req.params as { "*": string })["*"];
-      if (!path.endsWith("/versions")) throw new PlatformError("not_found", `Unknown request URL: GET /models/${path}.`);
-      const name = decodeURIComponent(path.slice(0, -"/versions".length));
-      const p = principalOf(req);
-      let rows = await listModelVersions(db, p.tenantId, name);
-      if (rows.length === 0 && !name.includes("/")) {
-        const tenant = await getTenant(db, p.tenantId);
-        if (tenant) rows = await listModelVersions(db, p.tenantId, `${tenant.name}/${name}`);
-      }
-      if (rows.length === 0)
-        throw new PlatformError("not_found", `The model '${name}' does not exist or you do not have access to it.`, { param: "model_name" });
-      return rows.map((r) => ({ model_name: r.model_name, version: r.version, uploaded_at: r.uploaded_at.toISOString() }));
-    });
+        const path = (req.params as { "*": string })["*"];
+        if (!path.endsWith("/versions")) throw new PlatformError("not_found", `Unknown request URL: GET /models/${path}.`);
+        const name = decodeURIComponent(path.slice(0, -"/versions".length));
+        const p = principalOf(req);
+        let rows = await listModelVersions(db, p.tenantId, name);
+        if (rows.length === 0 && !name.includes("/")) {
+          const tenant = await getTenant(db, p.tenantId);
+          if (tenant) rows = await listModelVersions(db, p.tenantId, `${tenant.name}/${name}`);
+        }
+        if (rows.length === 0)
+          throw new PlatformError("not_found", `The model '${name}' does not exist or you do not have access to it.`, { param: "model_name" });
+        return rows.map((r) => ({ model_name: r.model_name, version: r.version, uploaded_at: r.uploaded_at.toISOString() }));
+      },
+    );
   });
 }
 
