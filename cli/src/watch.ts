@@ -14,6 +14,7 @@ import { clock, status, type Output } from "./output.ts";
 
 const STEPS = ["initializing", "downloading", "deploying", "running"];
 const POLL_MS = 500;
+const TERMINAL = ["running", "failed", "stopped", "deleted"];
 
 export interface WatchOptions {
   timeoutS: number;
@@ -51,16 +52,21 @@ export async function watchDeployment(client: Client, id: string, out: Output, o
     } else out.line(text);
   };
   let after: string | undefined;
+  /** Every event since the last one seen, a page at a time. */
+  const printEvents = async () => {
+    for (;;) {
+      const page = await client.request<Page<DeploymentEvent>>("GET", `/deploy/${encodeURIComponent(id)}/events`, undefined, { after, limit: 100 });
+      for (const e of page.data) print(out.json ? JSON.stringify({ event: e }) : eventLine(e));
+      after = page.last_id ?? after;
+      if (!page.has_more) break;
+    }
+  };
   try {
     for (;;) {
-      // Every event since the last one seen, a page at a time.
-      for (;;) {
-        const page = await client.request<Page<DeploymentEvent>>("GET", `/deploy/${encodeURIComponent(id)}/events`, undefined, { after, limit: 100 });
-        for (const e of page.data) print(out.json ? JSON.stringify({ event: e }) : eventLine(e));
-        after = page.last_id ?? after;
-        if (!page.has_more) break;
-      }
+      await printEvents();
       const d = await client.request<Deployment>("GET", `/deploy/${encodeURIComponent(id)}`);
+      // It may have moved since the events were read: the move that ended the watch is printed too.
+      if (TERMINAL.includes(d.status)) await printEvents();
       const replicas =
         d.status === "running" || STEPS.includes(d.status) ? await client.request<Replicas>("GET", `/deploy/${encodeURIComponent(id)}/replicas`) : undefined;
       if (spinner) spinner.text = statusLine(d, replicas);
