@@ -421,6 +421,26 @@ describe("observePod", () => {
     if (!p) throw new Error(fixture);
     expect(observePod(p)).toMatchObject({ replicaId: p.metadata?.name, ...expected });
   });
+
+  it("names the node it runs on, and since when it is as it is (its latest condition change)", () => {
+    const p = pod(
+      "p-node",
+      {
+        phase: "Running",
+        conditions: [
+          { type: "PodScheduled", status: "True", lastTransitionTime: new Date("2026-01-01T00:00:00Z") },
+          { type: "Ready", status: "True", lastTransitionTime: new Date("2026-01-01T00:05:00Z") },
+        ],
+      },
+      { creationTimestamp: new Date("2025-12-31T23:59:00Z") },
+    );
+    p.spec = { containers: [], nodeName: "gpu-node-7" };
+    expect(observePod(p)).toMatchObject({ phase: "running", node: "gpu-node-7", since: Date.parse("2026-01-01T00:05:00Z") });
+    // Not scheduled yet: no node; since its creation.
+    const pending = pod("p-new", { phase: "Pending" }, { creationTimestamp: new Date("2026-01-02T00:00:00Z") });
+    expect(observePod(pending)).toMatchObject({ phase: "pending", since: Date.parse("2026-01-02T00:00:00Z") });
+    expect(observePod(pending).node).toBeUndefined();
+  });
 });
 
 describe("what the driver makes is owned by the template's owner ConfigMap", () => {

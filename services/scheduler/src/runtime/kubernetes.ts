@@ -114,8 +114,19 @@ function containerProblem(s: V1ContainerStatus): { fatal: boolean; reason: strin
   return undefined;
 }
 
-/** Maps one engine pod to what the reconciler needs to know. Exported for tests. */
+/**
+ * Maps one engine pod to what the reconciler needs to know, with the node it runs on and since
+ * when it has been as it is (its conditions' latest transition; else its creation). Exported for tests.
+ */
 export function observePod(pod: V1Pod): ReplicaObservation {
+  const o = podPhase(pod);
+  const times = (pod.status?.conditions ?? []).map((c) => (c.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : Number.NaN));
+  const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : Number.NaN;
+  const since = Math.max(...times.filter((t) => !Number.isNaN(t)), Number.isNaN(created) ? 0 : created);
+  return { ...o, ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}), ...(since > 0 ? { since } : {}) };
+}
+
+function podPhase(pod: V1Pod): ReplicaObservation {
   const replicaId = pod.metadata?.name ?? "";
   const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
   const restarts = statuses.reduce((n, s) => n + (s.restartCount ?? 0), 0);
