@@ -64,6 +64,11 @@ interface ErrorOut {
   error: { message: string; param: string | null };
 }
 
+interface ReplicasOut {
+  runtime: string | null;
+  data: { replica_id: string; phase: string; ready: boolean; reason: string | null; node: string | null; gpu: string | null; num_gpus: number | null }[];
+}
+
 async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
   const res = await fetch(`${gatewayUrl}${path}`, {
     method,
@@ -345,6 +350,23 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     // Both A100 nodes (4 GPUs each) taken by one deployment's two replicas …
     const big = await deploy({ model_name: "a100-big", gpu: "A100-80GB", num_gpus: 4, hf: HF, settings: { min_instances: 2, max_instances: 2 } });
     await waitStatus(big, "running", 90_000);
+    // /replicas: its pods, the nodes kube-scheduler put them on, their GPUs.
+    let serving: ReplicasOut | undefined;
+    await until(
+      "both replicas ready in /replicas",
+      30_000,
+      async () => {
+        serving = (await api<ReplicasOut>("GET", `/deploy/${big}/replicas`)).json;
+        return serving.data.filter((r) => r.ready).length === 2;
+      },
+      async () => JSON.stringify(serving),
+    );
+    expect(serving?.runtime).toBe("kubernetes");
+    const bigPods = (await engineObjects(big)).pods;
+    for (const r of serving?.data ?? []) {
+      expect(r).toMatchObject({ phase: "ready", gpu: "A100-80GB", num_gpus: 4, reason: null });
+      expect(r.node).toBe(bigPods.find((p) => p.metadata.name === r.replica_id)?.spec?.nodeName);
+    }
     // … so the next one's pod cannot be placed.
     const waiting = await deploy({ model_name: "a100-waits", gpu: "A100-80GB", num_gpus: 4, hf: HF });
     let d: DeploymentOut | undefined;
@@ -363,6 +385,10 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     const cond = pod?.status.conditions?.find((c) => c.type === "PodScheduled");
     expect(cond?.status).toBe("False");
     expect(d?.status_message).toContain(cond?.message);
+    // /replicas says the same of its pod: pending, on no node, with the scheduler's message.
+    const waitingReplica = (await api<ReplicasOut>("GET", `/deploy/${waiting}/replicas`)).json.data[0];
+    expect(waitingReplica).toMatchObject({ phase: "pending", ready: false, node: null });
+    expect(waitingReplica?.reason).toContain(cond?.message);
     // Still waiting a while later: it is not failed.
     await new Promise((r) => setTimeout(r, 3000));
     expect((await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json.status).toBe("deploying");
@@ -387,6 +413,15 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     expect(a.fail_reason).toMatch(/^engine: ErrImagePull: failed to pull and unpack image "kwok\.invalid\/pull-error:1"/);
     const b = await waitStatus(crash, "failed", 60_000);
     expect(b.fail_reason).toMatch(/^engine: CrashLoopBackOff after 4 restarts \(last exit code 1, Error\)/);
+    // /replicas keeps the failed view, each replica with why.
+    expect((await api<ReplicasOut>("GET", `/deploy/${pull}/replicas`)).json.data[0]).toMatchObject({
+      phase: "failed",
+      reason: expect.stringContaining("ErrImagePull"),
+    });
+    expect((await api<ReplicasOut>("GET", `/deploy/${crash}/replicas`)).json.data[0]).toMatchObject({
+      phase: "failed",
+      reason: expect.stringContaining("exit code 1"),
+    });
     // A failed deployment keeps no GPUs: its objects are removed.
     await until(
       "failed deployments' objects gone",
