@@ -13,7 +13,6 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const IMAGE_NAMES = ["gateway", "scheduler", "worker-agent", "engine-sim", "migrate"] as const;
-export type ImageName = (typeof IMAGE_NAMES)[number];
 /** Where the images test tags what it builds: <TEST_REGISTRY>/<name>:<run tag>. */
 export const TEST_REGISTRY = "localhost/infera-test";
 

@@ -5,8 +5,6 @@
  */
 import llama3Tokenizer from "llama3-tokenizer-js";
 
-export const BOS_ID = 128000;
-export const EOS_ID = 128001; // <|end_of_text|>
 export const EOT_ID = 128009; // <|eot_id|>: the end of an assistant turn, what Llama 3 Instruct stops on
 export const FIRST_SPECIAL_ID = 128000;
 
@@ -56,10 +54,6 @@ export function tokenText(id: number): string {
 
 export function isSpecial(id: number): boolean {
   return id >= FIRST_SPECIAL_ID;
-}
-
-export function vocabSize(): number {
-  return llama3Tokenizer.vocabById.length;
 }
 
 export interface ChatTemplateMessage {
