@@ -9,9 +9,10 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { tool as lcTool } from "@langchain/core/tools";
 import { ChatOpenAI, OpenAIEmbeddings } from "@langchain/openai";
 import { embed, embedMany, generateText, stepCountIs, streamText, tool } from "ai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { z } from "zod";
-import { startPlatform, type Platform } from "@infera/testkit";
+import type { Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 import { schemaErrors, type SchemaName } from "../openapi/validate.ts";
 
 const CHAT = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -58,12 +59,11 @@ function expectAllConform(path: string, schema: SchemaName): void {
   expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
 }
 
-beforeAll(async () => {
-  platform = await startPlatform({ label: "clients-frameworks", catalog: ["chat", "embeddings"], readyTimeoutMs: 240_000 });
+const test = platformTest({ label: "clients-frameworks", catalog: ["chat", "embeddings"], readyTimeoutMs: 240_000 });
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
 }, 300_000);
-afterAll(async () => {
-  await platform?.stop();
-});
 
 describe("LangChain (@langchain/openai)", () => {
   const chat = () =>
@@ -76,7 +76,7 @@ describe("LangChain (@langchain/openai)", () => {
       temperature: 0.7,
     });
 
-  it("invokes chat and reads the answer and its token usage", async () => {
+  test("invokes chat and reads the answer and its token usage", async () => {
     const msg = await chat().invoke([
       ["system", "Respond like a michelin starred chef."],
       ["human", "Can you name at least two different techniques to cook lamb?"],
@@ -88,7 +88,7 @@ describe("LangChain (@langchain/openai)", () => {
     expectAllConform("/chat/completions", "CreateChatCompletionResponse");
   });
 
-  it("streams chat; the aggregated chunks hold the text and the usage", async () => {
+  test("streams chat; the aggregated chunks hold the text and the usage", async () => {
     let text = "";
     let chunks = 0;
     let output = 0;
@@ -104,7 +104,7 @@ describe("LangChain (@langchain/openai)", () => {
     expectAllConform("/chat/completions", "CreateChatCompletionStreamResponse");
   });
 
-  it("binds a tool and gets a parsed tool call", async () => {
+  test("binds a tool and gets a parsed tool call", async () => {
     const weather = lcTool(async ({ city }: { city: string }) => `sunny in ${city}`, {
       name: "get_weather",
       description: "Weather in a city",
@@ -115,7 +115,7 @@ describe("LangChain (@langchain/openai)", () => {
     expect(msg.tool_calls?.[0]?.args).toHaveProperty("city");
   });
 
-  it("embeds a query and documents", async () => {
+  test("embeds a query and documents", async () => {
     const embeddings = new OpenAIEmbeddings({
       model: EMBED,
       apiKey: platform.adminKey,
@@ -137,7 +137,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible)", () => {
   const provider = () =>
     createOpenAICompatible({ name: "infera", baseURL: platform.openaiURL, apiKey: platform.adminKey, fetch: checkingFetch, includeUsage: true });
 
-  it("generateText answers with text, a finish reason and usage", async () => {
+  test("generateText answers with text, a finish reason and usage", async () => {
     const r = await generateText({ model: provider().chatModel(CHAT), prompt: "Hello", maxOutputTokens: 10, maxRetries: 0 });
     expect(r.text.length).toBeGreaterThan(0);
     expect(r.finishReason).toBe("length");
@@ -146,7 +146,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible)", () => {
     expectAllConform("/chat/completions", "CreateChatCompletionResponse");
   });
 
-  it("streamText streams the text and reports usage from the stream", async () => {
+  test("streamText streams the text and reports usage from the stream", async () => {
     const r = streamText({ model: provider().chatModel(CHAT), system: "Be brief.", prompt: "Hello", maxOutputTokens: 8, maxRetries: 0 });
     let text = "";
     let parts = 0;
@@ -162,7 +162,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible)", () => {
     expectAllConform("/chat/completions", "CreateChatCompletionStreamResponse");
   });
 
-  it("calls a tool from a streamed answer", async () => {
+  test("calls a tool from a streamed answer", async () => {
     let called = "";
     const r = streamText({
       model: provider().chatModel(CHAT),
@@ -187,7 +187,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible)", () => {
     expect(called.length).toBeGreaterThan(0);
   });
 
-  it("embed and embedMany", async () => {
+  test("embed and embedMany", async () => {
     const one = await embed({ model: provider().textEmbeddingModel(EMBED), value: "sunny day at the beach", maxRetries: 0 });
     expect(one.embedding).toHaveLength(1024);
     expect(one.usage.tokens).toBeGreaterThan(0);
@@ -197,7 +197,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible)", () => {
     expectAllConform("/embeddings", "CreateEmbeddingResponse");
   });
 
-  it("surfaces the platform's OpenAI error JSON as an API error", async () => {
+  test("surfaces the platform's OpenAI error JSON as an API error", async () => {
     const err = await generateText({ model: provider().chatModel(CHAT), prompt: "Hello", temperature: 7, maxRetries: 0 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as { statusCode?: number }).statusCode).toBe(400);

@@ -9,10 +9,11 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect } from "vitest";
 import { queueKeys } from "@infera/queue";
 import { createApiKey, createDb, createTenant, listDeploymentEvents } from "@infera/registry";
-import { startPlatform, type Platform } from "@infera/testkit";
+import { waitFor, type Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 
 const HF_TOKEN = "hf_e2eSecretTokenThatMustNeverShow";
 const STARTUP_DELAY_MS = 3000;
@@ -49,17 +50,19 @@ interface ErrorOut {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
 
-beforeAll(async () => {
-  platform = await startPlatform({
-    label: "deployments",
-    env: {
-      // Engines take a while to come up, so a request can be sent while the deployment deploys.
-      SIM_STARTUP_DELAY_MS: String(STARTUP_DELAY_MS),
-      SCALE_TO_ZERO_IDLE_MS: "2000",
-      SECRETS_KEY: "e2e-secrets-key",
-    },
-    readyTimeoutMs: 120_000,
-  });
+const test = platformTest({
+  label: "deployments",
+  env: {
+    // Engines take a while to come up, so a request can be sent while the deployment deploys.
+    SIM_STARTUP_DELAY_MS: String(STARTUP_DELAY_MS),
+    SCALE_TO_ZERO_IDLE_MS: "2000",
+    SECRETS_KEY: "e2e-secrets-key",
+  },
+  readyTimeoutMs: 120_000,
+});
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
   db = createDb(platform.databaseUrl, { max: 2 });
   redis = new Redis(platform.redisUrl);
   openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0, timeout: 90_000 });
@@ -71,7 +74,6 @@ beforeAll(async () => {
 afterAll(async () => {
   redis?.disconnect();
   await db?.destroy();
-  await platform?.stop();
 });
 
 async function api<T = unknown>(method: string, path: string, body?: unknown, key = platform.adminKey): Promise<{ status: number; json: T; headers: Headers }> {
@@ -86,16 +88,6 @@ async function get(id = deployId, key = platform.adminKey): Promise<DeploymentOu
   const r = await api<DeploymentOut>("GET", `/deploy/${id}`, undefined, key);
   expect(r.status).toBe(200);
   return r.json;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 /** Processes (engine-sim, agent) whose environment names the deployment. */
@@ -145,7 +137,7 @@ async function snapshot() {
 }
 
 describe("a custom LLM deployment's life", () => {
-  it("deploys at once and answers a request sent by deploy_id before it runs, once it does", async () => {
+  test("deploys at once and answers a request sent by deploy_id before it runs, once it does", async () => {
     const created = await api<{ deploy_id: string }>("POST", "/deploy/llm", {
       model_name: "my-llama",
       gpu: "A100-80GB",
@@ -166,14 +158,18 @@ describe("a custom LLM deployment's life", () => {
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
     expect(answer.usage?.completion_tokens).toBe(5);
     // The reconciler records `running` on its next pass after the replica reports healthy.
-    const after = await until("running", async () => {
-      const d = await get();
-      return d.status === "running" ? d : undefined;
-    });
+    const after = await waitFor(
+      "running",
+      async () => {
+        const d = await get();
+        return d.status === "running" ? d : undefined;
+      },
+      { timeoutMs: 90_000 },
+    );
     expect(after.instances).toEqual({ running: 1, pending: 0 });
   }, 120_000);
 
-  it("reads and lists it in the provider's shape, with the token nowhere but sealed", async () => {
+  test("reads and lists it in the provider's shape, with the token nowhere but sealed", async () => {
     const d = await get();
     expect(d).toMatchObject({
       deploy_id: deployId,
@@ -225,13 +221,13 @@ describe("a custom LLM deployment's life", () => {
     expect(platform.output()).not.toContain(HF_TOKEN);
   });
 
-  it("serves it by name and by name:version; an unknown version is a 404", async () => {
+  test("serves it by name and by name:version; an unknown version is a 404", async () => {
     expect((await chat("admin/my-llama")).choices[0]?.message.content?.length).toBeGreaterThan(0);
     expect((await chat("admin/my-llama:1")).choices[0]?.message.content?.length).toBeGreaterThan(0);
     await expect(chat("admin/my-llama:2")).rejects.toMatchObject({ status: 404, error: { param: "model" } });
   });
 
-  it("is invisible to another tenant's key: read, call, change, stop and delete are 404s", async () => {
+  test("is invisible to another tenant's key: read, call, change, stop and delete are 404s", async () => {
     const before = await snapshot();
     expect((await api("GET", `/deploy/${deployId}`, undefined, otherKey)).status).toBe(404);
     expect((await api<unknown[]>("GET", "/deploy/list", undefined, otherKey)).json).toEqual([]);
@@ -248,7 +244,7 @@ describe("a custom LLM deployment's life", () => {
     expect((await get()).status).toBe("running");
   });
 
-  it("refuses bad input with a 400 naming the field, and changes nothing", async () => {
+  test("refuses bad input with a 400 naming the field, and changes nothing", async () => {
     const before = await snapshot();
     const good = { model_name: "bad-input", gpu: "A100-80GB" };
     const cases: [unknown, string][] = [
@@ -288,7 +284,7 @@ describe("a custom LLM deployment's life", () => {
     expect(await snapshot()).toEqual(before);
   });
 
-  it("changes its settings (and only those)", async () => {
+  test("changes its settings (and only those)", async () => {
     const r = await api<DeploymentOut>("PUT", `/deploy/${deployId}`, { settings: { max_instances: 2 } });
     expect(r.status).toBe(200);
     expect(r.json.settings).toEqual({ min_instances: 1, max_instances: 2 });
@@ -296,7 +292,7 @@ describe("a custom LLM deployment's life", () => {
     expect((await get()).settings).toEqual({ min_instances: 1, max_instances: 2 });
   });
 
-  it("stops (503 saying so, no process left) and starts again", async () => {
+  test("stops (503 saying so, no process left) and starts again", async () => {
     const stopped = await api<DeploymentOut>("POST", `/deploy/${deployId}/stop`);
     expect(stopped.status).toBe(200);
     expect(stopped.json.status).toBe("stopped");
@@ -306,7 +302,7 @@ describe("a custom LLM deployment's life", () => {
       expect(r.json.error.message).toContain("stopped");
       expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(0);
     }
-    await until("the replica to go", async () => (await get()).instances.running === 0 && processesOf(deployId).length === 0);
+    await waitFor("the replica to go", async () => (await get()).instances.running === 0 && processesOf(deployId).length === 0, { timeoutMs: 90_000 });
     expect((await get()).instances).toEqual({ running: 0, pending: 0 });
     const again = await api<ErrorOut>("POST", `/deploy/${deployId}/stop`);
     expect(again.status).toBe(409);
@@ -317,23 +313,27 @@ describe("a custom LLM deployment's life", () => {
     expect(started.json.status).toBe("deploying");
     // A request while it deploys again waits for it.
     expect((await chat(`deploy_id:${deployId}`)).choices[0]?.message.content?.length).toBeGreaterThan(0);
-    await until("running", async () => (await get()).status === "running");
+    await waitFor("running", async () => (await get()).status === "running", { timeoutMs: 90_000 });
   }, 120_000);
 
-  it("scales to zero when idle with min_instances 0 (still running), and a request wakes it", async () => {
+  test("scales to zero when idle with min_instances 0 (still running), and a request wakes it", async () => {
     const r = await api<DeploymentOut>("PUT", `/deploy/${deployId}`, { settings: { min_instances: 0, max_instances: 1 } });
     expect(r.status).toBe(200);
-    const zero = await until("scale to zero", async () => {
-      const d = await get();
-      return d.instances.running === 0 && d.instances.pending === 0 && processesOf(deployId).length === 0 ? d : undefined;
-    });
+    const zero = await waitFor(
+      "scale to zero",
+      async () => {
+        const d = await get();
+        return d.instances.running === 0 && d.instances.pending === 0 && processesOf(deployId).length === 0 ? d : undefined;
+      },
+      { timeoutMs: 90_000 },
+    );
     expect(zero.status).toBe("running");
     const answer = await chat(`deploy_id:${deployId}`);
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
     expect((await get()).instances.running).toBe(1);
   }, 120_000);
 
-  it("deletes it: requests get a 404, nothing runs, it cannot be started, and the history shows every step", async () => {
+  test("deletes it: requests get a 404, nothing runs, it cannot be started, and the history shows every step", async () => {
     const queues = queueKeys(platform.redisPrefix).queues(deployId);
     expect(await redis.exists(...queues)).toBeGreaterThan(0);
     const del = await api<DeploymentOut>("DELETE", `/deploy/${deployId}`);
@@ -341,10 +341,10 @@ describe("a custom LLM deployment's life", () => {
     expect(del.json.status).toBe("deleted");
     await expect(chat(`deploy_id:${deployId}`)).rejects.toMatchObject({ status: 404 });
     await expect(chat("admin/my-llama")).rejects.toMatchObject({ status: 404 });
-    await until("no process left", async () => processesOf(deployId).length === 0);
+    await waitFor("no process left", async () => processesOf(deployId).length === 0, { timeoutMs: 90_000 });
     expect(await db.selectFrom("deployment_secrets").selectAll().where("deployment_id", "=", deployId).executeTakeFirst()).toBeUndefined();
     // Its request queue (a Redis stream per priority class) is removed with it.
-    await until("its queue streams removed", async () => (await redis.exists(...queues)) === 0);
+    await waitFor("its queue streams removed", async () => (await redis.exists(...queues)) === 0, { timeoutMs: 90_000 });
     expect((await api<unknown[]>("GET", "/deploy/list")).json).toEqual([]);
     expect((await api<DeploymentOut[]>("GET", "/deploy/list?status=deleted")).json.map((d) => d.deploy_id)).toEqual([deployId]);
 

@@ -6,17 +6,17 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseMetrics, startPlatform, type Platform } from "@infera/testkit";
+import { describe, expect } from "vitest";
+import { parseMetrics, waitFor, type Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 let platform: Platform;
 
-beforeAll(async () => {
-  platform = await startPlatform({ label: "observability", env: { LOG_LEVEL: "debug" } });
-});
-afterAll(async () => {
-  await platform?.stop();
+const test = platformTest({ label: "observability", env: { LOG_LEVEL: "debug" } });
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
 });
 
 function jsonLines(text: string): Record<string, unknown>[] {
@@ -41,7 +41,7 @@ async function metricNames(url: string): Promise<Set<string>> {
 }
 
 describe("observability after an end-to-end run", () => {
-  it("every service exports the dashboard's metrics", async () => {
+  test("every service exports the dashboard's metrics", async () => {
     const openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
     const stream = await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "metrics please" }], stream: true, max_tokens: 5 });
     for await (const _ of stream) void _;
@@ -84,14 +84,14 @@ describe("observability after an end-to-end run", () => {
     }
   });
 
-  it("labels come from small closed sets: no prompt, key or request id in any label", async () => {
+  test("labels come from small closed sets: no prompt, key or request id in any label", async () => {
     const text = await (await fetch(`${platform.baseURL}/metrics`)).text();
     expect(text).not.toContain("metrics please");
     expect(text).not.toContain(platform.adminKey);
     expect(text).not.toMatch(/req_[0-9a-f]{24}/);
   });
 
-  it("one request id is on the request's log lines in the gateway, the scheduler and the agent, and is returned to the client", async () => {
+  test("one request id is on the request's log lines in the gateway, the scheduler and the agent, and is returned to the client", async () => {
     const requestId = `req-trace-${Date.now()}`;
     const res = await fetch(`${platform.openaiURL}/chat/completions`, {
       method: "POST",
@@ -101,15 +101,17 @@ describe("observability after an end-to-end run", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("x-request-id")).toBe(requestId);
     await res.json();
-    await new Promise((r) => setTimeout(r, 300));
-    const lines = [...jsonLines(platform.output()), ...jsonLines(replicaLogs().agent)].filter((l) => l.requestId === requestId);
-    const services = new Set(lines.map((l) => l.service));
+    // The processes' log lines reach the test through pipes and files: wait until all three have written theirs.
+    const servicesLogging = () =>
+      new Set([...jsonLines(platform.output()), ...jsonLines(replicaLogs().agent)].filter((l) => l.requestId === requestId).map((l) => l.service));
+    await waitFor("the request's lines in every service's log", () => servicesLogging().size >= 3, { timeoutMs: 10_000 }).catch(() => {});
+    const services = servicesLogging();
     expect(services).toContain("gateway");
     expect(services).toContain("scheduler");
     expect(services).toContain("worker-agent");
   });
 
-  it("no secret and no prompt text in any log line", () => {
+  test("no secret and no prompt text in any log line", () => {
     const all = platform.output() + replicaLogs().agent + replicaLogs().engine;
     expect(all).not.toContain(platform.adminKey);
     expect(all).not.toContain("trace me");

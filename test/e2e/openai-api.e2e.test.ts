@@ -7,8 +7,9 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { metricSum, parseMetrics, startPlatform, type Platform } from "@infera/testkit";
+import { describe, expect } from "vitest";
+import { metricSum, parseMetrics, type Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 import { expectSchema } from "../openapi/validate.ts";
 
 const CHAT = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -31,14 +32,16 @@ let openai: OpenAI;
 /** model name → { engineUrl, deploymentId } of its one replica. */
 const engines = new Map<string, { url: string; deploymentId: string }>();
 
-beforeAll(async () => {
-  platform = await startPlatform({
-    label: "openai-api",
-    catalog: ["chat", "embeddings", "images", "tgi", "tei"],
-    readyTimeoutMs: 240_000,
-    // Embedding calls take a little while and the agent runs one at a time: concurrent requests must coalesce.
-    env: { SIM_TTFT_MS: "15", EMBEDDING_MAX_INFLIGHT: "1", BODY_LIMIT_BYTES: String(BODY_LIMIT) },
-  });
+const test = platformTest({
+  label: "openai-api",
+  catalog: ["chat", "embeddings", "images", "tgi", "tei"],
+  readyTimeoutMs: 240_000,
+  // Embedding calls take a little while and the agent runs one at a time: concurrent requests must coalesce.
+  env: { SIM_TTFT_MS: "15", EMBEDDING_MAX_INFLIGHT: "1", BODY_LIMIT_BYTES: String(BODY_LIMIT) },
+});
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
   openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
   const logDir = `/tmp/infera-test-logs/${platform.redisPrefix}`;
   for (const f of readdirSync(logDir).filter((x) => x.endsWith("-agent.log"))) {
@@ -55,9 +58,6 @@ beforeAll(async () => {
     engines.set(stats.model, { url, deploymentId: f.replace(/-r\d+-agent\.log$/, "") });
   }
 }, 300_000);
-afterAll(async () => {
-  await platform?.stop();
-});
 
 function engine(model: string): { url: string; deploymentId: string } {
   const e = engines.get(model);
@@ -121,7 +121,7 @@ const norm = (v: readonly number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0
 const EXTRA_SAMPLING = { top_k: 40, min_p: 0.05, repetition_penalty: 1.1 };
 
 describe("chat completions (vLLM)", () => {
-  it("honours every attribute, non-streaming: n, logprobs/top_logprobs, stop, penalties, seed, user, max_completion_tokens and the extra knobs", async () => {
+  test("honours every attribute, non-streaming: n, logprobs/top_logprobs, stop, penalties, seed, user, max_completion_tokens and the extra knobs", async () => {
     const params = {
       model: CHAT,
       messages: [
@@ -154,7 +154,7 @@ describe("chat completions (vLLM)", () => {
     expect(again.choices.map((x) => x.message.content)).toEqual(c.choices.map((x) => x.message.content));
   });
 
-  it("answers response_format json_object and json_schema with JSON (the schema's required properties)", async () => {
+  test("answers response_format json_object and json_schema with JSON (the schema's required properties)", async () => {
     const obj = await openai.chat.completions.create({
       model: CHAT,
       messages: [{ role: "user", content: "a person as JSON" }],
@@ -180,7 +180,7 @@ describe("chat completions (vLLM)", () => {
     expect(person.age).toBeGreaterThanOrEqual(3);
   });
 
-  it("answers tools with tool_calls (tool_choice required and by name), non-streaming", async () => {
+  test("answers tools with tool_calls (tool_choice required and by name), non-streaming", async () => {
     const c = await openai.chat.completions.create({
       model: CHAT,
       messages: [{ role: "user", content: "Weather in Paris?" }],
@@ -201,7 +201,7 @@ describe("chat completions (vLLM)", () => {
     expect(named.choices[0]!.finish_reason).toBe("tool_calls");
   });
 
-  it("streams n=2 with tool calls: tool-call deltas pass through, usage rides on the last finish chunk only, then the include_usage chunk", async () => {
+  test("streams n=2 with tool calls: tool-call deltas pass through, usage rides on the last finish chunk only, then the include_usage chunk", async () => {
     const stream = await openai.chat.completions.create({
       model: CHAT,
       messages: [{ role: "user", content: "Please call the weather tool for Rome" }],
@@ -239,7 +239,7 @@ describe("chat completions (vLLM)", () => {
     expect(chunks.filter((c) => c.choices.length === 0)).toHaveLength(1);
   });
 
-  it("streams logprobs in OpenAI's shape, and n=2 text with usage on the last finish chunk (no usage-only chunk without include_usage)", async () => {
+  test("streams logprobs in OpenAI's shape, and n=2 text with usage on the last finish chunk (no usage-only chunk without include_usage)", async () => {
     const stream = await openai.chat.completions.create({
       model: CHAT,
       messages: [{ role: "user", content: "hi" }],
@@ -264,7 +264,7 @@ describe("chat completions (vLLM)", () => {
 });
 
 describe("text completions (vLLM)", () => {
-  it("echo + logprobs, n, stop, penalties and extra knobs, non-streaming", async () => {
+  test("echo + logprobs, n, stop, penalties and extra knobs, non-streaming", async () => {
     const c = await openai.completions.create({
       model: CHAT,
       prompt: "Once upon a time",
@@ -286,7 +286,7 @@ describe("text completions (vLLM)", () => {
     expect(c.usage!.completion_tokens).toBe(12);
   });
 
-  it("streams with include_usage: the finish chunk carries usage, then the choices: [] chunk", async () => {
+  test("streams with include_usage: the finish chunk carries usage, then the choices: [] chunk", async () => {
     const stream = await openai.completions.create({ model: CHAT, prompt: "Hello", max_tokens: 5, stream: true, stream_options: { include_usage: true } });
     const chunks: OpenAI.Completions.Completion[] = [];
     for await (const chunk of stream) {
@@ -301,7 +301,7 @@ describe("text completions (vLLM)", () => {
 });
 
 describe("TGI-backed model", () => {
-  it("chat through TGI's Messages API, streaming and not, in OpenAI's shapes", async () => {
+  test("chat through TGI's Messages API, streaming and not, in OpenAI's shapes", async () => {
     const c = await openai.chat.completions.create({ model: TGI, messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0.5, seed: 1 });
     expectSchema("CreateChatCompletionResponse", c);
     expect(c.usage?.completion_tokens).toBe(8);
@@ -323,7 +323,7 @@ describe("TGI-backed model", () => {
     expect(finishUsage).toBe(8);
   });
 
-  it("text completions through /generate_stream (no [DONE] from TGI, one from the gateway) and /generate; a matched stop is not in the text", async () => {
+  test("text completions through /generate_stream (no [DONE] from TGI, one from the gateway) and /generate; a matched stop is not in the text", async () => {
     const whole = await openai.completions.create({ model: TGI, prompt: "The story begins", max_tokens: 30, temperature: 0 });
     expectSchema("CreateCompletionResponse", whole);
     const text = whole.choices[0]!.text;
@@ -339,7 +339,7 @@ describe("TGI-backed model", () => {
     expect(chunks.at(-1)!.usage?.prompt_tokens).toBe(whole.usage?.prompt_tokens);
   });
 
-  it("refuses what TGI cannot do with a 400 naming the attribute, before the queue", async () => {
+  test("refuses what TGI cannot do with a 400 naming the attribute, before the queue", async () => {
     const before = await enqueued();
     const cases: [string, Record<string, unknown>, string][] = [
       ["/chat/completions", { model: TGI, messages: [{ role: "user", content: "hi" }], n: 2 }, "n"],
@@ -358,7 +358,7 @@ describe("TGI-backed model", () => {
     expect(await enqueued()).toBe(before);
   });
 
-  it("normalises TGI's {error, error_type} into OpenAI's error JSON", async () => {
+  test("normalises TGI's {error, error_type} into OpenAI's error JSON", async () => {
     const err = (await openai.completions.create({ model: TGI, prompt: "hi", max_tokens: 100_000 }).catch((e: unknown) => e)) as InstanceType<
       typeof OpenAI.APIError
     >;
@@ -370,7 +370,7 @@ describe("TGI-backed model", () => {
 
 describe("embeddings", () => {
   for (const model of [EMBED, TEI]) {
-    it(`${model}: string, strings, token ids and lists of token ids; float and base64 (the client's default); dimensions`, async () => {
+    test(`${model}: string, strings, token ids and lists of token ids; float and base64 (the client's default); dimensions`, async () => {
       const one = await raw("/embeddings", { model, input: "The food was delicious and the waiter...", encoding_format: "float" });
       expect(one.status).toBe(200);
       expectSchema("CreateEmbeddingResponse", one.json);
@@ -405,7 +405,7 @@ describe("embeddings", () => {
       expectSchema("ErrorResponse", tooMany.json);
     });
 
-    it(`${model}: concurrent requests are coalesced into fewer engine calls, each answered with its own vectors`, async () => {
+    test(`${model}: concurrent requests are coalesced into fewer engine calls, each answered with its own vectors`, async () => {
       const before = await simStats(model);
       const texts = Array.from({ length: 32 }, (_, i) => `concurrent text number ${i}`);
       const results = await Promise.all(
@@ -427,7 +427,7 @@ function pngSize(b64: string): { width: number; height: number; signature: strin
 }
 
 describe("images", () => {
-  it("generates n real PNGs of the asked size (quality and style accepted), FLUX schnell by default", async () => {
+  test("generates n real PNGs of the asked size (quality and style accepted), FLUX schnell by default", async () => {
     const r = await openai.images.generate({
       prompt: "A photo of an astronaut riding a horse on Mars.",
       size: "1024x768" as "1024x1024",
@@ -445,7 +445,7 @@ describe("images", () => {
     expect(pngSize(named.data![0]!.b64_json!)).toMatchObject({ width: 256, height: 256 });
   });
 
-  it("answers response_format url with a clear 400", async () => {
+  test("answers response_format url with a clear 400", async () => {
     const err = (await openai.images.generate({ prompt: "x", response_format: "url" }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.APIError>;
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.message).toMatch(/b64_json/);
@@ -454,7 +454,7 @@ describe("images", () => {
 });
 
 describe("models and addressing", () => {
-  it("lists and retrieves models in OpenAI's shapes", async () => {
+  test("lists and retrieves models in OpenAI's shapes", async () => {
     const list = await raw("/models");
     expectSchema("ListModelsResponse", list.json);
     const ids = (list.json.data as { id: string }[]).map((m) => m.id);
@@ -467,7 +467,7 @@ describe("models and addressing", () => {
     expectSchema("ErrorResponse", missing.json);
   });
 
-  it("addresses a model by name, NAME:VERSION and deploy_id:ID; an unknown version is a 404 that says so", async () => {
+  test("addresses a model by name, NAME:VERSION and deploy_id:ID; an unknown version is a 404 that says so", async () => {
     const ask = (model: string) => openai.chat.completions.create({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
     expect((await ask(`${CHAT}:1`)).usage?.completion_tokens).toBe(2);
     expect((await ask(`deploy_id:${engine(CHAT).deploymentId}`)).model).toBe(CHAT);
@@ -478,7 +478,7 @@ describe("models and addressing", () => {
     await expect(ask("deploy_id:dep_nope")).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 
-  it("serves the same routes under /v1", async () => {
+  test("serves the same routes under /v1", async () => {
     const v1 = new OpenAI({ apiKey: platform.adminKey, baseURL: `${platform.baseURL}/v1`, maxRetries: 0 });
     const c = await v1.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
     expectSchema("CreateChatCompletionResponse", c);
@@ -490,7 +490,7 @@ describe("models and addressing", () => {
 });
 
 describe("errors", () => {
-  it("answers every out-of-range or ill-typed attribute with a 400 naming it, and queues none", async () => {
+  test("answers every out-of-range or ill-typed attribute with a 400 naming it, and queues none", async () => {
     const before = await enqueued();
     const msg = [{ role: "user", content: "hi" }];
     const cases: [string, Record<string, unknown>, string][] = [
@@ -546,7 +546,7 @@ describe("errors", () => {
     expect(await enqueued()).toBe(before);
   });
 
-  it("answers a body over the limit with 413 in OpenAI's error shape, and queues nothing", async () => {
+  test("answers a body over the limit with 413 in OpenAI's error shape, and queues nothing", async () => {
     const before = await enqueued();
     const r = await raw("/chat/completions", undefined, {
       rawBody: JSON.stringify({ model: CHAT, messages: [{ role: "user", content: "x".repeat(BODY_LIMIT + 10) }] }),
@@ -560,14 +560,14 @@ describe("errors", () => {
     expect(await enqueued()).toBe(before);
   });
 
-  it("normalises vLLM's integer error code: an engine 400 reaches the client as OpenAI's error JSON", async () => {
+  test("normalises vLLM's integer error code: an engine 400 reaches the client as OpenAI's error JSON", async () => {
     const r = await raw("/chat/completions", { model: CHAT, messages: [{ role: "user", content: "hi" }], max_tokens: 100_000 });
     expect(r.status).toBe(400);
     expectSchema("ErrorResponse", r.json);
     expect((r.json.error as { message: string }).message).toMatch(/maximum context length/);
   });
 
-  it("an engine failure before the stream is a 5xx APIError; after the stream started it is one error event, then the end", async () => {
+  test("an engine failure before the stream is a 5xx APIError; after the stream started it is one error event, then the end", async () => {
     await setFaults(CHAT, 1, ["server_error"]);
     try {
       const err = (await openai.chat.completions

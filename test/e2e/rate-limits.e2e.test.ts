@@ -6,8 +6,9 @@
  * succeeds once the bucket has room again.
  */
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startExtraGateway, startPlatform, type ExtraGateway, type Platform } from "@infera/testkit";
+import { afterAll, describe, expect } from "vitest";
+import { startExtraGateway, type ExtraGateway, type Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 
@@ -44,8 +45,10 @@ async function call(base: string, key: string, extra: Record<string, unknown> = 
   return { status: r.status, headers: r.headers, startedAt, endedAt: performance.now(), body };
 }
 
-beforeAll(async () => {
-  platform = await startPlatform({ label: "ratelimits", env: { SIM_ITL_MS: "10" } });
+const test = platformTest({ label: "ratelimits", env: { SIM_ITL_MS: "10" } });
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
   gw2 = await startExtraGateway(platform);
   const t = await fetch(`${platform.baseURL}/admin/tenants`, {
     method: "POST",
@@ -57,11 +60,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gw2?.stop();
-  await platform?.stop();
 });
 
 describe("headers", () => {
-  it("are on JSON answers and on streams, counting down; a key without limits has none", async () => {
+  test("are on JSON answers and on streams, counting down; a key without limits has none", async () => {
     // rpm 2 refills one request every 30 s: the count is the same however slow the machine is.
     const key = await newKey({ rpm: 2, tpm: 100_000 });
     const a = await call(platform.baseURL, key);
@@ -84,7 +86,7 @@ describe("headers", () => {
 });
 
 describe("limits hold across two gateway processes", () => {
-  it("rpm: concurrent load on both gateways admits the bucket and no more; the rest are 429s with headers", async () => {
+  test("rpm: concurrent load on both gateways admits the bucket and no more; the rest are 429s with headers", async () => {
     const key = await newKey({ rpm: 20 }); // 20 at once, then one every 3 s
     const t0 = performance.now();
     const results = await Promise.all(Array.from({ length: 60 }, (_, i) => call(i % 2 ? gw2.baseURL : platform.baseURL, key)));
@@ -107,7 +109,7 @@ describe("limits hold across two gateway processes", () => {
     expect(new Set(results.map((r, i) => `${i % 2}:${r.status}`)).size).toBe(4);
   });
 
-  it("max_concurrent: streams spread over both gateways never overlap beyond the limit", async () => {
+  test("max_concurrent: streams spread over both gateways never overlap beyond the limit", async () => {
     const key = await newKey({ max_concurrent: 3 });
     // ~1.5 s each (150 tokens, 10 ms apart).
     const results = await Promise.all(
@@ -136,7 +138,7 @@ describe("limits hold across two gateway processes", () => {
 });
 
 describe("the official client", () => {
-  it("with its default retries, succeeds once the window frees", async () => {
+  test("with its default retries, succeeds once the window frees", async () => {
     const key = await newKey({ rpm: 12 }); // one request frees every 5 s
     let first429: Result | undefined;
     for (let i = 0; i < 40 && !first429; i++) {

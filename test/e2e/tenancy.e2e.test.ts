@@ -8,9 +8,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect } from "vitest";
 import { createDb, createDeployment, ensureModelVersion, hashSecret } from "@infera/registry";
-import { startExtraGateway, startPlatform, type ExtraGateway, type Platform } from "@infera/testkit";
+import { startExtraGateway, waitFor, type ExtraGateway, type Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 const UNIQUE_PROMPT = `zebra-quokka-${Math.random().toString(36).slice(2)} tell me a secret`;
@@ -59,8 +60,10 @@ async function chat(base: string, key: string, model = MODEL, content = "hi"): P
 let tenantA: string;
 let tenantB: string;
 
-beforeAll(async () => {
-  platform = await startPlatform({ label: "tenancy" });
+const test = platformTest({ label: "tenancy" });
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
   secrets.push(platform.adminKey);
   db = createDb(platform.databaseUrl, { max: 2 });
   gw2 = await startExtraGateway(platform);
@@ -74,11 +77,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw2?.stop();
   await db?.destroy();
-  await platform?.stop();
 });
 
 describe("admin API", () => {
-  it("creates a key whose secret is shown once, stored only as its SHA-256, listed by prefix only", async () => {
+  test("creates a key whose secret is shown once, stored only as its SHA-256, listed by prefix only", async () => {
     const r = await api(platform.baseURL, "POST", "/admin/api-keys", platform.adminKey, {
       tenant_id: tenantA,
       name: "ci",
@@ -115,7 +117,7 @@ describe("admin API", () => {
     expect((tenants.json.data as Json[]).map((t) => t.name)).toEqual(expect.arrayContaining(["tenant-a", "tenant-b"]));
   });
 
-  it("answers malformed, invalid and oversized bodies with 400/413 naming the field, and changes nothing", async () => {
+  test("answers malformed, invalid and oversized bodies with 400/413 naming the field, and changes nothing", async () => {
     const count = async () =>
       (await db.selectFrom("api_keys").select(db.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n +
       "/" +
@@ -146,7 +148,7 @@ describe("admin API", () => {
     expect(await count()).toBe(before);
   });
 
-  it("refuses non-admin keys (403) and requests without a valid key (401)", async () => {
+  test("refuses non-admin keys (403) and requests without a valid key (401)", async () => {
     const k = await createKey(tenantA, ["inference", "deploy"]);
     for (const [method, path] of [
       ["GET", "/admin/tenants"],
@@ -165,7 +167,7 @@ describe("admin API", () => {
 });
 
 describe("revocation", () => {
-  it("a revoked key is refused within a second on every gateway", async () => {
+  test("a revoked key is refused within a second on every gateway", async () => {
     const k = await createKey(tenantA, ["inference"]);
     // Both gateways know (and cache) the key.
     expect(await chat(platform.baseURL, k.secret)).toBe(200);
@@ -193,7 +195,7 @@ describe("revocation", () => {
     expect((await api(platform.baseURL, "DELETE", "/admin/api-keys/key_nope", platform.adminKey)).status).toBe(404);
   });
 
-  it("also when a gateway misses the revocation message", async () => {
+  test("also when a gateway misses the revocation message", async () => {
     const k = await createKey(tenantA, ["inference"]);
     expect(await chat(gw2.baseURL, k.secret)).toBe(200);
     expect((await api(gw2.baseURL, "GET", "/v1/models", k.secret)).status).toBe(200);
@@ -217,7 +219,7 @@ describe("revocation", () => {
 });
 
 describe("isolation between tenants", () => {
-  it("tenant A cannot list, read, call, stop or delete B's deployment or private model, or read B's usage: each a 404", async () => {
+  test("tenant A cannot list, read, call, stop or delete B's deployment or private model, or read B's usage: each a 404", async () => {
     const a = await createKey(tenantA, ["inference", "deploy"]);
     const b = await createKey(tenantB, ["inference", "deploy"]);
     const privateModel = "tenant-b/secret-model";
@@ -267,8 +269,12 @@ describe("isolation between tenants", () => {
     const bModels = await api(platform.baseURL, "GET", "/v1/models", b.secret);
     expect(JSON.stringify(bModels.json)).toContain(privateModel);
     // The admin may read B's usage; A's own usage holds none of B's keys.
-    await new Promise((r) => setTimeout(r, 600)); // usage is written in batches (250 ms)
-    const bUsage = await api(platform.baseURL, "GET", `/v1/usage?tenant_id=${tenantB}&group_by=key`, platform.adminKey);
+    // Usage is written in batches (250 ms): wait for B's to land.
+    const usageOfB = () => api(platform.baseURL, "GET", `/v1/usage?tenant_id=${tenantB}&group_by=key`, platform.adminKey);
+    await waitFor("B's usage to be recorded", async () => ((await usageOfB()).json.data as Json[] | undefined)?.some((r) => r.key_id === b.id), {
+      timeoutMs: 10_000,
+    }).catch(() => {});
+    const bUsage = await usageOfB();
     expect(bUsage.status).toBe(200);
     expect((bUsage.json.data as Json[]).map((r) => r.key_id)).toContain(b.id);
     const aUsage = await api(platform.baseURL, "GET", "/v1/usage?group_by=key", a.secret);
@@ -279,7 +285,7 @@ describe("isolation between tenants", () => {
 });
 
 describe("logs", () => {
-  it("hold no API secret and no prompt text, in any process", async () => {
+  test("hold no API secret and no prompt text, in any process", async () => {
     const k = await createKey(tenantA, ["inference"]);
     const sdk = new OpenAI({ apiKey: k.secret, baseURL: platform.openaiURL, maxRetries: 0 });
     await sdk.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: UNIQUE_PROMPT }], max_tokens: 4 });
@@ -288,10 +294,25 @@ describe("logs", () => {
     await sdk.completions.create({ model: MODEL, prompt: UNIQUE_PROMPT, max_tokens: 2 });
     // A bad request that echoes nothing of the prompt into logs either.
     await sdk.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: UNIQUE_PROMPT }], temperature: 9 }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 500));
     const dir = `/tmp/infera-test-logs/${platform.redisPrefix}`;
-    let all = platform.output() + gw2.output();
-    for (const f of readdirSync(dir)) all += readFileSync(`${dir}/${f}`, "utf8");
+    const readAll = () => {
+      let text = platform.output() + gw2.output();
+      for (const f of readdirSync(dir)) text += readFileSync(`${dir}/${f}`, "utf8");
+      return text;
+    };
+    // The processes' lines reach the test through pipes and files: read once nothing more arrives.
+    let seen = -1;
+    await waitFor(
+      "the logs to stop growing",
+      () => {
+        const n = readAll().length;
+        const settled = n === seen;
+        seen = n;
+        return settled;
+      },
+      { intervalMs: 250 },
+    );
+    const all = readAll();
     expect(all.length).toBeGreaterThan(1000);
     expect(all).toContain("api key created"); // the admin API does log, by id
     for (const s of secrets) expect(all.includes(s), "a secret is in the logs").toBe(false);

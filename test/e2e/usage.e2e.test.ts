@@ -8,9 +8,10 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect } from "vitest";
 import { createDb, usageTotals } from "@infera/registry";
-import { startExtraGateway, startPlatform, type Platform } from "@infera/testkit";
+import { startExtraGateway, waitFor, type Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 
@@ -31,18 +32,11 @@ async function engineStats(): Promise<SimStats> {
   return (await (await fetch(`${engineUrl}/sim/stats`)).json()) as SimStats;
 }
 
-async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return cond();
-}
+// Tokens take time (a stream of 100 tokens lasts ~2 s), so disconnects land mid-generation.
+const test = platformTest({ label: "usage", env: { SIM_TTFT_MS: "30", SIM_ITL_MS: "20" } });
 
-beforeAll(async () => {
-  // Tokens take time (a stream of 100 tokens lasts ~2 s), so disconnects land mid-generation.
-  platform = await startPlatform({ label: "usage", env: { SIM_TTFT_MS: "30", SIM_ITL_MS: "20" } });
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
   db = createDb(platform.databaseUrl, { max: 2 });
   const dir = `/tmp/infera-test-logs/${platform.redisPrefix}`;
   const agentLog = readdirSync(dir).find((f) => f.endsWith("-agent.log"))!;
@@ -54,7 +48,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.destroy();
-  await platform?.stop();
 });
 
 function body(i: number, stream: boolean): Record<string, unknown> {
@@ -88,7 +81,7 @@ async function run(i: number, stream: boolean, leaveAfterMs: number | undefined,
 }
 
 describe("usage records", () => {
-  it("counts exactly what the engine generated, after a load run with disconnects", async () => {
+  test("counts exactly what the engine generated, after a load run with disconnects", async () => {
     const before = await engineStats();
     const totalsBefore = await usageTotals(db, {});
     const outcomes: string[] = [];
@@ -104,21 +97,26 @@ describe("usage records", () => {
     expect(outcomes.filter((o) => o === "ok").length).toBeGreaterThanOrEqual(55);
     expect(outcomes.filter((o) => o === "left").length).toBeGreaterThanOrEqual(20);
     // The engine is idle again, and the gateway has written everything.
-    expect(await waitFor(async () => ((s) => s.running + s.waiting === 0)(await engineStats()), 20_000)).toBe(true);
+    await waitFor("the engine to be idle", async () => ((s) => s.running + s.waiting === 0)(await engineStats()));
     const after = await engineStats();
     expect(after.aborted - before.aborted, "some requests were aborted inside the engine").toBeGreaterThan(0);
     const engine = { prompt: after.promptTokens - before.promptTokens, completion: after.completionTokens - before.completionTokens };
     let recorded = { prompt: -1, completion: -1 };
-    await waitFor(async () => {
-      const t = await usageTotals(db, {});
-      recorded = { prompt: t.promptTokens - totalsBefore.promptTokens, completion: t.completionTokens - totalsBefore.completionTokens };
-      return recorded.completion === engine.completion && recorded.prompt === engine.prompt;
-    }, 10_000);
+    // Until it matches (usage is written in batches), or the wait gives up and the assertion below shows the difference.
+    await waitFor(
+      "the usage records to add up",
+      async () => {
+        const t = await usageTotals(db, {});
+        recorded = { prompt: t.promptTokens - totalsBefore.promptTokens, completion: t.completionTokens - totalsBefore.completionTokens };
+        return recorded.completion === engine.completion && recorded.prompt === engine.prompt;
+      },
+      { timeoutMs: 10_000 },
+    ).catch(() => {});
     expect(engine.completion).toBeGreaterThan(1000);
     expect(recorded).toEqual(engine);
   });
 
-  it("records one row per request with tokens, status, timing and the model's price", async () => {
+  test("records one row per request with tokens, status, timing and the model's price", async () => {
     const sdk = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
     const { data, request_id } = await sdk.chat.completions
       .create({ model: MODEL, messages: [{ role: "user", content: "price me" }], max_tokens: 9 })
@@ -127,17 +125,13 @@ describe("usage records", () => {
     // Catalog prices: $0.03 / M input, $0.06 / M output.
     const expected = (data.usage!.prompt_tokens * 0.03 + data.usage!.completion_tokens * 0.06) / 1e6;
     expect((data.usage as unknown as { estimated_cost: number }).estimated_cost).toBeCloseTo(expected, 12);
-    let row: Record<string, unknown> | undefined;
-    await waitFor(async () => {
-      row = await db.selectFrom("usage_records").selectAll().where("request_id", "=", request_id!).executeTakeFirst();
-      return row !== undefined;
-    }, 5000);
+    const row = await waitFor("its usage row", () => db.selectFrom("usage_records").selectAll().where("request_id", "=", request_id!).executeTakeFirst());
     expect(row).toMatchObject({ model: MODEL, endpoint: "chat", prompt_tokens: data.usage!.prompt_tokens, completion_tokens: 9, status: "ok" });
     expect(Number(row!.cost_usd)).toBeCloseTo(expected, 9);
     expect(row!.duration_ms as number).toBeGreaterThan(0);
   });
 
-  it("a gateway stopped with SIGTERM writes the usage it holds first", async () => {
+  test("a gateway stopped with SIGTERM writes the usage it holds first", async () => {
     // Flushes only at stop: nothing would be written otherwise.
     const gw = await startExtraGateway(platform, { USAGE_FLUSH_MS: "600000" });
     const ids: string[] = [];
@@ -162,7 +156,7 @@ describe("usage records", () => {
 });
 
 describe("GET /v1/usage", () => {
-  it("groups a tenant's usage by model, day and key, and agrees with the records", async () => {
+  test("groups a tenant's usage by model, day and key, and agrees with the records", async () => {
     const sums = await usageTotals(db, {});
     const byModel = (await (
       await fetch(`${platform.baseURL}/v1/usage?group_by=model`, { headers: { authorization: `Bearer ${platform.adminKey}` } })
@@ -191,7 +185,7 @@ describe("GET /v1/usage", () => {
     expect(past.data).toEqual([]);
   });
 
-  it("answers bad parameters with 400 naming the parameter", async () => {
+  test("answers bad parameters with 400 naming the parameter", async () => {
     for (const [q, param] of [
       ["group_by=tenant", "group_by"],
       ["from=yesterday", "from"],

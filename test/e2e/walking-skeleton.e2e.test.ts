@@ -6,8 +6,9 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { metricSum, parseMetrics, startPlatform, type Platform } from "@infera/testkit";
+import { describe, expect } from "vitest";
+import { metricSum, parseMetrics, type Platform } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 const CHEF = [
@@ -25,12 +26,11 @@ const RAW_PROMPT = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\
 let platform: Platform;
 let openai: OpenAI;
 
-beforeAll(async () => {
-  platform = await startPlatform({ label: "skeleton" });
+const test = platformTest({ label: "skeleton" });
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
   openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
-});
-afterAll(async () => {
-  await platform?.stop();
 });
 
 async function metricsAt(url: string): Promise<Map<string, number>> {
@@ -47,7 +47,7 @@ function logLine(text: string, msg: string): Record<string, unknown> | undefined
 }
 
 describe("chat completions with the official client", () => {
-  it("answers the hosted provider's chat example, non-streaming, with usage", async () => {
+  test("answers the hosted provider's chat example, non-streaming, with usage", async () => {
     const completion = await openai.chat.completions.create({ messages: [{ role: "user", content: "Hello" }], model: MODEL });
     expect(completion.object).toBe("chat.completion");
     expect(completion.choices[0]?.message.role).toBe("assistant");
@@ -58,7 +58,7 @@ describe("chat completions with the official client", () => {
     expect(completion.usage?.total_tokens).toBe(completion.usage!.prompt_tokens + completion.usage!.completion_tokens);
   });
 
-  it("streams the chat example; the finish_reason chunk carries usage, and nothing follows [DONE]", async () => {
+  test("streams the chat example; the finish_reason chunk carries usage, and nothing follows [DONE]", async () => {
     const stream = await openai.chat.completions.create({ messages: [{ role: "user", content: "Hello" }], model: MODEL, stream: true });
     let text = "";
     let finish: { reason: string; prompt: number; completion: number } | undefined;
@@ -81,7 +81,7 @@ describe("chat completions with the official client", () => {
     expect(usageOnly).toBe(0);
   });
 
-  it("with stream_options.include_usage, ends with a choices: [] chunk holding the same usage", async () => {
+  test("with stream_options.include_usage, ends with a choices: [] chunk holding the same usage", async () => {
     const stream = await openai.chat.completions.create({
       messages: [{ role: "user", content: "Hello" }],
       model: MODEL,
@@ -100,7 +100,7 @@ describe("chat completions with the official client", () => {
     expect(finishChunk?.usage?.prompt_tokens).toBe(last.usage?.prompt_tokens);
   });
 
-  it("carries a multi-turn conversation with a system message, streaming and not", async () => {
+  test("carries a multi-turn conversation with a system message, streaming and not", async () => {
     const single = await openai.chat.completions.create({ messages: [{ role: "user", content: "Tell me more about the second method." }], model: MODEL });
     const completion = await openai.chat.completions.create({ messages: CHEF, model: MODEL });
     expect(completion.choices[0]?.message.content?.length).toBeGreaterThan(0);
@@ -113,7 +113,7 @@ describe("chat completions with the official client", () => {
     expect(sawUsage).toBe(true);
   });
 
-  it("is deterministic for the same prompt and seed", async () => {
+  test("is deterministic for the same prompt and seed", async () => {
     const a = await openai.chat.completions.create({ messages: [{ role: "user", content: "Say something" }], model: MODEL, seed: 7, max_tokens: 20 });
     const b = await openai.chat.completions.create({ messages: [{ role: "user", content: "Say something" }], model: MODEL, seed: 7, max_tokens: 20 });
     expect(a.choices[0]?.message.content).toBe(b.choices[0]?.message.content);
@@ -121,7 +121,7 @@ describe("chat completions with the official client", () => {
 });
 
 describe("text completions with the official client", () => {
-  it("answers the raw-prompt example with stop ['<|eot_id|>'], non-streaming", async () => {
+  test("answers the raw-prompt example with stop ['<|eot_id|>'], non-streaming", async () => {
     const completion = await openai.completions.create({ model: MODEL, prompt: RAW_PROMPT, stop: ["<|eot_id|>"] });
     expect(completion.object).toBe("text_completion");
     expect(completion.choices[0]?.text.length).toBeGreaterThan(0);
@@ -130,7 +130,7 @@ describe("text completions with the official client", () => {
     expect(completion.usage?.prompt_tokens).toBeGreaterThan(10);
   });
 
-  it("streams the raw-prompt example; the finish chunk carries usage", async () => {
+  test("streams the raw-prompt example; the finish chunk carries usage", async () => {
     const stream = await openai.completions.create({ model: MODEL, prompt: RAW_PROMPT, stop: ["<|eot_id|>"], stream: true, max_tokens: 9 });
     let text = "";
     let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
@@ -147,7 +147,7 @@ describe("text completions with the official client", () => {
 });
 
 describe("bad input", () => {
-  it("refuses a missing key and a wrong key with 401", async () => {
+  test("refuses a missing key and a wrong key with 401", async () => {
     const noKey = await fetch(`${platform.openaiURL}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(noKey.status).toBe(401);
     expect(((await noKey.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
@@ -158,14 +158,14 @@ describe("bad input", () => {
     });
   });
 
-  it("answers an unknown model with 404", async () => {
+  test("answers an unknown model with 404", async () => {
     await expect(openai.chat.completions.create({ model: "nobody/no-such-model", messages: [{ role: "user", content: "hi" }] })).rejects.toMatchObject({
       status: 404,
       error: { param: "model", code: "model_not_found" },
     });
   });
 
-  it("answers malformed JSON, missing and mistyped fields and an unknown role with 400 naming the field, and queues nothing", async () => {
+  test("answers malformed JSON, missing and mistyped fields and an unknown role with 400 naming the field, and queues nothing", async () => {
     const gatewayBefore = await metricsAt(`${platform.baseURL}/metrics`);
     const post = (body: string) =>
       fetch(`${platform.openaiURL}/chat/completions`, {
@@ -205,7 +205,7 @@ describe("bad input", () => {
 });
 
 describe("models", () => {
-  it("lists the catalog model in OpenAI's list shape and returns it by id", async () => {
+  test("lists the catalog model in OpenAI's list shape and returns it by id", async () => {
     const models = [];
     for await (const m of openai.models.list()) models.push(m);
     expect(models.map((m) => m.id)).toContain(MODEL);
@@ -215,7 +215,7 @@ describe("models", () => {
 });
 
 describe("every hop is real", () => {
-  it("shows the request in the gateway's, scheduler's, agent's and engine's own metrics", async () => {
+  test("shows the request in the gateway's, scheduler's, agent's and engine's own metrics", async () => {
     await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "count me" }], max_tokens: 4 });
     const gateway = await metricsAt(`${platform.baseURL}/metrics`);
     expect(metricSum(gateway, "gateway_enqueued_total")).toBeGreaterThan(0);

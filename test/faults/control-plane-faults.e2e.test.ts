@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
-import { platformReplicas, servicePids, signal, startLike, waitForExit, type ExtraProcess, type Platform } from "@infera/testkit";
+import { platformReplicas, servicePids, signal, startLike, waitFor, waitForExit, type ExtraProcess, type Platform } from "@infera/testkit";
 import {
   EngineWatch,
   expectEveryRequestEnded,
@@ -65,8 +65,8 @@ describe("fault: a scheduler killed (SIGKILL) with requests queued, a second sch
     killedId = String(logLines(platform.output(), "scheduler started").at(-1)?.schedulerId ?? "");
     expect(killedId).not.toBe("");
     standby = startLike(schedulerPid!, "scheduler");
-    const end = Date.now() + 120_000;
-    while (logLines(standby.output(), "scheduler started").length === 0 && Date.now() < end) await sleep(100);
+    const started = standby;
+    await waitFor("the standby scheduler to start", () => logLines(started.output(), "scheduler started").length > 0, { timeoutMs: 120_000, intervalMs: 100 });
     expect(logLines(standby.output(), "scheduler started").length).toBe(1);
 
     await watch.baseline();

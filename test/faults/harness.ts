@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { expect } from "vitest";
 import { createDb, listDeployments, updateDeploymentSettings } from "@infera/registry";
-import { metricSum, parseMetrics, platformReplicas, startPlatform, type Platform, type PlatformOptions } from "@infera/testkit";
+import { metricSum, parseMetrics, platformReplicas, startPlatform, waitFor, type Platform, type PlatformOptions } from "@infera/testkit";
 
 export const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 
@@ -78,13 +78,7 @@ export async function healthyReplicas(platform: Platform): Promise<string[]> {
 }
 
 export async function waitForHealthyReplicas(platform: Platform, n: number, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await healthyReplicas(platform).catch(() => []);
-    if (ok.length >= n) return;
-    if (Date.now() > end) throw new Error(`only ${ok.length} of ${n} replicas healthy after ${timeoutMs} ms`);
-    await sleep(200);
-  }
+  await waitFor(`${n} healthy replicas`, async () => (await healthyReplicas(platform)).length >= n, { timeoutMs, intervalMs: 200 });
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

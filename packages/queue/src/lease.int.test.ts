@@ -1,23 +1,23 @@
-import { flushPrefix, TEST_REDIS_URL, testRedisPrefix } from "@infera/testkit";
-import { Redis } from "ioredis";
-import { afterAll, describe, expect, it } from "vitest";
+import { test } from "@infera/testkit/fixtures";
+import type { Redis } from "ioredis";
+import { describe, expect } from "vitest";
 import { RedisLease } from "./lease.ts";
 
-const prefix = testRedisPrefix("lease");
-const redis = new Redis(TEST_REDIS_URL);
+let prefix: string;
+let redis: Redis;
 let n = 0;
 const pair = (ttlMs = 60_000) => {
   const key = `${prefix}:lease-${n++}`;
   return [new RedisLease({ redis, key, holder: "a", ttlMs }), new RedisLease({ redis, key, holder: "b", ttlMs }), key] as const;
 };
 
-afterAll(async () => {
-  await flushPrefix(prefix);
-  redis.disconnect();
+test.beforeAll(({ redis: r, redisPrefix }) => {
+  redis = r;
+  prefix = redisPrefix;
 });
 
 describe("RedisLease", () => {
-  it("has one holder at a time: the second cannot take, renew or drop it", async () => {
+  test("has one holder at a time: the second cannot take, renew or drop it", async () => {
     const [a, b, key] = pair();
     expect(await a.acquire()).toBe(true);
     expect(await b.acquire()).toBe(false);
@@ -29,7 +29,7 @@ describe("RedisLease", () => {
     expect(await a.hold()).toBe(true);
   });
 
-  it("goes to the next holder once dropped", async () => {
+  test("goes to the next holder once dropped", async () => {
     const [a, b, key] = pair();
     expect(await a.hold()).toBe(true);
     await a.release();
@@ -38,7 +38,7 @@ describe("RedisLease", () => {
     expect(await a.renew()).toBe(false);
   });
 
-  it("lapses when not renewed, and renewing extends it", async () => {
+  test("lapses when not renewed, and renewing extends it", async () => {
     const [a, b, key] = pair(5_000);
     expect(await a.acquire()).toBe(true);
     expect(await redis.pttl(key)).toBeGreaterThan(0);

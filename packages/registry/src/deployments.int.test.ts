@@ -1,10 +1,8 @@
 import type { Kysely } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "@infera/testkit";
+import { describe, expect } from "vitest";
 import {
   changeDeploymentSettings,
   createCustomDeployment,
-  createDb,
   createTenant,
   ensureModelVersion,
   getHfToken,
@@ -17,8 +15,8 @@ import {
   type DB,
   type DeploymentConfig,
 } from "./index.ts";
+import { test } from "@infera/testkit/fixtures";
 
-let tdb: TestDatabase;
 let db: Kysely<DB>;
 
 const config: DeploymentConfig = {
@@ -33,13 +31,8 @@ const config: DeploymentConfig = {
 };
 const settings = { min_instances: 1, max_instances: 1 };
 
-beforeAll(async () => {
-  tdb = await createTestDatabase("deployments");
-  db = createDb(tdb.url);
-});
-afterAll(async () => {
-  await db.destroy();
-  await tdb.drop();
+test.beforeAll(({ database }) => {
+  db = database.db;
 });
 
 async function count(table: "deployments" | "models" | "model_versions" | "deployment_events" | "deployment_secrets"): Promise<number> {
@@ -54,7 +47,7 @@ async function count(table: "deployments" | "models" | "model_versions" | "deplo
 }
 
 describe("custom deployments", () => {
-  it("gives each deploy of a model the next version, concurrent deploys included", async () => {
+  test("gives each deploy of a model the next version, concurrent deploys included", async () => {
     const t = await createTenant(db, "acme");
     const first = await createCustomDeployment(db, { tenantId: t.id, modelName: "acme/llm", task: "chat", config, settings });
     expect(first).toMatchObject({ model_name: "acme/llm", version: "1", status: "initializing", tenant_id: t.id });
@@ -67,7 +60,7 @@ describe("custom deployments", () => {
     expect((await listDeploymentEvents(db, first.id)).map((e) => e.to_status)).toEqual(["initializing"]);
   });
 
-  it("refuses a name another owner holds, writing nothing", async () => {
+  test("refuses a name another owner holds, writing nothing", async () => {
     const t = await createTenant(db, "meta-llama");
     await ensureModelVersion(db, { tenantId: null, name: "meta-llama/Llama", task: "chat", version: "1" });
     const before = await Promise.all((["deployments", "models", "model_versions", "deployment_events"] as const).map(count));
@@ -78,7 +71,7 @@ describe("custom deployments", () => {
     expect(await Promise.all((["deployments", "models", "model_versions", "deployment_events"] as const).map(count))).toEqual(before);
   });
 
-  it("records a settings change as an event; a deleted deployment's settings cannot change", async () => {
+  test("records a settings change as an event; a deleted deployment's settings cannot change", async () => {
     const t = await createTenant(db, "settings-co");
     const d = await createCustomDeployment(db, { tenantId: t.id, modelName: "settings-co/m", task: "chat", config, settings });
     const changed = await changeDeploymentSettings(db, d.id, { min_instances: 0, max_instances: 3 });
@@ -93,7 +86,7 @@ describe("custom deployments", () => {
 });
 
 describe("deployment secrets", () => {
-  it("seals the HF token apart from the deployment and opens it only with the key", async () => {
+  test("seals the HF token apart from the deployment and opens it only with the key", async () => {
     const key = secretsKeyFrom("operator key");
     const sealed = sealSecret("hf_plaintext", key);
     expect(sealed).not.toContain("hf_plaintext");

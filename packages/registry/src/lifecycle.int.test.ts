@@ -1,28 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "@infera/testkit";
-import {
-  createDb,
-  createDeployment,
-  ensureModelVersion,
-  listDeploymentEvents,
-  transition,
-  getDeployment,
-  resolveModel,
-  createTenant,
-  type DB,
-} from "./index.ts";
+import { describe, expect } from "vitest";
+import { createDeployment, ensureModelVersion, listDeploymentEvents, transition, getDeployment, resolveModel, createTenant, type DB } from "./index.ts";
 import type { Kysely } from "kysely";
+import { test } from "@infera/testkit/fixtures";
 
-let tdb: TestDatabase;
 let db: Kysely<DB>;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase("lifecycle");
-  db = createDb(tdb.url);
-});
-afterAll(async () => {
-  await db.destroy();
-  await tdb.drop();
+test.beforeAll(({ database }) => {
+  db = database.db;
 });
 
 async function newDeployment(tenantId: string | null = null) {
@@ -36,7 +20,7 @@ async function newDeployment(tenantId: string | null = null) {
 }
 
 describe("deployment lifecycle", () => {
-  it("walks initializing → running → stopped → deploying → running → deleted, one event per step", async () => {
+  test("walks initializing → running → stopped → deploying → running → deleted, one event per step", async () => {
     const d = await newDeployment();
     for (const s of ["downloading", "deploying", "running", "stopped", "deploying", "running", "deleted"] as const) {
       await transition(db, d.id, s);
@@ -54,7 +38,7 @@ describe("deployment lifecycle", () => {
     ]);
   });
 
-  it("rejects an illegal transition and changes nothing", async () => {
+  test("rejects an illegal transition and changes nothing", async () => {
     const d = await newDeployment();
     await transition(db, d.id, "deleted");
     await expect(transition(db, d.id, "deploying")).rejects.toMatchObject({ code: "conflict" });
@@ -62,7 +46,7 @@ describe("deployment lifecycle", () => {
     expect(await listDeploymentEvents(db, d.id)).toHaveLength(2);
   });
 
-  it("records fail_reason with failed and clears it when started again", async () => {
+  test("records fail_reason with failed and clears it when started again", async () => {
     const d = await newDeployment();
     const failed = await transition(db, d.id, "failed", { failReason: "image pull error" });
     expect(failed.fail_reason).toBe("image pull error");
@@ -70,7 +54,7 @@ describe("deployment lifecycle", () => {
     expect(again.fail_reason).toBeNull();
   });
 
-  it("resolves by name, name:version and deploy_id, hiding other tenants' models", async () => {
+  test("resolves by name, name:version and deploy_id, hiding other tenants' models", async () => {
     const a = await createTenant(db, `a-${Math.random()}`);
     const b = await createTenant(db, `b-${Math.random()}`);
     const d = await newDeployment(a.id);

@@ -10,3 +10,4 @@ export * from "./kube/tools.ts";
 export * from "./kube/pod-env.ts";
 export * from "./kube/host-pods.ts";
 export * from "./kube/host-platform.ts";
+export * from "./wait.ts";

@@ -12,6 +12,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { createDb, migrateToLatest } from "@infera/registry";
 import { freePort } from "./ports.ts";
+import { waitFor } from "./wait.ts";
 
 export interface PrivateStore {
   url: string;
@@ -21,14 +22,6 @@ export interface PrivateStore {
   down(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`${what} did not come up in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export async function startPrivateRedis(): Promise<PrivateStore> {
@@ -67,7 +60,7 @@ export async function startPrivateRedis(): Promise<PrivateStore> {
       ],
       { stdio: "ignore" },
     );
-    await until("redis-server", 10_000, answers);
+    await waitFor("redis-server to come up", answers, { timeoutMs: 10_000, intervalMs: 100 });
   };
   const down = async () => {
     const c = child;
@@ -123,7 +116,7 @@ export async function startPrivatePostgres(): Promise<PrivateStore> {
       `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
       "start",
     ]);
-    await until("postgres", 30_000, answers);
+    await waitFor("postgres to come up", answers, { timeoutMs: 30_000, intervalMs: 100 });
   };
   const down = async () => {
     // -m fast: what an operator's restart does (connections are cut, work in flight rolls back).

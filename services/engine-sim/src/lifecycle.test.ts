@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { EngineSim } from "./server.ts";
-import { metricValue, postJson, simStats, sseReader, startSim, waitFor } from "./test-client.ts";
+import { keepsHolding, waitFor } from "@infera/testkit";
+import { metricValue, postJson, simStats, sseReader, startSim } from "./test-client.ts";
 
 const messages = [{ role: "user", content: "Write a long story." }];
 let sim: EngineSim | null = null;
@@ -42,7 +43,7 @@ describe("engine lifecycle", () => {
     expect(metricValue(open, "vllm:num_requests_running{")).toBe(1);
     expect(metricValue(open, "vllm:kv_cache_usage_perc{")).toBeGreaterThan(0);
     await reader.cancel();
-    await waitFor(async () => metricValue(await metrics(s), "vllm:num_requests_running{") === 0);
+    await waitFor("nothing running", async () => metricValue(await metrics(s), "vllm:num_requests_running{") === 0);
   });
 
   it("stops generating at once when the client goes away, counting the request as aborted", async () => {
@@ -53,13 +54,12 @@ describe("engine lifecycle", () => {
     const reader = sseReader(res);
     for (let i = 0; i < 4; i++) await reader.next();
     controller.abort();
-    await waitFor(async () => (await simStats(s)).aborted === 1);
+    await waitFor("the request aborted", async () => (await simStats(s)).aborted === 1);
     const stats = await simStats(s);
     expect(stats.running).toBe(0);
     const generated = stats.completionTokens as number;
     expect(generated).toBeLessThan(2000);
-    await new Promise((r) => setTimeout(r, 50));
-    expect((await simStats(s)).completionTokens).toBe(generated);
+    await keepsHolding("no token generated after the abort", async () => (await simStats(s)).completionTokens === generated, { forMs: 50 });
     expect(await metrics(s)).toMatch(/vllm:request_success_total\{[^}]*finished_reason="abort"\} 1/);
   });
 
@@ -84,9 +84,11 @@ describe("engine lifecycle", () => {
     expect(early.status).toBe(503);
     const chat = await postJson(`${sim.url}/v1/chat/completions`, { messages });
     expect(chat.status).toBe(503);
-    await new Promise((r) => setTimeout(r, 170));
-    const late = await fetch(`${sim.url}/health`);
-    expect(late.status).toBe(200);
+    const url = sim.url;
+    const late = await waitFor("/health to answer 200", async () => {
+      const r = await fetch(`${url}/health`);
+      return r.status === 200 ? r : undefined;
+    });
     expect(await late.text()).toBe("");
   });
 
@@ -96,7 +98,7 @@ describe("engine lifecycle", () => {
     const t0 = performance.now();
     const first = postJson(`${s.url}/v1/chat/completions`, { messages, max_tokens: 20 });
     const second = postJson(`${s.url}/v1/chat/completions`, { messages, max_tokens: 20 });
-    await waitFor(async () => metricValue(await metrics(s), "vllm:num_requests_waiting{") === 1, 1000);
+    await waitFor("the second request waiting", async () => metricValue(await metrics(s), "vllm:num_requests_waiting{") === 1);
     await first;
     const t1 = performance.now() - t0;
     expect(t1).toBeGreaterThanOrEqual(150 + 19 * 4 - 5);
@@ -111,7 +113,11 @@ describe("engine lifecycle", () => {
     sim = await startSim({ ttftMs: 200, maxNumSeqs: 1, maxWaiting: 1 });
     const a = postJson(`${sim.url}/v1/chat/completions`, { messages, max_tokens: 2 });
     const b = postJson(`${sim.url}/v1/chat/completions`, { messages, max_tokens: 2 });
-    await new Promise((r) => setTimeout(r, 30));
+    const s = sim;
+    await waitFor("one running and one waiting", async () => {
+      const m = await metrics(s);
+      return metricValue(m, "vllm:num_requests_running{") === 1 && metricValue(m, "vllm:num_requests_waiting{") === 1;
+    });
     const c = await postJson(`${sim.url}/v1/chat/completions`, { messages, max_tokens: 2 });
     expect(c.status).toBe(503);
     expect(((await c.json()) as { error: { code: number } }).error.code).toBe(503);
@@ -181,7 +187,7 @@ describe("failure injection", () => {
     expect(frames).not.toContain("[DONE]");
     expect((await simStats(s)).running).toBe(1);
     controller.abort();
-    await waitFor(async () => (await simStats(s)).running === 0);
+    await waitFor("nothing running", async () => (await simStats(s)).running === 0);
   });
 
   it("stream_error sends an error frame then [DONE]", async () => {

@@ -79,11 +79,3 @@ export function metricValue(text: string, prefix: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(prefix));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
-
-export async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -134,7 +134,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   } finally {
     res.off("close", onClose);
     if (r.stream) metrics.openStreams.dec();
-    admission?.settle(usage ? usage.promptTokens + usage.completionTokens : 0);
+    void admission?.settle(usage ? usage.promptTokens + usage.completionTokens : 0);
     if (assigned) {
       // The scheduler's fair queue charges what the request really used (output tokens at completion).
       const used = usage && {

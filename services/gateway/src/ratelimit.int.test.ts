@@ -3,14 +3,14 @@
  * concurrency slots with leases, the tenant cap per model, revocation, the headers, and
  * the cost of one admission (one round trip).
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { describe, expect } from "vitest";
 import { createLogger, PlatformError } from "@infera/core";
-import { flushPrefix, TEST_REDIS_URL, testRedisPrefix } from "@infera/testkit";
+import { test } from "@infera/testkit/fixtures";
 import type { Principal } from "./auth.ts";
 import { formatReset, RateLimited, RateLimiter } from "./ratelimit.ts";
 
-const prefix = testRedisPrefix("ratelimit");
+let prefix: string;
 let redis: Redis;
 let limiter: RateLimiter;
 let n = 0;
@@ -28,23 +28,20 @@ async function refused(p: Promise<unknown>): Promise<RateLimited> {
   return e as RateLimited;
 }
 
-beforeAll(() => {
-  redis = new Redis(TEST_REDIS_URL);
+test.beforeAll(({ redis: r, redisPrefix }) => {
+  redis = r;
+  prefix = redisPrefix;
   limiter = new RateLimiter({ redis, prefix, tenantModelConcurrency: 5, leaseMs: 60_000, logger: createLogger({ service: "test", level: "silent" }) });
-});
-afterAll(async () => {
-  await flushPrefix(prefix);
-  redis.disconnect();
 });
 
 describe("RateLimiter", () => {
-  it("lets a key with no limits through with no headers", async () => {
+  test("lets a key with no limits through with no headers", async () => {
     const a = await limiter.admit(key({}), "dep_1", "r1", 1000);
     expect(a.headers).toEqual({});
     a.settle(10);
   });
 
-  it("rpm: a bucket of the minute's requests, then one every 60/rpm s, with headers", async () => {
+  test("rpm: a bucket of the minute's requests, then one every 60/rpm s, with headers", async () => {
     const p = key({ rpm: 3 });
     const first = await limiter.admit(p, "dep_1", "a", 1);
     expect(first.headers).toMatchObject({ "x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "2" });
@@ -60,38 +57,35 @@ describe("RateLimiter", () => {
     expect(e.headers["retry-after"]).toBe(String(Math.ceil(ms / 1000)));
   });
 
-  it("tpm: reserves the estimate at admission and settles to the real count", async () => {
+  test("tpm: reserves the estimate at admission and settles to the real count", async () => {
     const p = key({ tpm: 1000 });
     const a = await limiter.admit(p, "dep_1", "t1", 700);
     expect(Number(a.headers["x-ratelimit-remaining-tokens"])).toBeLessThanOrEqual(300);
     const e = await refused(limiter.admit(p, "dep_1", "t2", 500));
     expect(e.headers["x-ratelimit-limit-tokens"]).toBe("1000");
     expect(Number(e.headers["retry-after-ms"])).toBeGreaterThan(0);
-    a.settle(100); // used 100 of the 700 reserved: 600 come back
-    await new Promise((r) => setTimeout(r, 50));
+    await a.settle(100); // used 100 of the 700 reserved: 600 come back
     const b = await limiter.admit(p, "dep_1", "t3", 500);
     expect(Number(b.headers["x-ratelimit-remaining-tokens"])).toBeGreaterThanOrEqual(390);
     // A request bigger than the whole minute is admitted only on a full bucket, then owes it.
     const big = key({ tpm: 100 });
-    (await limiter.admit(big, "dep_1", "t4", 250)).settle(250);
-    await new Promise((r) => setTimeout(r, 50));
+    await (await limiter.admit(big, "dep_1", "t4", 250)).settle(250);
     const e2 = await refused(limiter.admit(big, "dep_1", "t5", 10));
     expect(Number(e2.headers["retry-after-ms"])).toBeGreaterThan(60_000);
   });
 
-  it("max_concurrent: slots are taken at admission and freed when settled", async () => {
+  test("max_concurrent: slots are taken at admission and freed when settled", async () => {
     const p = key({ maxConcurrent: 2 });
     const a = await limiter.admit(p, "dep_1", "c1", 1);
     await limiter.admit(p, "dep_1", "c2", 1);
     const e = await refused(limiter.admit(p, "dep_1", "c3", 1));
     expect(e.message).toContain("concurrent");
     expect(e.headers["retry-after"]).toBe("1");
-    a.settle(0);
-    await new Promise((r) => setTimeout(r, 50));
+    await a.settle(0);
     await limiter.admit(p, "dep_1", "c4", 1);
   });
 
-  it("caps a tenant's open requests per model across all its keys; other models and tenants are unaffected", async () => {
+  test("caps a tenant's open requests per model across all its keys; other models and tenants are unaffected", async () => {
     const tenant = "ten_capped";
     const admitted = [];
     for (let i = 0; i < 5; i++) admitted.push(await limiter.admit(key({}, tenant), "dep_cap", `cap${i}`, 1));
@@ -99,29 +93,26 @@ describe("RateLimiter", () => {
     expect(e.message).toContain("organization");
     await limiter.admit(key({}, tenant), "dep_other", "cap6", 1);
     await limiter.admit(key({}, "ten_else"), "dep_cap", "cap7", 1);
-    admitted[0]!.settle(0);
-    await new Promise((r) => setTimeout(r, 50));
+    await admitted[0]!.settle(0);
     await limiter.admit(key({}, tenant), "dep_cap", "cap8", 1);
   });
 
-  it("holds under concurrent admission from many clients (atomic script)", async () => {
+  test("holds under concurrent admission from many clients (atomic script)", async () => {
     const p = key({ rpm: 25 });
-    const others = Array.from(
-      { length: 3 },
-      () =>
-        new RateLimiter({
-          redis: new Redis(TEST_REDIS_URL),
-          prefix,
-          tenantModelConcurrency: 0,
-          leaseMs: 60_000,
-          logger: createLogger({ service: "t", level: "silent" }),
-        }),
+    // Three gateways: three connections of their own.
+    const conns = Array.from({ length: 3 }, () => redis.duplicate());
+    const others = conns.map(
+      (c) => new RateLimiter({ redis: c, prefix, tenantModelConcurrency: 0, leaseMs: 60_000, logger: createLogger({ service: "t", level: "silent" }) }),
     );
-    const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => others[i % 3]!.admit(p, "dep_1", `x${i}`, 1)));
-    expect(results.filter((r) => r.status === "fulfilled").length).toBe(25);
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => others[i % 3]!.admit(p, "dep_1", `x${i}`, 1)));
+      expect(results.filter((r) => r.status === "fulfilled").length).toBe(25);
+    } finally {
+      for (const c of conns) c.disconnect();
+    }
   });
 
-  it("refuses a revoked key as an invalid key", async () => {
+  test("refuses a revoked key as an invalid key", async () => {
     const p = key({});
     await redis.sadd(limiter.revokedKeysKey, p.keyId);
     const e = await limiter.admit(p, "dep_1", "rv", 1).catch((err: unknown) => err);
@@ -129,7 +120,7 @@ describe("RateLimiter", () => {
     expect((e as PlatformError).code).toBe("invalid_api_key");
   });
 
-  it("costs one round trip per admission (reported; bound generous on a shared machine)", async () => {
+  test("costs one round trip per admission (reported; bound generous on a shared machine)", async () => {
     const p = key({ rpm: 1_000_000, tpm: 1_000_000_000, maxConcurrent: 1_000_000 });
     for (let i = 0; i < 50; i++) (await limiter.admit(p, "dep_bench", `w${i}`, 10)).settle(5);
     const times: number[] = [];
@@ -145,7 +136,7 @@ describe("RateLimiter", () => {
     expect(median).toBeLessThan(10);
   });
 
-  it("formats resets the way the hosted API does", () => {
+  test("formats resets the way the hosted API does", () => {
     expect(formatReset(20)).toBe("20ms");
     expect(formatReset(1500)).toBe("1.5s");
     expect(formatReset(360_000)).toBe("6m0s");

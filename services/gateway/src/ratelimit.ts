@@ -45,7 +45,8 @@ export interface RateLimiterOptions {
 export interface Admission {
   /** Response headers: the `x-ratelimit-*` set for the limits the key has (none when it has none). */
   headers: Record<string, string>;
-  settle(tokensUsed: number): void;
+  /** Gives back what the request did not use; resolves once settled (never rejects: a failure is logged). */
+  settle(tokensUsed: number): Promise<void>;
 }
 
 const REASONS: Record<number, string> = {
@@ -139,13 +140,14 @@ export class RateLimiter {
     let settled = false;
     return {
       headers,
-      settle: (tokensUsed: number) => {
+      settle: async (tokensUsed: number) => {
         if (settled) return;
         settled = true;
         if (tpm <= 0 && maxc <= 0 && cap <= 0) return;
-        this.redis
-          .inferaSettle(keys.tokens, keys.open, keys.tenantOpen, tpm, tpm > 0 ? cost - tokensUsed : 0, requestId)
-          .catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, "could not settle a rate-limit reservation"));
+        await this.redis.inferaSettle(keys.tokens, keys.open, keys.tenantOpen, tpm, tpm > 0 ? cost - tokensUsed : 0, requestId).then(
+          () => undefined,
+          (err: unknown) => this.options.logger.warn({ err }, "could not settle a rate-limit reservation"),
+        );
       },
     };
   }

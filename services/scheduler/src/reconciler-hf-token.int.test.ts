@@ -6,26 +6,25 @@
  * logged.
  */
 import { Writable } from "node:stream";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { createLogger } from "@infera/core";
-import { redisKeys } from "@infera/contracts";
-import { createDb, createDeployment, ensureModelVersion, getDeployment, putHfToken, sealSecret, secretsKeyFrom, type DB } from "@infera/registry";
-import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
+import { type RedisKeys, redisKeys } from "@infera/contracts";
+import { createDeployment, ensureModelVersion, getDeployment, putHfToken, sealSecret, secretsKeyFrom, type DB } from "@infera/registry";
 import { createSchedulerMetrics } from "./metrics.ts";
 import { queuedCount, queueKeys } from "@infera/queue";
 import { Reconciler } from "./reconciler.ts";
 import { ReplicaDirectory } from "./replicas.ts";
 import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./runtime/driver.ts";
 import { hfTokenSecretName } from "./runtime/kubernetes-manifest.ts";
+import { test } from "@infera/testkit/fixtures";
 
-const prefix = testRedisPrefix("hftoken");
-const keys = redisKeys(prefix);
+let prefix: string;
+let keys: RedisKeys;
 const TOKEN = "hf_reconcilerSecret987";
 const KEY = secretsKeyFrom("operator secrets key");
 let redis: Redis;
-let tdb: TestDatabase;
 let db: Kysely<DB>;
 
 class RecordingDriver implements RuntimeDriver {
@@ -103,20 +102,15 @@ async function onePass(driver: RuntimeDriver, secretsKey: Buffer | undefined, pa
   return logs();
 }
 
-beforeAll(async () => {
-  redis = new Redis(TEST_REDIS_URL);
-  tdb = await createTestDatabase("hftoken");
-  db = createDb(tdb.url);
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await db?.destroy();
-  await tdb?.drop();
-  await flushPrefix(prefix);
+test.beforeAll(({ database, redis: r, redisPrefix }) => {
+  redis = r;
+  db = database.db;
+  prefix = redisPrefix;
+  keys = redisKeys(prefix);
 });
 
 describe("reconciler: Hugging Face tokens", () => {
-  it("kubernetes: opens the sealed token into the spec, for the deployment's own Secret, and never logs it", async () => {
+  test("kubernetes: opens the sealed token into the spec, for the deployment's own Secret, and never logs it", async () => {
     const id = await deploymentWithToken("acme/with-token", KEY);
     const driver = new RecordingDriver("kubernetes");
     const logs = await onePass(driver, KEY);
@@ -129,7 +123,7 @@ describe("reconciler: Hugging Face tokens", () => {
     expect(logs).not.toContain(TOKEN);
   });
 
-  it("kubernetes without SECRETS_KEY: the deployment fails with the reason, once, and is removed (no retry loop)", async () => {
+  test("kubernetes without SECRETS_KEY: the deployment fails with the reason, once, and is removed (no retry loop)", async () => {
     const id = await deploymentWithToken("acme/no-key", KEY);
     const driver = new RecordingDriver("kubernetes");
     const logs = await onePass(driver, undefined, 3);
@@ -141,7 +135,7 @@ describe("reconciler: Hugging Face tokens", () => {
     expect(logs).not.toContain(TOKEN);
   });
 
-  it("kubernetes with another key: fails saying the token cannot be opened", async () => {
+  test("kubernetes with another key: fails saying the token cannot be opened", async () => {
     const id = await deploymentWithToken("acme/other-key", secretsKeyFrom("a different key"));
     const driver = new RecordingDriver("kubernetes");
     await onePass(driver, KEY);
@@ -151,7 +145,7 @@ describe("reconciler: Hugging Face tokens", () => {
     expect(d?.fail_reason).toMatch(/cannot be opened with the scheduler's SECRETS_KEY/);
   });
 
-  it("kubernetes with has_token but no stored token: fails with the reason", async () => {
+  test("kubernetes with has_token but no stored token: fails with the reason", async () => {
     const id = await deploymentWithToken("acme/lost-token", undefined);
     await onePass(new RecordingDriver("kubernetes"), KEY);
     const d = await getDeployment(db, id);
@@ -159,7 +153,7 @@ describe("reconciler: Hugging Face tokens", () => {
     expect(d?.fail_reason).toMatch(/none is stored/);
   });
 
-  it("local runtime: no token is opened or passed, and no key is needed", async () => {
+  test("local runtime: no token is opened or passed, and no key is needed", async () => {
     const id = await deploymentWithToken("acme/local", KEY);
     const driver = new RecordingDriver("local");
     await onePass(driver, undefined);

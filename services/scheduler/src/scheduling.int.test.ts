@@ -4,27 +4,24 @@
  * Assertions are on placement, counts and dispatch order — never on wall-clock thresholds
  * (deadlines here only keep a broken run from hanging).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import type { Kysely } from "kysely";
 import { ensureQueueGroups, PRIORITY, QUEUE_FIELD, QUEUE_GROUP, queuedCount, takeEntries } from "@infera/queue";
-import { createDb, type DB } from "@infera/registry";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "@infera/testkit";
-import { TestCluster, waitFor, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
+import type { DB } from "@infera/registry";
+import { TEST_REDIS_URL, waitFor } from "@infera/testkit";
+import { TestCluster, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
+import { test } from "@infera/testkit/fixtures";
 
-let tdb: TestDatabase;
 let db: Kysely<DB>;
+let databaseUrl: string;
 
-beforeAll(async () => {
-  tdb = await createTestDatabase("scheduling");
-  db = createDb(tdb.url);
-});
-afterAll(async () => {
-  await db.destroy();
-  await tdb.drop();
+test.beforeAll(({ database }) => {
+  db = database.db;
+  databaseUrl = database.url;
 });
 
 async function withCluster(opts: Omit<ClusterOptions, "db" | "databaseUrl" | "redisUrl">, fn: (c: TestCluster) => Promise<void>): Promise<void> {
-  const c = new TestCluster({ db, databaseUrl: tdb.url, redisUrl: TEST_REDIS_URL, ...opts });
+  const c = new TestCluster({ db, databaseUrl, redisUrl: TEST_REDIS_URL, ...opts });
   await c.start();
   try {
     await fn(c);
@@ -45,19 +42,10 @@ async function load(total: number, concurrency: number, make: (i: number) => Pro
   return out;
 }
 
-/** Polls `check` until it holds (the deadline only keeps a broken run from hanging). */
-async function poll(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const ok = (rs: RequestResult[]) => rs.filter((r) => !r.error);
 
 describe("placement", () => {
-  it("places requests only on healthy, fresh, non-draining replicas", () =>
+  test("places requests only on healthy, fresh, non-draining replicas", () =>
     withCluster({ capacity: 4 }, async (c) => {
       await c.addReplica("ok-1", 10);
       await c.addReplica("ok-2", 10);
@@ -89,7 +77,7 @@ describe("placement", () => {
       expect(c.replicas.get("ok-1")!.served + c.replicas.get("ok-2")!.served).toBe(120);
     }));
 
-  it("gives a slow replica less work under least-loaded", () =>
+  test("gives a slow replica less work under least-loaded", () =>
     withCluster({ capacity: 4, placement: "least-loaded", schedulers: 1 }, async (c) => {
       const fast1 = await c.addReplica("fast-1", 10);
       const fast2 = await c.addReplica("fast-2", 10);
@@ -102,7 +90,7 @@ describe("placement", () => {
 });
 
 describe("batching and capacity", () => {
-  it("fills every replica's free capacity in one pass and never goes past it", () =>
+  test("fills every replica's free capacity in one pass and never goes past it", () =>
     withCluster({ capacity: 4, schedulers: 1 }, async (c) => {
       const reps = [await c.addReplica("a", 60), await c.addReplica("b", 60), await c.addReplica("c", 60)];
       const results = await Promise.all(Array.from({ length: 90 }, (_, i) => c.request({ tenantId: `t${i % 3}` })));
@@ -117,7 +105,7 @@ describe("batching and capacity", () => {
 });
 
 describe("two schedulers", () => {
-  it("one dispatches a deployment at a time (a lease): no request is assigned twice and no replica gets more than its capacity", () =>
+  test("one dispatches a deployment at a time (a lease): no request is assigned twice and no replica gets more than its capacity", () =>
     withCluster({ capacity: 6, schedulers: 2 }, async (c) => {
       const reps = [];
       for (let i = 0; i < 4; i++) reps.push(await c.addReplica(`r${i}`, 5));
@@ -134,7 +122,7 @@ describe("two schedulers", () => {
       expect(Math.max(...reps.map((r) => r.maxRunning))).toBe(6);
     }));
 
-  it("what a dead scheduler had read is taken over by the next lease holder; the dead one, back, cannot assign it again", () =>
+  test("what a dead scheduler had read is taken over by the next lease holder; the dead one, back, cannot assign it again", () =>
     withCluster({ capacity: 4, schedulers: 0 }, async (c) => {
       await c.addReplica("r0", 5);
       const stream = c.qkeys.queue(c.deploymentId, PRIORITY.standard);
@@ -142,7 +130,7 @@ describe("two schedulers", () => {
       // A scheduler reads the request and dies before dispatching it: the entry sits in its pending list.
       const pending = c.request({ tenantId: "t" });
       let read: [string, string[]][] = [];
-      await poll("the ghost to read the entry", async () => {
+      await waitFor("the ghost to read the entry", async () => {
         const res = (await c.redis.xreadgroup("GROUP", QUEUE_GROUP, "ghost", "COUNT", 10, "STREAMS", stream, ">")) as [string, [string, string[]][]][] | null;
         read = res?.[0]?.[1] ?? [];
         return read.length > 0;
@@ -177,7 +165,7 @@ describe("two schedulers", () => {
       expect(await queuedCount(c.redis, c.qkeys, c.deploymentId)).toBe(0);
     }));
 
-  it("a scheduler that stops hands what it holds and the lease to the other (not after the lock); each request is served once", () =>
+  test("a scheduler that stops hands what it holds and the lease to the other (not after the lock); each request is served once", () =>
     withCluster({ capacity: 4, schedulers: 2 }, async (c) => {
       const r0 = await c.addReplica("r0", 0, { healthy: false });
       // Entries held per scheduler, across the priority streams (handed-back ones move to the front stream).
@@ -191,7 +179,7 @@ describe("two schedulers", () => {
       };
       const pending = Array.from({ length: 12 }, (_, i) => c.request({ tenantId: `t${i % 3}` }));
       let held = new Map<string, number>();
-      await poll("every request held by a scheduler", async () => {
+      await waitFor("every request held by a scheduler", async () => {
         held = await holders();
         return [...held.values()].reduce((a, b) => a + b, 0) === 12;
       });
@@ -203,7 +191,7 @@ describe("two schedulers", () => {
       const other = c.schedulers[0]!.id;
       // Handed back on stop: nothing left in its pending list for the lock (5 s) to free.
       expect((await holders()).get(stopping) ?? 0).toBe(0);
-      await poll(
+      await waitFor(
         "the other scheduler to hold all 12",
         async () => ((await holders()).get(other) ?? 0) === 12 && (await queuedCount(c.redis, c.qkeys, c.deploymentId)) === 12,
       );
@@ -214,7 +202,7 @@ describe("two schedulers", () => {
       expect(new Set(c.seen.map((x) => x.schedulerId))).toEqual(new Set([other]));
     }));
 
-  it("entries of two priority streams with the same id are both held (ids are unique per stream only)", () =>
+  test("entries of two priority streams with the same id are both held (ids are unique per stream only)", () =>
     withCluster({ capacity: 4, schedulers: 0 }, async (c) => {
       await c.addReplica("r0", 0, { healthy: false });
       await ensureQueueGroups(c.redis, c.qkeys.queues(c.deploymentId));
@@ -243,16 +231,16 @@ describe("two schedulers", () => {
         const line = text.split("\n").find((l) => l.startsWith(`scheduler_queue_depth{deployment="${c.deploymentId}",`));
         return Number(line?.split(" ").at(-1) ?? 0);
       };
-      await poll(
+      await waitFor(
         "both entries read",
         async () =>
           (await queuedCount(c.redis, c.qkeys, c.deploymentId)) === 2 &&
           ((await c.redis.xpending(c.qkeys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
       );
-      await poll("both waiting in the fair queue", async () => (await depth()) === 2);
+      await waitFor("both waiting in the fair queue", async () => (await depth()) === 2);
     }));
 
-  it("a request its gateway withdrew while a scheduler held it is never assigned", () =>
+  test("a request its gateway withdrew while a scheduler held it is never assigned", () =>
     withCluster({ capacity: 1, schedulers: 2 }, async (c) => {
       const r0 = await c.addReplica("r0", 0, { healthy: false });
       const gone = new AbortController();
@@ -272,13 +260,13 @@ describe("two schedulers", () => {
       };
       const withdrawn = c.gateways[0]!.queue.enqueue(c.deploymentId, job, gone.signal).catch((e: unknown) => e);
       // Held by a scheduler (read from the stream, waiting for a replica), then the client leaves.
-      await poll(
+      await waitFor(
         "a scheduler to hold it",
         async () => ((await c.redis.xpending(c.qkeys.queue(c.deploymentId, PRIORITY.standard), QUEUE_GROUP)) as [number])[0] === 1,
       );
       gone.abort();
       expect(String(await withdrawn)).toContain("went away");
-      await poll("the entry to be deleted", async () => (await queuedCount(c.redis, c.qkeys, c.deploymentId)) === 0);
+      await waitFor("the entry to be deleted", async () => (await queuedCount(c.redis, c.qkeys, c.deploymentId)) === 0);
       r0.healthy = true;
       const next = await c.request({ tenantId: "t" });
       expect(next.error).toBeUndefined();
@@ -287,7 +275,7 @@ describe("two schedulers", () => {
 });
 
 describe("failures", () => {
-  it("a killed replica is out of placement within a heartbeat interval; its unstarted requests are re-queued at the front and served elsewhere", () =>
+  test("a killed replica is out of placement within a heartbeat interval; its unstarted requests are re-queued at the front and served elsewhere", () =>
     withCluster({ capacity: 4, schedulers: 2, heartbeatMs: 200 }, async (c) => {
       await c.addReplica("a", 40);
       await c.addReplica("b", 40);
@@ -296,7 +284,7 @@ describe("failures", () => {
       const results = await load(400, 14, async (i) => {
         if (i === 120) {
           // Kill it while it holds work, so some requests must fail there and be re-queued.
-          await waitFor(() => victim.running > 0, 10_000, "a request on the victim");
+          await waitFor("a request on the victim", () => victim.running > 0, { timeoutMs: 10_000 });
           victim.kill();
           killedAt = Date.now();
         }
@@ -323,7 +311,7 @@ describe("failures", () => {
       const lastToVictim = Math.max(...c.seen.filter((s) => s.replicaId === "victim").map((s) => s.at));
       expect(lastToVictim).toBeLessThan(victim.lastReportAt + staleMs + 1500);
       // Once its last report is past the stale bound, not one more placement goes to it.
-      await waitFor(() => Date.now() > victim.lastReportAt + staleMs, 20_000, "the stale bound");
+      await waitFor("the stale bound", () => Date.now() > victim.lastReportAt + staleMs);
       const mark = c.seen.length;
       const later = await load(100, 14, (i) => c.request({ tenantId: `t${i % 4}` }));
       expect(later.filter((r) => r.error)).toEqual([]);
@@ -339,11 +327,11 @@ describe("failures", () => {
 });
 
 describe("fairness and priority", () => {
-  it("a light tenant's requests go ahead of a flooding tenant's backlog (VTC)", () =>
+  test("a light tenant's requests go ahead of a flooding tenant's backlog (VTC)", () =>
     withCluster({ capacity: 2, schedulers: 1 }, async (c) => {
       await c.addReplica("r", 15);
       const heavy = Array.from({ length: 120 }, () => c.request({ tenantId: "heavy", estimatedTokens: 200 }));
-      await waitFor(() => c.seen.length >= 6, 20_000, "the flood to start");
+      await waitFor("the flood to start", () => c.seen.length >= 6);
       const lightStart = c.seen.length;
       const light = await Promise.all(Array.from({ length: 10 }, () => c.request({ tenantId: "light", estimatedTokens: 200 })));
       await Promise.all(heavy);
@@ -356,17 +344,17 @@ describe("fairness and priority", () => {
       expect(light.filter((r) => r.error)).toEqual([]);
     }));
 
-  it("a flooding tenant leaves a replica's reserved slots free; a tenant with nothing else queued gets one at once", () =>
+  test("a flooding tenant leaves a replica's reserved slots free; a tenant with nothing else queued gets one at once", () =>
     withCluster({ capacity: 64, schedulers: 1 }, async (c) => {
       // Capacity 64 keeps 1 slot (1/64) for requests whose tenant has nothing else queued.
       const r = await c.addReplica("r", 1_500);
       const heavy = Array.from({ length: 100 }, () => c.request({ tenantId: "heavy" }));
-      await waitFor(() => r.running === 63, 20_000, "the flood to fill the unreserved slots");
+      await waitFor("the flood to fill the unreserved slots", () => r.running === 63);
       await new Promise((res) => setTimeout(res, 200));
       expect(r.running).toBe(63);
       expect(c.seen.length).toBe(63);
       const light = c.request({ tenantId: "light" });
-      await waitFor(() => r.running === 64, 20_000, "the light request to take the reserved slot");
+      await waitFor("the light request to take the reserved slot", () => r.running === 64);
       // It went ahead of the 37 heavy requests still queued, without waiting for a slot to free.
       expect(c.seen.length).toBe(64);
       const done = await light;
@@ -377,7 +365,7 @@ describe("fairness and priority", () => {
       expect(r.maxRunning).toBe(64);
     }));
 
-  it("charges output tokens at completion: a tenant generating long outputs gets fewer dispatches", () =>
+  test("charges output tokens at completion: a tenant generating long outputs gets fewer dispatches", () =>
     withCluster({ capacity: 1, schedulers: 1 }, async (c) => {
       await c.addReplica("r", 5);
       const all = [
@@ -394,11 +382,11 @@ describe("fairness and priority", () => {
       expect(short).toBeGreaterThan(long * 3);
     }));
 
-  it("priority requests (service_tier priority, priority keys) go ahead of the standard backlog", () =>
+  test("priority requests (service_tier priority, priority keys) go ahead of the standard backlog", () =>
     withCluster({ capacity: 1, schedulers: 1 }, async (c) => {
       await c.addReplica("r", 15);
       const standard = Array.from({ length: 60 }, (_, i) => c.request({ tenantId: `s${i % 3}`, priority: PRIORITY.standard }));
-      await waitFor(() => c.seen.length >= 3, 20_000, "the backlog to start");
+      await waitFor("the backlog to start", () => c.seen.length >= 3);
       const start = c.seen.length;
       const prio = await Promise.all(Array.from({ length: 5 }, () => c.request({ tenantId: "p", priority: PRIORITY.priority })));
       await Promise.all(standard);
@@ -411,7 +399,7 @@ describe("fairness and priority", () => {
 });
 
 describe("backpressure", () => {
-  it("answers 429 queue_full past QUEUE_MAX_PER_DEPLOYMENT, with Retry-After, and serves the rest", () =>
+  test("answers 429 queue_full past QUEUE_MAX_PER_DEPLOYMENT, with Retry-After, and serves the rest", () =>
     withCluster({ capacity: 1, schedulers: 1, queueMax: 20 }, async (c) => {
       await c.addReplica("r", 30);
       const results = await Promise.all(Array.from({ length: 60 }, (_, i) => c.request({ tenantId: `t${i % 2}` })));
@@ -424,16 +412,14 @@ describe("backpressure", () => {
       expect((await c.request({ tenantId: "t0" })).error).toBeUndefined();
     }));
 
-  it("the bound holds across gateways (their counts meet in Redis)", () =>
+  test("the bound holds across gateways (their counts meet in Redis)", () =>
     withCluster({ capacity: 1, schedulers: 1, queueMax: 20, gateways: 2 }, async (c) => {
       const r = await c.addReplica("r", 60_000);
       // One in service, fifteen waiting behind it, all through gateway 0.
       const first = Array.from({ length: 16 }, () => c.request({ tenantId: "a", waitMs: 30_000 }, 0));
-      await waitFor(() => r.running === 1 && c.gateways[0]!.queue.queued(c.deploymentId) === 15, 20_000, "gateway 0's queue to fill");
+      await waitFor("gateway 0's queue to fill", () => r.running === 1 && c.gateways[0]!.queue.queued(c.deploymentId) === 15);
       // Gateway 0 publishes its count on its next sync tick.
-      let published = "";
-      const poll = setInterval(() => void c.redis.hget(c.qkeys.queuedByGateway(c.deploymentId), "gw-0").then((v) => (published = v ?? "")), 20);
-      await waitFor(() => published.startsWith("15:"), 20_000, "gateway 0's count in Redis").finally(() => clearInterval(poll));
+      await waitFor("gateway 0's count in Redis", async () => (await c.redis.hget(c.qkeys.queuedByGateway(c.deploymentId), "gw-0"))?.startsWith("15:"));
       const second = await Promise.all(Array.from({ length: 10 }, () => c.request({ tenantId: "b", waitMs: 300 }, 1)));
       const full = second.filter((x) => x.error?.code === "queue_full").length;
       expect(full).toBe(5);
@@ -441,11 +427,11 @@ describe("backpressure", () => {
       void first;
     }));
 
-  it("answers 503 with Retry-After when a request waits past its deadline", () =>
+  test("answers 503 with Retry-After when a request waits past its deadline", () =>
     withCluster({ capacity: 1, schedulers: 1 }, async (c) => {
       await c.addReplica("r", 3_000);
       const busy = c.request({ tenantId: "a" });
-      await waitFor(() => c.seen.length >= 1, 20_000, "the replica to be busy");
+      await waitFor("the replica to be busy", () => c.seen.length >= 1);
       const late = await c.request({ tenantId: "b", waitMs: 300 });
       expect(late.error?.code).toBe("unavailable");
       expect(late.error?.retryAfterS).toBeGreaterThan(0);

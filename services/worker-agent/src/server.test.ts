@@ -10,7 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { createLogger } from "@infera/core";
 import { AgentService, clientConstructor, Endpoint, GenerateRequestSchema, type GenerateResponse } from "@infera/contracts";
-import { freePort, stopChild } from "@infera/testkit";
+import { freePort, stopChild, waitFor } from "@infera/testkit";
 import { VllmAdapter } from "./engine/vllm.ts";
 import { createAgentMetrics } from "./metrics.ts";
 import { AgentServer } from "./server.ts";
@@ -28,16 +28,7 @@ beforeAll(async () => {
     stdio: "ignore",
   });
   const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 60_000;
-  for (;;) {
-    const up = await fetch(`${url}/health`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (up) break;
-    if (Date.now() > until) throw new Error("engine-sim did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor("engine-sim to answer /health", () => fetch(`${url}/health`).then((r) => r.ok), { timeoutMs: 60_000, intervalMs: 100 });
   server = new AgentServer({
     adapter: new VllmAdapter(url),
     logger: createLogger({ service: "agent", level: "silent" }),

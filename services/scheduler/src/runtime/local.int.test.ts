@@ -7,13 +7,14 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { Writable } from "node:stream";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { createLogger } from "@infera/core";
-import { redisKeys, type ReplicaReport } from "@infera/contracts";
-import { createDb, createDeployment, ensureModelVersion, getDeployment, listDeploymentEvents, type DB } from "@infera/registry";
-import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
+import { type RedisKeys, redisKeys, type ReplicaReport } from "@infera/contracts";
+import { createDeployment, ensureModelVersion, getDeployment, listDeploymentEvents, type DB } from "@infera/registry";
+import { keepsHolding, TEST_REDIS_URL, waitFor } from "@infera/testkit";
+import { test } from "@infera/testkit/fixtures";
 import { createSchedulerMetrics } from "../metrics.ts";
 import { queuedCount, queueKeys } from "@infera/queue";
 import { Reconciler } from "../reconciler.ts";
@@ -21,10 +22,9 @@ import { ReplicaDirectory } from "../replicas.ts";
 import type { ReplicaSpec } from "./driver.ts";
 import { LocalDriver } from "./local.ts";
 
-const prefix = testRedisPrefix("localrt");
-const keys = redisKeys(prefix);
+let prefix: string;
+let keys: RedisKeys;
 let redis: Redis;
-let tdb: TestDatabase;
 let db: Kysely<DB>;
 
 /** Log lines the driver writes, parsed, for assertions on restarts. */
@@ -68,16 +68,6 @@ function processesOf(deploymentId: string): number[] {
   return pids;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function answers(address: string): Promise<boolean> {
   const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
   return new Promise((resolve) => {
@@ -90,27 +80,22 @@ function answers(address: string): Promise<boolean> {
   });
 }
 
-beforeAll(async () => {
-  redis = new Redis(TEST_REDIS_URL);
-  tdb = await createTestDatabase("localrt");
-  db = createDb(tdb.url);
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await db?.destroy();
-  await tdb?.drop();
-  await flushPrefix(prefix);
+test.beforeAll(({ database, redis: r, redisPrefix }) => {
+  redis = r;
+  db = database.db;
+  prefix = redisPrefix;
+  keys = redisKeys(prefix);
 });
 
 describe("local runtime driver", () => {
-  it("restarts a crashing replica with growing backoff, reports it failed after repeated crashes, and leaves no process", async () => {
+  test("restarts a crashing replica with growing backoff, reports it failed after repeated crashes, and leaves no process", async () => {
     const { logger, lines } = capturingLogger();
     // An engine config engine-sim refuses: it exits 1 at every start.
     const driver = driverWith({ SIM_JITTER: "5" }, logger, 3);
     const id = "dep_crashloop";
     try {
       await driver.apply(spec(id), 1);
-      const failed = await until("the replica to fail", async () => (await driver.observe(id)).find((r) => r.phase === "failed"), 180_000);
+      const failed = await waitFor("the replica to fail", async () => (await driver.observe(id)).find((r) => r.phase === "failed"), { timeoutMs: 180_000 });
       expect(failed.restarts).toBe(3);
       expect(failed.reason).toContain("engine exited (code 1)");
       expect(failed.reason).toContain("SIM_JITTER");
@@ -125,25 +110,28 @@ describe("local runtime driver", () => {
       expect(started[1]! - exited[0]!).toBeGreaterThanOrEqual(250);
       expect(started[2]! - exited[1]!).toBeGreaterThanOrEqual(500);
 
-      await until("no process left", () => processesOf(id).length === 0);
+      await waitFor("no process left", () => processesOf(id).length === 0, { timeoutMs: 60_000 });
       // Failed stays failed: nothing restarts it behind the reconciler's back.
-      await new Promise((r) => setTimeout(r, 1500));
-      expect(processesOf(id)).toEqual([]);
+      await keepsHolding("no process of a failed replica", () => processesOf(id).length === 0, { forMs: 1500 });
       expect(lines.filter((l) => l.msg === "replica started").length).toBe(3);
     } finally {
       await driver.stop();
     }
   }, 240_000);
 
-  it("removing a healthy replica stops its engine and agent: no process left, the agent's port closed, deregistered", async () => {
+  test("removing a healthy replica stops its engine and agent: no process left, the agent's port closed, deregistered", async () => {
     const driver = driverWith({});
     const id = "dep_healthy";
     try {
       await driver.apply(spec(id), 1);
-      const report = await until("a healthy report", async () => {
-        const all = Object.values(await redis.hgetall(keys.replicas(id))).map((j) => JSON.parse(j) as ReplicaReport);
-        return all.find((r) => r.healthy);
-      });
+      const report = await waitFor(
+        "a healthy report",
+        async () => {
+          const all = Object.values(await redis.hgetall(keys.replicas(id))).map((j) => JSON.parse(j) as ReplicaReport);
+          return all.find((r) => r.healthy);
+        },
+        { timeoutMs: 60_000 },
+      );
       expect(processesOf(id).length).toBe(2);
       expect(await answers(report.address)).toBe(true);
 
@@ -157,7 +145,7 @@ describe("local runtime driver", () => {
     }
   }, 90_000);
 
-  it("removing a replica while it starts leaves nothing behind either", async () => {
+  test("removing a replica while it starts leaves nothing behind either", async () => {
     const driver = driverWith({});
     const id = "dep_racing";
     try {
@@ -165,8 +153,7 @@ describe("local runtime driver", () => {
       await driver.remove(id);
       await applying;
       await driver.remove(id);
-      await new Promise((r) => setTimeout(r, 500));
-      expect(processesOf(id)).toEqual([]);
+      await keepsHolding("no process of a removed replica", () => processesOf(id).length === 0, { forMs: 500 });
     } finally {
       await driver.stop();
     }
@@ -174,7 +161,7 @@ describe("local runtime driver", () => {
 });
 
 describe("reconciler with the local runtime", () => {
-  it("moves a deployment whose replica keeps crashing to failed with the reason, and removes it", async () => {
+  test("moves a deployment whose replica keeps crashing to failed with the reason, and removes it", async () => {
     const { versionId } = await ensureModelVersion(db, { tenantId: null, name: "acme/crashy", task: "chat", version: "1" });
     const d = await createDeployment(db, {
       tenantId: null,
@@ -198,10 +185,14 @@ describe("reconciler with the local runtime", () => {
     });
     reconciler.start();
     try {
-      const failed = await until("the deployment to fail", async () => {
-        const now = await getDeployment(db, d.id);
-        return now?.status === "failed" ? now : undefined;
-      });
+      const failed = await waitFor(
+        "the deployment to fail",
+        async () => {
+          const now = await getDeployment(db, d.id);
+          return now?.status === "failed" ? now : undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
       expect(failed.fail_reason).toContain("SIM_JITTER");
       expect(failed.fail_reason).toContain("crashed 2 times in a row");
       const events = await listDeploymentEvents(db, d.id);
@@ -212,7 +203,7 @@ describe("reconciler with the local runtime", () => {
         "deploying>failed",
       ]);
       expect(events.at(-1)?.reason).toBe(failed.fail_reason);
-      await until("its replicas removed", async () => (await driver.observe(d.id)).length === 0 && processesOf(d.id).length === 0);
+      await waitFor("its replicas removed", async () => (await driver.observe(d.id)).length === 0 && processesOf(d.id).length === 0, { timeoutMs: 60_000 });
       expect(await redis.hget(keys.desiredReplicas, d.id)).toBeNull();
     } finally {
       await reconciler.stop();

@@ -364,15 +364,3 @@ export class TestCluster {
     r.disconnect();
   }
 }
-
-export function waitFor(cond: () => boolean, timeoutMs = 20_000, what = "condition"): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (cond()) resolve();
-      else if (Date.now() > until) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 10);
-    };
-    tick();
-  });
-}

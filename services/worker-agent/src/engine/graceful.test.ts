@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngineSim, type EngineSim } from "@infera/engine-sim";
+import { waitFor } from "@infera/testkit";
 import type { EngineSink, EngineUsage, NormalizedError } from "./adapter.ts";
 import { splitContinuousUsage } from "./graceful.ts";
 import { VllmAdapter } from "./vllm.ts";
@@ -79,7 +80,7 @@ describe("continuous usage and graceful stop", () => {
         const t = setTimeout(() => stop.abort(), stopAfterMs);
         await adapter.run({ endpoint: "chat", body: body(stream, 200), stream, signal: new AbortController().signal, stop: stop.signal }, s.sink);
         clearTimeout(t);
-        for (let i = 0; i < 50 && (await stats()).running > 0; i++) await new Promise((r) => setTimeout(r, 10));
+        await waitFor("the engine to finish the stopped request", async () => (await stats()).running === 0);
         const after = await stats();
         expect(s.error(), `${stopAfterMs} ms`).toBeUndefined();
         expect(s.usage(), `${stopAfterMs} ms, stream ${stream}`).toEqual({
