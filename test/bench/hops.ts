@@ -76,6 +76,6 @@ try {
   console.log(`  worker agent over gRPC                            ${f(grpcHop.p50)} ${f(grpcHop.p99)}   (+${(grpcHop.p50 - direct.p50).toFixed(3)} p50)`);
   console.log(`  whole platform (gateway, queue, scheduler, agent) ${f(full.p50)} ${f(full.p99)}   (+${(full.p50 - grpcHop.p50).toFixed(3)} p50)`);
 } finally {
-  agents.close();
+  agents.stop();
   await p.stop();
 }

@@ -6,11 +6,26 @@ export interface Stoppable {
 }
 
 /**
- * Runs `stoppers` in order on SIGTERM/SIGINT (callers list them in reverse start order:
+ * Stops each component in order, the next one even when one before it failed (that failure
+ * is logged with its stack). A service's `stop()` is this over its ordered stop list.
+ */
+export async function stopInOrder(logger: Logger, stoppers: readonly Stoppable[]): Promise<void> {
+  for (const s of stoppers) {
+    try {
+      await s.stop();
+    } catch (err) {
+      logger.error({ err, component: s.name }, "error while stopping");
+    }
+  }
+}
+
+/**
+ * The one shutdown helper every service's main.ts hands its ordered stop list to: runs
+ * `stoppers` in order on SIGTERM/SIGINT (callers list them in reverse start order:
  * not ready → stop intake → drain → close workers → close gRPC → quit Redis → pool),
  * and exits non-zero if they overrun `deadlineMs`.
  */
-export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => Stoppable[]): void {
+export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => readonly Stoppable[]): void {
   let stopping = false;
   const run = async (signal: string) => {
     if (stopping) return;
@@ -21,13 +36,7 @@ export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => S
       process.exit(1);
     }, deadlineMs);
     timer.unref();
-    for (const s of stoppers()) {
-      try {
-        await s.stop();
-      } catch (err) {
-        logger.error({ err, component: s.name }, "error while stopping");
-      }
-    }
+    await stopInOrder(logger, stoppers());
     logger.info("stopped");
     process.exit(0);
   };

@@ -1,5 +1,5 @@
-/** Starts engine-sim from the environment; SIGTERM/SIGINT close the server and exit. */
-import { ConfigError, exitWithParent } from "@infera/core";
+/** Starts engine-sim from the environment; SIGTERM/SIGINT stop it through the shared shutdown helper. */
+import { ConfigError, createLogger, exitWithParent, onShutdown } from "@infera/core";
 import { loadConfig } from "./config.ts";
 import { createEngineSim } from "./server.ts";
 
@@ -14,25 +14,10 @@ try {
   throw err;
 }
 
+const logger = createLogger({ service: "engine-sim", level: config.logLevel ?? "info" });
 const sim = createEngineSim(config);
-
-let stopping = false;
-const shutdown = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  const deadline = setTimeout(() => process.exit(1), 10_000);
-  deadline.unref();
-  sim.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`engine-sim: error while stopping on ${signal}: ${String(err)}\n`);
-      process.exit(1);
-    },
-  );
-};
-process.once("SIGTERM", () => shutdown("SIGTERM"));
-process.once("SIGINT", () => shutdown("SIGINT"));
+onShutdown(logger, 10_000, () => [{ name: "http", stop: () => sim.stop() }]);
 // Started by local mode: exit when the scheduler that started us is gone (even SIGKILLed).
-exitWithParent(() => shutdown("parent gone"));
+exitWithParent(() => process.kill(process.pid, "SIGTERM"));
 
 await sim.start(config.port, config.host);

@@ -25,7 +25,7 @@ export class AgentClients {
     return c;
   }
 
-  close(): void {
+  stop(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

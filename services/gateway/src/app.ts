@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
-import { PlatformError, type Logger } from "@infera/core";
+import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { QueueClient, queueKeys } from "@infera/queue";
 import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
@@ -36,7 +36,9 @@ const OVERSIZE_DRAIN_FACTOR = 4;
 export interface RunningGateway {
   app: FastifyInstance;
   port: number;
-  /** Graceful: not ready → stop accepting → finish open requests → flush usage → close. */
+  /** What stops, in order (for main.ts's shutdown helper): not ready → stop accepting → finish open requests → flush usage → close. */
+  stoppers: readonly Stoppable[];
+  /** All of `stoppers`, in order. */
   stop(): Promise<void>;
 }
 
@@ -60,7 +62,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     ["subscriber", sub],
     ["queue", queueConn],
   ] as const)
-    r.on("error", (err) => logger.warn({ err: err.message, connection: name, stack: err.stack }, "redis error"));
+    r.on("error", (err) => logger.warn({ err, connection: name }, "redis error"));
 
   if (config.bootstrapAdminKey) await bootstrapAdmin(db, config.bootstrapAdminKey);
 
@@ -267,27 +269,38 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   logger.info({ port, gatewayId: config.gatewayId }, "gateway listening");
 
-  return {
-    app,
-    port,
-    async stop() {
-      draining = true;
-      closing.abort();
-      const deadline = Date.now() + config.shutdownGraceMs;
-      // Stop accepting new connections; finish the requests in flight.
-      app.server.close();
-      while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (open.size > 0) logger.warn({ open: open.size }, "drain deadline reached with requests open");
-      await app.close();
-      await queue.stop();
-      await usage.stop(Math.max(1000, deadline - Date.now()));
-      agents.close();
-      sub.disconnect();
-      await redis.quit().catch(() => redis.disconnect());
-      queueConn.disconnect();
-      await db.destroy();
+  // The stop order: not ready and no new connections → drain open requests → the queue (waiting
+  // requests answered, releases sent) → usage flushed → gRPC channels → Redis → the pool.
+  let deadline = 0;
+  const stoppers: Stoppable[] = [
+    {
+      name: "http",
+      stop: async () => {
+        draining = true;
+        closing.abort();
+        deadline = Date.now() + config.shutdownGraceMs;
+        // Stop accepting new connections; finish the requests in flight.
+        app.server.close();
+        while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        if (open.size > 0) logger.warn({ open: open.size }, "drain deadline reached with requests open");
+        await app.close();
+      },
     },
-  };
+    { name: "queue", stop: () => queue.stop() },
+    { name: "usage", stop: () => usage.stop(Math.max(1000, deadline - Date.now())) },
+    { name: "agents", stop: () => agents.stop() },
+    {
+      name: "redis",
+      stop: async () => {
+        sub.disconnect();
+        await redis.quit().catch(() => redis.disconnect());
+        queueConn.disconnect();
+      },
+    },
+    { name: "postgres", stop: () => db.destroy() },
+  ];
+
+  return { app, port, stoppers, stop: () => stopInOrder(logger, stoppers) };
 }
 
 function requestIdHeader(req: FastifyRequest): string {

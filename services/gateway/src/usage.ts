@@ -47,7 +47,7 @@ export class UsageRecorder {
           await insertUsage(this.db, batch);
           this.buffer.splice(0, batch.length);
         } catch (err) {
-          this.logger.warn({ err: (err as Error).message, pending: this.buffer.length }, "could not write usage; will retry");
+          this.logger.warn({ err, pending: this.buffer.length }, "could not write usage; will retry");
           break;
         }
       }

@@ -7,5 +7,5 @@ const config = loadConfig(process.env);
 const logger = createLogger({ service: "scheduler", level: config.logLevel });
 const driver = await createDriver(config, logger);
 const scheduler = await startScheduler(config, logger, driver);
-onShutdown(logger, config.shutdownGraceMs + 10_000, () => [{ name: "scheduler", stop: () => scheduler.stop() }]);
+onShutdown(logger, config.shutdownGraceMs + 10_000, () => scheduler.stoppers);
 exitWithParent(() => process.kill(process.pid, "SIGTERM"));

@@ -84,6 +84,8 @@ export class Reconciler {
   /** The status note last published per deployment. */
   private readonly notes = new Map<string, string>();
   private capacityAt = -Infinity;
+  /** When the last pass ended (epoch ms; 0: none yet): readiness says the loop runs. */
+  lastPassAt = 0;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.now = o.now ?? Date.now;
@@ -106,9 +108,10 @@ export class Reconciler {
       return this.running;
     }
     this.running = this.pass()
-      .catch((err) => this.o.logger.error({ err: (err as Error).message }, "reconcile pass failed"))
+      .catch((err) => this.o.logger.error({ err }, "reconcile pass failed"))
       .finally(() => {
         this.running = undefined;
+        this.lastPassAt = this.now();
         if (this.again) {
           this.again = false;
           void this.kick();
@@ -126,7 +129,7 @@ export class Reconciler {
       try {
         await this.reconcile(d);
       } catch (err) {
-        this.o.logger.error({ err: (err as Error).message, deploymentId: d.id }, "could not reconcile deployment");
+        this.o.logger.error({ err, deploymentId: d.id }, "could not reconcile deployment");
       }
     }
   }

@@ -5,7 +5,8 @@
  */
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
-import { startMetricsServer, type Logger } from "@infera/core";
+import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
+import { sql } from "kysely";
 import { redisKeys } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
 import { parseReleases, queuedCount, queueKeys, RedisLease, StreamConsumer } from "@infera/queue";
@@ -22,6 +23,9 @@ const DISPATCHING = new Set(["initializing", "downloading", "deploying", "runnin
 
 export interface RunningScheduler {
   metricsPort: number;
+  /** What stops, in order (for main.ts's shutdown helper). */
+  stoppers: readonly Stoppable[];
+  /** All of `stoppers`, in order. */
   stop(): Promise<void>;
 }
 
@@ -33,11 +37,11 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
   const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-  for (const r of [redis, sub]) r.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
+  for (const r of [redis, sub]) r.on("error", (err) => logger.warn({ err }, "redis error"));
   // Each dispatcher reads its queue with blocking calls: a connection of its own.
   const blockingConnection = () => {
     const c = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-    c.on("error", (err) => logger.warn({ err: err.message, connection: "queue" }, "redis error"));
+    c.on("error", (err) => logger.warn({ err, connection: "queue" }, "redis error"));
     return c;
   };
   const prefillTokensPerMs = config.prefillTokensPerS / 1000;
@@ -135,7 +139,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       void reconciler.kick();
     } else if (channel === keys.registryChannel) {
       void syncDeployments()
-        .catch((err) => logger.warn({ err: (err as Error).message }, "could not sync deployments"))
+        .catch((err) => logger.warn({ err }, "could not sync deployments"))
         .then(() => reconciler.kick());
     } else {
       const { items: releases, dropped } = parseReleases(message);
@@ -155,6 +159,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   // Agents' reports: read often enough that a dead agent is out within a heartbeat interval.
   const pollMs = Math.max(25, Math.floor(config.heartbeatMs / 4));
   let polling = false;
+  let polledAt = Date.now();
   const poll = setInterval(() => {
     if (polling) return;
     polling = true;
@@ -166,31 +171,62 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
         disp.pump();
       }),
     )
-      .catch((err) => logger.warn({ err: (err as Error).message }, "could not read replica reports"))
-      .finally(() => (polling = false));
+      .catch((err) => logger.warn({ err }, "could not read replica reports"))
+      .finally(() => {
+        polling = false;
+        polledAt = Date.now();
+      });
   }, pollMs);
   const resync = setInterval(() => void syncDeployments().catch(() => {}), Math.max(config.reconcileMs, 2000));
 
   reconciler.start();
 
-  const http = await startMetricsServer(metrics.registry, config.metricsHost, config.metricsPort);
+  // Ready: Postgres and Redis answer, the subscription is up, and the loops run (the replica
+  // poll within a few of its intervals, the reconciler within a few passes).
+  let stopping = false;
+  const loopsStalledAfterMs = Math.max(5_000, pollMs * 20);
+  const reconcileStalledAfterMs = Math.max(30_000, config.reconcileMs * 5);
+  const startedAt = Date.now();
+  const ready = async (): Promise<Readiness> => {
+    if (stopping) return { ready: false, reason: "stopping" };
+    if (sub.status !== "ready") return { ready: false, reason: `the Redis subscription is ${sub.status}` };
+    await redis.ping().catch((err: unknown) => Promise.reject(new Error(`Redis: ${(err as Error).message}`)));
+    await sql`select 1`.execute(db).catch((err: unknown) => Promise.reject(new Error(`Postgres: ${(err as Error).message}`)));
+    const now = Date.now();
+    if (now - polledAt > loopsStalledAfterMs) return { ready: false, reason: `the replica poll has not run for ${now - polledAt} ms` };
+    const passAt = reconciler.lastPassAt || startedAt;
+    if (now - passAt > reconcileStalledAfterMs) return { ready: false, reason: `no reconcile pass for ${now - passAt} ms` };
+    return { ready: true };
+  };
+  const http = await startMetricsServer(metrics.registry, config.metricsHost, config.metricsPort, ready);
   const metricsPort = http.port;
   logger.info({ schedulerId: config.schedulerId, metricsPort, runtime: driver.name }, "scheduler started");
 
-  return {
-    metricsPort,
-    async stop() {
-      clearInterval(poll);
-      clearInterval(resync);
-      logs.stop();
-      await reconciler.stop();
-      await Promise.all([...dispatchers.values()].map((d) => d.stop()));
-      await driver.stop();
-      http.close();
-      sub.disconnect();
-      redis.disconnect();
-      if (!dbOverride) await db.destroy();
-      lastWake = new Map();
+  // The stop order: not ready, timers → the reconciler → the dispatchers (each hands back what
+  // it holds and its lease) → the runtime → the metrics port → Redis → the pool.
+  const stoppers: Stoppable[] = [
+    {
+      name: "timers",
+      stop: () => {
+        stopping = true;
+        clearInterval(poll);
+        clearInterval(resync);
+        logs.stop();
+      },
     },
-  };
+    { name: "reconciler", stop: () => reconciler.stop() },
+    { name: "dispatchers", stop: () => Promise.all([...dispatchers.values()].map((d) => d.stop())).then(() => undefined) },
+    { name: "runtime", stop: () => driver.stop() },
+    { name: "metrics", stop: () => http.close() },
+    {
+      name: "redis",
+      stop: () => {
+        sub.disconnect();
+        redis.disconnect();
+        lastWake = new Map();
+      },
+    },
+    { name: "postgres", stop: () => (dbOverride ? undefined : db.destroy()) },
+  ];
+  return { metricsPort, stoppers, stop: () => stopInOrder(logger, stoppers) };
 }

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { startMetricsServer, type Logger } from "@infera/core";
+import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
 import type { AgentConfig } from "./config.ts";
 import { createAdapter } from "./engine/index.ts";
@@ -11,7 +11,9 @@ import { AgentServer } from "./server.ts";
 export interface RunningAgent {
   grpcPort: number;
   metricsPort: number;
-  /** Graceful: not ready → drain open calls → deregister → close. */
+  /** What stops, in order (for main.ts's shutdown helper): not ready → drain open calls → deregister → close. */
+  stoppers: readonly Stoppable[];
+  /** All of `stoppers`, in order. */
   stop(): Promise<void>;
 }
 
@@ -29,7 +31,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     replicaId: config.replicaId,
     runEmbedding: coalescer ? (body, signal, sink) => coalescer.run(body, signal, sink) : undefined,
   });
-  const grpcPort = await server.listen(config.host, config.port);
+  const grpcPort = await server.start(config.host, config.port);
   const address = config.port === 0 ? `${config.advertiseAddress.split(":")[0]}:${grpcPort}` : config.advertiseAddress;
 
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, enableOfflineQueue: true });
@@ -48,20 +50,23 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   });
   heartbeat.start();
 
-  const http = await startMetricsServer(metrics.registry, config.host, config.metricsPort);
+  // Ready: taking calls (the engine healthy, not draining) and Redis answers (its reports reach the schedulers).
+  const ready = async (): Promise<Readiness> => {
+    if (!server.serving) return { ready: false, reason: "the engine is not healthy, or the agent is draining" };
+    await redis.ping();
+    return { ready: true };
+  };
+  const http = await startMetricsServer(metrics.registry, config.host, config.metricsPort, ready);
   const metricsPort = http.port;
   logger.info({ grpcPort, metricsPort, address, engine: config.engineKind, engineUrl: config.engineUrl }, "agent listening");
 
-  return {
-    grpcPort,
-    metricsPort,
-    async stop() {
-      await heartbeat.markDraining();
-      await server.drain(config.shutdownGraceMs);
-      await heartbeat.deregister();
-      http.close();
-      await adapter.close();
-      redis.disconnect();
-    },
-  };
+  const stoppers: Stoppable[] = [
+    { name: "heartbeat: draining", stop: () => heartbeat.markDraining() },
+    { name: "grpc", stop: () => server.stop(config.shutdownGraceMs) },
+    { name: "heartbeat", stop: () => heartbeat.stop() },
+    { name: "metrics", stop: () => http.close() },
+    { name: "engine client", stop: () => adapter.close() },
+    { name: "redis", stop: () => redis.disconnect() },
+  ];
+  return { grpcPort, metricsPort, stoppers, stop: () => stopInOrder(logger, stoppers) };
 }

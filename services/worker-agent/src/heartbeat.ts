@@ -65,18 +65,19 @@ export class Heartbeat {
     try {
       await redis.multi().hset(keys.replicas(deploymentId), replicaId, JSON.stringify(report)).sadd(keys.deploymentsWithReplicas, deploymentId).exec();
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error).message }, "heartbeat could not reach Redis");
+      this.o.logger.warn({ err }, "heartbeat could not reach Redis");
     }
   }
 
-  /** Tell schedulers to stop placing here, then keep reporting until `deregister`. */
+  /** Tell schedulers to stop placing here, then keep reporting until `stop`. */
   async markDraining(): Promise<void> {
     this.draining = true;
     await this.beating;
     await this.publish({ running: this.o.server.inflight, waiting: 0, kvCacheUsage: 0, healthy: false, draining: true });
   }
 
-  async deregister(): Promise<void> {
+  /** Stops reporting and removes this replica's report (deregisters). */
+  async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.beating;

@@ -5,5 +5,5 @@ import { startAgent } from "./agent.ts";
 const config = loadConfig(process.env);
 const logger = createLogger({ service: "worker-agent", level: config.logLevel }).child({ replicaId: config.replicaId, deploymentId: config.deploymentId });
 const agent = await startAgent(config, logger);
-onShutdown(logger, config.shutdownGraceMs + 5_000, () => [{ name: "agent", stop: () => agent.stop() }]);
+onShutdown(logger, config.shutdownGraceMs + 5_000, () => agent.stoppers);
 exitWithParent(() => process.kill(process.pid, "SIGTERM"));

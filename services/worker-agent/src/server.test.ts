@@ -36,13 +36,13 @@ beforeAll(async () => {
     replicaId: "r-test",
   });
   server.setEngineState(true); // what the heartbeat does once the engine answers /health
-  const grpcPort = await server.listen("127.0.0.1", 0);
+  const grpcPort = await server.start("127.0.0.1", 0);
   client = new (clientConstructor(AgentService))(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
 }, 90_000);
 
 afterAll(async () => {
   client?.close();
-  await server?.drain(1000);
+  await server?.stop(1000);
   if (engine) await stopChild(engine);
 });
 

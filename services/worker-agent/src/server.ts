@@ -78,14 +78,20 @@ export class AgentServer {
     if (load) this.lastLoad = load;
   }
 
-  async listen(host: string, port: number): Promise<number> {
+  /** Binds the gRPC server: the port it listens on. */
+  async start(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
     });
   }
 
+  /** Whether it takes calls now (the engine healthy, not draining). */
+  get serving(): boolean {
+    return this.engineHealthy && !this.draining;
+  }
+
   /** Stop taking calls; resolve when the open ones finish or `graceMs` passes (then cancel them). */
-  async drain(graceMs: number): Promise<void> {
+  async stop(graceMs: number): Promise<void> {
     this.draining = true;
     const deadline = Date.now() + graceMs;
     while (this.open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -193,7 +199,7 @@ export class AgentServer {
         status = "cancelled";
       } else {
         status = "engine_error";
-        log.warn({ err: (err as Error).message }, "engine call failed");
+        log.warn({ err }, "engine call failed");
         sink.error({ status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: "engine_error" });
       }
     } finally {

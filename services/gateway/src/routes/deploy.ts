@@ -185,7 +185,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       await redis.publish(rk.registryChannel, JSON.stringify({ deploymentId: id }));
     } catch (err) {
       // The registry is right; schedulers and gateways catch up on their next resync / cache expiry.
-      deps.logger.warn({ err: (err as Error).message, deploymentId: id }, "could not publish a deployment change");
+      deps.logger.warn({ err, deploymentId: id }, "could not publish a deployment change");
     }
   }
 
