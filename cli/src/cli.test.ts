@@ -2,7 +2,7 @@ import { stripVTControlCharacters } from "node:util";
 import { describe, expect, it } from "vitest";
 import type { Deployment, Replicas } from "./api-types.ts";
 import { describeApiError } from "./client.ts";
-import { intIn } from "./main.ts";
+import { intIn } from "./context.ts";
 import { statusLine } from "./watch.ts";
 
 describe("what infera tells a person", () => {

@@ -6,47 +6,15 @@
  * named; the exit code says what happened (exit-codes.ts). A key is shown only when it is
  * created, never afterwards.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { Client } from "./client.ts";
 import { resolveLogin } from "./config.ts";
 import { CliError, EXIT, type ExitCode } from "./exit-codes.ts";
-import { createOutput, type Output } from "./output.ts";
+import { createOutput } from "./output.ts";
 import { registerAccountCommands } from "./commands/account.ts";
 import { registerDeployCommands } from "./commands/deploy.ts";
 import { registerKeyCommands } from "./commands/keys.ts";
-
-export interface Context {
-  out: Output;
-  /** The exit code when the command ends without an error (watch: how the deployment ended). */
-  setExit(code: ExitCode): void;
-  globals: GlobalOptions;
-  client(): Client;
-  env: NodeJS.ProcessEnv;
-}
-
-export interface GlobalOptions {
-  json?: boolean;
-  url?: string;
-}
-
-/** A whole number in [min, max], for an option's parser: a bad value is a usage error naming the flag. */
-export function intIn(min: number, max: number) {
-  return (v: string): number => {
-    if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`'${v}' is not a whole number.`);
-    const n = Number(v);
-    if (n < min || n > max) throw new InvalidArgumentError(`${n} is not between ${min} and ${max}.`);
-    return n;
-  };
-}
-
-export function commaList(v: string): string[] {
-  const list = v
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-  if (list.length === 0) throw new InvalidArgumentError("give at least one value.");
-  return list;
-}
+import type { Context, GlobalOptions } from "./context.ts";
 
 const EXIT_HELP = `
 Exit codes:

@@ -8,9 +8,10 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect } from "vitest";
 import { createApiKey, createDb, createTenant } from "@infera/registry";
-import { startPlatform, type Platform } from "@infera/testkit";
+import { type Platform, waitFor } from "@infera/testkit";
+import { platformTest } from "@infera/testkit/fixtures";
 
 const STARTUP_DELAY_MS = 4000;
 
@@ -57,12 +58,14 @@ interface ErrorOut {
   error: { message: string; param: string | null };
 }
 
-beforeAll(async () => {
-  platform = await startPlatform({
-    label: "deploy-observability",
-    env: { SIM_STARTUP_DELAY_MS: String(STARTUP_DELAY_MS), LOG_LEVEL: "debug" },
-    readyTimeoutMs: 120_000,
-  });
+const test = platformTest({
+  label: "deploy-observability",
+  env: { SIM_STARTUP_DELAY_MS: String(STARTUP_DELAY_MS), LOG_LEVEL: "debug" },
+  readyTimeoutMs: 120_000,
+});
+
+test.beforeAll(async ({ platform: started }) => {
+  platform = started;
   db = createDb(platform.databaseUrl, { max: 2 });
   const other = await createTenant(db, "elsewhere");
   otherKey = (await createApiKey(db, { tenantId: other.id, name: "other", scopes: ["deploy", "inference"] })).secret;
@@ -70,7 +73,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.destroy();
-  await platform?.stop();
 });
 
 async function api<T = unknown>(method: string, path: string, body?: unknown, key = platform.adminKey): Promise<{ status: number; json: T }> {
@@ -79,18 +81,6 @@ async function api<T = unknown>(method: string, path: string, body?: unknown, ke
   const r = await fetch(`${platform.baseURL}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, json: (text ? JSON.parse(text) : undefined) as T };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    last = v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const replicas = async () => {
@@ -115,26 +105,30 @@ function pidOf(replicaId: string, role: "engine" | "agent"): number | undefined 
 }
 
 describe("a deployment's replicas, events, stats and logs", () => {
-  it("shows a replica starting with the reason, then ready with node, GPU, heartbeat and load", async () => {
+  test("shows a replica starting with the reason, then ready with node, GPU, heartbeat and load", async () => {
     const created = await api<{ deploy_id: string }>("POST", "/deploy/llm", { model_name: "observed", gpu: "L4", num_gpus: 2, max_batch_size: 4 });
     expect(created.status).toBe(200);
     deployId = created.json.deploy_id;
 
     // While engine-sim waits out its startup delay, its /health is 503: the agent reports unhealthy.
-    const starting = await until("a starting replica with a reason", async () => {
-      const r = (await replicas()).data[0];
-      return r && r.phase === "starting" && r.reason ? r : undefined;
-    });
+    const starting = await waitFor(
+      "a starting replica with a reason",
+      async () => {
+        const r = (await replicas()).data[0];
+        return r && r.phase === "starting" && r.reason ? r : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(starting.ready).toBe(false);
     expect(starting.reason).toMatch(/not healthy yet|not reported yet|starting/);
 
-    const ready = await until(
+    const ready = await waitFor(
       "a ready replica",
       async () => {
         const r = (await replicas()).data[0];
         return r?.ready ? r : undefined;
       },
-      STARTUP_DELAY_MS + 60_000,
+      { timeoutMs: STARTUP_DELAY_MS + 60_000 },
     );
     expect(ready).toMatchObject({ phase: "ready", reason: null, gpu: "L4", num_gpus: 2, restarts: 0 });
     expect(ready.replica_id).toMatch(new RegExp(`^${deployId}-r\\d+$`));
@@ -145,30 +139,34 @@ describe("a deployment's replicas, events, stats and logs", () => {
     expect((await replicas()).runtime).toBe("local");
   }, 120_000);
 
-  it("after its engine is killed, says it restarted and why, until it serves again", async () => {
-    await until("running", async () => (await api<{ status: string }>("GET", `/deploy/${deployId}`)).json.status === "running");
+  test("after its engine is killed, says it restarted and why, until it serves again", async () => {
+    await waitFor("running", async () => (await api<{ status: string }>("GET", `/deploy/${deployId}`)).json.status === "running", { timeoutMs: 60_000 });
     const id = (await replicas()).data[0]!.replica_id;
     const pid = pidOf(id, "engine");
     expect(pid).toBeGreaterThan(0);
     process.kill(pid!, "SIGKILL");
-    const restarting = await until("a restarting replica", async () => {
-      const r = (await replicas()).data.find((x) => x.replica_id === id);
-      return r && !r.ready && r.reason?.includes("engine exited (SIGKILL)") ? r : undefined;
-    });
+    const restarting = await waitFor(
+      "a restarting replica",
+      async () => {
+        const r = (await replicas()).data.find((x) => x.replica_id === id);
+        return r && !r.ready && r.reason?.includes("engine exited (SIGKILL)") ? r : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(restarting.phase).toBe("starting");
-    const back = await until(
+    const back = await waitFor(
       "ready again",
       async () => {
         const r = (await replicas()).data.find((x) => x.replica_id === id);
         return r?.ready ? r : undefined;
       },
-      STARTUP_DELAY_MS + 60_000,
+      { timeoutMs: STARTUP_DELAY_MS + 60_000 },
     );
     expect(back.restarts).toBe(1);
     expect(back.reason).toBeNull();
   }, 120_000);
 
-  it("pages through the lifecycle history in order, both ways", async () => {
+  test("pages through the lifecycle history in order, both ways", async () => {
     const all = await api<EventsOut>("GET", `/deploy/${deployId}/events?limit=100`);
     expect(all.status).toBe(200);
     expect(all.json.object).toBe("list");
@@ -194,7 +192,7 @@ describe("a deployment's replicas, events, stats and logs", () => {
     expect(newest.json.has_more).toBe(all.json.data.length > 1);
   });
 
-  it("sums real requests into the provider's stats shape", async () => {
+  test("sums real requests into the provider's stats shape", async () => {
     const openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
     let prompt = 0;
     let completion = 0;
@@ -203,11 +201,15 @@ describe("a deployment's replicas, events, stats and logs", () => {
       prompt += r.usage!.prompt_tokens;
       completion += r.usage!.completion_tokens;
     }
-    const stats = await until("the usage written", async () => {
-      const s = await api<Record<string, number>>("GET", `/deploy/${deployId}/stats?from=now-1h`);
-      expect(s.status).toBe(200);
-      return s.json.requests === 3 ? s.json : undefined;
-    });
+    const stats = await waitFor(
+      "the usage written",
+      async () => {
+        const s = await api<Record<string, number>>("GET", `/deploy/${deployId}/stats?from=now-1h`);
+        expect(s.status).toBe(200);
+        return s.json.requests === 3 ? s.json : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(stats).toMatchObject({ requests: 3, input_tokens: prompt, output_tokens: completion, total_tokens: prompt + completion, errors: 0 });
     for (const k of ["total_time", "total_amount", "avg_time", "avg95_time", "p50_time", "p99_time", "avg_ttft", "avg95_ttft", "from", "to"]) {
       expect(typeof stats[k], k).toBe("number");
@@ -219,7 +221,7 @@ describe("a deployment's replicas, events, stats and logs", () => {
     expect(earlier.json).toMatchObject({ requests: 0, input_tokens: 0, errors: 0 });
   });
 
-  it("tails the engine's and the agent's log lines, and follows new ones", async () => {
+  test("tails the engine's and the agent's log lines, and follows new ones", async () => {
     const r = await fetch(`${platform.baseURL}/deploy/${deployId}/logs?tail=5`, { headers: { authorization: `Bearer ${platform.adminKey}` } });
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toContain("application/x-ndjson");
@@ -257,7 +259,7 @@ describe("a deployment's replicas, events, stats and logs", () => {
     expect(text.split("\n").find((l) => l.includes(requestId))).toMatch(new RegExp(`^${deployId}-r\\d+ agent `));
   }, 60_000);
 
-  it("answers 404 for another tenant's deployment and an unknown replica, and 400 naming a bad parameter", async () => {
+  test("answers 404 for another tenant's deployment and an unknown replica, and 400 naming a bad parameter", async () => {
     for (const path of ["events", "stats?from=now-1h", "replicas", "logs"]) {
       const r = await api<ErrorOut>("GET", `/deploy/${deployId}/${path}`, undefined, otherKey);
       expect(r.status, path).toBe(404);

@@ -10,7 +10,7 @@ import { configFile, normalizeUrl, removeLogin, saveLogin } from "../config.ts";
 import { CliError, EXIT } from "../exit-codes.ts";
 import { ago, table } from "../output.ts";
 import type { Tenant } from "../api-types.ts";
-import type { Context } from "../main.ts";
+import type { Context } from "../context.ts";
 
 /** The key for `login`: INFERA_TOKEN, else one line from stdin (typed without echo on a terminal). */
 async function readKey(env: NodeJS.ProcessEnv): Promise<string> {

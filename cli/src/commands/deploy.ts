@@ -9,7 +9,7 @@ import type { Deployment, DeploymentEvent, Page, Replicas } from "../api-types.t
 import { Client } from "../client.ts";
 import { CliError, EXIT } from "../exit-codes.ts";
 import { ago, fields, status, table } from "../output.ts";
-import { commaList, intIn, type Context } from "../main.ts";
+import { commaList, intIn, type Context } from "../context.ts";
 import { eventLine, watchDeployment } from "../watch.ts";
 
 const path = (id: string, rest = "") => `/deploy/${encodeURIComponent(id)}${rest}`;

@@ -7,7 +7,7 @@ import { InvalidArgumentError, Option } from "commander";
 import pc from "picocolors";
 import type { ApiKey, Tenant } from "../api-types.ts";
 import { ago, fields, table } from "../output.ts";
-import { commaList, intIn, type Context } from "../main.ts";
+import { commaList, intIn, type Context } from "../context.ts";
 
 const SCOPES = ["admin", "deploy", "inference"];
 

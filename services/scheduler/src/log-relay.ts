@@ -46,7 +46,7 @@ export class LogRelay {
       return;
     }
     if (!this.o.isLeader() || typeof req.sid !== "string" || typeof req.deploymentId !== "string") return;
-    void this.serve(req).catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message, deploymentId: req.deploymentId }, "log request failed"));
+    void this.serve(req).catch((err: unknown) => this.o.logger.warn({ err, deploymentId: req.deploymentId }, "log request failed"));
   }
 
   private async serve(req: LogRequest): Promise<void> {
@@ -121,7 +121,7 @@ export class LogRelay {
       await flush().catch(() => {});
       if (isPlatformError(err) && (err.code === "not_found" || err.code === "unavailable")) await send([{ t: "error", code: err.code, message: err.message }]);
       else {
-        this.o.logger.warn({ err: (err as Error).message, deploymentId: req.deploymentId }, "could not read replica logs");
+        this.o.logger.warn({ err, deploymentId: req.deploymentId }, "could not read replica logs");
         await send([{ t: "error", code: "unavailable", message: "The replica logs could not be read." }]);
       }
     } finally {

@@ -149,7 +149,7 @@ export class Reconciler {
       await pipe.exec();
     } catch (err) {
       // The deploy API falls back to the configured counts; the next pass retries.
-      logger.warn({ err: (err as Error).message }, "could not read GPU capacity from the cluster");
+      logger.warn({ err }, "could not read GPU capacity from the cluster");
     }
   }
 
