@@ -14,7 +14,7 @@ export async function stopInOrder(logger: Logger, stoppers: readonly Stoppable[]
     try {
       await s.stop();
     } catch (err) {
-      logger.error({ err, component: s.name }, "error while stopping");
+      quietly(() => logger.error({ err, component: s.name }, "error while stopping"));
     }
   }
 }
@@ -23,25 +23,42 @@ export async function stopInOrder(logger: Logger, stoppers: readonly Stoppable[]
  * The one shutdown helper every service's main.ts hands its ordered stop list to: runs
  * `stoppers` in order on SIGTERM/SIGINT (callers list them in reverse start order:
  * not ready → stop intake → drain → close workers → close gRPC → quit Redis → pool),
- * and exits non-zero if they overrun `deadlineMs`.
+ * and exits non-zero if they overrun `deadlineMs`. Returns the same shutdown to call
+ * directly; `quiet` (the parent is gone) writes no log line: stdout is then most likely a
+ * pipe nobody reads, and a logger that cannot write can keep the process from exiting.
  */
-export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => readonly Stoppable[]): void {
+export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => readonly Stoppable[]): (reason: string, options?: { quiet?: boolean }) => void {
   let stopping = false;
-  const run = async (signal: string) => {
+  const run = async (reason: string, quiet: boolean) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down");
+    // The deadline first: nothing below may keep the process from exiting.
     const timer = setTimeout(() => {
-      logger.error({ deadlineMs }, "shutdown overran its deadline; exiting");
+      if (!quiet) quietly(() => logger.error({ deadlineMs }, "shutdown overran its deadline; exiting"));
       process.exit(1);
     }, deadlineMs);
     timer.unref();
-    await stopInOrder(logger, stoppers());
-    logger.info("stopped");
+    const log = quiet ? logger.child({}, { level: "silent" }) : logger;
+    quietly(() => log.info({ signal: reason }, "shutting down"));
+    await stopInOrder(log, stoppers());
+    quietly(() => log.info("stopped"));
     process.exit(0);
   };
   // `on`, not `once`: Ctrl-C in a terminal signals the whole process group and the parent
   // passes a signal on too, so a second one must not kill a process in the middle of its drain.
-  process.on("SIGTERM", () => void run("SIGTERM"));
-  process.on("SIGINT", () => void run("SIGINT"));
+  process.on("SIGTERM", () => void run("SIGTERM", false));
+  process.on("SIGINT", () => void run("SIGINT", false));
+  return (reason, options = {}) => void run(reason, options.quiet ?? false);
+}
+
+/**
+ * A log line that may not be written: a process whose parent was SIGKILLed writes to a pipe
+ * nobody reads (EPIPE), and that must not stop it from shutting down.
+ */
+function quietly(log: () => void): void {
+  try {
+    log();
+  } catch {
+    // the line is lost; the shutdown goes on
+  }
 }

@@ -16,8 +16,8 @@ try {
 
 const logger = createLogger({ service: "engine-sim", level: config.logLevel ?? "info" });
 const sim = createEngineSim(config);
-onShutdown(logger, 10_000, () => [{ name: "http", stop: () => sim.stop() }]);
+const shutdown = onShutdown(logger, 10_000, () => [{ name: "http", stop: () => sim.stop() }]);
 // Started by local mode: exit when the scheduler that started us is gone (even SIGKILLed).
-exitWithParent(() => process.kill(process.pid, "SIGTERM"));
+exitWithParent(() => shutdown("parent gone", { quiet: true }));
 
 await sim.start(config.port, config.host);

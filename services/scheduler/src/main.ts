@@ -7,5 +7,6 @@ const config = loadConfig(process.env);
 const logger = createLogger({ service: "scheduler", level: config.logLevel });
 const driver = await createDriver(config, logger);
 const scheduler = await startScheduler(config, logger, driver);
-onShutdown(logger, config.shutdownGraceMs + 10_000, () => scheduler.stoppers);
-exitWithParent(() => process.kill(process.pid, "SIGTERM"));
+const shutdown = onShutdown(logger, config.shutdownGraceMs + 10_000, () => scheduler.stoppers);
+// Started by local mode: exit when the process that started us is gone (even SIGKILLed).
+exitWithParent(() => shutdown("parent gone", { quiet: true }));
