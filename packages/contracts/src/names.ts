@@ -16,3 +16,7 @@ export type Task = (typeof TASKS)[number];
 /** The OpenAI endpoint a request came in on, as the queue and the agent name it. */
 export const ENDPOINT_KINDS = ["chat", "completion", "embedding", "image"] as const;
 export type EndpointKind = (typeof ENDPOINT_KINDS)[number];
+
+/** What a model takes as input: text, and OpenAI's content parts `image_url`, `input_audio`, `file`. */
+export const MODALITIES = ["text", "image", "audio", "file"] as const;
+export type Modality = (typeof MODALITIES)[number];

@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import type { Task } from "@infera/contracts";
+import type { Modality, Task } from "@infera/contracts";
 import type { DB, Deployment, DeploymentConfig, DeploymentSettings, DeploymentState } from "./schema.ts";
 import type { Db } from "./db.ts";
 import { PlatformError } from "@infera/core";
@@ -10,6 +10,7 @@ export interface DeploymentView extends Deployment {
   model_name: string;
   version: string;
   task: Task;
+  modalities: Modality[];
 }
 
 function viewQuery(db: Db) {
@@ -18,7 +19,7 @@ function viewQuery(db: Db) {
     .innerJoin("model_versions as v", "v.id", "d.model_version_id")
     .innerJoin("models as m", "m.id", "v.model_id")
     .selectAll("d")
-    .select(["m.name as model_name", "v.version as version", "m.task as task"]);
+    .select(["m.name as model_name", "v.version as version", "m.task as task", "m.modalities as modalities"]);
 }
 
 export async function getDeployment(db: Db, id: string): Promise<DeploymentView | undefined> {

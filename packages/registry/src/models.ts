@@ -1,4 +1,4 @@
-import type { EngineKind, Task } from "@infera/contracts";
+import type { EngineKind, Modality, Task } from "@infera/contracts";
 import type { DeploymentState } from "./schema.ts";
 import type { Db } from "./db.ts";
 import { newId } from "./ids.ts";
@@ -17,6 +17,10 @@ export interface ResolvedModel {
   priceInputPerM: number;
   priceOutputPerM: number;
   pricePerImage: number;
+  /** Input modalities the model takes (content parts beyond text are refused for the others). */
+  modalities: Modality[];
+  /** The version's tokenizer.json (path or URL), when the registry knows it. */
+  tokenizer: string | null;
 }
 
 export type ModelRef = { kind: "name"; name: string } | { kind: "version"; name: string; version: string } | { kind: "deploy_id"; id: string };
@@ -65,6 +69,8 @@ export async function resolveModel(db: Db, tenantId: string, model: string): Pro
       "v.price_input_per_m as priceIn",
       "v.price_output_per_m as priceOut",
       "v.price_per_image as priceImage",
+      "m.modalities as modalities",
+      "v.tokenizer as tokenizer",
     ])
     .where((eb) => eb.or([eb("m.tenant_id", "is", null), eb("m.tenant_id", "=", tenantId)]));
   if (ref.kind === "deploy_id") {
@@ -105,6 +111,8 @@ export async function resolveModel(db: Db, tenantId: string, model: string): Pro
       priceInputPerM: Number(r.priceIn),
       priceOutputPerM: Number(r.priceOut),
       pricePerImage: Number(r.priceImage),
+      modalities: r.modalities,
+      tokenizer: r.tokenizer,
     },
   };
 }
@@ -123,7 +131,7 @@ async function unknownOrUndeployed(db: Db, tenantId: string, name: string): Prom
 export async function listVisibleModels(db: Db, tenantId: string) {
   return db
     .selectFrom("models as m")
-    .select(["m.name", "m.task", "m.created_at", "m.tenant_id"])
+    .select(["m.name", "m.task", "m.created_at", "m.tenant_id", "m.modalities"])
     .where((eb) => eb.or([eb("m.tenant_id", "is", null), eb("m.tenant_id", "=", tenantId)]))
     .where((eb) =>
       eb.exists(
@@ -141,12 +149,23 @@ export async function listVisibleModels(db: Db, tenantId: string) {
 
 export async function ensureModelVersion(
   db: Db,
-  input: { tenantId: string | null; name: string; task: Task; version: string; prices?: { inputPerM?: number; outputPerM?: number; perImage?: number } },
+  input: {
+    tenantId: string | null;
+    name: string;
+    task: Task;
+    version: string;
+    prices?: { inputPerM?: number; outputPerM?: number; perImage?: number };
+    /** Input modalities; default text only. A model that exists keeps what it has unless this is given. */
+    modalities?: Modality[];
+    /** The version's tokenizer.json (path or URL). */
+    tokenizer?: string | null;
+  },
 ): Promise<{ modelId: string; versionId: string }> {
+  const modalities = input.modalities;
   await db
     .insertInto("models")
-    .values({ id: newId("mdl"), tenant_id: input.tenantId, name: input.name, task: input.task })
-    .onConflict((oc) => oc.column("name").doNothing())
+    .values({ id: newId("mdl"), tenant_id: input.tenantId, name: input.name, task: input.task, ...(modalities ? { modalities } : {}) })
+    .onConflict((oc) => (modalities ? oc.column("name").doUpdateSet({ modalities }) : oc.column("name").doNothing()))
     .execute();
   const model = await db.selectFrom("models").select("id").where("name", "=", input.name).executeTakeFirstOrThrow();
   await db
@@ -158,8 +177,13 @@ export async function ensureModelVersion(
       price_input_per_m: input.prices?.inputPerM ?? 0,
       price_output_per_m: input.prices?.outputPerM ?? 0,
       price_per_image: input.prices?.perImage ?? 0,
+      tokenizer: input.tokenizer ?? null,
     })
-    .onConflict((oc) => oc.columns(["model_id", "version"]).doNothing())
+    .onConflict((oc) =>
+      input.tokenizer !== undefined
+        ? oc.columns(["model_id", "version"]).doUpdateSet({ tokenizer: input.tokenizer })
+        : oc.columns(["model_id", "version"]).doNothing(),
+    )
     .execute();
   const version = await db
     .selectFrom("model_versions")
@@ -179,4 +203,17 @@ export async function listModelVersions(db: Db, tenantId: string, name: string) 
     .where((eb) => eb.or([eb("m.tenant_id", "is", null), eb("m.tenant_id", "=", tenantId)]))
     .orderBy("v.uploaded_at")
     .execute();
+}
+
+/** The tokenizer.json references of versions with a live deployment (the gateway loads them at start). */
+export async function liveTokenizers(db: Db): Promise<string[]> {
+  const rows = await db
+    .selectFrom("model_versions as v")
+    .innerJoin("deployments as d", "d.model_version_id", "v.id")
+    .select("v.tokenizer")
+    .distinct()
+    .where("v.tokenizer", "is not", null)
+    .where("d.status", "!=", "deleted")
+    .execute();
+  return rows.map((r) => r.tokenizer).filter((t): t is string => t !== null);
 }

@@ -1,6 +1,6 @@
 /** Table types: one interface per table; rows via Selectable/Insertable/Updateable. */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
-import type { EngineKind, Task } from "@infera/contracts";
+import type { EngineKind, Modality, Task } from "@infera/contracts";
 import type { PolicyName } from "@infera/policy";
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -42,6 +42,8 @@ export interface ModelsTable {
   tenant_id: string | null;
   name: string;
   task: Task;
+  /** Input modalities (always includes `text`). */
+  modalities: ColumnType<Modality[], Modality[] | undefined, Modality[]>;
   created_at: CreatedAt;
 }
 
@@ -54,6 +56,8 @@ export interface ModelVersionsTable {
   price_input_per_m: ColumnType<string, string | number | undefined, string | number>;
   price_output_per_m: ColumnType<string, string | number | undefined, string | number>;
   price_per_image: ColumnType<string, string | number | undefined, string | number>;
+  /** The model's Hugging Face `tokenizer.json` (a path or an https URL); null: the gateway estimates token counts. */
+  tokenizer: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface DeploymentConfig {
@@ -117,6 +121,11 @@ export interface UsageRecordsTable {
   duration_ms: number;
   status: string;
   cost_usd: ColumnType<string, string | number, never>;
+  /** OpenAI's `user`, `safety_identifier`, `metadata` and `service_tier` as the request sent them. */
+  end_user: ColumnType<string | null, string | null | undefined, never>;
+  safety_identifier: ColumnType<string | null, string | null | undefined, never>;
+  metadata: ColumnType<Record<string, string> | null, string | null | undefined, never>;
+  service_tier: ColumnType<string | null, string | null | undefined, never>;
   created_at: CreatedAt;
 }
 

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createTestDatabase, type TestDatabase } from "./postgres.ts";
 import { flushPrefix, TEST_REDIS_URL, testRedisPrefix } from "./redis.ts";
@@ -137,4 +138,26 @@ export function metricSum(metrics: Map<string, number>, name: string, match: Rec
     if (Object.entries(match).every(([lk, lv]) => k.includes(`${lk}="${lv}"`))) sum += v;
   }
   return sum;
+}
+
+/**
+ * The engine-sim of each served model (its replica's engine URL, from the agents' logs),
+ * by the model name the sim serves: tests read what reached the engine at `/sim/last-request`.
+ */
+export async function engineUrls(platform: Platform): Promise<Map<string, { url: string; deploymentId: string }>> {
+  const engines = new Map<string, { url: string; deploymentId: string }>();
+  for (const f of readdirSync(platform.logDir).filter((x) => x.endsWith("-agent.log"))) {
+    // The newest start of this replica's agent (a replica restarted under load logs again).
+    const line = readFileSync(`${platform.logDir}/${f}`, "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"agent listening"'))
+      .at(-1);
+    if (!line) continue;
+    const url = (JSON.parse(line) as { engineUrl: string }).engineUrl;
+    const res = await fetch(`${url}/sim/stats`).catch(() => undefined);
+    if (res?.status !== 200) continue;
+    const stats = (await res.json()) as { model: string };
+    engines.set(stats.model, { url, deploymentId: f.replace(/-r\d+-agent\.log$/, "") });
+  }
+  return engines;
 }

@@ -37,6 +37,12 @@ export interface SimConfig {
   failureKinds: readonly FaultKind[];
   /** TEI's --max-client-batch-size. */
   maxClientBatchSize: number;
+  /** Input modalities the model takes besides text (`image`, `audio`, `file`); others are vLLM's 400. */
+  modalities: readonly string[];
+  /** Prompt tokens one image stands for (its placeholder tokens: 576 for LLaVA-1.5). */
+  imageTokens: number;
+  /** Prompt tokens one audio clip stands for. */
+  audioTokens: number;
   /** Randomness for jitter and fault draws (injected in tests). */
   random?: () => number;
   /** Monotonic clock in ms (injected in tests). */
@@ -78,6 +84,9 @@ export function defaultConfig(overrides: EngineSimOptions = {}): SimConfig {
     failureRate: 0,
     failureKinds: [],
     maxClientBatchSize: 32,
+    modalities: ["text"],
+    imageTokens: 576,
+    audioTokens: 300,
     logLevel: "info",
     ...overrides,
   };
@@ -124,6 +133,12 @@ export function loadConfig(env: Env): SimConfig & { port: number; host: string }
     failureRate: num(env, "SIM_FAILURE_RATE", 0, 0, 1),
     failureKinds,
     maxClientBatchSize: int(env, "SIM_MAX_CLIENT_BATCH_SIZE", defaults.maxClientBatchSize, 1, 1_000_000),
+    modalities: str(env, "SIM_MODALITIES", "text")
+      .split(",")
+      .map((m) => m.trim())
+      .filter((m) => m !== ""),
+    imageTokens: int(env, "SIM_IMAGE_TOKENS", defaults.imageTokens, 1, 100_000),
+    audioTokens: int(env, "SIM_AUDIO_TOKENS", defaults.audioTokens, 1, 100_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
   };
 }

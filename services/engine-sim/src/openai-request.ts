@@ -32,7 +32,7 @@ export interface ToolDef {
   parameters: unknown;
 }
 
-export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: unknown };
+export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: unknown } | { type: "choice"; choices: string[] };
 
 export interface ChatRequest extends SamplingRequest {
   messages: ChatTemplateMessage[];
@@ -138,27 +138,85 @@ function parseSampling(config: SimConfig, body: Body, maxTokensNames: readonly s
   };
 }
 
-function messageText(content: unknown, index: number): string {
+/** A placeholder token (one of Llama 3's reserved special tokens) that media parts expand to, as vLLM expands `<image>`. */
+const MEDIA_TOKEN = "<|reserved_special_token_1|>";
+const PART_MODALITY: Record<string, string> = { image_url: "image", input_audio: "audio", file: "file" };
+const DATA_URI = /^data:([\w.+-]+\/[\w.+-]+);base64,([A-Za-z0-9+/]*={0,2})$/;
+
+function badPart(index: number, j: number, message: string): SimError {
+  return new SimError("invalid_request", `messages[${index}].content[${j}]: ${message}`, "messages");
+}
+
+/** Base64 that decodes (vLLM fails to load media that does not). */
+function decodeBase64(data: string, index: number, j: number): Buffer {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data) || data.length % 4 !== 0) throw badPart(index, j, "the data is not valid base64");
+  return Buffer.from(data, "base64");
+}
+
+/**
+ * One media part, as vLLM takes it for a multimodal model: an image (http(s) URL — not
+ * fetched here — or a data URI that decodes) or an audio clip stands for a fixed number of
+ * placeholder tokens in the prompt; a file's decoded text is part of the prompt. A model
+ * without that modality answers vLLM's 400.
+ */
+function mediaText(config: SimConfig, part: Record<string, unknown>, index: number, j: number): string {
+  const modality = PART_MODALITY[String(part.type)];
+  if (modality === undefined) throw badPart(index, j, `unknown content part type ${JSON.stringify(part.type)}`);
+  if (!config.modalities.includes(modality)) {
+    throw new SimError(
+      "invalid_request",
+      `${config.models[0] ?? "The model"} does not support ${modality} input (it is not a multimodal model for ${modality}).`,
+      "messages",
+    );
+  }
+  if (part.type === "image_url") {
+    const url = isRecord(part.image_url) ? part.image_url.url : undefined;
+    if (typeof url !== "string") throw badPart(index, j, "image_url.url: Field required");
+    if (url.startsWith("data:")) {
+      const m = DATA_URI.exec(url);
+      if (m === null || !m[1]?.startsWith("image/")) throw badPart(index, j, "image_url.url: a data URI must be data:image/<type>;base64,<data>");
+      decodeBase64(m[2] ?? "", index, j);
+    } else if (!/^https?:\/\//.test(url)) throw badPart(index, j, "image_url.url: must be an http(s) URL or a data URI");
+    return MEDIA_TOKEN.repeat(config.imageTokens);
+  }
+  if (part.type === "input_audio") {
+    const audio = isRecord(part.input_audio) ? part.input_audio : undefined;
+    if (typeof audio?.data !== "string" || (audio.format !== "wav" && audio.format !== "mp3"))
+      throw badPart(index, j, "input_audio: {data, format: wav|mp3} required");
+    decodeBase64(audio.data, index, j);
+    return MEDIA_TOKEN.repeat(config.audioTokens);
+  }
+  const file = isRecord(part.file) ? part.file : undefined;
+  const data = typeof file?.file_data === "string" ? file.file_data : undefined;
+  if (data === undefined) throw badPart(index, j, "file.file_data: Field required");
+  const m = DATA_URI.exec(data);
+  return decodeBase64(m === null ? data : (m[2] ?? ""), index, j).toString("utf8");
+}
+
+function messageText(config: SimConfig, content: unknown, index: number): string {
   if (content === undefined || content === null) return "";
   if (typeof content === "string") return content;
   if (Array.isArray(content)) {
     const texts: string[] = [];
-    for (const part of content) {
-      if (isRecord(part) && part.type === "text" && typeof part.text === "string") texts.push(part.text);
-    }
+    content.forEach((part, j) => {
+      if (!isRecord(part)) throw badPart(index, j, "a content part must be an object");
+      if (part.type === "text" && typeof part.text === "string") texts.push(part.text);
+      else if (part.type === "refusal" && typeof part.refusal === "string") texts.push(part.refusal);
+      else texts.push(mediaText(config, part, index, j));
+    });
     return texts.join("\n");
   }
   throw new SimError("invalid_request", `messages[${index}].content: Input should be a valid string or a list of content parts`, "messages");
 }
 
-function parseMessages(body: Body): ChatTemplateMessage[] {
+function parseMessages(config: SimConfig, body: Body): ChatTemplateMessage[] {
   const raw = body.messages;
   if (!Array.isArray(raw) || raw.length === 0) {
     throw new SimError("invalid_request", "messages: Field required (a non-empty list of messages)", "messages");
   }
   return raw.map((m, i) => {
     if (!isRecord(m) || typeof m.role !== "string") throw new SimError("invalid_request", `messages[${i}]: a message needs a string role`, "messages");
-    let content = messageText(m.content, i);
+    let content = messageText(config, m.content, i);
     if (Array.isArray(m.tool_calls) && m.tool_calls.length > 0) content += JSON.stringify(m.tool_calls);
     return { role: m.role === "tool" ? "ipython" : m.role, content };
   });
@@ -193,7 +251,22 @@ function parseTools(body: Body): { tools: ToolDef[]; toolChoice: ChatRequest["to
   throw new SimError("invalid_request", 'tool_choice: expected "none", "auto", "required" or {type: "function", function: {name}}', "tool_choice");
 }
 
-function parseResponseFormat(body: Body): ResponseFormat {
+function parseChoices(v: unknown, param: string): ResponseFormat {
+  if (!Array.isArray(v) || v.length === 0 || !v.every((c): c is string => typeof c === "string")) {
+    throw new SimError("invalid_request", `${param}: Input should be a non-empty list of strings`, param);
+  }
+  return { type: "choice", choices: v };
+}
+
+/** vLLM's structured outputs: `structured_outputs` (≥ 0.10), the older `guided_*` fields, then OpenAI's response_format. */
+function parseResponseFormat(body: Body, mode: SimConfig["mode"]): ResponseFormat {
+  const so = optRecord(body, "structured_outputs");
+  if (so !== undefined) {
+    if (so.choice !== undefined) return parseChoices(so.choice, "structured_outputs.choice");
+    if (so.json !== undefined) return { type: "json_schema", schema: typeof so.json === "string" ? JSON.parse(so.json) : so.json };
+    if (so.json_object === true) return { type: "json_object" };
+  }
+  if (body.guided_choice !== undefined && body.guided_choice !== null) return parseChoices(body.guided_choice, "guided_choice");
   const guided = body.guided_json;
   if (guided !== undefined && guided !== null) {
     if (typeof guided !== "string") return { type: "json_schema", schema: guided };
@@ -205,6 +278,9 @@ function parseResponseFormat(body: Body): ResponseFormat {
   }
   const rf = optRecord(body, "response_format");
   if (rf === undefined || rf.type === "text") return { type: "text" };
+  // TGI's Messages API takes its own grammar here: {"type": "json", "value": schema} or {"type": "regex", "value": …}.
+  if (mode === "tgi" && rf.type === "json") return { type: "json_schema", schema: rf.value ?? {} };
+  if (mode === "tgi" && rf.type === "regex") return { type: "text" };
   if (rf.type === "json_object") return { type: "json_object" };
   if (rf.type === "json_schema") {
     const js = rf.json_schema;
@@ -220,14 +296,14 @@ function parseResponseFormat(body: Body): ResponseFormat {
 
 export function parseChatRequest(config: SimConfig, body: Body): ChatRequest {
   const sampling = parseSampling(config, body, ["max_completion_tokens", "max_tokens"]);
-  const messages = parseMessages(body);
+  const messages = parseMessages(config, body);
   const logprobs = optBool(body, "logprobs") ?? false;
   const topLogprobs = optInt(body, "top_logprobs", 0, MAX_LOGPROBS) ?? 0;
   if (topLogprobs > 0 && !logprobs) {
     throw new SimError("invalid_request", "when using `top_logprobs`, `logprobs` must be set to true.", "top_logprobs");
   }
   const { tools, toolChoice } = parseTools(body);
-  const responseFormat = parseResponseFormat(body);
+  const responseFormat = parseResponseFormat(body, config.mode);
   const promptText = applyChatTemplate(messages);
   const promptIds = encode(promptText);
   return { ...sampling, messages, promptText, promptIds, logprobs, topLogprobs, responseFormat, tools, toolChoice };

@@ -109,6 +109,10 @@ export function chatRun(ctx: SimContext, req: ChatRequest): GenerationRun {
     else if (req.responseFormat.type === "json_object") content = { kind: "text", text: JSON.stringify(jsonObjectValue(contentRng(base, 1))) };
     else if (req.responseFormat.type === "json_schema")
       content = { kind: "text", text: JSON.stringify(valueForSchema(req.responseFormat.schema, contentRng(base, 1))) };
+    else if (req.responseFormat.type === "choice") {
+      const { choices } = req.responseFormat;
+      content = { kind: "text", text: choices[Math.floor(contentRng(base, 1)() * choices.length)] ?? "" };
+    }
     const plan = planChoice({
       ...base,
       maxTokens,

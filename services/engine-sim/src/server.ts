@@ -85,6 +85,9 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
   let readyAt = Infinity;
   let url = "";
   let inFlightSimple = 0;
+  /** The last requests received on inference routes, newest last (GET /sim/last-request, /sim/requests): what tests assert reached the engine. */
+  const received: { method: string; path: string; headers: Record<string, string | string[] | undefined>; body: Body; at: number }[] = [];
+  const RECEIVED_KEPT = 64;
 
   /** Answers after `delayMs` (embeddings, images), honouring disconnect/stall faults. */
   function answerLater(res: ServerResponse, delayMs: number, fault: FaultKind | null, send: () => void): void {
@@ -147,6 +150,8 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
   get("/metrics", (_req, res) => sendText(res, 200, metrics.render(), { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
   get("/sim/stats", (_req, res) => sendJson(res, 200, stats()));
   get("/sim/faults", (_req, res) => sendJson(res, 200, faults.get()));
+  get("/sim/last-request", (_req, res) => (received.length === 0 ? sendJson(res, 404, { detail: "no request yet" }) : sendJson(res, 200, received.at(-1))));
+  get("/sim/requests", (_req, res) => sendJson(res, 200, { data: received }));
   post(
     "/sim/faults",
     (_req, res, body) => {
@@ -269,6 +274,8 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
       let body: Body = {};
       if (route.method === "POST") body = asBody(parseJsonBody(await readBody(req, PAYLOAD_LIMIT[flavor])));
       if (route.inference) {
+        received.push({ method, path, headers: req.headers, body, at: Date.now() });
+        if (received.length > RECEIVED_KEPT) received.shift();
         counters.requests++;
         if (clock() < readyAt) throw new SimError("unavailable", "The engine is starting up");
       }

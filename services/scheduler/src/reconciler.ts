@@ -57,6 +57,7 @@ export function replicaSpecOf(d: DeploymentView): ReplicaSpec {
     deploymentId: d.id,
     servedModelName: d.model_name,
     task: d.task,
+    modalities: d.modalities,
     engine: config.engine,
     gpu: config.gpu,
     numGpus: config.num_gpus,

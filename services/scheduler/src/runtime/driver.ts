@@ -15,6 +15,8 @@ export interface ReplicaSpec {
   /** The name the engine serves (`--served-model-name`); clients' `model` is resolved to it. */
   servedModelName: string;
   task: Task;
+  /** Input modalities of the model (what local mode's engine-sim accepts; a real engine knows its model's). */
+  modalities?: readonly string[];
   engine: EngineKind;
   gpu: string;
   numGpus: number;

@@ -181,6 +181,7 @@ export class LocalDriver implements RuntimeDriver {
       SIM_MODE: SIM_MODE[spec.engine],
       SIM_TASK: spec.task,
       SIM_MAX_NUM_SEQS: String(spec.maxBatchSize),
+      SIM_MODALITIES: (spec.modalities ?? ["text"]).join(","),
     };
     const agentEnv: NodeJS.ProcessEnv = {
       ...baseEnv,

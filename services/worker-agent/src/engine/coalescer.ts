@@ -24,6 +24,8 @@ interface Pending {
 interface Group {
   model: string;
   dimensions: number | undefined;
+  /** vLLM's pooling options (`truncate_prompt_tokens`, `add_special_tokens`): only requests that agree share a call. */
+  options: Record<string, unknown>;
   waiting: Pending[];
 }
 
@@ -54,12 +56,15 @@ export class EmbeddingCoalescer {
     const body = JSON.parse(Buffer.from(rawBody).toString("utf8")) as EmbeddingBody;
     const inputs = embeddingInputs(body.input);
     const tokens = inputs.length > 0 && typeof inputs[0] !== "string";
-    const key = `${body.model}\u0000${body.dimensions ?? ""}\u0000${tokens ? "t" : "s"}`;
+    const options: Record<string, unknown> = {};
+    if (body.truncate_prompt_tokens != null) options.truncate_prompt_tokens = body.truncate_prompt_tokens;
+    if (body.add_special_tokens != null) options.add_special_tokens = body.add_special_tokens;
+    const key = `${body.model}\u0000${body.dimensions ?? ""}\u0000${tokens ? "t" : "s"}\u0000${options.truncate_prompt_tokens ?? ""}\u0000${options.add_special_tokens ?? ""}`;
     return new Promise<void>((done) => {
       const weight = inputs.reduce<number>((n, x) => n + x.length + 1, 0);
       let group = this.groups.get(key);
       if (!group) {
-        group = { model: body.model, dimensions: body.dimensions, waiting: [] };
+        group = { model: body.model, dimensions: body.dimensions, options, waiting: [] };
         this.groups.set(key, group);
       }
       group.waiting.push({ inputs, weight, base64: body.encoding_format === "base64", signal, sink, done });
@@ -112,7 +117,7 @@ export class EmbeddingCoalescer {
   }
 
   private async call(group: Group, live: Pending[]): Promise<Outcome> {
-    const body: Record<string, unknown> = { model: group.model, input: live.flatMap((p) => p.inputs), encoding_format: "float" };
+    const body: Record<string, unknown> = { model: group.model, input: live.flatMap((p) => p.inputs), encoding_format: "float", ...group.options };
     if (group.dimensions !== undefined) body.dimensions = group.dimensions;
     let result: string | undefined;
     let promptTokens = 0;

@@ -6,6 +6,8 @@ export interface EmbeddingBody {
   encoding_format?: "float" | "base64";
   dimensions?: number;
   user?: string;
+  truncate_prompt_tokens?: number | null;
+  add_special_tokens?: boolean | null;
 }
 
 /** `input` as a list: one string, strings, one token-id list, or token-id lists. */

@@ -33,7 +33,8 @@ export class TeiAdapter extends HttpEngineAdapter {
     let tokens = 0;
     for (let i = 0; i < inputs.length; i += this.maxClientBatch) {
       const slice = inputs.slice(i, i + this.maxClientBatch);
-      const req: Record<string, unknown> = { inputs: slice, normalize: true, truncate: false };
+      // vLLM's truncate_prompt_tokens: TEI truncates to the model's length (it has no count of its own).
+      const req: Record<string, unknown> = { inputs: slice, normalize: true, truncate: body.truncate_prompt_tokens != null };
       if (body.dimensions !== undefined) req.dimensions = body.dimensions;
       const res = await this.pool.request({ method: "POST", path: "/embed", headers: JSON_HEADERS, body: JSON.stringify(req), signal: call.signal });
       const text = await readText(res.body);

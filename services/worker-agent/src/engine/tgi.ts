@@ -37,6 +37,26 @@ const CHAT_FIELDS = [
   "response_format",
 ] as const;
 
+/** A regex that matches exactly one of the strings (vLLM's guided_choice as TGI's regex grammar). */
+function choiceRegex(choices: readonly string[]): string {
+  return `(${choices.map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`;
+}
+
+/**
+ * vLLM's structured outputs as TGI's grammar (`{"type": "json" | "regex", "value"}`): a JSON
+ * schema, a regex, or a choice (as a regex). The gateway has refused what TGI has no grammar for.
+ */
+export function tgiGrammar(b: Record<string, unknown>): { type: "json" | "regex"; value: unknown } | undefined {
+  const so = (b.structured_outputs ?? {}) as Record<string, unknown>;
+  const json = so.json ?? b.guided_json;
+  if (json != null) return { type: "json", value: typeof json === "string" ? JSON.parse(json) : json };
+  const regex = so.regex ?? b.guided_regex;
+  if (typeof regex === "string") return { type: "regex", value: regex };
+  const choice = so.choice ?? b.guided_choice;
+  if (Array.isArray(choice)) return { type: "regex", value: choiceRegex(choice as string[]) };
+  return undefined;
+}
+
 interface CompletionBody {
   model: string;
   prompt: string | string[] | number[];
@@ -146,6 +166,8 @@ export class TgiAdapter extends HttpEngineAdapter {
     const out: Record<string, unknown> = {};
     for (const f of CHAT_FIELDS) if (body[f] !== undefined && body[f] !== null) out[f] = body[f];
     if (body.max_completion_tokens != null) out.max_tokens = body.max_completion_tokens;
+    const grammar = tgiGrammar(body);
+    if (grammar) out.response_format = grammar;
     const res = await this.pool.request({
       method: "POST",
       path: "/v1/chat/completions",
@@ -171,7 +193,10 @@ export class TgiAdapter extends HttpEngineAdapter {
     const created = Math.floor(Date.now() / 1000);
     const chunk = (text: string, finish: string | null) =>
       JSON.stringify({ id, object: "text_completion", created, model: body.model, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] });
-    const request = { inputs: prompt, parameters: tgiParameters(body, true) };
+    const parameters = tgiParameters(body, true);
+    const grammar = tgiGrammar(body as unknown as Record<string, unknown>);
+    if (grammar) parameters.grammar = grammar;
+    const request = { inputs: prompt, parameters };
 
     if (!call.stream) {
       const res = await this.pool.request({ method: "POST", path: "/generate", headers: JSON_HEADERS, body: JSON.stringify(request), signal: call.signal });
