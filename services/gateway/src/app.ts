@@ -10,7 +10,7 @@ import { sql } from "kysely";
 import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { QueueClient, queueKeys } from "@infera/queue";
-import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
+import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, liveTokenizers, secretsKeyFrom, type DB } from "@infera/registry";
 import { AgentClients } from "./agents.ts";
 import { KeyCache, RedisRevocations } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -18,6 +18,7 @@ import { errorBody, httpStatusOf, toPlatformError } from "./errors.ts";
 import type { InferenceDeps } from "./inference.ts";
 import { createGatewayMetrics } from "./metrics.ts";
 import { ModelResolver } from "./resolver.ts";
+import { Tokenizers } from "./prompt-tokens.ts";
 import { registerOpenAIRoutes } from "./routes/openai.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
@@ -76,6 +77,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`);
   const keyCache = new KeyCache(db, config.cacheTtlMs, Date.now, revocations);
   const resolver = new ModelResolver(db, config.cacheTtlMs);
+  // The catalog's tokenizers load before the gateway listens (each takes a moment of CPU); others on first use.
+  const tokenizers = new Tokenizers({ logger: logger.child({ component: "tokenizers" }) });
+  await tokenizers.preload(await liveTokenizers(db).catch(() => []));
   const queue = new QueueClient({
     redis,
     queueConnection: queueConn,
@@ -144,6 +148,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       socket.destroy(err);
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: false } },
+  });
+
+  // JSON bodies: Fastify's own parser (prototype-poisoning safe), except that an empty body is
+  // no body — clients that send `content-type: application/json` on every request reach
+  // body-less routes; a route that needs a body refuses the missing one by its schema.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (text.trim() === "") return done(null, undefined);
+    parseJson(req, text, done);
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -223,7 +238,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     },
   );
 
-  for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, prefix }, deps);
+  for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, prefix }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
   registerUsageRoutes(app, { db, keys: keyCache });
   registerDeployRoutes(app, {

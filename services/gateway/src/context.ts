@@ -2,12 +2,15 @@ import type { Kysely } from "kysely";
 import type { DB } from "@infera/registry";
 import type { KeyCache } from "./auth.ts";
 import type { ModelResolver } from "./resolver.ts";
+import type { Tokenizers } from "./prompt-tokens.ts";
 
 /** What route modules share: narrow, no container. */
 export interface GatewayContext {
   db: Kysely<DB>;
   keys: KeyCache;
   resolver: ModelResolver;
+  /** Prompt token counts by the model's own tokenizer (routes that reserve tokens). */
+  tokenizers: Tokenizers;
   /** Mount point of a route group (`/v1/openai` or `/v1`). */
   prefix: string;
 }

@@ -34,10 +34,9 @@ const TYPE: Record<ErrorCode, string> = {
   internal: "server_error",
 };
 
-/** OpenAI's `code` strings where it has one. */
+/** OpenAI's `code` strings where it has one (`not_found` is `model_not_found` only when the model is what was not found). */
 const CODE: Partial<Record<ErrorCode, string>> = {
   invalid_api_key: "invalid_api_key",
-  not_found: "model_not_found",
   rate_limited: "rate_limit_exceeded",
   queue_full: "queue_full",
   unavailable: "service_unavailable",
@@ -60,9 +59,16 @@ export function errorBody(err: PlatformError, codeOverride?: string): OpenAIErro
       type:
         err.code === "engine_error" && err.status && err.status < 500 ? (err.status === 429 ? "rate_limit_error" : "invalid_request_error") : TYPE[err.code],
       param: err.param,
-      code: codeOverride ?? CODE[err.code] ?? (err.code === "engine_error" ? null : err.code),
+      code: codeOverride ?? codeOf(err),
     },
   };
+}
+
+const MODEL_PARAMS = new Set(["model", "model_name"]);
+
+function codeOf(err: PlatformError): string | null {
+  if (err.code === "not_found") return err.param !== null && MODEL_PARAMS.has(err.param) ? "model_not_found" : "not_found";
+  return CODE[err.code] ?? (err.code === "engine_error" ? null : err.code);
 }
 
 /** Anything thrown in a handler, as a PlatformError (unknown errors are 500s with no details leaked). */

@@ -7,7 +7,7 @@
 import type { ServerResponse } from "node:http";
 import type { EndpointKind } from "@infera/contracts";
 import { type Logger, PlatformError } from "@infera/core";
-import { prefixHashes } from "@infera/policy";
+import { DEFAULT_BLOCK_CHARS, prefixHashes } from "@infera/policy";
 import { type Assigned, type InferJob, PRIORITY, type QueueClient } from "@infera/queue";
 import type { ResolvedModel } from "@infera/registry";
 import { callAgent } from "./agent-call.ts";
@@ -50,10 +50,34 @@ export interface InferenceRequest {
   includeUsage: boolean;
   /** Text the prompt starts with, for prefix-affine placement. */
   promptText: string;
+  /** OpenAI's `prompt_cache_key`: requests that share it prefer the same replica. */
+  cacheKey?: string;
+  /** Prompt tokens (the model's tokenizer, or a bound that never undercounts). */
+  promptTokens: number;
+  /** Prompt tokens plus the most output tokens it may produce: what admission reserves. */
   estimatedTokens: number;
   serviceTier?: string | null;
+  /** What the usage record keeps of the request as sent. */
+  attributes?: RequestAttributes;
   route: string;
   startedAt: number;
+}
+
+/** OpenAI's request attributes the gateway applies itself: kept on the usage record and in the request log. */
+export interface RequestAttributes {
+  endUser?: string;
+  safetyIdentifier?: string;
+  metadata?: Record<string, string>;
+  serviceTier?: string;
+}
+
+/**
+ * `prompt_cache_key` as the first prefix block (one block of its own, padded), so requests
+ * with the same key share at least that block however their prompts differ, and then their
+ * prompts' blocks.
+ */
+function cacheKeyBlock(key: string): string {
+  return `\u0001${key}`.slice(0, DEFAULT_BLOCK_CHARS).padEnd(DEFAULT_BLOCK_CHARS, "\u0000");
 }
 
 function priorityOf(r: InferenceRequest): number {
@@ -70,9 +94,15 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   };
   res.on("close", onClose);
   if (r.stream) metrics.openStreams.inc();
-  const log = deps.logger.child({ requestId: r.requestId });
+  const a = r.attributes;
+  const log = deps.logger.child(
+    a && (a.endUser || a.safetyIdentifier || a.metadata)
+      ? { requestId: r.requestId, user: a.endUser, safetyIdentifier: a.safetyIdentifier, metadata: a.metadata }
+      : { requestId: r.requestId },
+  );
   const body = Buffer.from(JSON.stringify(r.engineBody));
-  const prefixes = r.endpoint === "chat" || r.endpoint === "completion" ? prefixHashes(r.promptText) : [];
+  const prefixes =
+    r.endpoint === "chat" || r.endpoint === "completion" ? prefixHashes(r.cacheKey ? cacheKeyBlock(r.cacheKey) + r.promptText : r.promptText) : [];
   const exclude: string[] = [];
   const deadline = Date.now() + deps.queueWaitMs;
   const idleMs = r.stream ? (deps.agentIdleTimeoutMs ?? 60_000) : (deps.agentCallTimeoutMs ?? 600_000);
@@ -101,7 +131,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
         endpoint: r.endpoint,
         prefixHashes: prefixes,
         estimatedTokens: r.estimatedTokens,
-        promptTokens: Math.ceil(r.promptText.length / 4),
+        promptTokens: r.promptTokens,
         deadline,
         enqueuedAt: Date.now(),
         priority: attempt === 0 ? priorityOf(r) : PRIORITY.requeued,
@@ -152,6 +182,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
       status,
       usage,
       assigned: assigned !== undefined,
+      attributes: r.attributes,
     });
   }
 }

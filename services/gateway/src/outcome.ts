@@ -7,6 +7,7 @@ import type { EndpointKind } from "@infera/contracts";
 import type { ResolvedModel } from "@infera/registry";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { UsageRecorder } from "./usage.ts";
+import type { RequestAttributes } from "./inference.ts";
 
 /** What a request used, as the engine reported it (or as far as it was relayed). */
 export interface RequestUsage {
@@ -40,6 +41,8 @@ export interface FinishedRequest {
   usage: RequestUsage | undefined;
   /** A replica was assigned (its tokens count even when the engine reported none). */
   assigned: boolean;
+  /** OpenAI's user / safety_identifier / metadata / service_tier, for the usage record. */
+  attributes?: RequestAttributes;
 }
 
 /** Records a finished request: duration and status metrics, token counters, and the usage record when the engine reported usage. */
@@ -68,5 +71,9 @@ export function recordFinished(deps: { metrics: GatewayMetrics; usage: UsageReco
     duration_ms: durationMs,
     status: f.status,
     cost_usd: costOf(f.model, f.usage.promptTokens, f.usage.completionTokens, f.usage.images),
+    end_user: f.attributes?.endUser ?? null,
+    safety_identifier: f.attributes?.safetyIdentifier ?? null,
+    metadata: f.attributes?.metadata ? JSON.stringify(f.attributes.metadata) : null,
+    service_tier: f.attributes?.serviceTier ?? null,
   });
 }

@@ -1,9 +1,9 @@
 /**
  * Writes an agent's events to the client as OpenAI's SSE. Chunks pass through as the
- * engine wrote them; only the chunk that carries `finish_reason` is held back until
- * the usage arrives, so it can carry `usage` (the hosted provider's convention); with
- * `stream_options.include_usage`, OpenAI's usage-only chunk (`choices: []`) follows;
- * then `data: [DONE]`. An error after the first byte is one `data: {"error": …}` event.
+ * engine wrote them. Usage arrives exactly once: with `stream_options.include_usage` as
+ * OpenAI sends it, in the usage-only chunk (`choices: []`) after the last choice chunk;
+ * without it, on the chunk that carries `finish_reason`, held back until the usage arrives
+ * (the hosted provider's convention). Then `data: [DONE]`. An error after the first byte is one `data: {"error": …}` event.
  * Where engines differ from OpenAI's response schema (vLLM and TGI leave out `refusal`),
  * the answer is made to conform.
  */
@@ -73,7 +73,7 @@ export class SseRelay {
     if (this.first === undefined) this.first = Buffer.from(json);
     // Chat logprobs need `refusal` (OpenAI's schema requires it; vLLM omits it): only those chunks are parsed.
     if (json.indexOf('"logprobs":{"content"') !== -1) json = Buffer.from(conformChatChunk(json.toString()));
-    if (finishes(json)) {
+    if (!this.includeUsage && finishes(json)) {
       if (this.held !== undefined) this.write(this.held);
       this.held = json;
       return;
@@ -83,7 +83,7 @@ export class SseRelay {
 
   usage(u: UsageOut): void {
     this.start();
-    if (this.held !== undefined) {
+    if (this.held !== undefined && !this.includeUsage) {
       const c = JSON.parse(this.held.toString()) as Record<string, unknown>;
       c.usage = u;
       this.write(Buffer.from(JSON.stringify(c)));

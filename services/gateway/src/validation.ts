@@ -9,6 +9,7 @@ export interface SchemaError {
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
+  schemaPath?: string;
 }
 
 /** `/messages/0/role` → `messages[0].role` */
@@ -31,10 +32,26 @@ function valueAt(body: unknown, instancePath: string): unknown {
 
 const ROLES = ["system", "developer", "user", "assistant", "tool"];
 
-export function validationError(errors: readonly SchemaError[], body: unknown): PlatformError {
+/**
+ * A union branch whose discriminant (`type`, `role`) is another literal is not the one the
+ * client meant: its errors say nothing (an "unrecognized" property of another part type, say);
+ * the branch whose discriminant matched has the error that does. When no branch matched,
+ * every error stays (an unknown role or type is then what is reported).
+ */
+function inMatchedBranches(errors: readonly SchemaError[]): readonly SchemaError[] {
+  const wrong = errors
+    .filter((e) => e.keyword === "const" && /\/(type|role)$/.test(e.instancePath) && e.schemaPath)
+    .map((e) => e.schemaPath!.replace(/\/properties\/(type|role)\/const$/, "/"));
+  if (wrong.length === 0) return errors;
+  const kept = errors.filter((e) => !e.schemaPath || !wrong.some((b) => e.schemaPath!.startsWith(b)));
+  return kept.some((e) => e.keyword !== "anyOf") ? kept : errors;
+}
+
+export function validationError(all: readonly SchemaError[], body: unknown): PlatformError {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     return new PlatformError("invalid_request", "The request body must be a JSON object.");
   }
+  const errors = inMatchedBranches(all);
   // Unknown attributes first: they are the clearest message.
   const unknown = errors.find((e) => e.keyword === "additionalProperties");
   if (unknown) {

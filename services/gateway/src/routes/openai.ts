@@ -10,9 +10,11 @@ import { PlatformError } from "@infera/core";
 import type { Task } from "@infera/contracts";
 import { listVisibleModels, type ResolvedModel } from "@infera/registry";
 import { requireScope, type Principal } from "../auth.ts";
-import { runInference, type EndpointKind, type InferenceDeps } from "../inference.ts";
+import { runInference, type EndpointKind, type InferenceDeps, type RequestAttributes } from "../inference.ts";
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest } from "../openai-schema.ts";
-import { checkChat, checkCompletion } from "../capabilities.ts";
+import { checkChat, checkCompletion, checkEmbedding } from "../capabilities.ts";
+import { chatEngineBody, completionEngineBody, embeddingEngineBody } from "../engine-body.ts";
+import { PER_MESSAGE, type PromptCounter } from "../prompt-tokens.ts";
 import { assertServable } from "../resolver.ts";
 import type { GatewayContext } from "../context.ts";
 
@@ -28,10 +30,47 @@ export function requestIdOf(req: FastifyRequest): string {
   return `req_${randomBytes(12).toString("hex")}`;
 }
 
-function textOf(content: unknown): string {
-  if (typeof content === "string") return content;
-  if (Array.isArray(content)) return content.map((p) => (p as { text?: string }).text ?? "").join("");
-  return "";
+/** Tokens a non-text content part is reserved as (vLLM counts an image as its placeholder tokens: 576 for LLaVA-1.5, up to a few thousand for Qwen2-VL). */
+const MEDIA_PART_TOKENS = 2048;
+/** Characters of the templated prompt hashed for prefix-affine placement (64 blocks of 512). */
+const PREFIX_CHARS = 32_768;
+
+/** The prompt's text for placement and its token count for reservations and the fair queue. */
+function chatPrompt(body: ChatCompletionRequest, counter: PromptCounter): { text: string; tokens: number } {
+  let text = "";
+  let tokens = PER_MESSAGE;
+  for (const msg of body.messages) {
+    tokens += PER_MESSAGE;
+    const c = msg.content;
+    if (typeof c === "string") {
+      tokens += counter.count(c);
+      if (text.length < PREFIX_CHARS) text += `${msg.role}:${c}\n`;
+    } else if (Array.isArray(c)) {
+      if (text.length < PREFIX_CHARS) text += `${msg.role}:`;
+      for (const part of c) {
+        if (part.type === "text") {
+          tokens += counter.count(part.text);
+          if (text.length < PREFIX_CHARS) text += part.text;
+        } else if (part.type === "refusal") tokens += counter.count(part.refusal);
+        else if (part.type === "file") tokens += Math.ceil(((part.file.file_data?.length ?? 0) * 3) / 4);
+        else tokens += MEDIA_PART_TOKENS;
+      }
+      if (text.length < PREFIX_CHARS) text += "\n";
+    }
+    if (msg.role === "assistant" && msg.tool_calls) tokens += counter.count(JSON.stringify(msg.tool_calls));
+  }
+  if (body.tools) tokens += counter.count(JSON.stringify(body.tools));
+  return { text, tokens };
+}
+
+/** What the gateway keeps of a request on its usage record (OpenAI's `user`, `safety_identifier`, `metadata`, `service_tier`). */
+function attributesOf(body: {
+  user?: string;
+  safety_identifier?: string;
+  metadata?: Record<string, string> | null;
+  service_tier?: string | null;
+}): RequestAttributes {
+  return { endUser: body.user, safetyIdentifier: body.safety_identifier, metadata: body.metadata ?? undefined, serviceTier: body.service_tier ?? undefined };
 }
 
 const ModelParams = Type.Object({ model: Type.String({ description: "A model id; it may hold slashes (`meta-llama/Meta-Llama-3-8B-Instruct`)." }) });
@@ -76,25 +115,22 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
       scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => {
         const body = req.body as ChatCompletionRequest;
         const m = await resolveFor(req, body.model, "chat");
-        checkChat(m.engine, body);
+        checkChat(m.engine, body, { name: body.model, modalities: m.modalities });
         const stream = body.stream === true;
-        const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
-        if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
-        let promptText = "";
-        for (const msg of body.messages) {
-          promptText += `${msg.role}:${textOf(msg.content)}\n`;
-          if (promptText.length > 8192) break;
-        }
+        const prompt = chatPrompt(body, ctx.tokenizers.counter(m.tokenizer));
         const maxOut = body.max_completion_tokens ?? body.max_tokens ?? 256;
         await start(req, reply, {
           model: m,
           endpoint: "chat",
-          engineBody,
+          engineBody: chatEngineBody(body, m.modelName, m.engine),
           stream,
           includeUsage: body.stream_options?.include_usage === true,
-          promptText,
-          estimatedTokens: Math.ceil(promptText.length / 4) + maxOut * (body.n ?? 1),
+          promptText: prompt.text,
+          cacheKey: body.prompt_cache_key,
+          promptTokens: prompt.tokens,
+          estimatedTokens: prompt.tokens + maxOut * (body.n ?? 1),
           serviceTier: body.service_tier,
+          attributes: attributesOf(body),
         });
       });
 
@@ -103,39 +139,53 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         const m = await resolveFor(req, body.model, "completion");
         checkCompletion(m.engine, body);
         const stream = body.stream === true;
-        const engineBody: Record<string, unknown> = { ...body, model: m.modelName };
-        if (stream) engineBody.stream_options = m.engine === "vllm" ? { include_usage: true, continuous_usage_stats: true } : { include_usage: true };
-        const promptText =
-          typeof body.prompt === "string"
-            ? body.prompt
-            : Array.isArray(body.prompt) && typeof body.prompt[0] === "string"
-              ? body.prompt[0]
-              : body.prompt.join(" ");
+        const counter = ctx.tokenizers.counter(m.tokenizer);
+        const p = body.prompt;
+        let promptText = "";
+        let promptTokens = 1;
+        if (typeof p === "string") {
+          promptText = p;
+          promptTokens += counter.count(p);
+        } else if (Array.isArray(p) && p.length > 0) {
+          if (typeof p[0] === "string") {
+            promptText = p[0];
+            for (const x of p as string[]) promptTokens += counter.count(x) + 1;
+          } else if (typeof p[0] === "number") promptTokens = p.length;
+          else promptTokens = (p as number[][]).reduce((n, ids) => n + ids.length, 0);
+        }
+        const prompts = Array.isArray(p) && typeof p[0] !== "number" ? p.length : 1;
         await start(req, reply, {
           model: m,
           endpoint: "completion",
-          engineBody,
+          engineBody: completionEngineBody(body, m.modelName, m.engine),
           stream,
           includeUsage: body.stream_options?.include_usage === true,
           promptText,
-          estimatedTokens: Math.ceil(promptText.length / 4) + (body.max_tokens ?? 16) * (body.n ?? 1),
+          promptTokens,
+          estimatedTokens: promptTokens + (body.max_tokens ?? 16) * Math.max(body.n ?? 1, body.best_of ?? 1) * prompts,
           serviceTier: body.service_tier,
+          attributes: attributesOf(body),
         });
       });
 
       scope.post("/embeddings", { schema: { body: EmbeddingRequest } }, async (req, reply) => {
         const body = req.body as EmbeddingRequest;
         const m = await resolveFor(req, body.model, "embedding");
+        checkEmbedding(m.engine, body);
+        const counter = ctx.tokenizers.counter(m.tokenizer);
         const inputs = typeof body.input === "string" ? [body.input] : (body.input as unknown[]);
-        const chars = inputs.reduce<number>((n, x) => n + (typeof x === "string" ? x.length : Array.isArray(x) ? x.length * 4 : 4), 0);
+        let tokens = 0;
+        for (const x of inputs) tokens += typeof x === "string" ? counter.count(x) + 2 : Array.isArray(x) ? x.length : 1;
         await start(req, reply, {
           model: m,
           endpoint: "embedding",
-          engineBody: { ...body, model: m.modelName },
+          engineBody: embeddingEngineBody(body, m.modelName),
           stream: false,
           includeUsage: false,
           promptText: "",
-          estimatedTokens: Math.ceil(chars / 4),
+          promptTokens: tokens,
+          estimatedTokens: tokens,
+          attributes: attributesOf(body),
         });
       });
 
@@ -166,13 +216,15 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
           stream: false,
           includeUsage: false,
           promptText: "",
+          promptTokens: 0,
           estimatedTokens: 1000 * (body.n ?? 1),
+          attributes: attributesOf(body),
         });
       });
 
       scope.get("/models", async (req) => {
         const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
-        return { object: "list", data: rows.map((m) => modelObject(m.name, m.created_at, m.tenant_id)) };
+        return { object: "list", data: rows.map((m) => modelObject(m)) };
       });
 
       // Model ids hold slashes: a wildcard here, one path parameter in the document.
@@ -181,13 +233,23 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
         const m = rows.find((x) => x.name === id);
         if (!m) throw new PlatformError("not_found", `The model '${id}' does not exist or you do not have access to it.`, { param: "model" });
-        return modelObject(m.name, m.created_at, m.tenant_id);
+        return modelObject(m);
       });
     },
     { prefix: ctx.prefix },
   );
 }
 
-function modelObject(name: string, created: Date, tenantId: string | null) {
-  return { id: name, object: "model", created: Math.floor(created.getTime() / 1000), owned_by: tenantId ? "tenant" : (name.split("/")[0] ?? "infera") };
+/** OpenAI's Model object, plus what the model takes as input (`input_modalities`) and answers with (`output_modalities`). */
+function modelObject(m: { name: string; created_at: Date; tenant_id: string | null; task: Task; modalities: readonly string[] }) {
+  return {
+    id: m.name,
+    object: "model",
+    created: Math.floor(m.created_at.getTime() / 1000),
+    owned_by: m.tenant_id ? "tenant" : (m.name.split("/")[0] ?? "infera"),
+    input_modalities: m.modalities,
+    output_modalities: [OUTPUT_MODALITY[m.task]],
+  };
 }
+
+const OUTPUT_MODALITY: Record<Task, string> = { chat: "text", embeddings: "embedding", images: "image" };

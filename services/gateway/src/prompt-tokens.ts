@@ -1,0 +1,179 @@
+/**
+ * Prompt token counts for tpm reservations and the fair queue's prompt charge: the model's
+ * own tokenizer where the registry knows its Hugging Face `tokenizer.json` (loaded with
+ * `@huggingface/tokenizers`, once per file, shared by every model that names it), else a
+ * conservative bound.
+ *
+ * - Exact: texts up to `exactChars` (2,048) are encoded whole (~0.25 µs a character on a
+ *   quiet core). A longer text is encoded for its first `exactChars` characters, and the rest
+ *   is counted from four samples spread over it (their tokens per character, plus a 10%
+ *   margin, never above the bound below): encoding 100k characters whole would hold the event
+ *   loop ~50 ms. Counts are kept per text (LRU, `cacheEntries`): a conversation resends its
+ *   earlier messages and a system prompt repeats, so most texts are counted once.
+ * - Bound: one token per UTF-8 byte. Byte-level BPE (GPT-2, Llama 3, Qwen …) and
+ *   SentencePiece with byte fallback (Llama 2, Mistral …) never make a token of less than
+ *   one byte, so this never undercounts; for English it is ~4× too high, and the reservation
+ *   is settled to the engine's real count when the request ends.
+ * - Chat: each message adds `PER_MESSAGE` tokens for the chat template's role markers.
+ *
+ * A tokenizer loads in the background (a first request meanwhile gets the bound) and costs
+ * about 140 MB of memory; `preload` loads the catalog's at start, before the gateway listens.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Tokenizer } from "@huggingface/tokenizers";
+import type { Logger } from "@infera/core";
+
+/** Role header and end-of-turn markers per chat message (Llama 3: 5, ChatML: 5), rounded up. */
+export const PER_MESSAGE = 8;
+const SAMPLES = 4;
+const SAMPLE_CHARS = 256;
+/** Texts shorter than this are not worth a cache entry. */
+const CACHE_MIN_CHARS = 64;
+
+export interface PromptCounter {
+  /** Tokens of one text. */
+  count(text: string): number;
+  /** Whether this is the model's own tokenizer (false: the byte bound). */
+  readonly exact: boolean;
+}
+
+/** The UTF-8 length of `s` without encoding it. */
+export function utf8Bytes(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 2; // a surrogate pair: 4 bytes for 2 UTF-16 units
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+
+export const BOUND: PromptCounter = { count: utf8Bytes, exact: false };
+
+class Exact implements PromptCounter {
+  readonly exact = true;
+  private readonly cache = new Map<string, number>();
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly exactChars: number,
+    private readonly cacheEntries: number,
+  ) {}
+
+  private encode(text: string): number {
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids.length;
+  }
+
+  count(text: string): number {
+    if (text.length < CACHE_MIN_CHARS) return this.encode(text);
+    const hit = this.cache.get(text);
+    if (hit !== undefined) {
+      this.cache.delete(text);
+      this.cache.set(text, hit);
+      return hit;
+    }
+    const n = this.uncached(text);
+    this.cache.set(text, n);
+    if (this.cache.size > this.cacheEntries) this.cache.delete(this.cache.keys().next().value as string);
+    return n;
+  }
+
+  private uncached(text: string): number {
+    if (text.length <= this.exactChars) return this.encode(text);
+    const head = this.encode(text.slice(0, this.exactChars));
+    const rest = text.length - this.exactChars;
+    const step = Math.floor(rest / SAMPLES);
+    let sampled = 0;
+    let chars = 0;
+    for (let i = 0; i < SAMPLES; i++) {
+      const from = this.exactChars + i * step;
+      const sample = text.slice(from, from + SAMPLE_CHARS);
+      sampled += this.encode(sample);
+      chars += sample.length;
+    }
+    const estimate = Math.ceil((sampled / Math.max(1, chars)) * rest * 1.1);
+    return head + Math.min(estimate, utf8Bytes(text.slice(this.exactChars)));
+  }
+}
+
+export interface TokenizersOptions {
+  logger: Logger;
+  /** Longest text encoded whole (default 2,048 characters, ~0.5 ms). */
+  exactChars?: number;
+  /** Texts whose counts are kept, per tokenizer (default 4,096). */
+  cacheEntries?: number;
+}
+
+/** Loaded tokenizers by `tokenizer.json` reference (path, file: or https: URL). */
+export class Tokenizers {
+  private readonly byRef = new Map<string, PromptCounter | Promise<void>>();
+  private readonly exactChars: number;
+  private readonly cacheEntries: number;
+
+  constructor(private readonly o: TokenizersOptions) {
+    this.exactChars = o.exactChars ?? 2048;
+    this.cacheEntries = o.cacheEntries ?? 4096;
+  }
+
+  /** The counter for a model's tokenizer: its own once loaded (loading starts on first use), else the bound. */
+  counter(ref: string | null): PromptCounter {
+    if (!ref) return BOUND;
+    const c = this.byRef.get(ref);
+    if (c === undefined) {
+      this.byRef.set(
+        ref,
+        this.load(ref).catch(() => {}),
+      );
+      return BOUND;
+    }
+    return c instanceof Promise ? BOUND : c;
+  }
+
+  /** Loads these now (start-up). A tokenizer that cannot be loaded is logged and counted by the bound. */
+  async preload(refs: readonly string[]): Promise<void> {
+    await Promise.all(
+      [...new Set(refs)].map((ref) => {
+        const c = this.byRef.get(ref);
+        if (c instanceof Promise) return c;
+        if (c !== undefined) return undefined;
+        const p = this.load(ref).catch(() => {});
+        this.byRef.set(ref, p);
+        return p;
+      }),
+    );
+  }
+
+  private async load(ref: string): Promise<void> {
+    const started = performance.now();
+    try {
+      const [json, config] = await Promise.all([readJson(ref), readJson(sibling(ref, "tokenizer_config.json")).catch(() => ({}))]);
+      const tokenizer = new Tokenizer(json as object, config as object);
+      this.byRef.set(ref, new Exact(tokenizer, this.exactChars, this.cacheEntries));
+      this.o.logger.info({ tokenizer: ref, ms: Math.round(performance.now() - started) }, "tokenizer loaded");
+    } catch (err) {
+      this.byRef.set(ref, BOUND);
+      this.o.logger.warn({ tokenizer: ref, err: (err as Error).message }, "tokenizer could not be loaded; counting prompt tokens by the byte bound");
+      throw err;
+    }
+  }
+}
+
+function sibling(ref: string, name: string): string {
+  if (/^https?:/.test(ref)) return new URL(name, ref).toString();
+  return join(dirname(ref.startsWith("file:") ? fileURLToPath(ref) : ref), name);
+}
+
+async function readJson(ref: string): Promise<unknown> {
+  if (/^https?:/.test(ref)) {
+    const res = await fetch(ref, { signal: AbortSignal.timeout(30_000) });
+    if (!res.ok) throw new Error(`${ref}: HTTP ${res.status}`);
+    return res.json();
+  }
+  return JSON.parse(await readFile(ref.startsWith("file:") ? fileURLToPath(ref) : ref, "utf8"));
+}
