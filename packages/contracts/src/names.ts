@@ -13,8 +13,8 @@ export type EngineKind = (typeof ENGINE_KINDS)[number];
 export const TASKS = ["chat", "embeddings", "images"] as const;
 export type Task = (typeof TASKS)[number];
 
-/** The OpenAI endpoint a request came in on, as the queue and the agent name it. */
-export const ENDPOINT_KINDS = ["chat", "completion", "embedding", "image"] as const;
+/** The endpoint a request came in on (OpenAI's, then vLLM's serving API), as the queue and the agent name it. */
+export const ENDPOINT_KINDS = ["chat", "completion", "embedding", "image", "rerank", "score", "tokenize", "detokenize"] as const;
 export type EndpointKind = (typeof ENDPOINT_KINDS)[number];
 
 /** What a model takes as input: text, and OpenAI's content parts `image_url`, `input_audio`, `file`. */

@@ -20,6 +20,7 @@ import { createEngineMetrics } from "./metrics.ts";
 import { chatRun, completionRun } from "./openai.ts";
 import { contextLengthError, parseChatRequest, parseCompletionRequest } from "./openai-request.ts";
 import { teiEmbed, teiInfo } from "./tei.ts";
+import { type ScoreAnswer, teiRerank, vllmRerank, vllmScore } from "./scoring.ts";
 import { parseTgiRequest, tgiInfo, tgiRun, tgiTokenize } from "./tgi.ts";
 import { asBody, type Body } from "./validate.ts";
 import { modelList, VLLM_VERSION, vllmDetokenize, vllmTokenize } from "./vllm.ts";
@@ -85,7 +86,7 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
   let readyAt = Infinity;
   let url = "";
   let inFlightSimple = 0;
-  /** The last requests received on inference routes, newest last (GET /sim/last-request, /sim/requests): what tests assert reached the engine. */
+  /** The last requests received on the engine's POST routes, newest last (GET /sim/last-request, /sim/requests): what tests assert reached the engine. */
   const received: { method: string; path: string; headers: Record<string, string | string[] | undefined>; body: Body; at: number }[] = [];
   const RECEIVED_KEPT = 64;
 
@@ -181,6 +182,13 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
       answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body));
     };
 
+  const scored =
+    (score: (c: SimContext, b: Body) => ScoreAnswer): Handler =>
+    (_req, res, body, fault) => {
+      const answer = score(ctx, body);
+      answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body, answer.headers));
+    };
+
   if (config.mode === "vllm") {
     for (const path of ["/ping"]) {
       get(path, health);
@@ -192,12 +200,17 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
     post("/detokenize", (_req, res, body) => sendJson(res, 200, vllmDetokenize(ctx, body)), false);
     if (config.task === "embeddings") {
       post("/v1/embeddings", embeddings("vllm"));
+      // A pooling model also scores (vLLM serves /rerank and /score for embedding and cross-encoder models).
+      for (const path of ["/rerank", "/v1/rerank", "/v2/rerank"]) post(path, scored(vllmRerank));
+      for (const path of ["/score", "/v1/score"]) post(path, scored(vllmScore));
       post("/v1/chat/completions", unsupported("Chat Completions"));
       post("/v1/completions", unsupported("Completions"));
     } else {
       post("/v1/chat/completions", chat);
       post("/v1/completions", completions);
       post("/v1/embeddings", unsupported("Embeddings"));
+      for (const path of ["/rerank", "/v1/rerank", "/v2/rerank"]) post(path, unsupported("Rerank"));
+      for (const path of ["/score", "/v1/score"]) post(path, unsupported("Score"));
     }
   } else if (config.mode === "tgi") {
     get("/info", (_req, res) => sendJson(res, 200, tgiInfo(ctx)));
@@ -214,6 +227,7 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
       answerLater(res, answer.delayMs, fault, () => sendJson(res, 200, answer.body, answer.headers));
     });
     post("/v1/embeddings", embeddings("tei"));
+    post("/rerank", scored(teiRerank));
   } else {
     get("/v1/models", (_req, res) => sendJson(res, 200, modelList(ctx, "engine-sim")));
     post("/v1/images/generations", (_req, res, body, fault) => {
@@ -273,9 +287,11 @@ export function createEngineSim(options: EngineSimOptions = {}): EngineSim {
     try {
       let body: Body = {};
       if (route.method === "POST") body = asBody(parseJsonBody(await readBody(req, PAYLOAD_LIMIT[flavor])));
-      if (route.inference) {
+      if (route.method === "POST" && !path.startsWith("/sim/")) {
         received.push({ method, path, headers: req.headers, body, at: Date.now() });
         if (received.length > RECEIVED_KEPT) received.shift();
+      }
+      if (route.inference) {
         counters.requests++;
         if (clock() < readyAt) throw new SimError("unavailable", "The engine is starting up");
       }

@@ -27,6 +27,10 @@ const GRPC_ENDPOINT: Record<EndpointKind, Endpoint> = {
   completion: Endpoint.COMPLETIONS,
   embedding: Endpoint.EMBEDDINGS,
   image: Endpoint.IMAGES,
+  rerank: Endpoint.RERANK,
+  score: Endpoint.SCORE,
+  tokenize: Endpoint.TOKENIZE,
+  detokenize: Endpoint.DETOKENIZE,
 };
 
 const decoder = new TextDecoder();

@@ -33,6 +33,10 @@ const ENDPOINTS: Record<number, EndpointKind> = {
   [Endpoint.COMPLETIONS]: "completion",
   [Endpoint.EMBEDDINGS]: "embedding",
   [Endpoint.IMAGES]: "image",
+  [Endpoint.RERANK]: "rerank",
+  [Endpoint.SCORE]: "score",
+  [Endpoint.TOKENIZE]: "tokenize",
+  [Endpoint.DETOKENIZE]: "detokenize",
 };
 
 const encoder = new TextEncoder();

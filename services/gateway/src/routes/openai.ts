@@ -21,8 +21,27 @@ import type { GatewayContext } from "../context.ts";
 const DEFAULT_IMAGE_MODEL = "black-forest-labs/FLUX-1-schnell";
 const IMAGE_SIZES = new Set(["256x256", "512x512", "768x768", "1024x1024", "1024x768", "768x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536"]);
 
-const TASK_OF: Record<EndpointKind, Task> = { chat: "chat", completion: "chat", embedding: "embeddings", image: "images" };
-const ENDPOINT_NAME: Record<EndpointKind, string> = { chat: "chat completions", completion: "completions", embedding: "embeddings", image: "image generation" };
+/** The model tasks each endpoint serves (rerank and score: pooling models; tokenize: any text model). */
+const TASKS_OF: Record<EndpointKind, readonly Task[]> = {
+  chat: ["chat"],
+  completion: ["chat"],
+  embedding: ["embeddings"],
+  image: ["images"],
+  rerank: ["embeddings"],
+  score: ["embeddings"],
+  tokenize: ["chat", "embeddings"],
+  detokenize: ["chat", "embeddings"],
+};
+const ENDPOINT_NAME: Record<EndpointKind, string> = {
+  chat: "chat completions",
+  completion: "completions",
+  embedding: "embeddings",
+  image: "image generation",
+  rerank: "rerank",
+  score: "score",
+  tokenize: "tokenize",
+  detokenize: "detokenize",
+};
 
 export function requestIdOf(req: FastifyRequest): string {
   const h = req.headers["x-request-id"];
@@ -80,7 +99,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
 
   async function resolveFor(req: FastifyRequest, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
     const m = await ctx.resolver.resolve(principalOf(req).tenantId, model);
-    if (m.task !== TASK_OF[endpoint]) {
+    if (!TASKS_OF[endpoint].includes(m.task)) {
       throw new PlatformError("invalid_request", `The model '${model}' does not support ${ENDPOINT_NAME[endpoint]}.`, { param: "model" });
     }
     assertServable(m, model);

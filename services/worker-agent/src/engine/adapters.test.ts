@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngineSim, type EngineSim, type EngineSimOptions } from "@infera/engine-sim";
-import type { EngineAdapter, EngineSink, EngineUsage, NormalizedError } from "./adapter.ts";
+import type { EndpointKind, EngineAdapter, EngineSink, EngineUsage, NormalizedError } from "./adapter.ts";
 import { EmbeddingCoalescer } from "./coalescer.ts";
 import { ImageAdapter } from "./image.ts";
 import { TeiAdapter } from "./tei.ts";
@@ -40,7 +40,7 @@ function capture(): { sink: EngineSink; out: Captured } {
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
-async function run(adapter: EngineAdapter, endpoint: "chat" | "completion" | "embedding" | "image", body: unknown, stream = false): Promise<Captured> {
+async function run(adapter: EngineAdapter, endpoint: EndpointKind, body: unknown, stream = false): Promise<Captured> {
   const { sink, out } = capture();
   await adapter.run({ endpoint, body: enc(body), stream, signal: new AbortController().signal }, sink);
   return out;
@@ -237,5 +237,66 @@ describe("embedding coalescer", () => {
     expect(results[2]?.body).toBeDefined();
     await adapter.close();
     await sim.stop();
+  });
+});
+
+describe("rerank, score, tokenize and detokenize", () => {
+  let vllmEmbed: EngineSim;
+  let vllmChat: EngineSim;
+  let tei: EngineSim;
+  let tgi: EngineSim;
+  beforeAll(async () => {
+    vllmEmbed = await startSim({ mode: "vllm", task: "embeddings", models: ["BAAI/bge-reranker-v2-m3"] });
+    vllmChat = await startSim({ mode: "vllm" });
+    tei = await startSim({ mode: "tei", models: ["BAAI/bge-reranker-base"], maxClientBatchSize: 2 });
+    tgi = await startSim({ mode: "tgi" });
+  });
+  afterAll(async () => {
+    for (const s of [vllmEmbed, vllmChat, tei, tgi]) await s?.stop();
+  });
+
+  const docs = ["Paris is the capital of France.", "Bananas are yellow.", "France's capital city is Paris."];
+
+  it("vLLM: /v1/rerank and /v1/score, answered whole with the engine's token count", async () => {
+    const a = new VllmAdapter(vllmEmbed.url);
+    const r = await run(a, "rerank", { model: "BAAI/bge-reranker-v2-m3", query: "capital of France", documents: docs, top_n: 2 });
+    expect(r.error).toBeUndefined();
+    const results = r.body!.results as { index: number; relevance_score: number; document: { text: string } }[];
+    expect(results).toHaveLength(2);
+    expect(results[0]!.relevance_score).toBeGreaterThanOrEqual(results[1]!.relevance_score);
+    expect(r.usage!.promptTokens).toBe((r.body!.usage as { total_tokens: number }).total_tokens);
+    const s = await run(a, "score", { model: "BAAI/bge-reranker-v2-m3", text_1: "capital of France", text_2: docs });
+    expect((s.body!.data as { index: number }[]).map((d) => d.index)).toEqual([0, 1, 2]);
+    expect(s.usage!.promptTokens).toBeGreaterThan(0);
+    await a.close();
+  });
+
+  it("TEI: rerank and one-to-many score through /rerank in slices of its batch size, in vLLM's shapes", async () => {
+    const a = new TeiAdapter(tei.url, 2);
+    const r = await run(a, "rerank", { model: "BAAI/bge-reranker-base", query: "capital of France", documents: docs });
+    expect(r.error).toBeUndefined();
+    expect((r.body!.results as unknown[]).length).toBe(3);
+    const v = new VllmAdapter(vllmEmbed.url);
+    const fromVllm = await run(v, "score", { model: "BAAI/bge-reranker-v2-m3", text_1: "capital of France", text_2: docs });
+    const s = await run(a, "score", { model: "BAAI/bge-reranker-base", text_1: "capital of France", text_2: docs });
+    // The same deterministic scores from either engine.
+    expect((s.body!.data as { score: number }[]).map((d) => d.score)).toEqual((fromVllm.body!.data as { score: number }[]).map((d) => d.score));
+    const many = await run(a, "score", { model: "BAAI/bge-reranker-base", text_1: ["a", "b"], text_2: ["c", "d"] });
+    expect(many.error).toMatchObject({ status: 400, param: "text_1" });
+    await a.close();
+    await v.close();
+  });
+
+  it("tokenize and detokenize: vLLM's own, TGI's /tokenize in vLLM's shape", async () => {
+    const v = new VllmAdapter(vllmChat.url);
+    const t = await run(v, "tokenize", { model: "meta-llama/Meta-Llama-3-8B-Instruct", prompt: "Hello world", return_token_strs: true });
+    expect(t.body).toMatchObject({ count: 3, tokens: [128000, 9906, 1917], token_strs: ["<|begin_of_text|>", "Hello", " world"] });
+    const d = await run(v, "detokenize", { model: "meta-llama/Meta-Llama-3-8B-Instruct", tokens: [9906, 1917] });
+    expect(d.body).toEqual({ prompt: "Hello world" });
+    const g = new TgiAdapter(tgi.url);
+    const gt = await run(g, "tokenize", { model: "tgi", prompt: "Hello world" });
+    expect(gt.body).toMatchObject({ count: 3, tokens: [128000, 9906, 1917] });
+    await v.close();
+    await g.close();
   });
 });

@@ -157,7 +157,33 @@ export class TgiAdapter extends HttpEngineAdapter {
   async run(call: EngineCall, sink: EngineSink): Promise<void> {
     if (call.endpoint === "chat") return this.chat(call, sink);
     if (call.endpoint === "completion") return this.completion(call, sink);
+    if (call.endpoint === "tokenize") return this.tokenize(call, sink);
     sink.error(notServed(TGI, call.endpoint));
+  }
+
+  /** vLLM's /tokenize shape from TGI's /tokenize (`{inputs}` → `[{id, text, start, stop}]`); a prompt only. */
+  private async tokenize(call: EngineCall, sink: EngineSink): Promise<void> {
+    const body = JSON.parse(Buffer.from(call.body).toString("utf8")) as { prompt?: unknown; return_token_strs?: boolean | null };
+    if (typeof body.prompt !== "string") return sink.error(unsupportedParam(TGI, "messages", "on tokenize (send a prompt)"));
+    const res = await this.pool.request({
+      method: "POST",
+      path: "/tokenize",
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ inputs: body.prompt }),
+      signal: call.signal,
+    });
+    const text = await readText(res.body);
+    if (res.statusCode !== 200) return sink.error(normalizeEngineError(res.statusCode, text));
+    const tokens = JSON.parse(text) as { id: number; text: string }[];
+    sink.body(
+      JSON.stringify({
+        count: tokens.length,
+        max_model_len: null,
+        tokens: tokens.map((t) => t.id),
+        token_strs: body.return_token_strs ? tokens.map((t) => t.text) : null,
+      }),
+    );
+    sink.usage({ promptTokens: 0, completionTokens: 0, images: 0 });
   }
 
   private async chat(call: EngineCall, sink: EngineSink): Promise<void> {

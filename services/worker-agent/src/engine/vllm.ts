@@ -1,6 +1,6 @@
 /**
  * vLLM's OpenAI-compatible server: /v1/chat/completions, /v1/completions,
- * /v1/embeddings, /health, /metrics. Streams are parsed incrementally and each chunk
+ * /v1/embeddings, /v1/rerank, /v1/score, /tokenize, /detokenize, /health, /metrics. Streams are parsed incrementally and each chunk
  * is passed through as the engine wrote it, except the usage-only chunk, which
  * becomes the call's usage event.
  */
@@ -9,15 +9,25 @@ import { engineGone, normalizeEngineError, notServed, type EngineCall, type Engi
 import { HttpEngineAdapter, JSON_HEADERS, readText } from "./http.ts";
 import { GracefulClient, splitContinuousUsage } from "./graceful.ts";
 
-const PATHS = { chat: "/v1/chat/completions", completion: "/v1/completions", embedding: "/v1/embeddings" } as const;
+const PATHS = {
+  chat: "/v1/chat/completions",
+  completion: "/v1/completions",
+  embedding: "/v1/embeddings",
+  rerank: "/v1/rerank",
+  score: "/v1/score",
+  tokenize: "/tokenize",
+  detokenize: "/detokenize",
+} as const;
 
 interface OpenAIUsage {
   prompt_tokens?: number;
   completion_tokens?: number;
+  /** Rerank answers (Jina's shape) carry only this. */
+  total_tokens?: number;
 }
 
 export function usageFrom(u: OpenAIUsage | undefined | null, images = 0): EngineUsage {
-  return { promptTokens: u?.prompt_tokens ?? 0, completionTokens: u?.completion_tokens ?? 0, images };
+  return { promptTokens: u?.prompt_tokens ?? u?.total_tokens ?? 0, completionTokens: u?.completion_tokens ?? 0, images };
 }
 
 export class VllmAdapter extends HttpEngineAdapter {
@@ -35,9 +45,10 @@ export class VllmAdapter extends HttpEngineAdapter {
       return;
     }
     const stop = call.stop;
-    if (stop && call.endpoint !== "embedding") {
+    const generates = call.endpoint === "chat" || call.endpoint === "completion";
+    if (stop && generates) {
       // Generation that may be stopped: the half-close transport keeps the engine's count (graceful.ts).
-      const res = await this.graceful.post(PATHS[call.endpoint], call.body, call.signal, stop).catch((err: unknown) => {
+      const res = await this.graceful.post(PATHS[call.endpoint as "chat" | "completion"], call.body, call.signal, stop).catch((err: unknown) => {
         if (stop.aborted) return undefined;
         throw err;
       });
@@ -57,7 +68,7 @@ export class VllmAdapter extends HttpEngineAdapter {
       sink.error(normalizeEngineError(res.statusCode, await readText(res.body)));
       return;
     }
-    if (!call.stream) relayOpenAIBody(await readText(res.body), sink, false);
+    if (!call.stream || !generates) relayOpenAIBody(await readText(res.body), sink, false);
     else await relayOpenAIStream(res.body, sink);
   }
 
