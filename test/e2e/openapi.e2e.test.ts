@@ -91,6 +91,12 @@ describe("the platform's answers match /openapi.json", () => {
       expect((await call("POST", `${prefix}/images/generations`, { prompt: "A lamb", n: 1, size: "256x256" })).status).toBe(200);
       expect((await call("GET", `${prefix}/models`)).status).toBe(200);
       expect((await call("GET", `${prefix}/models/${CHAT}`)).status).toBe(200);
+      // vLLM's serving API beside OpenAI's.
+      expect((await call("POST", `${prefix}/rerank`, { model: EMBED, query: "q", documents: ["a", { text: "b" }] })).status).toBe(200);
+      expect((await call("POST", `${prefix}/score`, { model: EMBED, text_1: "q", text_2: ["a", "b"] })).status).toBe(200);
+      expect((await call("POST", `${prefix}/tokenize`, { model: CHAT, prompt: "Hello", return_token_strs: true })).status).toBe(200);
+      expect((await call("POST", `${prefix}/detokenize`, { model: CHAT, tokens: [9906] })).status).toBe(200);
+      expect((await call("POST", `${prefix}/tokenize`, { model: CHAT })).status).toBe(400);
       const bad = await call<{ error: { param: string } }>("POST", `${prefix}/chat/completions`, { model: CHAT, messages: [{ role: "robot", content: "x" }] });
       expect(bad.status).toBe(400);
       expect((await call("POST", `${prefix}/chat/completions`, { model: "no/such-model", messages })).status).toBe(404);

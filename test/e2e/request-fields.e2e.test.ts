@@ -5,7 +5,8 @@
  * the engine arrive as sent; fields the gateway applies or ignores do not arrive, and do
  * what the table says (usage records, priority, translations). Also: multimodal input by
  * the model's modalities, TGI's mapping and refusals, include_usage exactly once, body-less
- * routes with a JSON content type, error codes, and the prompt token count reservations use.
+ * routes with a JSON content type, error codes, the prompt token count reservations use, and
+ * vLLM's rerank, score, tokenize and detokenize through the gateway.
  */
 import OpenAI from "openai";
 import pg from "pg";
@@ -18,6 +19,7 @@ const CHAT = "meta-llama/Meta-Llama-3-8B-Instruct";
 const TGI = "meta-llama/Llama-3.1-8B-Instruct";
 const VISION = "Qwen/Qwen2.5-Omni-7B";
 const EMBED = "BAAI/bge-large-en-v1.5";
+const TEI = "mixedbread-ai/mxbai-embed-large-v1";
 const PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 const WAV = Buffer.concat([Buffer.from("RIFF$\u0000\u0000\u0000WAVEfmt "), Buffer.alloc(28)]).toString("base64");
 const WEATHER = {
@@ -36,7 +38,7 @@ let engines: Map<string, { url: string; deploymentId: string }>;
 let db: pg.Client;
 
 beforeAll(async () => {
-  platform = await startPlatform({ label: "request-fields", catalog: ["chat", "tgi", "vision", "embeddings"], env: { USAGE_FLUSH_MS: "50" } });
+  platform = await startPlatform({ label: "request-fields", catalog: ["chat", "tgi", "vision", "embeddings", "tei"], env: { USAGE_FLUSH_MS: "50" } });
   openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
   engines = await engineUrls(platform);
   db = new pg.Client({ connectionString: platform.databaseUrl });
@@ -534,5 +536,93 @@ describe("routes without a body, error codes", () => {
     expect(usage.json.error).toMatchObject({ code: "not_found" });
     const model = await raw("POST", "/chat/completions", { model: "no/such-model", messages: USER });
     expect(model.json.error).toMatchObject({ code: "model_not_found", param: "model" });
+  });
+});
+
+describe("rerank, score, tokenize and detokenize through the gateway", () => {
+  const docs = ["Paris is the capital of France.", "Bananas are yellow.", "The capital of France is Paris."];
+
+  it("rerank: the official client's post() and raw HTTP; the engine gets vLLM's body; usage is metered", async () => {
+    const viaClient = (await openai.post("/rerank", { body: { model: EMBED, query: "capital of France", documents: docs, top_n: 2, user: "rr-1" } })) as {
+      results: { index: number; relevance_score: number; document: { text: string } }[];
+      usage: { total_tokens: number; estimated_cost: number };
+    };
+    expect(viaClient.results).toHaveLength(2);
+    expect(viaClient.results[0]!.relevance_score).toBeGreaterThanOrEqual(viaClient.results[1]!.relevance_score);
+    expect(viaClient.usage.total_tokens).toBeGreaterThan(0);
+    const got = await lastRequest(EMBED);
+    expect(got.path).toBe("/v1/rerank");
+    expect(got.body).toEqual({ model: EMBED, query: "capital of France", documents: docs, top_n: 2 });
+    const r = await raw("POST", "/rerank", { model: EMBED, query: "capital of France", documents: docs.map((text) => ({ text })) });
+    expect(r.status).toBe(200);
+    expect((r.json.results as unknown[]).length).toBe(3);
+    expect(r.headers.get("x-ratelimit-limit-requests") ?? r.headers.get("x-request-id")).toBeTruthy();
+    let row: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && !row; i++) {
+      row = (await db.query("select endpoint, prompt_tokens from usage_records where end_user = 'rr-1'")).rows[0];
+      if (!row) await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(row).toEqual({ endpoint: "rerank", prompt_tokens: viaClient.usage.total_tokens });
+  });
+
+  it("score: one text against many, and pairs; TEI scores one against many and refuses pairs", async () => {
+    const one = await raw("POST", "/score", { model: EMBED, text_1: "capital of France", text_2: docs });
+    expect(one.status).toBe(200);
+    expect((one.json.data as { index: number; object: string }[]).map((d) => [d.index, d.object])).toEqual([
+      [0, "score"],
+      [1, "score"],
+      [2, "score"],
+    ]);
+    expect((await lastRequest(EMBED)).path).toBe("/v1/score");
+    const pairs = await raw("POST", "/score", { model: EMBED, text_1: ["a", "b"], text_2: ["c", "d"] });
+    expect(pairs.status).toBe(200);
+    const tei = await raw("POST", "/score", { model: TEI, text_1: "capital of France", text_2: docs });
+    expect(tei.status).toBe(200);
+    // The same deterministic scores whichever engine serves them (engine-sim's embedding similarity).
+    expect((tei.json.data as { score: number }[]).map((d) => d.score)).toEqual((one.json.data as { score: number }[]).map((d) => d.score));
+    expect((await lastRequest(TEI)).path).toBe("/rerank");
+    const teiPairs = await raw("POST", "/score", { model: TEI, text_1: ["a", "b"], text_2: ["c", "d"] });
+    expect(teiPairs.status).toBe(400);
+    expect(teiPairs.json.error).toMatchObject({ param: "text_1" });
+    const teiRerank = await raw("POST", "/rerank", { model: TEI, query: "q", documents: docs });
+    expect(teiRerank.status).toBe(200);
+    const mismatch = await raw("POST", "/score", { model: EMBED, text_1: ["a", "b"], text_2: ["c", "d", "e"] });
+    expect(mismatch.status).toBe(400);
+  });
+
+  it("tokenize and detokenize: vLLM's shapes, TGI's tokenize mapped, the rest a 400", async () => {
+    const t = await raw("POST", "/tokenize", { model: CHAT, prompt: "Hello world", return_token_strs: true });
+    expect(t.status).toBe(200);
+    expect(t.json).toMatchObject({ count: 3, tokens: [128000, 9906, 1917], token_strs: ["<|begin_of_text|>", "Hello", " world"] });
+    expect((await lastRequest(CHAT)).path).toBe("/tokenize");
+    const m = (await openai.post("/tokenize", { body: { model: CHAT, messages: USER } })) as { count: number };
+    expect(m.count).toBeGreaterThan(5);
+    const d = await raw("POST", "/detokenize", { model: CHAT, tokens: [9906, 1917] });
+    expect(d.json).toEqual({ prompt: "Hello world" });
+    const tgi = await raw("POST", "/tokenize", { model: TGI, prompt: "Hello world" });
+    expect(tgi.json).toMatchObject({ count: 3, tokens: [128000, 9906, 1917] });
+    for (const [path, body, param] of [
+      ["/detokenize", { model: TGI, tokens: [1] }, "detokenize"],
+      ["/tokenize", { model: TGI, messages: USER }, "messages"],
+      ["/tokenize", { model: CHAT }, "prompt"],
+      ["/tokenize", { model: TEI, prompt: "x" }, "tokenize"],
+      ["/rerank", { model: CHAT, query: "q", documents: ["d"] }, "model"],
+    ] as const) {
+      const r = await raw("POST", path, body);
+      expect(r.status, `${path} ${JSON.stringify(body)}`).toBe(400);
+      expect(r.json.error, path).toMatchObject({ param });
+    }
+  });
+
+  it("is authenticated and rate-limited like the OpenAI routes", async () => {
+    const anon = await fetch(`${platform.openaiURL}/tokenize`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(anon.status).toBe(401);
+    const tenants = await raw("GET", "/admin/tenants", undefined, { base: platform.baseURL });
+    const admin = (tenants.json.data as { id: string; name: string }[]).find((x) => x.name === "admin")!;
+    const k = await raw("POST", "/admin/api-keys", { tenant_id: admin.id, name: "rpm-2", scopes: ["inference"], rpm: 2 }, { base: platform.baseURL });
+    const key = k.json.secret as string;
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await raw("POST", "/tokenize", { model: CHAT, prompt: "x" }, { key })).status);
+    expect(statuses).toEqual([200, 200, 429]);
   });
 });

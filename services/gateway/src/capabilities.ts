@@ -7,7 +7,15 @@
  */
 import { PlatformError } from "@infera/core";
 import type { EngineKind, Modality } from "@infera/contracts";
-import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./openai-schema.ts";
+import type {
+  ChatCompletionRequest,
+  CompletionRequest,
+  DetokenizeRequest,
+  EmbeddingRequest,
+  RerankRequest,
+  ScoreRequest,
+  TokenizeRequest,
+} from "./openai-schema.ts";
 
 /** TGI's router defaults: `--max-stop-sequences 4`, `--max-top-n-tokens 5`. */
 const TGI_MAX_STOP = 4;
@@ -165,4 +173,31 @@ export function checkCompletion(engine: EngineKind, body: CompletionRequest): vo
 
 export function checkEmbedding(engine: EngineKind, body: EmbeddingRequest): void {
   if (engine === "tei" && set(body.add_special_tokens)) throw unsupported(engine, "add_special_tokens", "");
+}
+
+/** vLLM serves rerank and score for pooling models; TEI reranks (and scores one text against many). */
+export function checkScoring(engine: EngineKind, endpoint: "rerank" | "score", body: ScoreRequest | RerankRequest): void {
+  if (engine !== "vllm" && engine !== "tei") throw unsupported(engine, endpoint, "");
+  if (engine === "tei" && endpoint === "score") {
+    const t1 = (body as ScoreRequest).text_1;
+    if (Array.isArray(t1) && t1.length > 1) throw unsupported(engine, "text_1", "as several texts (send one, scored against each of text_2)");
+  }
+  if (endpoint === "score") {
+    const { text_1: a, text_2: b } = body as ScoreRequest;
+    const n1 = typeof a === "string" ? 1 : a.length;
+    const n2 = typeof b === "string" ? 1 : b.length;
+    if (n1 !== 1 && n1 !== n2) throw new PlatformError("invalid_request", "'text_1' must be one text, or as many texts as 'text_2'.", { param: "text_1" });
+  }
+}
+
+/** Tokenize: vLLM, and TGI for a prompt; detokenize: vLLM. */
+export function checkTokenize(engine: EngineKind, endpoint: "tokenize" | "detokenize", body: TokenizeRequest | DetokenizeRequest): void {
+  if (endpoint === "tokenize") {
+    const t = body as TokenizeRequest;
+    if ((t.prompt === undefined) === (t.messages === undefined)) {
+      throw new PlatformError("invalid_request", "Send either 'prompt' or 'messages'.", { param: t.prompt === undefined ? "prompt" : "messages" });
+    }
+    if (engine === "tgi" && t.messages !== undefined) throw unsupported(engine, "messages", "on tokenize (send a prompt)");
+    if (engine !== "vllm" && engine !== "tgi") throw unsupported(engine, endpoint, "");
+  } else if (engine !== "vllm") throw unsupported(engine, endpoint, "");
 }

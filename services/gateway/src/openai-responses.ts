@@ -41,6 +41,61 @@ function answers(json: Json, stream?: string) {
   };
 }
 
+const int = { type: "integer" };
+const num = { type: "number" };
+const str = { type: "string" };
+const RERANK = {
+  type: "object",
+  required: ["id", "model", "usage", "results"],
+  properties: {
+    id: str,
+    model: str,
+    usage: { type: "object", required: ["total_tokens"], properties: { total_tokens: int, estimated_cost: num } },
+    results: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["index", "relevance_score"],
+        properties: {
+          index: int,
+          relevance_score: num,
+          document: { anyOf: [{ type: "object", required: ["text"], properties: { text: str } }, { type: "null" }] },
+        },
+      },
+    },
+  },
+};
+const SCORE = {
+  type: "object",
+  required: ["object", "model", "data", "usage"],
+  properties: {
+    id: str,
+    object: { const: "list" },
+    created: int,
+    model: str,
+    data: {
+      type: "array",
+      items: { type: "object", required: ["index", "object", "score"], properties: { index: int, object: { const: "score" }, score: num } },
+    },
+    usage: {
+      type: "object",
+      required: ["prompt_tokens", "total_tokens"],
+      properties: { prompt_tokens: int, total_tokens: int, completion_tokens: int, estimated_cost: num },
+    },
+  },
+};
+const TOKENIZE = {
+  type: "object",
+  required: ["count", "tokens"],
+  properties: {
+    count: int,
+    max_model_len: { anyOf: [int, { type: "null" }] },
+    tokens: { type: "array", items: int },
+    token_strs: { anyOf: [{ type: "array", items: str }, { type: "null" }] },
+  },
+};
+const DETOKENIZE = { type: "object", required: ["prompt"], properties: { prompt: str } };
+
 /** The OpenAI routes' documentation, by path under the API's prefix (`/v1/openai`, `/v1`). */
 export const OPENAI_ROUTE_DOCS: Record<string, { summary: string; response: Record<string, unknown> }> = {
   "/chat/completions": { summary: "Create a chat completion", response: answers(ref("CreateChatCompletionResponse"), "CreateChatCompletionStreamResponse") },
@@ -52,4 +107,9 @@ export const OPENAI_ROUTE_DOCS: Record<string, { summary: string; response: Reco
   "/images/generations": { summary: "Generate images", response: answers(ref("ImagesResponse")) },
   "/models": { summary: "List the models your key can call", response: answers(ref("ListModelsResponse")) },
   "/models/{model}": { summary: "One model", response: answers(ref("Model")) },
+  // vLLM's serving API beside OpenAI's (its shapes; usage with the cost beside it).
+  "/rerank": { summary: "Rerank documents by relevance to a query (vLLM's /rerank)", response: answers(RERANK) },
+  "/score": { summary: "Score one text against others, or pairs (vLLM's /score)", response: answers(SCORE) },
+  "/tokenize": { summary: "Tokenize a prompt or chat messages (vLLM's /tokenize)", response: answers(TOKENIZE) },
+  "/detokenize": { summary: "Turn token ids back into text (vLLM's /detokenize)", response: answers(DETOKENIZE) },
 };

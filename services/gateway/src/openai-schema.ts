@@ -306,3 +306,55 @@ export const ImageRequest = Type.Object(
   { additionalProperties: false },
 );
 export type ImageRequest = Static<typeof ImageRequest>;
+
+// ---- vLLM's serving API beside OpenAI's ---------------------------------------------------
+
+/** vLLM's `/rerank` (Jina's and Cohere's shape): documents ordered by relevance to the query. */
+export const RerankRequest = Type.Object(
+  {
+    model: Type.String({ minLength: 1, maxLength: 256 }),
+    query: Type.String(),
+    documents: Type.Array(Type.Union([Type.String(), Obj({ text: Type.String() })]), { minItems: 1, maxItems: 1000 }),
+    top_n: Nullable(Type.Integer({ minimum: 0 })),
+    return_documents: Nullable(Type.Boolean()),
+    truncate_prompt_tokens: Nullable(Type.Integer({ minimum: 1 })),
+    user: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type RerankRequest = Static<typeof RerankRequest>;
+
+const ScoreTexts = Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems: 1000 })]);
+/** vLLM's `/score`: one text against many (or pairs), a relevance score each. */
+export const ScoreRequest = Type.Object(
+  {
+    model: Type.String({ minLength: 1, maxLength: 256 }),
+    text_1: ScoreTexts,
+    text_2: ScoreTexts,
+    truncate_prompt_tokens: Nullable(Type.Integer({ minimum: 1 })),
+    user: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type ScoreRequest = Static<typeof ScoreRequest>;
+
+/** vLLM's `/tokenize`: a prompt, or chat messages through the model's template. */
+export const TokenizeRequest = Type.Object(
+  {
+    model: Type.String({ minLength: 1, maxLength: 256 }),
+    prompt: Type.Optional(Type.String()),
+    messages: Type.Optional(Type.Array(ChatMessage, { minItems: 1, maxItems: 4096 })),
+    add_special_tokens: Nullable(Type.Boolean()),
+    add_generation_prompt: Nullable(Type.Boolean()),
+    return_token_strs: Nullable(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type TokenizeRequest = Static<typeof TokenizeRequest>;
+
+/** vLLM's `/detokenize`. */
+export const DetokenizeRequest = Type.Object(
+  { model: Type.String({ minLength: 1, maxLength: 256 }), tokens: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 1_000_000 }) },
+  { additionalProperties: false },
+);
+export type DetokenizeRequest = Static<typeof DetokenizeRequest>;

@@ -21,6 +21,13 @@ export function sendBody(res: ServerResponse, a: WholeAnswer): void {
   if (a.endpoint === "image") {
     // Images: OpenAI's usage counts tokens the diffusion server does not report; cost rides along like the provider's.
     parsed.usage = { ...IMAGE_USAGE, estimated_cost: usage.estimated_cost };
+  } else if (a.endpoint === "rerank") {
+    // Jina's / Cohere's usage shape, with the cost beside it.
+    parsed.usage = { total_tokens: usage.prompt_tokens, estimated_cost: usage.estimated_cost };
+  } else if (a.endpoint === "score") {
+    parsed.usage = { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens, completion_tokens: 0, estimated_cost: usage.estimated_cost };
+  } else if (a.endpoint === "tokenize" || a.endpoint === "detokenize") {
+    // The engine's answer as it is: nothing was generated.
   } else if (a.endpoint === "embedding") {
     parsed.usage = { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens, estimated_cost: usage.estimated_cost };
   } else {

@@ -11,8 +11,17 @@ import type { Task } from "@infera/contracts";
 import { listVisibleModels, type ResolvedModel } from "@infera/registry";
 import { requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps, type RequestAttributes } from "../inference.ts";
-import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest } from "../openai-schema.ts";
-import { checkChat, checkCompletion, checkEmbedding } from "../capabilities.ts";
+import {
+  ChatCompletionRequest,
+  CompletionRequest,
+  DetokenizeRequest,
+  EmbeddingRequest,
+  ImageRequest,
+  RerankRequest,
+  ScoreRequest,
+  TokenizeRequest,
+} from "../openai-schema.ts";
+import { checkChat, checkCompletion, checkEmbedding, checkScoring, checkTokenize } from "../capabilities.ts";
 import { chatEngineBody, completionEngineBody, embeddingEngineBody } from "../engine-body.ts";
 import { PER_MESSAGE, type PromptCounter } from "../prompt-tokens.ts";
 import { assertServable } from "../resolver.ts";
@@ -80,6 +89,22 @@ function chatPrompt(body: ChatCompletionRequest, counter: PromptCounter): { text
   }
   if (body.tools) tokens += counter.count(JSON.stringify(body.tools));
   return { text, tokens };
+}
+
+/** A whole-answer request to a pooling or tokenizer endpoint: tokens it reserves are its prompt tokens (none for tokenize). */
+function scoringInput(m: ResolvedModel, endpoint: EndpointKind, engineBody: Record<string, unknown>, tokens: number, body: { user?: string }) {
+  if ("user" in engineBody) delete engineBody.user;
+  return {
+    model: m,
+    endpoint,
+    engineBody,
+    stream: false,
+    includeUsage: false,
+    promptText: "",
+    promptTokens: tokens,
+    estimatedTokens: tokens,
+    attributes: attributesOf(body),
+  };
 }
 
 /** What the gateway keeps of a request on its usage record (OpenAI's `user`, `safety_identifier`, `metadata`, `service_tier`). */
@@ -206,6 +231,44 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
           estimatedTokens: tokens,
           attributes: attributesOf(body),
         });
+      });
+
+      // vLLM's serving API beside OpenAI's: through the queue to an agent like the rest, admitted, metered.
+      scope.post("/rerank", { schema: { body: RerankRequest } }, async (req, reply) => {
+        const body = req.body as RerankRequest;
+        const m = await resolveFor(req, body.model, "rerank");
+        checkScoring(m.engine, "rerank", body);
+        const counter = ctx.tokenizers.counter(m.tokenizer);
+        const q = counter.count(body.query) + 2;
+        let tokens = 0;
+        for (const d of body.documents) tokens += q + counter.count(typeof d === "string" ? d : d.text);
+        await start(req, reply, scoringInput(m, "rerank", { ...body, model: m.modelName }, tokens, body));
+      });
+
+      scope.post("/score", { schema: { body: ScoreRequest } }, async (req, reply) => {
+        const body = req.body as ScoreRequest;
+        const m = await resolveFor(req, body.model, "score");
+        checkScoring(m.engine, "score", body);
+        const counter = ctx.tokenizers.counter(m.tokenizer);
+        const a = typeof body.text_1 === "string" ? [body.text_1] : body.text_1;
+        const b = typeof body.text_2 === "string" ? [body.text_2] : body.text_2;
+        let tokens = 0;
+        for (const [i, t2] of b.entries()) tokens += counter.count(a.length === 1 ? a[0]! : (a[i] ?? "")) + counter.count(t2) + 2;
+        await start(req, reply, scoringInput(m, "score", { ...body, model: m.modelName }, tokens, body));
+      });
+
+      scope.post("/tokenize", { schema: { body: TokenizeRequest } }, async (req, reply) => {
+        const body = req.body as TokenizeRequest;
+        const m = await resolveFor(req, body.model, "tokenize");
+        checkTokenize(m.engine, "tokenize", body);
+        await start(req, reply, scoringInput(m, "tokenize", { ...body, model: m.modelName }, 0, {}));
+      });
+
+      scope.post("/detokenize", { schema: { body: DetokenizeRequest } }, async (req, reply) => {
+        const body = req.body as DetokenizeRequest;
+        const m = await resolveFor(req, body.model, "detokenize");
+        checkTokenize(m.engine, "detokenize", body);
+        await start(req, reply, scoringInput(m, "detokenize", { ...body, model: m.modelName }, 0, {}));
       });
 
       scope.post("/images/generations", { schema: { body: ImageRequest } }, async (req, reply) => {
