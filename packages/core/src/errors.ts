@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   "not_found", // 404: model, deployment, route
   "conflict", // 409/422: an illegal state transition
   "payload_too_large", // 413
+  "uri_too_long", // 414: a path parameter past the router's limit
   "rate_limited", // 429
   "queue_full", // 429: the deployment's queue is at its bound
   "unavailable", // 503: nothing can serve it now (stopped, still deploying, queue wait exceeded)

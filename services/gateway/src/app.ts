@@ -3,7 +3,7 @@
  * and metrics; the key cache and model resolver over Postgres; the queue dispatch
  * and reply channel over Redis; gRPC clients to agents; the usage recorder.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
@@ -30,6 +30,7 @@ import { registerOpenApi } from "./openapi.ts";
 import gatewayPackage from "../package.json" with { type: "json" };
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
+import { badTextError, checkParams, findBadString, MAX_PARAM_CHARS, scanJson, tooDeepError } from "./edge-input.ts";
 
 /** A body declared up to this many times the limit is drained after its 413 rather than cut off. */
 const OVERSIZE_DRAIN_FACTOR = 4;
@@ -148,6 +149,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       socket.destroy(err);
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: false } },
+    // What the router refuses on its own (a bad percent-encoding, a path parameter past the
+    // limit) leaves in the platform's error JSON too.
+    maxParamLength: MAX_PARAM_CHARS,
+    frameworkErrors: (err, _req, reply) => {
+      const e =
+        err.code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? new PlatformError("uri_too_long", `A path parameter is longer than ${MAX_PARAM_CHARS} characters.`)
+          : new PlatformError("invalid_request", "The request URL is not valid (a bad percent-encoding).");
+      metrics.errors.inc({ code: e.code });
+      (reply as FastifyReply).code(httpStatusOf(e)).type("application/json").send(errorBody(e));
+    },
   });
 
   // JSON bodies: Fastify's own parser (prototype-poisoning safe), except that an empty body is
@@ -158,14 +170,34 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     const text = typeof body === "string" ? body : body.toString("utf8");
     if (text.trim() === "") return done(null, undefined);
-    parseJson(req, text, done);
+    // One bound on depth for every route, found before anything parses or recurses into the body.
+    const scan = scanJson(text);
+    if (scan === "too_deep") return done(tooDeepError(), undefined);
+    parseJson(req, text, (err: Error | null, value?: unknown) => {
+      if (err) return done(err, undefined);
+      const bad = scan === "check_strings" ? findBadString(value) : undefined;
+      if (bad !== undefined) return done(badTextError(bad), undefined);
+      done(null, value);
+    });
+  });
+  // Path parameters and query values: no NUL, no unpaired surrogate, bounded length (they reach
+  // Postgres lookups, Redis keys and Kubernetes names).
+  app.addHook("preValidation", async (req) => {
+    checkParams(req.params);
+    checkParams(req.query);
   });
 
   app.setErrorHandler((err, req, reply) => {
     const v = err as { validation?: SchemaError[]; validationContext?: string };
     // The part that failed: a query string's or path's errors are about it, not the body.
     const part = v.validationContext === "querystring" ? req.query : v.validationContext === "params" ? req.params : req.body;
-    const e = v.validation ? validationError(v.validation, part) : toPlatformError(err);
+    let e: PlatformError;
+    try {
+      e = v.validation ? validationError(v.validation, part) : toPlatformError(err);
+    } catch (inner) {
+      // Describing the error failed (it never should: bodies are bounded): still OpenAI's shape.
+      e = new PlatformError("internal", "The server had an error while processing your request.", { cause: inner });
+    }
     if (e.code === "internal") logger.error({ err }, "unhandled error");
     metrics.errors.inc({ code: e.code });
     if (e.retryAfterS !== undefined) reply.header("retry-after", String(e.retryAfterS));

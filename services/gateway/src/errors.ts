@@ -11,6 +11,7 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  uri_too_long: 414,
   rate_limited: 429,
   queue_full: 429,
   unavailable: 503,
@@ -26,6 +27,7 @@ const TYPE: Record<ErrorCode, string> = {
   not_found: "invalid_request_error",
   conflict: "invalid_request_error",
   payload_too_large: "invalid_request_error",
+  uri_too_long: "invalid_request_error",
   rate_limited: "rate_limit_error",
   queue_full: "rate_limit_error",
   unavailable: "server_error",
@@ -71,6 +73,19 @@ function codeOf(err: PlatformError): string | null {
   return CODE[err.code] ?? (err.code === "engine_error" ? null : err.code);
 }
 
+/**
+ * Postgres refused a value (SQLSTATE class 22, data exception: bad encoding, NUL, too long,
+ * out of range): the input's fault, whatever the edge let through — a 400, never "retry".
+ */
+export function refusedByPostgres(err: unknown): boolean {
+  const e = err as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === "string" && /^22[0-9A-Z]{3}$/.test(e.code) && e.severity !== undefined;
+}
+
+export function inputRefused(cause: unknown, param?: string): PlatformError {
+  return new PlatformError("invalid_request", "A value in the request cannot be stored or looked up (invalid text or out of range).", { cause, param });
+}
+
 /** Anything thrown in a handler, as a PlatformError (unknown errors are 500s with no details leaked). */
 export function toPlatformError(err: unknown): PlatformError {
   if (err instanceof PlatformError) return err;
@@ -82,6 +97,7 @@ export function toPlatformError(err: unknown): PlatformError {
     return new PlatformError("invalid_request", "Content-Type must be application/json.");
   }
   if (e?.code === "FST_ERR_CTP_EMPTY_JSON_BODY") return new PlatformError("invalid_request", "The request body is empty; send a JSON object.");
+  if (refusedByPostgres(err)) return inputRefused(err);
   if (e?.statusCode === 400 && typeof e.message === "string") {
     return new PlatformError("invalid_request", `We could not parse the JSON body of your request. (${e.message})`);
   }

@@ -100,7 +100,6 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
       ? { requestId: r.requestId, user: a.endUser, safetyIdentifier: a.safetyIdentifier, metadata: a.metadata }
       : { requestId: r.requestId },
   );
-  const body = Buffer.from(JSON.stringify(r.engineBody));
   const prefixes =
     r.endpoint === "chat" || r.endpoint === "completion" ? prefixHashes(r.cacheKey ? cacheKeyBlock(r.cacheKey) + r.promptText : r.promptText) : [];
   const exclude: string[] = [];
@@ -112,6 +111,8 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   let assigned: Assigned | undefined;
   let admission: Admission | undefined;
   try {
+    // Inside the try: a body that cannot be serialised is answered, not left hanging.
+    const body = Buffer.from(JSON.stringify(r.engineBody));
     // One Redis round trip: revocation, rpm, tpm (reserving the estimate), concurrency, tenant cap.
     if (deps.limiter) {
       try {

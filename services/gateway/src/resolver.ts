@@ -5,6 +5,7 @@
 import type { Kysely } from "kysely";
 import { PlatformError } from "@infera/core";
 import { resolveModel, type DB, type ResolvedModel } from "@infera/registry";
+import { inputRefused, refusedByPostgres } from "./errors.ts";
 
 interface Entry {
   model: ResolvedModel;
@@ -28,6 +29,7 @@ export class ModelResolver {
     try {
       res = await resolveModel(this.db, tenantId, model);
     } catch (err) {
+      if (refusedByPostgres(err)) throw inputRefused(err, "model");
       if (hit) return hit.model;
       throw new PlatformError("unavailable", "Model lookup is temporarily unavailable.", { cause: err, retryAfterS: 1 });
     }

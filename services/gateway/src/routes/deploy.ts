@@ -442,7 +442,8 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
       async (req) => {
         const path = (req.params as { "*": string })["*"];
         if (!path.endsWith("/versions")) throw new PlatformError("not_found", `Unknown request URL: GET /models/${path}.`);
-        const name = decodeURIComponent(path.slice(0, -"/versions".length));
+        // The router has decoded the path once; decoding again would turn a name's `%25` into a bad escape.
+        const name = path.slice(0, -"/versions".length);
         const p = principalOf(req);
         let rows = await listModelVersions(db, p.tenantId, name);
         if (rows.length === 0 && !name.includes("/")) {

@@ -11,6 +11,8 @@ import type { Task } from "@infera/contracts";
 import { listVisibleModels, type ResolvedModel } from "@infera/registry";
 import { requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps, type RequestAttributes } from "../inference.ts";
+import { sendError } from "../responses.ts";
+import { errorBody } from "../errors.ts";
 import {
   ChatCompletionRequest,
   CompletionRequest,
@@ -138,13 +140,21 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   ) {
     const requestId = requestIdOf(req);
     reply.hijack();
-    await runInference(deps, reply.raw, {
-      ...input,
-      requestId,
-      principal: principalOf(req),
-      route: req.routeOptions.url ?? "",
-      startedAt: (req as FastifyRequest & { startedAt: number }).startedAt,
-    });
+    try {
+      await runInference(deps, reply.raw, {
+        ...input,
+        requestId,
+        principal: principalOf(req),
+        route: req.routeOptions.url ?? "",
+        startedAt: (req as FastifyRequest & { startedAt: number }).startedAt,
+      });
+    } catch (err) {
+      // The reply is the pipeline's from here: whatever escapes it still gets an answer.
+      deps.logger.error({ err, requestId }, "inference pipeline failed");
+      const e = new PlatformError("internal", "The server had an error while processing your request.", { cause: err });
+      if (!reply.raw.headersSent) sendError(reply.raw, e, { "x-request-id": requestId }, deps.metrics);
+      else if (!reply.raw.writableEnded) reply.raw.end(`data: ${JSON.stringify(errorBody(e))}\n\n`);
+    }
   }
 
   app.register(
