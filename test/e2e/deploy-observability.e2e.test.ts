@@ -243,11 +243,12 @@ describe("a deployment's replicas, events, stats and logs", () => {
     expect(follow.status).toBe(200);
     const reader = follow.body!.getReader();
     const openai = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
-    const requestId = `req-follow-${Date.now()}`;
-    await openai.chat.completions.create(
-      { model: `deploy_id:${deployId}`, messages: [{ role: "user", content: "follow me" }], max_tokens: 2 },
-      { headers: { "x-request-id": requestId } },
-    );
+    // The agent logs the platform's own request id, the x-request-id of the answer.
+    const { response } = await openai.chat.completions
+      .create({ model: `deploy_id:${deployId}`, messages: [{ role: "user", content: "follow me" }], max_tokens: 2 })
+      .withResponse();
+    const requestId = response.headers.get("x-request-id")!;
+    expect(requestId).toMatch(/^req_[0-9a-f]{24}$/);
     let text = "";
     const deadline = Date.now() + 20_000;
     while (!text.includes(requestId) && Date.now() < deadline) {

@@ -92,14 +92,17 @@ describe("observability after an end-to-end run", () => {
   });
 
   test("one request id is on the request's log lines in the gateway, the scheduler and the agent, and is returned to the client", async () => {
-    const requestId = `req-trace-${Date.now()}`;
+    const clientId = `req-trace-${Date.now()}`;
     const res = await fetch(`${platform.openaiURL}/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}`, "x-request-id": requestId },
+      headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}`, "x-request-id": clientId },
       body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "trace me" }], max_tokens: 3 }),
     });
     expect(res.status).toBe(200);
-    expect(res.headers.get("x-request-id")).toBe(requestId);
+    // The platform's own id, and the client's echoed beside it as a correlation field.
+    const requestId = res.headers.get("x-request-id")!;
+    expect(requestId).toMatch(/^req_[0-9a-f]{24}$/);
+    expect(res.headers.get("x-client-request-id")).toBe(clientId);
     await res.json();
     // The processes' log lines reach the test through pipes and files: wait until all three have written theirs.
     const servicesLogging = () =>

@@ -146,11 +146,11 @@ describe("usage records", () => {
       expect(r.status).toBe(200);
       await r.text();
     }
-    const held = await db.selectFrom("usage_records").select("request_id").where("request_id", "in", ids).execute();
+    const held = await db.selectFrom("usage_records").select("request_id").where("client_request_id", "in", ids).execute();
     expect(held.length).toBe(0);
     expect(await gw.stop()).toBe(0);
-    const written = await db.selectFrom("usage_records").select(["request_id", "completion_tokens"]).where("request_id", "in", ids).execute();
-    expect(written.map((r) => r.request_id).sort()).toEqual([...ids].sort());
+    const written = await db.selectFrom("usage_records").select(["client_request_id", "completion_tokens"]).where("client_request_id", "in", ids).execute();
+    expect(written.map((r) => r.client_request_id).sort()).toEqual([...ids].sort());
     expect(written.every((r) => r.completion_tokens === 3)).toBe(true);
   });
 });

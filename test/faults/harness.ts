@@ -164,8 +164,11 @@ export async function chatCall(o: CallOptions): Promise<RequestRecord> {
     if (!isOpenAIError(j)) return done({ kind: "violation", detail: `status ${res.status} with a body that is not OpenAI's error: ${text.slice(0, 200)}` });
     return done({ kind: "error", status: res.status, code: (j.error.code as string | null) ?? null, midStream: false });
   }
-  if (res.headers.get("x-request-id") !== o.requestId)
-    return done({ kind: "violation", detail: `x-request-id ${res.headers.get("x-request-id")} is not ${o.requestId}` });
+  // The client's id comes back as a correlation field; x-request-id is the platform's own.
+  if (res.headers.get("x-client-request-id") !== o.requestId)
+    return done({ kind: "violation", detail: `x-client-request-id ${res.headers.get("x-client-request-id")} is not ${o.requestId}` });
+  if (!/^req_[0-9a-f]{24}$/.test(res.headers.get("x-request-id") ?? ""))
+    return done({ kind: "violation", detail: `x-request-id ${res.headers.get("x-request-id")}` });
   if (!o.stream) {
     const j = JSON.parse(text) as { usage?: { prompt_tokens: number; completion_tokens: number } };
     if (!j.usage) return done({ kind: "violation", detail: "a 200 without usage" });
@@ -354,7 +357,11 @@ export async function usageRows(platform: Platform, like: string): Promise<Usage
   const c = new pg.Client({ connectionString: platform.databaseUrl });
   await c.connect();
   try {
-    const r = await c.query<UsageRow>("select request_id, status, prompt_tokens, completion_tokens from usage_records where request_id like $1", [like]);
+    // Matched by the client's own ids (the tests choose them); request_id is the platform's.
+    const r = await c.query<UsageRow>(
+      "select client_request_id as request_id, status, prompt_tokens, completion_tokens from usage_records where client_request_id like $1",
+      [like],
+    );
     return r.rows;
   } finally {
     await c.end();

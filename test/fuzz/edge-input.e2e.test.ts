@@ -3,12 +3,12 @@
  * deploy APIs, each case built from the routes' own valid requests: nesting 10,000 deep in
  * every field that holds an object or array, NUL and unpaired surrogates in every string
  * field, path segment and query value, percent-encoded path tricks, and path ids far past any
- * limit. Every answer comes within its deadline, is never a 5xx, is OpenAI's error JSON when it
+ * limit; request ids shared across tenants and across retries. Every answer comes within its deadline, is never a 5xx, is OpenAI's error JSON when it
  * is an error, and a refusal changes nothing (no row in Postgres, no job on a queue).
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { metricSum, startPlatform, type Platform } from "@infera/testkit";
+import { engineUrls, metricSum, startPlatform, type Platform } from "@infera/testkit";
 import { gatewayMetrics, isOpenAIError, MODEL } from "../faults/harness.ts";
 
 const DEADLINE_MS = 10_000;
@@ -310,5 +310,59 @@ describe("path encoding and limits", () => {
     const q = await send("GET", `/v1/usage?tenant_id=${"t".repeat(10_000)}`);
     expect(q.status).toBe(400);
     expectClean(q, "long query");
+  });
+});
+
+describe("request ids: the platform's own; the client's is only a correlation field", () => {
+  async function tenantKey(name: string): Promise<{ key: string; tenantId: string }> {
+    const t = await send("POST", "/admin/tenants", JSON.stringify({ name }));
+    expect(t.status).toBe(201);
+    const tenantId = (t.json as { id: string }).id;
+    const k = await send("POST", "/admin/api-keys", JSON.stringify({ tenant_id: tenantId, name: "k", scopes: ["inference"] }));
+    expect(k.status).toBe(201);
+    return { key: (k.json as { secret: string }).secret, tenantId };
+  }
+
+  async function chat(key: string, headers: Record<string, string>) {
+    const t0 = Date.now();
+    const res = await fetch(`${platform.openaiURL}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}`, ...headers },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 3 }),
+      signal: AbortSignal.timeout(DEADLINE_MS),
+    });
+    await res.text();
+    return { status: res.status, id: res.headers.get("x-request-id") ?? "", client: res.headers.get("x-client-request-id"), ms: Date.now() - t0 };
+  }
+
+  it("finding 1: tenants sharing an x-request-id, at once or one after the other, and a client retrying with its id, are all answered", async () => {
+    const a = await tenantKey("ids-a");
+    const b = await tenantKey("ids-b");
+    const answered: { status: number; id: string; client: string | null }[] = [];
+    // One after the other: B, then A with B's id (A used to wait 30 s and more, re-queued again and again).
+    answered.push(await chat(b.key, { "x-request-id": "shared-id-0001" }));
+    answered.push(await chat(a.key, { "x-request-id": "shared-id-0001" }));
+    // At once.
+    answered.push(...(await Promise.all([chat(a.key, { "x-request-id": "shared-id-0002" }), chat(b.key, { "x-request-id": "shared-id-0002" })])));
+    // A retry with the id sent before; OpenAI's own header too.
+    answered.push(await chat(a.key, { "x-request-id": "shared-id-0001" }));
+    answered.push(await chat(a.key, { "x-client-request-id": "shared-id-0001" }));
+    for (const r of answered) {
+      expect(r.status).toBe(200);
+      expect(r.id).toMatch(/^req_[0-9a-f]{24}$/);
+      expect(r.client).toMatch(/^shared-id-000[12]$/);
+    }
+    expect(new Set(answered.map((r) => r.id)).size).toBe(answered.length);
+    // Usage counts each request once, under the platform's id.
+    await new Promise((r) => setTimeout(r, 1000));
+    const rows = (await db.query("select request_id from usage_records where request_id = any($1)", [answered.map((r) => r.id)])).rows;
+    expect(rows).toHaveLength(answered.length);
+    // The engine gets the client's id namespaced by tenant, for its logs and traces.
+    const engine = (await engineUrls(platform)).get(MODEL)!;
+    const received = ((await (await fetch(`${engine.url}/sim/requests`)).json()) as { data: { headers: Record<string, string> }[] }).data.map(
+      (x) => x.headers["x-request-id"],
+    );
+    expect(received).toContain(`${a.tenantId}:shared-id-0001`);
+    expect(received).toContain(`${b.tenantId}:shared-id-0001`);
   });
 });

@@ -126,6 +126,8 @@ export interface UsageRecordsTable {
   safety_identifier: ColumnType<string | null, string | null | undefined, never>;
   metadata: ColumnType<Record<string, string> | null, string | null | undefined, never>;
   service_tier: ColumnType<string | null, string | null | undefined, never>;
+  /** The id the client gave the request (X-Client-Request-Id / X-Request-Id); `request_id` is the platform's. */
+  client_request_id: ColumnType<string | null, string | null | undefined, never>;
   created_at: CreatedAt;
 }
 

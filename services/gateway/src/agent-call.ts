@@ -40,6 +40,8 @@ const CANCEL_GRACE_MS = 3000;
 /** What the agent call needs to know of the request. */
 export interface CallRequest {
   requestId: string;
+  /** The client's own id, if it sent one: the engine gets it as X-Request-Id, namespaced by tenant. */
+  clientRequestId?: string;
   tenantId: string;
   model: ResolvedModel;
   endpoint: EndpointKind;
@@ -85,6 +87,7 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
       body: o.body,
       stream: r.stream,
       tenantId: r.tenantId,
+      correlationId: r.clientRequestId === undefined ? r.requestId : `${r.tenantId}:${r.clientRequestId}`,
     });
     const call = agent.generate(req, md);
     let events = 0;

@@ -30,6 +30,7 @@ import { registerOpenApi } from "./openapi.ts";
 import gatewayPackage from "../package.json" with { type: "json" };
 import { UsageRecorder } from "./usage.ts";
 import { validationError, type SchemaError } from "./validation.ts";
+import { clientRequestId, newRequestId } from "./request-id.ts";
 import { badTextError, checkParams, findBadString, MAX_PARAM_CHARS, scanJson, tooDeepError } from "./edge-input.ts";
 
 /** A body declared up to this many times the limit is drained after its 413 rather than cut off. */
@@ -123,6 +124,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
+    // The platform's own id for every request; a client's X-Request-Id is never taken as it.
+    genReqId: newRequestId,
+    requestIdHeader: false,
     return503OnClosing: true,
     // A client must send its whole request within this (slow-loris bodies are cut off with a 408);
     // Node checks at connectionsCheckingInterval, so keep that a fraction of it.
@@ -307,7 +311,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     void req;
   });
   app.addHook("onSend", async (req, reply, payload) => {
-    if (!reply.hasHeader("x-request-id")) reply.header("x-request-id", requestIdHeader(req));
+    if (!reply.hasHeader("x-request-id")) reply.header("x-request-id", req.id);
+    const client = clientRequestId(req);
+    if (client !== undefined && !reply.hasHeader("x-client-request-id")) reply.header("x-client-request-id", client);
     return payload;
   });
 
@@ -348,11 +354,6 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   ];
 
   return { app, port, stoppers, stop: () => stopInOrder(logger, stoppers) };
-}
-
-function requestIdHeader(req: FastifyRequest): string {
-  const h = req.headers["x-request-id"];
-  return typeof h === "string" && /^[\w.:-]{8,128}$/.test(h) ? h : `req_${req.id}`;
 }
 
 /** Makes sure an admin key with exactly this secret exists (BOOTSTRAP_ADMIN_KEY). */

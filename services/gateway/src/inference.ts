@@ -40,7 +40,10 @@ export interface InferenceDeps {
 }
 
 export interface InferenceRequest {
+  /** The platform's own id (request-id.ts): what everything keys on. */
   requestId: string;
+  /** The client's own id for it, if it sent one: logged, echoed, sent on to the engine; keys nothing. */
+  clientRequestId?: string;
   principal: Principal;
   model: ResolvedModel;
   endpoint: EndpointKind;
@@ -88,6 +91,7 @@ function priorityOf(r: InferenceRequest): number {
 export async function runInference(deps: InferenceDeps, res: ServerResponse, r: InferenceRequest): Promise<void> {
   const { queue, metrics } = deps;
   const headers: Record<string, string> = { "x-request-id": r.requestId };
+  if (r.clientRequestId !== undefined) headers["x-client-request-id"] = r.clientRequestId;
   const gone = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) gone.abort();
@@ -97,8 +101,8 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   const a = r.attributes;
   const log = deps.logger.child(
     a && (a.endUser || a.safetyIdentifier || a.metadata)
-      ? { requestId: r.requestId, user: a.endUser, safetyIdentifier: a.safetyIdentifier, metadata: a.metadata }
-      : { requestId: r.requestId },
+      ? { requestId: r.requestId, clientRequestId: r.clientRequestId, user: a.endUser, safetyIdentifier: a.safetyIdentifier, metadata: a.metadata }
+      : { requestId: r.requestId, clientRequestId: r.clientRequestId },
   );
   const prefixes =
     r.endpoint === "chat" || r.endpoint === "completion" ? prefixHashes(r.cacheKey ? cacheKeyBlock(r.cacheKey) + r.promptText : r.promptText) : [];

@@ -28,6 +28,7 @@ export function costOf(m: ResolvedModel, prompt: number, completion: number, ima
 
 export interface FinishedRequest {
   requestId: string;
+  clientRequestId?: string;
   tenantId: string;
   keyId: string;
   model: ResolvedModel;
@@ -75,5 +76,6 @@ export function recordFinished(deps: { metrics: GatewayMetrics; usage: UsageReco
     safety_identifier: f.attributes?.safetyIdentifier ?? null,
     metadata: f.attributes?.metadata ? JSON.stringify(f.attributes.metadata) : null,
     service_tier: f.attributes?.serviceTier ?? null,
+    client_request_id: f.clientRequestId ?? null,
   });
 }

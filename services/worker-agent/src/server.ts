@@ -197,7 +197,11 @@ export class AgentServer {
     };
     try {
       if (endpoint === "embedding" && this.options.runEmbedding) await this.options.runEmbedding(req.body, controller.signal, sink);
-      else await adapter.run({ endpoint, body: req.body, stream: req.stream, signal: controller.signal, stop: stop.signal }, sink);
+      else
+        await adapter.run(
+          { endpoint, body: req.body, stream: req.stream, signal: controller.signal, stop: stop.signal, correlationId: req.correlationId || req.requestId },
+          sink,
+        );
     } catch (err) {
       if (controller.signal.aborted) {
         status = "cancelled";

@@ -3,7 +3,6 @@
  * mounted under /v1/openai and /v1. Handlers validate (schema), resolve the model,
  * then hand the request to the inference pipeline.
  */
-import { randomBytes } from "node:crypto";
 import Type from "typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "@infera/core";
@@ -13,6 +12,7 @@ import { requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps, type RequestAttributes } from "../inference.ts";
 import { sendError } from "../responses.ts";
 import { errorBody } from "../errors.ts";
+import { clientRequestId } from "../request-id.ts";
 import {
   ChatCompletionRequest,
   CompletionRequest,
@@ -53,12 +53,6 @@ const ENDPOINT_NAME: Record<EndpointKind, string> = {
   tokenize: "tokenize",
   detokenize: "detokenize",
 };
-
-export function requestIdOf(req: FastifyRequest): string {
-  const h = req.headers["x-request-id"];
-  if (typeof h === "string" && /^[\w.:-]{8,128}$/.test(h)) return h;
-  return `req_${randomBytes(12).toString("hex")}`;
-}
 
 /** Tokens a non-text content part is reserved as (vLLM counts an image as its placeholder tokens: 576 for LLaVA-1.5, up to a few thousand for Qwen2-VL). */
 const MEDIA_PART_TOKENS = 2048;
@@ -136,14 +130,16 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   async function start(
     req: FastifyRequest,
     reply: FastifyReply,
-    input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "route">,
+    input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "clientRequestId" | "route">,
   ) {
-    const requestId = requestIdOf(req);
+    // Fastify's request id is the platform's own (app.ts: genReqId); the client's is a correlation field.
+    const requestId = req.id;
     reply.hijack();
     try {
       await runInference(deps, reply.raw, {
         ...input,
         requestId,
+        clientRequestId: clientRequestId(req),
         principal: principalOf(req),
         route: req.routeOptions.url ?? "",
         startedAt: (req as FastifyRequest & { startedAt: number }).startedAt,

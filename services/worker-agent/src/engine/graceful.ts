@@ -25,7 +25,7 @@ export class GracefulClient {
   }
 
   /** POSTs a JSON body; `signal` aborts hard (connection closed), `stop` half-closes. */
-  post(path: string, body: Uint8Array, signal: AbortSignal, stop: AbortSignal): Promise<GracefulResponse> {
+  post(path: string, body: Uint8Array, signal: AbortSignal, stop: AbortSignal, requestId?: string): Promise<GracefulResponse> {
     return new Promise((resolve, reject) => {
       const req = request({
         host: this.url.hostname,
@@ -34,7 +34,7 @@ export class GracefulClient {
         method: "POST",
         agent: this.agent,
         signal,
-        headers: { "content-type": "application/json", "content-length": body.byteLength },
+        headers: { "content-type": "application/json", "content-length": body.byteLength, ...(requestId ? { "x-request-id": requestId } : {}) },
       });
       const halfClose = (): void => {
         const s = req.socket;

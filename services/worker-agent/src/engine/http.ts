@@ -25,6 +25,11 @@ export async function readText(body: AsyncIterable<Uint8Array>): Promise<string>
 
 export const JSON_HEADERS = { "content-type": "application/json" };
 
+/** The engine request's headers: JSON, and the request's correlation id as X-Request-Id (engines log and trace by it). */
+export function engineHeaders(call: { correlationId?: string }): Record<string, string> {
+  return call.correlationId ? { "content-type": "application/json", "x-request-id": call.correlationId } : JSON_HEADERS;
+}
+
 /** An engine reached over HTTP: the pool, health and load; subclasses say how to run a call. */
 export abstract class HttpEngineAdapter implements EngineAdapter {
   abstract readonly kind: EngineKind;

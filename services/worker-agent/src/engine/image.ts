@@ -4,7 +4,7 @@
  * usage is the number of images in `data`.
  */
 import { normalizeEngineError, notServed, type EngineCall, type EngineSink } from "./adapter.ts";
-import { HttpEngineAdapter, JSON_HEADERS, readText } from "./http.ts";
+import { engineHeaders, HttpEngineAdapter, readText } from "./http.ts";
 import { relayOpenAIBody } from "./vllm.ts";
 
 export class ImageAdapter extends HttpEngineAdapter {
@@ -15,7 +15,7 @@ export class ImageAdapter extends HttpEngineAdapter {
       sink.error(notServed("the image server", call.endpoint));
       return;
     }
-    const res = await this.pool.request({ method: "POST", path: "/v1/images/generations", headers: JSON_HEADERS, body: call.body, signal: call.signal });
+    const res = await this.pool.request({ method: "POST", path: "/v1/images/generations", headers: engineHeaders(call), body: call.body, signal: call.signal });
     const text = await readText(res.body);
     if (res.statusCode !== 200) sink.error(normalizeEngineError(res.statusCode, text));
     else relayOpenAIBody(text, sink, true);

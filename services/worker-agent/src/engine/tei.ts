@@ -7,7 +7,7 @@
  */
 import { normalizeEngineError, notServed, unsupportedParam, type EngineCall, type EngineSink } from "./adapter.ts";
 import { embeddingInputs, floatsToBase64, type EmbeddingBody } from "./embedding-body.ts";
-import { HttpEngineAdapter, JSON_HEADERS, readText } from "./http.ts";
+import { engineHeaders, HttpEngineAdapter, readText } from "./http.ts";
 
 /** TEI's default `--max-client-batch-size`. */
 export const TEI_MAX_CLIENT_BATCH = 32;
@@ -37,7 +37,7 @@ export class TeiAdapter extends HttpEngineAdapter {
       // vLLM's truncate_prompt_tokens: TEI truncates to the model's length (it has no count of its own).
       const req: Record<string, unknown> = { inputs: slice, normalize: true, truncate: body.truncate_prompt_tokens != null };
       if (body.dimensions !== undefined) req.dimensions = body.dimensions;
-      const res = await this.pool.request({ method: "POST", path: "/embed", headers: JSON_HEADERS, body: JSON.stringify(req), signal: call.signal });
+      const res = await this.pool.request({ method: "POST", path: "/embed", headers: engineHeaders(call), body: JSON.stringify(req), signal: call.signal });
       const text = await readText(res.body);
       if (res.statusCode !== 200) {
         sink.error(normalizeEngineError(res.statusCode, text));
@@ -81,7 +81,7 @@ export class TeiAdapter extends HttpEngineAdapter {
     for (let i = 0; i < texts.length; i += this.maxClientBatch) {
       const slice = texts.slice(i, i + this.maxClientBatch);
       const req = { query, texts: slice, truncate: body.truncate_prompt_tokens != null };
-      const res = await this.pool.request({ method: "POST", path: "/rerank", headers: JSON_HEADERS, body: JSON.stringify(req), signal: call.signal });
+      const res = await this.pool.request({ method: "POST", path: "/rerank", headers: engineHeaders(call), body: JSON.stringify(req), signal: call.signal });
       const text = await readText(res.body);
       if (res.statusCode !== 200) return sink.error(normalizeEngineError(res.statusCode, text));
       for (const r of JSON.parse(text) as { index: number; score: number }[]) scores[i + r.index] = r.score;

@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { SseParser } from "@infera/core";
 import { engineGone, normalizeEngineError, notServed, unsupportedParam, type EngineCall, type EngineSink } from "./adapter.ts";
-import { HttpEngineAdapter, JSON_HEADERS, readText } from "./http.ts";
+import { engineHeaders, HttpEngineAdapter, readText } from "./http.ts";
 import { relayOpenAIBody, relayOpenAIStream } from "./vllm.ts";
 
 const TGI = "text-generation-inference";
@@ -168,7 +168,7 @@ export class TgiAdapter extends HttpEngineAdapter {
     const res = await this.pool.request({
       method: "POST",
       path: "/tokenize",
-      headers: JSON_HEADERS,
+      headers: engineHeaders(call),
       body: JSON.stringify({ inputs: body.prompt }),
       signal: call.signal,
     });
@@ -197,7 +197,7 @@ export class TgiAdapter extends HttpEngineAdapter {
     const res = await this.pool.request({
       method: "POST",
       path: "/v1/chat/completions",
-      headers: JSON_HEADERS,
+      headers: engineHeaders(call),
       body: JSON.stringify(out),
       signal: call.signal,
     });
@@ -225,7 +225,13 @@ export class TgiAdapter extends HttpEngineAdapter {
     const request = { inputs: prompt, parameters };
 
     if (!call.stream) {
-      const res = await this.pool.request({ method: "POST", path: "/generate", headers: JSON_HEADERS, body: JSON.stringify(request), signal: call.signal });
+      const res = await this.pool.request({
+        method: "POST",
+        path: "/generate",
+        headers: engineHeaders(call),
+        body: JSON.stringify(request),
+        signal: call.signal,
+      });
       const text = await readText(res.body);
       if (res.statusCode !== 200) return sink.error(normalizeEngineError(res.statusCode, text));
       const parsed = JSON.parse(text) as { generated_text: string; details?: TgiDetails };
@@ -250,7 +256,7 @@ export class TgiAdapter extends HttpEngineAdapter {
     const res = await this.pool.request({
       method: "POST",
       path: "/generate_stream",
-      headers: JSON_HEADERS,
+      headers: engineHeaders(call),
       body: JSON.stringify(request),
       signal: call.signal,
     });

@@ -6,7 +6,7 @@
  */
 import { SseParser } from "@infera/core";
 import { engineGone, normalizeEngineError, notServed, type EngineCall, type EngineSink, type EngineUsage } from "./adapter.ts";
-import { HttpEngineAdapter, JSON_HEADERS, readText } from "./http.ts";
+import { engineHeaders, HttpEngineAdapter, readText } from "./http.ts";
 import { GracefulClient, splitContinuousUsage } from "./graceful.ts";
 
 const PATHS = {
@@ -48,10 +48,12 @@ export class VllmAdapter extends HttpEngineAdapter {
     const generates = call.endpoint === "chat" || call.endpoint === "completion";
     if (stop && generates) {
       // Generation that may be stopped: the half-close transport keeps the engine's count (graceful.ts).
-      const res = await this.graceful.post(PATHS[call.endpoint as "chat" | "completion"], call.body, call.signal, stop).catch((err: unknown) => {
-        if (stop.aborted) return undefined;
-        throw err;
-      });
+      const res = await this.graceful
+        .post(PATHS[call.endpoint as "chat" | "completion"], call.body, call.signal, stop, call.correlationId)
+        .catch((err: unknown) => {
+          if (stop.aborted) return undefined;
+          throw err;
+        });
       if (!res) return sink.usage({ promptTokens: 0, completionTokens: 0, images: 0 });
       if (res.statusCode !== 200) return sink.error(normalizeEngineError(res.statusCode, await readText(res.body).catch(() => "")));
       if (call.stream) return relayOpenAIStream(res.body, sink, stop);
@@ -63,7 +65,7 @@ export class VllmAdapter extends HttpEngineAdapter {
       if (text === undefined) return sink.usage({ promptTokens: 0, completionTokens: 0, images: 0 });
       return relayOpenAIBody(text, sink, false);
     }
-    const res = await this.pool.request({ method: "POST", path: PATHS[call.endpoint], headers: JSON_HEADERS, body: call.body, signal: call.signal });
+    const res = await this.pool.request({ method: "POST", path: PATHS[call.endpoint], headers: engineHeaders(call), body: call.body, signal: call.signal });
     if (res.statusCode !== 200) {
       sink.error(normalizeEngineError(res.statusCode, await readText(res.body)));
       return;
