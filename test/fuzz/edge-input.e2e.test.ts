@@ -163,6 +163,7 @@ describe("deep nesting, in every field of every route", () => {
         }
       }
     }
+    console.log(`[edge-input] ${cases} nesting cases`);
     expect(cases).toBeGreaterThan(60);
     expect(await stateCounts()).toEqual(before);
     expect(metricSum(await gatewayMetrics(platform), "gateway_enqueued_total")).toBe(metricSum(metrics0, "gateway_enqueued_total"));
@@ -221,6 +222,7 @@ describe("NUL and unpaired surrogates in every string field, path segment and qu
         }
       }
     }
+    console.log(`[edge-input] ${cases} bad-text cases`);
     expect(cases).toBeGreaterThan(60);
     expect(await stateCounts()).toEqual(before);
     expect(metricSum(await gatewayMetrics(platform), "gateway_enqueued_total")).toBe(metricSum(metrics0, "gateway_enqueued_total"));
