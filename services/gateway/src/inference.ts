@@ -15,12 +15,12 @@ import type { AgentClients } from "./agents.ts";
 import type { Principal } from "./auth.ts";
 import { errorBody } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import { type RequestUsage, recordFinished } from "./outcome.ts";
+import { type RequestAttributes, type RequestUsage, recordFinished } from "./outcome.ts";
 import { type Admission, RateLimited, type RateLimiter } from "./ratelimit.ts";
 import { sendError } from "./responses.ts";
 import type { UsageRecorder } from "./usage.ts";
 
-export type { EndpointKind };
+export type { EndpointKind, RequestAttributes };
 
 export interface InferenceDeps {
   queue: QueueClient;
@@ -64,14 +64,6 @@ export interface InferenceRequest {
   attributes?: RequestAttributes;
   route: string;
   startedAt: number;
-}
-
-/** OpenAI's request attributes the gateway applies itself: kept on the usage record and in the request log. */
-export interface RequestAttributes {
-  endUser?: string;
-  safetyIdentifier?: string;
-  metadata?: Record<string, string>;
-  serviceTier?: string;
 }
 
 /**

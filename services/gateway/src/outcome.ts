@@ -7,7 +7,14 @@ import type { EndpointKind } from "@infera/contracts";
 import type { ResolvedModel } from "@infera/registry";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { UsageRecorder } from "./usage.ts";
-import type { RequestAttributes } from "./inference.ts";
+
+/** OpenAI's request attributes the gateway applies itself: kept on the usage record and in the request log. */
+export interface RequestAttributes {
+  endUser?: string;
+  safetyIdentifier?: string;
+  metadata?: Record<string, string>;
+  serviceTier?: string;
+}
 
 /** What a request used, as the engine reported it (or as far as it was relayed). */
 export interface RequestUsage {

