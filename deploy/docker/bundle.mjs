@@ -11,6 +11,7 @@
 // THIRD-PARTY-LICENSES.txt naming the packages bundled into it, with their license texts.
 import { build } from "esbuild";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -24,6 +25,11 @@ const ENTRIES = {
   "worker-agent": "services/worker-agent/src/main.ts",
   "engine-sim": "services/engine-sim/src/main.ts",
   migrate: "packages/registry/src/cli.ts",
+};
+
+/** Folders of packages that read them by path at run time, copied beside an image's bundle (image → folder → package/subfolder). */
+const PACKAGE_FOLDERS = {
+  gateway: { "swagger-ui": ["@fastify/swagger-ui", "static"] },
 };
 
 // CommonJS dependencies call require() and read __dirname: give the ES module bundle both.
@@ -79,6 +85,12 @@ async function bundle(image, entry) {
   for (const [to, from] of assets) {
     mkdirSync(dirname(to), { recursive: true });
     cpSync(from, to);
+  }
+
+  const require = createRequire(join(ROOT, entry));
+  for (const [folder, [pkg, sub]] of Object.entries(PACKAGE_FOLDERS[image] ?? {})) {
+    cpSync(join(dirname(require.resolve(pkg)), sub), join(outdir, folder), { recursive: true });
+    assets.set(join(outdir, folder), pkg);
   }
 
   writeFileSync(join(outdir, "THIRD-PARTY-LICENSES.txt"), licenses(inputs));

@@ -219,6 +219,15 @@ describe("the platform from its images, with the official openai client", () => 
     expect((await fetch(`${baseURL}${script}`)).status).toBe(200);
   });
 
+  it("serves the API reference at /docs from the gateway image, its scripts and styles included", async () => {
+    const page = await fetch(`${baseURL}/docs/`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    const assets = [...html.matchAll(/(?:src|href)="\.\/(static\/[^"]+)"/g)].map((m) => m[1]);
+    expect(assets, html).toEqual(expect.arrayContaining([expect.stringMatching(/swagger-ui-bundle\.js$/), expect.stringMatching(/swagger-ui\.css$/)]));
+    for (const a of assets) expect((await fetch(`${baseURL}/docs/${a}`)).status, a).toBe(200);
+  });
+
   it("answers a chat completion", async () => {
     const c = await openai.chat.completions.create({ model: CHAT, messages: [{ role: "user", content: "Hello from a container" }], max_tokens: 8 });
     expect(c.object).toBe("chat.completion");

@@ -71,6 +71,10 @@ describe("the OpenAPI document", () => {
     expect(page.status).toBe(200);
     expect(page.headers.get("content-security-policy")).toMatch(/default-src 'self'/);
     expect(page.headers.get("content-security-policy")).not.toMatch(/https:|swagger\.io/);
-    expect(await page.text()).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)/);
+    const html = await page.text();
+    expect(html).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)/);
+    const assets = [...html.matchAll(/(?:src|href)="\.\/(static\/[^"]+)"/g)].map((m) => m[1]);
+    expect(assets, html).toEqual(expect.arrayContaining([expect.stringMatching(/swagger-ui-bundle\.js$/), expect.stringMatching(/swagger-ui\.css$/)]));
+    for (const a of assets) expect((await fetch(`${base}/docs/${a}`)).status, a).toBe(200);
   });
 });

@@ -8,6 +8,10 @@
  */
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { FastifyInstance, RouteOptions } from "fastify";
 import type { TSchema } from "typebox";
 import { ApiKey, ApiKeyCreated, ApiKeyDeleted, ApiKeyList, Tenant, TenantList, UsageReport } from "./admin-schema.ts";
@@ -137,11 +141,25 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
     { schema: { tags: ["ops"], summary: "This document (OpenAPI 3.1)", security: [], response: { 200: { type: "object", additionalProperties: true } } } },
     async () => app.swagger(),
   );
+  const assets = swaggerUiAssets();
   await app.register(swaggerUi, {
     routePrefix: "/docs",
+    baseDir: assets,
+    logo: { type: "image/svg+xml", content: readFileSync(join(assets, "logo.svg")) },
     // Everything from this gateway: no validator badge (validator.swagger.io), no fonts or styles from elsewhere.
     staticCSP: DOCS_CSP,
     uiConfig: { docExpansion: "list", deepLinking: true, defaultModelsExpandDepth: 1, validatorUrl: null },
     theme: { title: "Infera API" },
   });
+}
+
+/**
+ * Swagger UI's files (its page's scripts, styles and logo), which the package reads by path
+ * beside its own code: the image's bundle carries a copy in `swagger-ui/` beside it
+ * (deploy/docker/bundle.mjs), a checkout reads the installed package's.
+ */
+function swaggerUiAssets(): string {
+  const bundled = join(dirname(fileURLToPath(import.meta.url)), "swagger-ui");
+  if (existsSync(join(bundled, "logo.svg"))) return bundled;
+  return join(dirname(createRequire(import.meta.url).resolve("@fastify/swagger-ui")), "static");
 }
