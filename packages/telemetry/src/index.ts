@@ -1,0 +1,2 @@
+export * from "./traceparent.ts";
+export * from "./tracing.ts";
