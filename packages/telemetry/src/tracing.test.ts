@@ -26,7 +26,7 @@ describe("tracing configuration (the standard OTEL_* variables)", () => {
 
 describe("tracing off", () => {
   test("records nothing and carries a client's traceparent on unchanged", async () => {
-    const t = await startTracing({}, "gateway", createLogger({ service: "t", level: "silent" }));
+    const t = await startTracing(tracingConfig({}, "gateway"), createLogger({ service: "t", level: "silent" }));
     expect(t).toBe(noTracing);
     const root = t.start("chat m", { parent: TP });
     const child = t.start("queue", { parent: root });
@@ -40,7 +40,7 @@ describe("tracing off", () => {
 
 describe("tracing on", () => {
   test("a span continues the client's trace and gives its own id downstream", async () => {
-    const t = await startTracing({ OTEL_TRACES_EXPORTER: "none,console" }, "gateway", createLogger({ service: "t", level: "silent" }));
+    const t = await startTracing(tracingConfig({ OTEL_TRACES_EXPORTER: "none,console" }, "gateway"), createLogger({ service: "t", level: "silent" }));
     // Console export would print: keep this one unsampled by its parent's flag.
     const unsampled = TP.replace(/01$/, "00");
     const root = t.start("chat m", { parent: unsampled, kind: "server" });

@@ -168,12 +168,8 @@ class SdkSpan implements TraceSpan {
   }
 }
 
-/**
- * Tracing as the environment configures it: the SDK (imported only now) or `noTracing`.
- * `service` names the process (`service.name` defaults to `infera-<service>`).
- */
-export async function startTracing(env: Env, service: string, logger: Logger): Promise<Tracing> {
-  const config = tracingConfig(env, service);
+/** Tracing as `tracingConfig` read it from the environment: the SDK (imported only now) or `noTracing`. */
+export async function startTracing(config: TracingConfig, logger: Logger): Promise<Tracing> {
   if (!config.enabled) return noTracing;
   const [api, sdk, resources] = await Promise.all([import("@opentelemetry/api"), import("@opentelemetry/sdk-trace"), import("@opentelemetry/resources")]);
   const processors: import("@opentelemetry/sdk-trace").SpanProcessor[] = [];

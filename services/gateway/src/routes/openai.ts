@@ -130,7 +130,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   async function start(
     req: FastifyRequest,
     reply: FastifyReply,
-    input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "clientRequestId" | "route">,
+    input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "clientRequestId" | "traceparent" | "route">,
   ) {
     // Fastify's request id is the platform's own (app.ts: genReqId); the client's is a correlation field.
     const requestId = req.id;
@@ -140,6 +140,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         ...input,
         requestId,
         clientRequestId: clientRequestId(req),
+        traceparent: typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined,
         principal: principalOf(req),
         route: req.routeOptions.url ?? "",
         startedAt: (req as FastifyRequest & { startedAt: number }).startedAt,
