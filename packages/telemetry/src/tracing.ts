@@ -58,6 +58,8 @@ export interface Tracing {
 export interface TracingConfig {
   enabled: boolean;
   exporters: ("otlp" | "console")[];
+  /** Where OTLP spans go: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces (default localhost:4318). */
+  otlpUrl: string;
   serviceName: string;
   sampler: string;
   samplerArg: number;
@@ -84,6 +86,7 @@ export function tracingConfig(env: Env, service: string): TracingConfig {
   for (const e of named)
     if (e !== "otlp" && e !== "console" && e !== "none") throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp, console or none, got ${JSON.stringify(e)}`);
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const otlpUrl = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || `${(env.OTEL_EXPORTER_OTLP_ENDPOINT || "http://localhost:4318").replace(/\/+$/, "")}/v1/traces`;
   const exporters = (named.length ? named.filter((e) => e !== "none") : endpoint ? ["otlp"] : []) as ("otlp" | "console")[];
   for (const name of ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
     const p = env[name];
@@ -98,6 +101,7 @@ export function tracingConfig(env: Env, service: string): TracingConfig {
   return {
     enabled: !disabled && exporters.length > 0,
     exporters,
+    otlpUrl,
     serviceName: env.OTEL_SERVICE_NAME || `infera-${service}`,
     sampler,
     samplerArg,
@@ -175,7 +179,7 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
   const processors: import("@opentelemetry/sdk-trace").SpanProcessor[] = [];
   if (config.exporters.includes("otlp")) {
     const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-proto");
-    processors.push(new sdk.BatchSpanProcessor({ exporter: new OTLPTraceExporter(), ...config.bsp }));
+    processors.push(new sdk.BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: config.otlpUrl }), ...config.bsp }));
   }
   if (config.exporters.includes("console")) processors.push(new sdk.SimpleSpanProcessor({ exporter: new sdk.ConsoleSpanExporter() }));
   const ratio = new sdk.TraceIdRatioBasedSampler(config.samplerArg);
