@@ -141,6 +141,32 @@ export const noTracing: Tracing = {
   stop: async () => {},
 };
 
+/**
+ * The wall clock minus `performance.now()`, to a few microseconds: read at the moment
+ * `Date.now()` ticks (it is whole milliseconds), and again every minute, because
+ * `performance.timeOrigin` drifts from the wall clock over a process's life. Spans of
+ * different processes are compared on one timeline, so every span time goes through it.
+ */
+let clockOffset = 0;
+let offsetAt = Number.NEGATIVE_INFINITY;
+function wallOffset(): number {
+  const now = performance.now();
+  if (now - offsetAt > 60_000) {
+    const d0 = Date.now();
+    let d = d0;
+    while (d === d0) d = Date.now();
+    offsetAt = performance.now();
+    clockOffset = d - offsetAt;
+  }
+  return clockOffset;
+}
+
+/** Epoch milliseconds for a time given as `performance.now()` (or already epoch ms; default now). */
+function epochMs(t: number | undefined): number {
+  if (t !== undefined && t > 1e12) return t;
+  return (t ?? performance.now()) + wallOffset();
+}
+
 class SdkSpan implements TraceSpan {
   private header: string | undefined;
   constructor(
@@ -168,7 +194,7 @@ class SdkSpan implements TraceSpan {
     this.span.setStatus({ code: this.api.SpanStatusCode.ERROR, message });
   }
   end(at?: number): void {
-    this.span.end(at);
+    this.span.end(epochMs(at));
   }
 }
 
@@ -218,7 +244,11 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
         const v = options.attributes[k];
         if (v !== undefined) attributes[k] = v;
       }
-      const span = tracer.startSpan(name, { kind: KINDS[options.kind ?? "internal"], startTime: options.startTime, attributes }, parentContext(options.parent));
+      const span = tracer.startSpan(
+        name,
+        { kind: KINDS[options.kind ?? "internal"], startTime: epochMs(options.startTime), attributes },
+        parentContext(options.parent),
+      );
       return new SdkSpan(span, api);
     },
     stop: () => provider.shutdown().catch((err: unknown) => logger.warn({ err }, "could not export the last spans")),

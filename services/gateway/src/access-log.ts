@@ -11,19 +11,20 @@ export interface AccessLine {
   requestId: string;
   clientRequestId?: string;
   traceId?: string;
-  tenantId: string;
-  keyId: string;
-  tier: string;
+  /** Absent when the key was refused. */
+  tenantId?: string;
+  keyId?: string;
+  tier?: string;
   route: string;
-  endpoint: string;
+  endpoint?: string;
   model?: string;
   deploymentId?: string;
   replicaId?: string;
   stream?: boolean;
   /** The HTTP status the client got (499: it went away first). */
   status: number;
-  tokensIn: number;
-  tokensOut: number;
+  tokensIn?: number;
+  tokensOut?: number;
   /** Enqueue to assignment, over every attempt. */
   queueMs?: number;
   ttftMs?: number;

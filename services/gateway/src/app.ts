@@ -208,6 +208,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       e = new PlatformError("internal", "The server had an error while processing your request.", { cause: inner });
     }
     if (e.code === "internal") logger.error({ err }, "unhandled error");
+    // For the access line of a request refused before the pipeline (routes/openai.ts).
+    (req as FastifyRequest & { errorCode?: string }).errorCode = e.code;
     metrics.errors.inc({ code: e.code });
     if (e.retryAfterS !== undefined) reply.header("retry-after", String(e.retryAfterS));
     // Fastify closes the connection after a body it refused, while a client that declared a

@@ -124,7 +124,7 @@ export class DeploymentDispatcher {
     else this.pump();
   }
 
-  private forget(e: QueueEntry, replicaId?: string): void {
+  private forget(e: QueueEntry, replicaId?: string, at?: number): void {
     this.held.delete(entryKey(e.stream, e.entryId));
     this.o.consumer.wake();
     const span = this.spans.get(e);
@@ -132,7 +132,7 @@ export class DeploymentDispatcher {
       this.spans.delete(e);
       if (replicaId) span.set("infera.replica.id", replicaId);
       else span.fail("not_placed", "rejected, withdrawn or handed to another scheduler");
-      span.end();
+      span.end(at);
     }
   }
 
@@ -197,6 +197,8 @@ export class DeploymentDispatcher {
   private async take(batch: Take[]): Promise<void> {
     const { deploymentId, keys, metrics, directory } = this.o;
     let taken: number[];
+    // Placement spans end when the assignments are sent (the gateway may hear of them before the call returns).
+    const sentAt = performance.now();
     try {
       const entries = batch.map((t) => ({ ...t.e, channel: keys.gatewayChannel(t.e.job.gatewayId), message: JSON.stringify(t.message) }));
       taken = await this.o.consumer.take(entries);
@@ -212,7 +214,7 @@ export class DeploymentDispatcher {
     }
     batch.forEach((t, i) => {
       const m = t.message;
-      this.forget(t.e, m.type === "assigned" && taken[i] === 1 ? m.replicaId : undefined);
+      this.forget(t.e, m.type === "assigned" && taken[i] === 1 ? m.replicaId : undefined, sentAt);
       if (m.type === "rejected") {
         metrics.rejected.inc({ deployment: deploymentId, reason: m.code });
       } else if (taken[i] === 1) {

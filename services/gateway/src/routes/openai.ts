@@ -134,6 +134,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   ) {
     // Fastify's request id is the platform's own (app.ts: genReqId); the client's is a correlation field.
     const requestId = req.id;
+    (req as FastifyRequest & { inPipeline?: boolean }).inPipeline = true;
     reply.hijack();
     try {
       await runInference(deps, reply.raw, {
@@ -156,6 +157,22 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
 
   app.register(
     async (scope) => {
+      // A request refused before the pipeline (key, body, model) gets its access line here; the pipeline writes its own.
+      scope.addHook("onResponse", async (req, reply) => {
+        const r = req as FastifyRequest & { inPipeline?: boolean; startedAt: number; principal?: Principal; errorCode?: string };
+        if (r.inPipeline || !deps.accessLog) return;
+        deps.accessLog.write({
+          requestId: req.id,
+          clientRequestId: clientRequestId(req),
+          tenantId: r.principal?.tenantId,
+          keyId: r.principal?.keyId,
+          tier: r.principal?.tier,
+          route: req.routeOptions.url ?? "",
+          status: reply.statusCode,
+          totalMs: performance.now() - r.startedAt,
+          errorCode: r.errorCode ?? (reply.statusCode >= 400 ? "error" : undefined),
+        });
+      });
       scope.addHook("onRequest", async (req) => {
         (req as FastifyRequest & { startedAt: number }).startedAt = performance.now();
         const p = await ctx.keys.authenticate(req.headers.authorization);
