@@ -11,7 +11,6 @@ import { createEngineMetrics } from "@infera/engine-sim";
 import { createGatewayMetrics } from "@infera/gateway";
 import { createSchedulerMetrics } from "@infera/scheduler";
 import { createAgentMetrics } from "@infera/worker-agent";
-import type { Registry } from "prom-client";
 import { describe, expect, test } from "vitest";
 
 const DIR = resolve(import.meta.dirname, "../../helm/infera/dashboards");
@@ -23,12 +22,16 @@ const KEYWORDS = new Set(["by", "without", "on", "ignoring", "group_left", "grou
 async function exported(): Promise<Map<string, Set<string>>> {
   const out = new Map<string, Set<string>>();
   const add = (name: string, labels: Iterable<string>) => out.set(name, new Set([...labels, ...SCRAPE_LABELS]));
-  const registries: Registry[] = [createGatewayMetrics().registry, createSchedulerMetrics().registry, createAgentMetrics().registry];
+  const registries: ReturnType<typeof createGatewayMetrics>["registry"][] = [
+    createGatewayMetrics().registry,
+    createSchedulerMetrics().registry,
+    createAgentMetrics().registry,
+  ];
   for (const r of registries)
     for (const m of await r.getMetricsAsJSON()) {
       const metric = r.getSingleMetric(m.name) as unknown as { labelNames?: string[] };
       const labels = [...(metric.labelNames ?? []), "service"];
-      if (m.type === "histogram") {
+      if (String(m.type) === "histogram") {
         add(`${m.name}_bucket`, [...labels, "le"]);
         add(`${m.name}_sum`, labels);
         add(`${m.name}_count`, labels);

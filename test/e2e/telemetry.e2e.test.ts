@@ -50,10 +50,13 @@ describe("one trace per request", () => {
     const clientSpan = randomBytes(8).toString("hex");
     const traceparent = `00-${traceId}-${clientSpan}-01`;
     const clientId = `slow-request-${randomBytes(4).toString("hex")}`;
-    const stream = await openai().chat.completions.create(
-      { model: MODEL, messages: [{ role: "user", content: PROMPT }], stream: true, max_tokens: 6, stream_options: { include_usage: true } },
-      { headers: { traceparent, "x-request-id": clientId } },
-    );
+    const res = await openai()
+      .chat.completions.create(
+        { model: MODEL, messages: [{ role: "user", content: PROMPT }], stream: true, max_tokens: 6, stream_options: { include_usage: true } },
+        { headers: { traceparent, "x-request-id": clientId } },
+      )
+      .withResponse();
+    const stream = res.data;
     let text = "";
     let finish: string | null = null;
     let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
@@ -130,6 +133,8 @@ describe("one trace per request", () => {
     expect(mine).toHaveLength(1);
     expect(mine[0]!.headers.traceparent).toBe(`00-${traceId}-${engine.spanId}-01`);
     expect(mine[0]!.headers["x-request-id"]).toBe(`${root.attributes["infera.tenant.id"]}:${clientId}`);
+    // The client can find its trace: the gateway's span, as a W3C traceresponse.
+    expect(res.response.headers.get("traceresponse")).toBe(`00-${traceId}-${root.spanId}-01`);
   });
 
   test("a request without a traceparent starts a trace of its own; its access line names it", async () => {

@@ -146,6 +146,8 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   let admission: Admission | undefined;
   const tracing = deps.tracing ?? noTracing;
   const span = requestSpan(tracing, r);
+  // W3C Trace Context level 2: the client learns which trace its request is (only when it is recorded).
+  if (tracing.enabled) headers.traceresponse = span.traceparent!;
   let replicaId: string | undefined;
   let queueMs = 0;
   let attempts = 0;
