@@ -11,7 +11,7 @@
  *   5. RSS of every service idle and with 2,000 open streams;
  *   6. embeddings requests/s with the agent's coalescing on and off;
  *   7. what tracing costs: added TTFT (c=1) and platform CPU per request with OTEL off and on
- *      (exporting to an OTLP receiver in this process).
+ *      (exporting to an OTLP sink in a process of its own).
  * Prints a table and writes JSON to BENCH_OUT (default test/bench/results/latest.json).
  *
  * Flags: --quick; --only=latency,streams,throughput,embeddings,tracing; --profile (every platform
@@ -26,7 +26,7 @@ import { cpuMicros, machineLoad, profilerNodeOptions, rssMb } from "./procs.ts";
 import { probePrompts, type PromptPool } from "./prompts.ts";
 import { startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
 import { startPortkey, type Peer } from "./portkey.ts";
-import { OtlpReceiver } from "@infera/telemetry";
+import { startOtlpSink } from "./otlp-sink.ts";
 import { r3, summarize, type Summary } from "./stats.ts";
 
 const { values: flags } = parseArgs({
@@ -530,8 +530,7 @@ async function zeroLatencyPhases(pool_: PromptPool): Promise<void> {
 // ── 7: tracing off vs on ────────────────────────────────────────────────────────────────
 
 async function tracingPhase(pool_: PromptPool): Promise<void> {
-  const receiver = new OtlpReceiver({ keep: 100 });
-  await receiver.start();
+  const sink = await startOtlpSink();
   const level = { c: 1, count: QUICK ? 40 : 200, maxTokens: 2 };
   const cpuSeconds = QUICK ? 3 : 10;
   const cpuRate = 100;
@@ -542,7 +541,7 @@ async function tracingPhase(pool_: PromptPool): Promise<void> {
   const prompts = pool_.atLeast(16);
   for (const mode of ["off", "on"] as const) {
     const env: Record<string, string> = { SIM_TTFT_MS: String(SIM_TTFT_MS), SIM_ITL_MS: String(SIM_ITL_MS) };
-    if (mode === "on") Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY: "500" });
+    if (mode === "on") Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_BSP_SCHEDULE_DELAY: "500" });
     const p = await startBenchPlatform(spec(env, [{ catalog: "chat", replicas: REPLICAS, maxBatchSize: 1100 }]));
     const t = targetsFor(p, 256);
     try {
@@ -570,9 +569,8 @@ async function tracingPhase(pool_: PromptPool): Promise<void> {
       await p.stop();
     }
   }
-  result.spans_received = receiver.spans().length;
+  result.exported_bytes = await sink.stop();
   out.tracing = result;
-  await receiver.stop();
 }
 
 // ── run ─────────────────────────────────────────────────────────────────────────────────

@@ -6,17 +6,14 @@
  * protobuf export to a sink in another process, so only the exporting side is counted).
  * Requests come at about 5,000/s, so the batch exporter keeps up and drops nothing.
  */
-import { spawn } from "node:child_process";
 import { createLogger } from "@infera/core";
 import { noTracing, startTracing, type Tracing, tracingConfig } from "@infera/telemetry";
+import { startOtlpSink } from "./otlp-sink.ts";
 
-const SINK = `const http=require("http");let n=0;const s=http.createServer((q,r)=>{q.on("data",(c)=>{n+=c.length});q.on("end",()=>{r.writeHead(200,{"content-type":"application/x-protobuf"});r.end()})});
-s.listen(0,"127.0.0.1",()=>console.log(s.address().port));process.on("SIGTERM",()=>{console.log("bytes",n);process.exit(0)});`;
-const sink = spawn(process.execPath, ["-e", SINK], { stdio: ["ignore", "pipe", "inherit"] });
-const port = await new Promise<number>((resolve) => sink.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+const sink = await startOtlpSink();
 
 const log = createLogger({ service: "bench", level: "silent" });
-const on = await startTracing(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: "200" }, "bench"), log);
+const on = await startTracing(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_BSP_SCHEDULE_DELAY: "200" }, "bench"), log);
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 function request(t: Tracing): void {
@@ -83,6 +80,4 @@ for (const [name, t] of [
   console.log(`tracing ${name}: ${(await run(t, N)).toFixed(1)} µs CPU per request (the gateway's spans${name === "on" ? ", export included" : ""})`);
 }
 await on.stop();
-sink.kill("SIGTERM");
-const bytes = await new Promise<string>((resolve) => sink.stdout!.once("data", (d: Buffer) => resolve(String(d).trim())));
-console.log(`exported ${bytes} (${N + 2000} traced requests)`);
+console.log(`exported ${await sink.stop()} bytes (${N + 2000} traced requests)`);
