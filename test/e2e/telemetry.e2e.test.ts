@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import OpenAI from "openai";
 import { describe, expect } from "vitest";
-import { engineUrls, metricSum, parseMetrics, type Platform, waitFor } from "@infera/testkit";
+import { engineUrls, jsonLines, metricSum, parseMetrics, type Platform, waitFor } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
 import { OtlpReceiver, type ReceivedSpan } from "@infera/telemetry";
 
@@ -33,13 +33,6 @@ test.afterAll(() => receiver.stop());
 
 function openai(): OpenAI {
   return new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
-}
-
-function jsonLines(text: string): Record<string, unknown>[] {
-  return text
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 const accessLines = () => jsonLines(platform.output()).filter((l) => l.component === "access" && l.msg === "request");
