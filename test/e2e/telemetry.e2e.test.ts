@@ -181,10 +181,15 @@ describe("the access log", () => {
     ids.push(s.response.headers.get("x-request-id")!);
     const w = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 2 }).withResponse();
     ids.push(w.response.headers.get("x-request-id")!);
-    // Refused by validation, and by the key.
+    // Refused by validation (with a trace context: traced too), and by the key.
+    const refusedTrace = randomBytes(16).toString("hex");
     const bad = await fetch(`${platform.openaiURL}/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${platform.adminKey}` },
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${platform.adminKey}`,
+        traceparent: `00-${refusedTrace}-${randomBytes(8).toString("hex")}-01`,
+      },
       body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: PROMPT }], temperature: "hot" }),
     });
     expect(bad.status).toBe(400);
@@ -223,7 +228,11 @@ describe("the access log", () => {
       });
     expect(streamed!.tokensOut).toBeGreaterThan(0);
     expect(whole!.tokensOut).toBe(w.data.usage!.completion_tokens);
-    expect(invalid).toMatchObject({ status: 400, errorCode: "invalid_request", keyId: expect.stringMatching(/^key_/) });
+    expect(invalid).toMatchObject({ status: 400, errorCode: "invalid_request", keyId: expect.stringMatching(/^key_/), traceId: refusedTrace });
+    await waitFor("the refused request's span", () => receiver.trace(refusedTrace).length > 0);
+    expect(receiver.trace(refusedTrace)).toMatchObject([
+      { name: "POST /v1/openai/chat/completions", statusCode: 2, attributes: { "error.type": "invalid_request", "http.response.status_code": 400 } },
+    ]);
     expect(unauthorised).toMatchObject({ status: 401, errorCode: expect.any(String) });
     expect(unauthorised!.keyId).toBeUndefined();
     const all = JSON.stringify(accessLines());

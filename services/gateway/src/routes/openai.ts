@@ -160,17 +160,36 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
       // A request refused before the pipeline (key, body, model) gets its access line here; the pipeline writes its own.
       scope.addHook("onResponse", async (req, reply) => {
         const r = req as FastifyRequest & { inPipeline?: boolean; startedAt: number; principal?: Principal; errorCode?: string };
-        if (r.inPipeline || !deps.accessLog) return;
-        deps.accessLog.write({
+        if (r.inPipeline) return;
+        const route = req.routeOptions.url ?? "";
+        const errorCode = r.errorCode ?? (reply.statusCode >= 400 ? "error" : undefined);
+        // Traced too (tracing on): a span of its own, continuing the client's traceparent.
+        const span = deps.tracing?.enabled
+          ? deps.tracing.start(`${req.method} ${route}`, {
+              parent: typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined,
+              kind: "server",
+              startTime: r.startedAt,
+              attributes: {
+                "http.request.method": req.method,
+                "http.route": route,
+                "http.response.status_code": reply.statusCode,
+                "infera.request.id": req.id,
+              },
+            })
+          : undefined;
+        if (span && errorCode) span.fail(errorCode);
+        span?.end();
+        deps.accessLog?.write({
           requestId: req.id,
           clientRequestId: clientRequestId(req),
+          traceId: span?.traceId,
           tenantId: r.principal?.tenantId,
           keyId: r.principal?.keyId,
           tier: r.principal?.tier,
-          route: req.routeOptions.url ?? "",
+          route,
           status: reply.statusCode,
           totalMs: performance.now() - r.startedAt,
-          errorCode: r.errorCode ?? (reply.statusCode >= 400 ? "error" : undefined),
+          errorCode,
         });
       });
       scope.addHook("onRequest", async (req) => {
