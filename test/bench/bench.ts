@@ -9,10 +9,12 @@
  *   3. non-streaming requests/s with p99 added latency under 10 ms (engines answer at once);
  *   4. tokens/s at 2,000 concurrent streams and the platform's CPU per relayed token;
  *   5. RSS of every service idle and with 2,000 open streams;
- *   6. embeddings requests/s with the agent's coalescing on and off.
+ *   6. embeddings requests/s with the agent's coalescing on and off;
+ *   7. what tracing costs: added TTFT (c=1) and platform CPU per request with OTEL off and on
+ *      (exporting to an OTLP sink in a process of its own).
  * Prints a table and writes JSON to BENCH_OUT (default test/bench/results/latest.json).
  *
- * Flags: --quick; --only=latency,streams,throughput,embeddings; --profile (every platform
+ * Flags: --quick; --only=latency,streams,throughput,embeddings,tracing; --profile (every platform
  * process writes a .cpuprofile to BENCH_PROFILE_DIR, default /tmp/infera-bench-prof).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -24,6 +26,7 @@ import { cpuMicros, machineLoad, profilerNodeOptions, rssMb } from "./procs.ts";
 import { probePrompts, type PromptPool } from "./prompts.ts";
 import { startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
 import { startPortkey, type Peer } from "./portkey.ts";
+import { startOtlpSink } from "./otlp-sink.ts";
 import { r3, summarize, type Summary } from "./stats.ts";
 
 const { values: flags } = parseArgs({
@@ -31,7 +34,7 @@ const { values: flags } = parseArgs({
   allowPositionals: true,
 });
 const QUICK = flags.quick === true;
-const ONLY = new Set((flags.only ?? "latency,streams,throughput,embeddings").split(",").map((s) => s.trim()));
+const ONLY = new Set((flags.only ?? "latency,streams,throughput,embeddings,tracing").split(",").map((s) => s.trim()));
 const OUT = resolve(process.env.BENCH_OUT ?? "test/bench/results/latest.json");
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ?? "/tmp/infera-bench-prof";
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -524,6 +527,52 @@ async function zeroLatencyPhases(pool_: PromptPool): Promise<void> {
   }
 }
 
+// ── 7: tracing off vs on ────────────────────────────────────────────────────────────────
+
+async function tracingPhase(pool_: PromptPool): Promise<void> {
+  const sink = await startOtlpSink();
+  const level = { c: 1, count: QUICK ? 40 : 200, maxTokens: 2 };
+  const cpuSeconds = QUICK ? 3 : 10;
+  const cpuRate = 100;
+  console.log(
+    `\ntracing off vs on (added TTFT at c=1 over ${level.count} streams; CPU per non-streamed request at ${cpuRate} req/s for ${cpuSeconds} s; load ${machineLoad().load1})`,
+  );
+  const result: Json = {};
+  const prompts = pool_.atLeast(16);
+  for (const mode of ["off", "on"] as const) {
+    const env: Record<string, string> = { SIM_TTFT_MS: String(SIM_TTFT_MS), SIM_ITL_MS: String(SIM_ITL_MS) };
+    if (mode === "on") Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_BSP_SCHEDULE_DELAY: "500" });
+    const p = await startBenchPlatform(spec(env, [{ catalog: "chat", replicas: REPLICAS, maxBatchSize: 1100 }]));
+    const t = targetsFor(p, 256);
+    try {
+      for (const tg of [...t.direct, t.platform])
+        await Promise.all(Array.from({ length: 20 }, (_, i) => call(tg, chatBody(prompts[i]!, 2, true, tg.label === "direct"), { stream: true })));
+      const d = await runLevel(t.direct, prompts, level, `direct (tracing ${mode})`);
+      const g = await runLevel([t.platform], prompts, level, `platform (tracing ${mode})`);
+      const pids = platformPids(p);
+      const c0 = pids.map((x) => cpuMicros(x.pid));
+      const r = await measureNonStream(t.platform, cpuRate, cpuSeconds, (i) => chatBody(prompts[i % prompts.length]!, 16, false, false));
+      const n = Math.max(1, Math.round(r.achieved * cpuSeconds));
+      const cpu = Object.fromEntries(pids.map((x, i) => [x.name, Math.round((cpuMicros(x.pid) - c0[i]!) / n)]));
+      const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+      result[mode] = {
+        added_ttft_ms_p50: r3(g.ttft.p50 - d.ttft.p50),
+        added_ttft_ms_p99: r3(g.ttft.p99 - d.ttft.p99),
+        cpu_us_per_request: cpu,
+        cpu_us_per_request_total: total,
+        errors: g.errors + r.errors,
+      };
+      row(`tracing ${mode}: added TTFT p50/p99 (c=1)`, `${ms(g.ttft.p50 - d.ttft.p50)} / ${ms(g.ttft.p99 - d.ttft.p99)}`);
+      row(`tracing ${mode}: platform CPU per request`, `${total} µs  ${JSON.stringify(cpu)}`);
+    } finally {
+      await closePools(t);
+      await p.stop();
+    }
+  }
+  result.exported_bytes = await sink.stop();
+  out.tracing = result;
+}
+
 // ── run ─────────────────────────────────────────────────────────────────────────────────
 
 const TARGETS: { key: string; label: string; ok: (v: number) => boolean; want: string }[] = [
@@ -545,6 +594,7 @@ try {
   const prompts = await probePrompts(QUICK ? 400 : 1500);
   if (ONLY.has("latency") || ONLY.has("streams")) await streamingPhases(prompts);
   if (ONLY.has("throughput") || ONLY.has("embeddings")) await zeroLatencyPhases(prompts);
+  if (ONLY.has("tracing")) await tracingPhase(prompts);
 } catch (err) {
   failures.push(`bench aborted: ${(err as Error).stack ?? String(err)}`);
 }

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
 import { describe, expect } from "vitest";
-import { parseMetrics, waitFor, type Platform } from "@infera/testkit";
+import { jsonLines, parseMetrics, waitFor, type Platform } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -18,13 +18,6 @@ const test = platformTest({ label: "observability", env: { LOG_LEVEL: "debug" } 
 test.beforeAll(async ({ platform: started }) => {
   platform = started;
 });
-
-function jsonLines(text: string): Record<string, unknown>[] {
-  return text
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 function replicaLogs(): { agent: string; engine: string } {
   const dir = `/tmp/infera-test-logs/${platform.redisPrefix}`;

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createDb, generateSecret, migrateToLatest, seedCatalog, selectCatalog } from "@infera/registry";
+import { OtlpReceiver } from "@infera/telemetry";
 import { ensureConsole } from "./console.ts";
 import { ensurePostgres, ensureRedis, type Service } from "./services.ts";
 
@@ -89,6 +90,7 @@ try {
   services.push(postgres);
   const redis = await ensureRedis(env, join(dataDir, "redis"), log);
   services.push(redis);
+  const tracing = await startLocalTracing();
 
   const db = createDb(postgres.url, { max: 2 });
   await migrateToLatest(db);
@@ -115,6 +117,7 @@ try {
     HEARTBEAT_MS: env.HEARTBEAT_MS ?? "500",
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
     SECRETS_KEY: env.SECRETS_KEY ?? localSecret(dataDir, "secrets.key", () => randomBytes(32).toString("hex")),
+    ...tracing,
   };
   const adminKeyFile = join(dataDir, "admin.key");
   const adminKey = env.BOOTSTRAP_ADMIN_KEY ?? localSecret(dataDir, "admin.key", generateSecret);
@@ -162,6 +165,30 @@ try {
 } catch (err) {
   console.error(`[infera] could not start: ${(err as Error).message}`);
   await stopAll(1);
+}
+
+/**
+ * `TRACING=1`: an OTLP receiver of our own on LOCAL_OTLP_PORT (default 4318, OTLP/HTTP's
+ * port) that every service exports its spans to, serving them at /traces. With
+ * OTEL_EXPORTER_OTLP_ENDPOINT set (Jaeger, a collector) the services export there instead.
+ */
+async function startLocalTracing(): Promise<Record<string, string>> {
+  if (!["1", "true"].includes((env.TRACING ?? "").toLowerCase())) return {};
+  // Spans leave within half a second, so a trace is complete soon after its request.
+  const batch = { OTEL_BSP_SCHEDULE_DELAY: env.OTEL_BSP_SCHEDULE_DELAY ?? "500" };
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+    log(`tracing: spans go to ${env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT}`);
+    return batch;
+  }
+  const receiver = new OtlpReceiver({ port: Number(env.LOCAL_OTLP_PORT ?? 4318) });
+  try {
+    await receiver.start();
+  } catch (err) {
+    throw new Error(`TRACING=1: cannot listen on 127.0.0.1:${env.LOCAL_OTLP_PORT ?? 4318} for spans (${(err as Error).message}); set LOCAL_OTLP_PORT`);
+  }
+  services.push({ url: receiver.endpoint, stop: () => receiver.stop() });
+  log(`tracing: spans received at ${receiver.endpoint}; recent traces: ${receiver.endpoint}/traces, one: ${receiver.endpoint}/traces/<trace id>?format=text`);
+  return { ...batch, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint };
 }
 
 /** A secret local mode makes once and keeps in the data directory (0600): the sealing key, the admin key. */

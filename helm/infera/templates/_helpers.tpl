@@ -95,6 +95,19 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
       key: {{ include "infera.database.secretKey" . }}
 {{- end -}}
 
+{{- define "infera.env.tracing" -}}
+{{- with .Values.global.tracing }}
+{{- if .otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "infera.env.redis" -}}
 - name: REDIS_URL
   valueFrom:

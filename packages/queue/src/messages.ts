@@ -36,6 +36,8 @@ export const InferJob = Type.Object({
   excludeReplicas: Type.Optional(Type.Array(Type.String())),
   /** 0 for the first try; each re-queue adds one. */
   attempt: Count,
+  /** W3C traceparent of the gateway's queue-wait span (or the client's, tracing off): the scheduler's placement span continues it. */
+  traceparent: Type.Optional(Type.String({ maxLength: 256 })),
 });
 export type InferJob = Static<typeof InferJob>;
 

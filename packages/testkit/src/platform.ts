@@ -120,6 +120,14 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
 }
 
 /** Reads a Prometheus text exposition into `name{labels}` → value. */
+/** The JSON log lines in a process's output (other lines skipped). */
+export function jsonLines(text: string): Record<string, unknown>[] {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 export function parseMetrics(text: string): Map<string, number> {
   const m = new Map<string, number>();
   for (const line of text.split("\n")) {

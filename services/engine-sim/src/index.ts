@@ -13,3 +13,4 @@ export {
 } from "./config.ts";
 export { FAULT_KINDS, type FaultKind, type FaultConfig } from "./faults.ts";
 export { IMAGE_SIZES } from "./images.ts";
+export { createEngineMetrics } from "./metrics.ts";

@@ -19,7 +19,7 @@ import type { AgentClients } from "./agents.ts";
 import { errorBody } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { costOf, type Outcome, type RequestUsage } from "./outcome.ts";
-import { SseRelay, type UsageOut } from "./relay.ts";
+import { finishReasonsIn, SseRelay, type UsageOut } from "./relay.ts";
 import { sendBody, sendError } from "./responses.ts";
 
 const GRPC_ENDPOINT: Record<EndpointKind, Endpoint> = {
@@ -66,6 +66,8 @@ export interface AgentCallOptions {
   signal: AbortSignal;
   /** Streamed: the longest silence between events; whole: the longest the answer may take (ms). */
   idleMs: number;
+  /** W3C traceparent for the agent (gRPC metadata `traceparent`): the agent's spans and the engine continue it. */
+  traceparent?: string;
 }
 
 function engineError(e: { status: number; message: string; param: string; code: string }): PlatformError {
@@ -80,6 +82,7 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
     log.debug({ replica: a.replicaId, address: a.address, queuedMs: a.queuedMs }, "calling agent");
     const md = new grpc.Metadata();
     md.set("x-request-id", r.requestId);
+    if (o.traceparent !== undefined) md.set("traceparent", o.traceparent);
     const agent = o.agents.get(a.address);
     const req = create(GenerateRequestSchema, {
       requestId: r.requestId,
@@ -210,7 +213,13 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
           else sendBody(res, { endpoint: r.endpoint, json: bodyJson, usage: out, headers });
           if (!ttftMs) ttftMs = performance.now() - r.startedAt;
           metrics.agentCalls.inc({ outcome: "ok" });
-          finish({ kind: "done", status: "ok", usage: { promptTokens: u.promptTokens, completionTokens: u.completionTokens, images: u.images, ttftMs } });
+          const generated = r.endpoint === "chat" || r.endpoint === "completion";
+          const finishReasons = relay ? relay.finishReasons : bodyJson && generated ? finishReasonsIn(bodyJson) : [];
+          finish({
+            kind: "done",
+            status: "ok",
+            usage: { promptTokens: u.promptTokens, completionTokens: u.completionTokens, images: u.images, ttftMs, finishReasons },
+          });
           break;
         }
         case "error":

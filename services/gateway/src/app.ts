@@ -9,6 +9,7 @@ import type { Kysely } from "kysely";
 import { sql } from "kysely";
 import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
+import { startTracing } from "@infera/telemetry";
 import { QueueClient, queueKeys } from "@infera/queue";
 import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, liveTokenizers, secretsKeyFrom, type DB } from "@infera/registry";
 import { AgentClients } from "./agents.ts";
@@ -29,6 +30,7 @@ import { registerConsole } from "./console.ts";
 import { registerOpenApi } from "./openapi.ts";
 import gatewayPackage from "../package.json" with { type: "json" };
 import { UsageRecorder } from "./usage.ts";
+import { AccessLog } from "./access-log.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 import { clientRequestId, newRequestId } from "./request-id.ts";
 import { badTextError, checkParams, findBadString, MAX_PARAM_CHARS, scanJson, tooDeepError } from "./edge-input.ts";
@@ -53,6 +55,7 @@ export interface GatewayOptions {
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
   const keys = redisKeys(config.redisPrefix);
   const metrics = createGatewayMetrics();
+  const tracing = await startTracing(config.tracing, logger);
   const db: Kysely<DB> = createDb(config.databaseUrl, { max: 20 });
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
@@ -117,6 +120,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     limiter,
     agentIdleTimeoutMs: config.agentIdleTimeoutMs,
     agentCallTimeoutMs: config.agentCallTimeoutMs,
+    tracing,
+    accessLog: new AccessLog({ logger, sample: config.accessLogSample }),
   };
 
   const app = Fastify({
@@ -203,6 +208,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       e = new PlatformError("internal", "The server had an error while processing your request.", { cause: inner });
     }
     if (e.code === "internal") logger.error({ err }, "unhandled error");
+    // For the access line of a request refused before the pipeline (routes/openai.ts).
+    (req as FastifyRequest & { errorCode?: string }).errorCode = e.code;
     metrics.errors.inc({ code: e.code });
     if (e.retryAfterS !== undefined) reply.header("retry-after", String(e.retryAfterS));
     // Fastify closes the connection after a body it refused, while a client that declared a
@@ -351,6 +358,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       },
     },
     { name: "postgres", stop: () => db.destroy() },
+    { name: "tracing", stop: () => tracing.stop() },
   ];
 
   return { app, port, stoppers, stop: () => stopInOrder(logger, stoppers) };

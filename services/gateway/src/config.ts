@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { int, optionalStr, str } from "@infera/core";
+import { int, num, optionalStr, str } from "@infera/core";
+import { type TracingConfig, tracingConfig } from "@infera/telemetry";
 
 export interface GatewayConfig {
   port: number;
@@ -38,6 +39,10 @@ export interface GatewayConfig {
   requestTimeoutMs: number;
   /** The web console's static build, served at /console/ (none: /console answers 404). */
   consoleDir: string | undefined;
+  /** Traces: the standard OTEL_* variables (`@infera/telemetry`). */
+  tracing: TracingConfig;
+  /** Share of successful requests the access log writes a line for (0..1; failed ones always). */
+  accessLogSample: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
@@ -65,5 +70,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
     consoleDir: optionalStr(env, "CONSOLE_DIR"),
+    tracing: tracingConfig(env, "gateway"),
+    accessLogSample: num(env, "ACCESS_LOG_SAMPLE", 1, 0, 1),
   };
 }

@@ -1,2 +1,3 @@
 export { startGateway, type RunningGateway } from "./app.ts";
 export { loadConfig, type GatewayConfig } from "./config.ts";
+export { createGatewayMetrics } from "./metrics.ts";

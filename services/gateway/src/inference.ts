@@ -10,10 +10,13 @@ import { type Logger, PlatformError } from "@infera/core";
 import { DEFAULT_BLOCK_CHARS, prefixHashes } from "@infera/policy";
 import { type Assigned, type InferJob, PRIORITY, type QueueClient } from "@infera/queue";
 import type { ResolvedModel } from "@infera/registry";
+import { noTracing, type TraceSpan, type Tracing } from "@infera/telemetry";
+import type { AccessLog } from "./access-log.ts";
 import { callAgent } from "./agent-call.ts";
 import type { AgentClients } from "./agents.ts";
 import type { Principal } from "./auth.ts";
 import { errorBody } from "./errors.ts";
+import { GENAI_OPERATION } from "./genai.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { type RequestAttributes, type RequestUsage, recordFinished } from "./outcome.ts";
 import { type Admission, RateLimited, type RateLimiter } from "./ratelimit.ts";
@@ -37,6 +40,10 @@ export interface InferenceDeps {
   agentIdleTimeoutMs?: number;
   /** A non-streamed call (its only events come at the end) is given up on after this; default 600 s. */
   agentCallTimeoutMs?: number;
+  /** Spans of the request (default: none, the client's traceparent carried on). */
+  tracing?: Tracing;
+  /** One line per finished request; absent: none. */
+  accessLog?: AccessLog;
 }
 
 export interface InferenceRequest {
@@ -44,6 +51,8 @@ export interface InferenceRequest {
   requestId: string;
   /** The client's own id for it, if it sent one: logged, echoed, sent on to the engine; keys nothing. */
   clientRequestId?: string;
+  /** The client's W3C `traceparent`, if it sent one: the request's trace continues it. */
+  traceparent?: string;
   principal: Principal;
   model: ResolvedModel;
   endpoint: EndpointKind;
@@ -73,6 +82,35 @@ export interface InferenceRequest {
  */
 function cacheKeyBlock(key: string): string {
   return `\u0001${key}`.slice(0, DEFAULT_BLOCK_CHARS).padEnd(DEFAULT_BLOCK_CHARS, "\u0000");
+}
+
+const PRIORITY_NAME: Record<number, string> = {
+  [PRIORITY.requeued]: "requeued",
+  [PRIORITY.priority]: "priority",
+  [PRIORITY.standard]: "standard",
+  [PRIORITY.batch]: "batch",
+};
+
+/** The request's own span (the gateway's: auth, validation and limits happened in it), named as the GenAI conventions name it. */
+function requestSpan(tracing: Tracing, r: InferenceRequest): TraceSpan {
+  const operation = GENAI_OPERATION[r.endpoint];
+  return tracing.start(`${operation} ${r.model.modelName}`, {
+    parent: r.traceparent,
+    kind: "server",
+    startTime: r.startedAt,
+    attributes: {
+      "gen_ai.operation.name": operation,
+      "gen_ai.request.model": r.model.modelName,
+      "gen_ai.provider.name": r.model.engine,
+      "http.request.method": "POST",
+      "http.route": r.route,
+      "infera.request.id": r.requestId,
+      "infera.tenant.id": r.principal.tenantId,
+      "infera.tenant.tier": r.principal.tier,
+      "infera.deployment.id": r.model.deploymentId,
+      "infera.stream": r.stream,
+    },
+  });
 }
 
 function priorityOf(r: InferenceRequest): number {
@@ -106,20 +144,44 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   let usage: RequestUsage | undefined;
   let assigned: Assigned | undefined;
   let admission: Admission | undefined;
+  const tracing = deps.tracing ?? noTracing;
+  const span = requestSpan(tracing, r);
+  // W3C Trace Context level 2: the client learns which trace its request is (only when it is recorded).
+  if (tracing.enabled) headers.traceresponse = span.traceparent!;
+  let replicaId: string | undefined;
+  let queueMs = 0;
+  let attempts = 0;
   try {
     // Inside the try: a body that cannot be serialised is answered, not left hanging.
     const body = Buffer.from(JSON.stringify(r.engineBody));
     // One Redis round trip: revocation, rpm, tpm (reserving the estimate), concurrency, tenant cap.
     if (deps.limiter) {
+      const limits = tracing.enabled ? tracing.start("infera.gateway.admission", { parent: span }) : undefined;
       try {
         admission = await deps.limiter.admit(r.principal, r.model.deploymentId, r.requestId, r.estimatedTokens);
       } catch (err) {
         if (err instanceof RateLimited) Object.assign(headers, err.headers);
+        limits?.fail(err instanceof PlatformError ? err.code : "internal");
         throw err;
+      } finally {
+        limits?.end();
       }
       Object.assign(headers, admission.headers);
     }
     for (let attempt = 0; ; attempt++) {
+      attempts = attempt + 1;
+      const priority = attempt === 0 ? priorityOf(r) : PRIORITY.requeued;
+      const enqueuedAt = performance.now();
+      const wait = tracing.start("infera.queue.wait", {
+        parent: span,
+        kind: "producer",
+        attributes: {
+          "messaging.system": "redis",
+          "infera.deployment.id": r.model.deploymentId,
+          "infera.queue.priority": PRIORITY_NAME[priority],
+          "infera.queue.attempt": attempt,
+        },
+      });
       const job: InferJob = {
         requestId: r.requestId,
         gatewayId: deps.gatewayId,
@@ -131,12 +193,48 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
         promptTokens: r.promptTokens,
         deadline,
         enqueuedAt: Date.now(),
-        priority: attempt === 0 ? priorityOf(r) : PRIORITY.requeued,
+        priority,
         excludeReplicas: exclude.length ? exclude : undefined,
         attempt,
+        traceparent: wait.traceparent,
       };
-      assigned = await queue.enqueue(r.model.deploymentId, job, gone.signal);
-      const outcome = await callAgent({ agents: deps.agents, metrics, log, assigned, request, body, res, headers, signal: gone.signal, idleMs });
+      try {
+        assigned = await queue.enqueue(r.model.deploymentId, job, gone.signal);
+      } catch (err) {
+        wait.fail(err instanceof PlatformError ? err.code : "internal");
+        throw err;
+      } finally {
+        queueMs += performance.now() - enqueuedAt;
+        if (assigned) wait.setAttributes({ "infera.replica.id": assigned.replicaId, "infera.scheduler.id": assigned.schedulerId });
+        wait.end();
+      }
+      replicaId = assigned.replicaId;
+      const call = tracing.start("infera.agent.v1.AgentService/Generate", {
+        parent: span,
+        kind: "client",
+        attributes: {
+          "rpc.system": "grpc",
+          "rpc.service": "infera.agent.v1.AgentService",
+          "rpc.method": "Generate",
+          "server.address": assigned.address,
+          "infera.replica.id": assigned.replicaId,
+        },
+      });
+      const outcome = await callAgent({
+        agents: deps.agents,
+        metrics,
+        log,
+        assigned,
+        request,
+        body,
+        res,
+        headers,
+        signal: gone.signal,
+        idleMs,
+        traceparent: call.traceparent,
+      });
+      if (outcome.kind === "retry" || outcome.status !== "ok") call.fail(outcome.kind === "retry" ? "replica_unavailable" : outcome.status);
+      call.end();
       if (outcome.kind === "done") {
         status = outcome.status;
         usage = outcome.usage;
@@ -180,6 +278,26 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
       usage,
       assigned: assigned !== undefined,
       attributes: r.attributes,
+      tier: r.principal.tier,
+      stream: r.stream,
+      replicaId,
+      queueMs: attempts ? queueMs : undefined,
+      attempts,
+      traceId: span.traceId,
     });
+    if (tracing.enabled) endRequestSpan(span, res.statusCode, status, usage);
   }
+}
+
+/** The request span's outcome: GenAI usage and finish reasons (never content), the HTTP status, the error's code. */
+function endRequestSpan(span: TraceSpan, statusCode: number, status: string, usage: RequestUsage | undefined): void {
+  span.setAttributes({
+    "http.response.status_code": statusCode || 499,
+    "gen_ai.usage.input_tokens": usage?.promptTokens,
+    "gen_ai.usage.output_tokens": usage?.completionTokens,
+    "gen_ai.response.finish_reasons": usage?.finishReasons?.length ? usage.finishReasons : undefined,
+    "infera.ttft_ms": usage?.ttftMs ? Math.round(usage.ttftMs * 10) / 10 : undefined,
+  });
+  if (status !== "ok") span.fail(status);
+  span.end();
 }

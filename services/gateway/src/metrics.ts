@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 export interface GatewayMetrics {
   registry: Registry;
   requests: Counter<"route" | "status">;
-  duration: Histogram<"route">;
+  duration: Histogram<"route" | "model">;
   ttft: Histogram<"model">;
   itl: Histogram<"model">;
   tokens: Counter<"model" | "direction">;
@@ -14,6 +14,58 @@ export interface GatewayMetrics {
   agentCalls: Counter<"outcome">;
   openStreams: Gauge;
   usagePending: Gauge;
+  genai: GenAiMetrics;
+}
+
+/** OpenTelemetry's GenAI semantic-convention labels, in Prometheus form, plus the tenant's tier (never the key). */
+type GenAiLabels = "gen_ai_operation_name" | "gen_ai_request_model" | "tenant_tier";
+
+/**
+ * The GenAI semantic conventions' metrics (`gen_ai.server.request.duration`,
+ * `gen_ai.server.time_to_first_token`, `gen_ai.server.time_per_output_token`,
+ * `gen_ai.client.token.usage`) with the names and buckets an OTel Prometheus exporter gives
+ * them, so dashboards made for Envoy AI Gateway, LiteLLM or vLLM's own OTel metrics chart ours.
+ */
+export interface GenAiMetrics {
+  requestDuration: Histogram<GenAiLabels | "error_type">;
+  timeToFirstToken: Histogram<GenAiLabels>;
+  timePerOutputToken: Histogram<GenAiLabels>;
+  tokenUsage: Histogram<GenAiLabels | "gen_ai_token_type">;
+}
+
+const GENAI_LABELS: GenAiLabels[] = ["gen_ai_operation_name", "gen_ai_request_model", "tenant_tier"];
+
+function createGenAiMetrics(registry: Registry): GenAiMetrics {
+  return {
+    requestDuration: new Histogram({
+      name: "gen_ai_server_request_duration_seconds",
+      help: "gen_ai.server.request.duration: time from the request to its last byte; error_type set when it failed.",
+      labelNames: [...GENAI_LABELS, "error_type"],
+      buckets: [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92],
+      registers: [registry],
+    }),
+    timeToFirstToken: new Histogram({
+      name: "gen_ai_server_time_to_first_token_seconds",
+      help: "gen_ai.server.time_to_first_token: time from the request to the first output token (streamed) or the answer.",
+      labelNames: GENAI_LABELS,
+      buckets: [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10],
+      registers: [registry],
+    }),
+    timePerOutputToken: new Histogram({
+      name: "gen_ai_server_time_per_output_token_seconds",
+      help: "gen_ai.server.time_per_output_token: (duration - time to first token) / (output tokens - 1).",
+      labelNames: GENAI_LABELS,
+      buckets: [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5],
+      registers: [registry],
+    }),
+    tokenUsage: new Histogram({
+      name: "gen_ai_client_token_usage",
+      help: "gen_ai.client.token.usage: tokens per request, gen_ai_token_type input or output.",
+      labelNames: [...GENAI_LABELS, "gen_ai_token_type"],
+      buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864],
+      registers: [registry],
+    }),
+  };
 }
 
 export function createGatewayMetrics(): GatewayMetrics {
@@ -28,8 +80,8 @@ export function createGatewayMetrics(): GatewayMetrics {
     }),
     duration: new Histogram({
       name: "gateway_request_duration_seconds",
-      help: "Time from request to the last byte (vllm:e2e_request_latency_seconds' meaning).",
-      labelNames: ["route"],
+      help: "Time from request to the last byte (vllm:e2e_request_latency_seconds' meaning), by route and model (empty: not an inference request).",
+      labelNames: ["route", "model"],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers: [registry],
     }),
@@ -69,5 +121,6 @@ export function createGatewayMetrics(): GatewayMetrics {
     }),
     openStreams: new Gauge({ name: "gateway_open_streams", help: "Client streams open now.", registers: [registry] }),
     usagePending: new Gauge({ name: "gateway_usage_records_pending", help: "Usage records not yet written to Postgres.", registers: [registry] }),
+    genai: createGenAiMetrics(registry),
   };
 }

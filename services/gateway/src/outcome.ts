@@ -5,6 +5,8 @@
  */
 import type { EndpointKind } from "@infera/contracts";
 import type { ResolvedModel } from "@infera/registry";
+import type { AccessLog } from "./access-log.ts";
+import { GENAI_OPERATION } from "./genai.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { UsageRecorder } from "./usage.ts";
 
@@ -22,6 +24,8 @@ export interface RequestUsage {
   completionTokens: number;
   images: number;
   ttftMs: number;
+  /** What the engine said ended each choice (`stop`, `length`, …), when it said. */
+  finishReasons?: string[];
 }
 
 /** The end of one agent call: `retry` (nothing reached the client; `reason` is the replica to exclude) or `done`. */
@@ -51,19 +55,70 @@ export interface FinishedRequest {
   assigned: boolean;
   /** OpenAI's user / safety_identifier / metadata / service_tier, for the usage record. */
   attributes?: RequestAttributes;
+  /** The key's tier (metrics are labelled by it, never by key). */
+  tier: string;
+  stream: boolean;
+  /** The last replica assigned, if any. */
+  replicaId?: string;
+  /** Enqueue to assignment over every attempt (ms). */
+  queueMs?: number;
+  attempts: number;
+  traceId?: string;
 }
 
-/** Records a finished request: duration and status metrics, token counters, and the usage record when the engine reported usage. */
-export function recordFinished(deps: { metrics: GatewayMetrics; usage: UsageRecorder }, f: FinishedRequest): void {
+/** The GenAI semconv metrics of one finished request (`metrics.ts`: GenAiMetrics). */
+function observeGenAi(metrics: GatewayMetrics, f: FinishedRequest, durationMs: number): void {
+  const labels = { gen_ai_operation_name: GENAI_OPERATION[f.endpoint], gen_ai_request_model: f.model.modelName, tenant_tier: f.tier };
+  const g = metrics.genai;
+  g.requestDuration.observe({ ...labels, error_type: f.status === "ok" ? "" : f.status }, durationMs / 1000);
+  const u = f.usage;
+  if (!u) return;
+  if (u.ttftMs > 0) g.timeToFirstToken.observe(labels, u.ttftMs / 1000);
+  if (f.stream && u.completionTokens > 1 && u.ttftMs > 0) g.timePerOutputToken.observe(labels, (durationMs - u.ttftMs) / 1000 / (u.completionTokens - 1));
+  g.tokenUsage.observe({ ...labels, gen_ai_token_type: "input" }, u.promptTokens);
+  if (f.endpoint === "chat" || f.endpoint === "completion") g.tokenUsage.observe({ ...labels, gen_ai_token_type: "output" }, u.completionTokens);
+}
+
+/**
+ * Records a finished request: duration and status metrics (the platform's and the GenAI
+ * semconv set), token counters, the access log line, and the usage record when the engine
+ * reported usage.
+ */
+export function recordFinished(deps: { metrics: GatewayMetrics; usage: UsageRecorder; accessLog?: AccessLog }, f: FinishedRequest): void {
   const { metrics } = deps;
   const durationMs = performance.now() - f.startedAt;
-  metrics.duration.observe({ route: f.route }, durationMs / 1000);
-  metrics.requests.inc({ route: f.route, status: String(f.statusCode || 499) });
+  const status = f.statusCode || 499;
+  metrics.duration.observe({ route: f.route, model: f.model.modelName }, durationMs / 1000);
+  metrics.requests.inc({ route: f.route, status: String(status) });
+  observeGenAi(metrics, f, durationMs);
   if (f.usage || f.assigned) {
     const u = f.usage ?? { promptTokens: 0, completionTokens: 0, images: 0, ttftMs: 0 };
     metrics.tokens.inc({ model: f.model.modelName, direction: "in" }, u.promptTokens);
     metrics.tokens.inc({ model: f.model.modelName, direction: "out" }, u.completionTokens);
   }
+  deps.accessLog?.write({
+    requestId: f.requestId,
+    clientRequestId: f.clientRequestId,
+    traceId: f.traceId,
+    tenantId: f.tenantId,
+    keyId: f.keyId,
+    tier: f.tier,
+    route: f.route,
+    endpoint: f.endpoint,
+    model: f.model.modelName,
+    deploymentId: f.model.deploymentId,
+    replicaId: f.replicaId,
+    stream: f.stream,
+    status,
+    tokensIn: f.usage?.promptTokens ?? 0,
+    tokensOut: f.usage?.completionTokens ?? 0,
+    queueMs: f.queueMs,
+    ttftMs: f.usage?.ttftMs || undefined,
+    totalMs: durationMs,
+    finishReason: f.usage?.finishReasons?.length ? f.usage.finishReasons.join(",") : undefined,
+    errorCode: f.status === "ok" ? undefined : f.status,
+    attempts: f.attempts,
+  });
   if (!f.usage) return;
   deps.usage.record({
     request_id: f.requestId,

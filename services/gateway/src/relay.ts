@@ -31,12 +31,22 @@ function finishes(b: Buffer): boolean {
   return b.indexOf('"finish_reason"') !== -1 && b.indexOf('"finish_reason":null') === -1;
 }
 
+const FINISH_REASON = /"finish_reason"\s*:\s*"([A-Za-z_]{1,32})"/g;
+
+/** The finish reasons a chunk or answer names (`stop`, `length`, `tool_calls`, …), in order, for traces and the access log. */
+export function finishReasonsIn(text: string, into: string[] = []): string[] {
+  for (const m of text.matchAll(FINISH_REASON)) into.push(m[1]!);
+  return into;
+}
+
 export class SseRelay {
   private started = false;
   private held: Buffer | undefined;
   private first: Buffer | undefined;
   private lastAt = 0;
   chunks = 0;
+  /** The finish reasons the stream's chunks carried. */
+  readonly finishReasons: string[] = [];
 
   constructor(
     private readonly res: ServerResponse,
@@ -73,7 +83,9 @@ export class SseRelay {
     if (this.first === undefined) this.first = Buffer.from(json);
     // Chat logprobs need `refusal` (OpenAI's schema requires it; vLLM omits it): only those chunks are parsed.
     if (json.indexOf('"logprobs":{"content"') !== -1) json = Buffer.from(conformChatChunk(json.toString()));
-    if (!this.includeUsage && finishes(json)) {
+    const finishing = finishes(json);
+    if (finishing) finishReasonsIn(json.toString(), this.finishReasons);
+    if (!this.includeUsage && finishing) {
       if (this.held !== undefined) this.write(this.held);
       this.held = json;
       return;

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { int, oneOf, optionalStr, str } from "@infera/core";
 import { DEFAULT_PREFILL_TOKENS_PER_MS } from "@infera/policy";
+import { type TracingConfig, tracingConfig } from "@infera/telemetry";
 
 export interface SchedulerConfig {
   databaseUrl: string;
@@ -23,6 +24,8 @@ export interface SchedulerConfig {
   /** Prompt tokens per second one replica prefills: how fast placement's estimate of pending prefill drains. */
   prefillTokensPerS: number;
   logLevel: string;
+  /** Traces: the standard OTEL_* variables (`@infera/telemetry`). */
+  tracing: TracingConfig;
   shutdownGraceMs: number;
   /** Scale a min_instances=0 deployment to zero after this long idle. */
   scaleToZeroIdleMs: number;
@@ -67,6 +70,7 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     dispatchLeaseMs: int(env, "DISPATCH_LEASE_MS", 2_000, 300, 600_000),
     prefillTokensPerS: int(env, "PREFILL_TOKENS_PER_S", DEFAULT_PREFILL_TOKENS_PER_MS * 1000, 100, 10_000_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
+    tracing: tracingConfig(env, "scheduler"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),
     secretsKey: optionalStr(env, "SECRETS_KEY"),

@@ -11,6 +11,7 @@
  * assignments in one script call, which dispatches each entry once (see `@infera/queue`).
  */
 import type { Logger } from "@infera/core";
+import { noTracing, type TraceSpan, type Tracing } from "@infera/telemetry";
 import { FairQueue, type PlacementPolicy } from "@infera/policy";
 import { type Assignment, entryKey, LeaseKeeper, PRIORITY, type QueueEntry, type QueueKeys, type RedisLease, type StreamConsumer } from "@infera/queue";
 import type { SchedulerMetrics } from "./metrics.ts";
@@ -43,6 +44,8 @@ export interface DispatcherOptions {
   /** Asks the reconciler to bring a replica up (scale from zero). */
   wake: (deploymentId: string) => void;
   now?: () => number;
+  /** Placement spans, continuing each job's traceparent (default: none). */
+  tracing?: Tracing;
 }
 
 export class DeploymentDispatcher {
@@ -56,10 +59,14 @@ export class DeploymentDispatcher {
   private stopping = false;
   private readonly now: () => number;
   private readonly capacity: number;
+  private readonly tracing: Tracing;
+  /** Placement spans of the entries held now (tracing on, entries that carry a traceparent). */
+  private readonly spans = new Map<QueueEntry, TraceSpan>();
 
   constructor(private readonly o: DispatcherOptions) {
     this.now = o.now ?? Date.now;
     this.capacity = o.capacity;
+    this.tracing = o.tracing ?? noTracing;
     this.lease = new LeaseKeeper(o.lease, {
       everyMs: Math.max(100, Math.floor((o.leaseMs ?? 2_000) / 3)),
       onGained: () => this.activate(),
@@ -107,6 +114,7 @@ export class DeploymentDispatcher {
       const k = entryKey(e.stream, e.entryId);
       if (this.held.has(k)) continue;
       this.held.set(k, e);
+      if (this.tracing.enabled && e.job.traceparent !== undefined) this.spans.set(e, this.placementSpan(e));
       // Lower class numbers go first; the fair queue serves higher numbers first.
       const { tenantId, priority, estimatedTokens } = e.job;
       this.queue.push(e, { tenantId, priority: -priority, inputTokens: estimatedTokens, front: this.o.consumer.isFront(e) || priority === PRIORITY.requeued });
@@ -116,9 +124,33 @@ export class DeploymentDispatcher {
     else this.pump();
   }
 
-  private forget(e: QueueEntry): void {
+  private forget(e: QueueEntry, replicaId?: string, at?: number): void {
     this.held.delete(entryKey(e.stream, e.entryId));
     this.o.consumer.wake();
+    const span = this.spans.get(e);
+    if (span) {
+      this.spans.delete(e);
+      if (replicaId) span.set("infera.replica.id", replicaId);
+      else span.fail("not_placed", "rejected, withdrawn or handed to another scheduler");
+      span.end(at);
+    }
+  }
+
+  /** From the moment this scheduler holds the entry to the moment its assignment is published. */
+  private placementSpan(e: QueueEntry): TraceSpan {
+    return this.tracing.start("infera.scheduler.place", {
+      parent: e.job.traceparent,
+      kind: "consumer",
+      attributes: {
+        "messaging.system": "redis",
+        "messaging.operation.type": "process",
+        "infera.deployment.id": this.o.deploymentId,
+        "infera.scheduler.id": this.o.schedulerId,
+        "infera.placement.policy": this.o.policy.name,
+        "infera.queue.priority": e.job.priority,
+        "infera.queue.attempt": e.job.attempt,
+      },
+    });
   }
 
   /** Place as many waiting requests as replicas have room for; send the assignments in one batch. */
@@ -165,6 +197,8 @@ export class DeploymentDispatcher {
   private async take(batch: Take[]): Promise<void> {
     const { deploymentId, keys, metrics, directory } = this.o;
     let taken: number[];
+    // Placement spans end when the assignments are sent (the gateway may hear of them before the call returns).
+    const sentAt = performance.now();
     try {
       const entries = batch.map((t) => ({ ...t.e, channel: keys.gatewayChannel(t.e.job.gatewayId), message: JSON.stringify(t.message) }));
       taken = await this.o.consumer.take(entries);
@@ -179,8 +213,8 @@ export class DeploymentDispatcher {
       return;
     }
     batch.forEach((t, i) => {
-      this.forget(t.e);
       const m = t.message;
+      this.forget(t.e, m.type === "assigned" && taken[i] === 1 ? m.replicaId : undefined, sentAt);
       if (m.type === "rejected") {
         metrics.rejected.inc({ deployment: deploymentId, reason: m.code });
       } else if (taken[i] === 1) {

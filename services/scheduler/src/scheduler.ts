@@ -3,6 +3,7 @@
  * directory fed by agents' heartbeats, releases from gateways, and the reconciler
  * (which acts only while this instance holds the leader lease).
  */
+import { startTracing } from "@infera/telemetry";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
@@ -33,6 +34,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const keys = redisKeys(config.redisPrefix);
   const qkeys = queueKeys(config.redisPrefix);
   const metrics = createSchedulerMetrics();
+  const tracing = await startTracing(config.tracing, logger);
   const db = dbOverride ?? createDb(config.databaseUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
@@ -102,6 +104,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
           schedulerId,
           maxQueued: config.maxQueuedPerDeployment,
           leaseMs: config.dispatchLeaseMs,
+          tracing,
           wake,
         });
         dispatchers.set(d.id, disp);
@@ -227,6 +230,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       },
     },
     { name: "postgres", stop: () => (dbOverride ? undefined : db.destroy()) },
+    { name: "tracing", stop: () => tracing.stop() },
   ];
   return { metricsPort, stoppers, stop: () => stopInOrder(logger, stoppers) };
 }

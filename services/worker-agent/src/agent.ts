@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
+import { startTracing } from "@infera/telemetry";
 import type { AgentConfig } from "./config.ts";
 import { createAdapter } from "./engine/index.ts";
 import { EmbeddingCoalescer } from "./engine/coalescer.ts";
@@ -19,6 +20,7 @@ export interface RunningAgent {
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
   const metrics = createAgentMetrics();
+  const tracing = await startTracing(config.tracing, logger);
   const adapter = createAdapter(config.engineKind, config.engineUrl);
   const coalescer =
     config.embeddingBatching && (config.engineKind === "vllm" || config.engineKind === "tei")
@@ -29,6 +31,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     logger,
     metrics,
     replicaId: config.replicaId,
+    tracing,
     runEmbedding: coalescer ? (body, signal, sink) => coalescer.run(body, signal, sink) : undefined,
   });
   const grpcPort = await server.start(config.host, config.port);
@@ -67,6 +70,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     { name: "metrics", stop: () => http.close() },
     { name: "engine client", stop: () => adapter.close() },
     { name: "redis", stop: () => redis.disconnect() },
+    { name: "tracing", stop: () => tracing.stop() },
   ];
   return { grpcPort, metricsPort, stoppers, stop: () => stopInOrder(logger, stoppers) };
 }

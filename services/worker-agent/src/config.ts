@@ -1,5 +1,6 @@
 import { bool, int, oneOf, optionalStr, str } from "@infera/core";
 import { ENGINE_KINDS, type EngineKind } from "@infera/contracts";
+import { type TracingConfig, tracingConfig } from "@infera/telemetry";
 
 export interface AgentConfig {
   port: number;
@@ -18,6 +19,8 @@ export interface AgentConfig {
   heartbeatMs: number;
   shutdownGraceMs: number;
   logLevel: string;
+  /** Traces: the standard OTEL_* variables (`@infera/telemetry`). */
+  tracing: TracingConfig;
   /** Coalesce concurrent embedding requests into one engine call. */
   embeddingBatching: boolean;
   embeddingBatchMax: number;
@@ -45,6 +48,7 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
     heartbeatMs: int(env, "HEARTBEAT_MS", 1000, 50, 60_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
+    tracing: tracingConfig(env, "worker-agent"),
     embeddingBatching: bool(env, "EMBEDDING_BATCHING", true),
     embeddingBatchMax: int(env, "EMBEDDING_BATCH_MAX", 64, 1, 4096),
     embeddingMaxInflight: int(env, "EMBEDDING_MAX_INFLIGHT", 4, 1, 1024),

@@ -8,6 +8,7 @@
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@infera/core";
+import { noTracing, type Tracing } from "@infera/telemetry";
 import {
   AgentService,
   CancelResponseSchema,
@@ -46,6 +47,8 @@ export interface AgentServiceOptions {
   logger: Logger;
   metrics: AgentMetrics;
   replicaId: string;
+  /** The call's span (continuing the gateway's `traceparent` metadata) and the engine call's (default: none, the traceparent carried on). */
+  tracing?: Tracing;
   /** Runs embedding calls (through the coalescer when enabled). */
   runEmbedding?: (body: Uint8Array, signal: AbortSignal, sink: EngineSink) => Promise<void>;
 }
@@ -144,6 +147,20 @@ export class AgentServer {
     this.remember(req.requestId);
     const log = logger.child({ requestId: req.requestId });
     log.debug({ endpoint, stream: req.stream }, "generate");
+    const tracing = this.options.tracing ?? noTracing;
+    const traceparent = call.metadata.get("traceparent")[0];
+    const span = tracing.start("infera.agent.v1.AgentService/Generate", {
+      parent: typeof traceparent === "string" ? traceparent : undefined,
+      kind: "server",
+      attributes: tracing.enabled
+        ? { "rpc.system": "grpc", "rpc.service": "infera.agent.v1.AgentService", "rpc.method": "Generate", "infera.replica.id": this.options.replicaId }
+        : undefined,
+    });
+    const engineSpan = tracing.start("infera.engine.call", {
+      parent: span,
+      kind: "client",
+      attributes: tracing.enabled ? { "infera.engine.kind": adapter.kind, "http.request.method": "POST", "gen_ai.operation.name": endpoint } : undefined,
+    });
     const controller = new AbortController();
     const stop = new AbortController();
     this.stops.set(req.requestId, stop);
@@ -186,6 +203,7 @@ export class AgentServer {
       usage(u) {
         flush();
         const ttftMs = firstAt ? firstAt - started : performance.now() - started;
+        if (tracing.enabled) engineSpan.setAttributes({ "gen_ai.usage.input_tokens": u.promptTokens, "gen_ai.usage.output_tokens": u.completionTokens });
         metrics.ttft.observe(ttftMs / 1000);
         write({ case: "usage", value: create(UsageSchema, { ...u, ttftMs }) });
       },
@@ -199,7 +217,15 @@ export class AgentServer {
       if (endpoint === "embedding" && this.options.runEmbedding) await this.options.runEmbedding(req.body, controller.signal, sink);
       else
         await adapter.run(
-          { endpoint, body: req.body, stream: req.stream, signal: controller.signal, stop: stop.signal, correlationId: req.correlationId || req.requestId },
+          {
+            endpoint,
+            body: req.body,
+            stream: req.stream,
+            signal: controller.signal,
+            stop: stop.signal,
+            correlationId: req.correlationId || req.requestId,
+            traceparent: engineSpan.traceparent,
+          },
           sink,
         );
     } catch (err) {
@@ -216,6 +242,13 @@ export class AgentServer {
       metrics.inflight.set(this.open.size);
       metrics.requests.inc({ endpoint, status });
       log.debug({ status, ms: Math.round(performance.now() - started) }, "generate finished");
+      if (tracing.enabled) {
+        if (status !== "ok") engineSpan.fail(status);
+        if (firstAt) engineSpan.set("infera.ttft_ms", Math.round((firstAt - started) * 10) / 10);
+        engineSpan.end();
+        if (status !== "ok") span.fail(status);
+        span.end();
+      }
       flush();
       if (!call.writableEnded) call.end();
     }

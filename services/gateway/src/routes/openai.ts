@@ -130,16 +130,18 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   async function start(
     req: FastifyRequest,
     reply: FastifyReply,
-    input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "clientRequestId" | "route">,
+    input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "clientRequestId" | "traceparent" | "route">,
   ) {
     // Fastify's request id is the platform's own (app.ts: genReqId); the client's is a correlation field.
     const requestId = req.id;
+    (req as FastifyRequest & { inPipeline?: boolean }).inPipeline = true;
     reply.hijack();
     try {
       await runInference(deps, reply.raw, {
         ...input,
         requestId,
         clientRequestId: clientRequestId(req),
+        traceparent: typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined,
         principal: principalOf(req),
         route: req.routeOptions.url ?? "",
         startedAt: (req as FastifyRequest & { startedAt: number }).startedAt,
@@ -155,6 +157,41 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
 
   app.register(
     async (scope) => {
+      // A request refused before the pipeline (key, body, model) gets its access line here; the pipeline writes its own.
+      scope.addHook("onResponse", async (req, reply) => {
+        const r = req as FastifyRequest & { inPipeline?: boolean; startedAt: number; principal?: Principal; errorCode?: string };
+        if (r.inPipeline) return;
+        const route = req.routeOptions.url ?? "";
+        const errorCode = r.errorCode ?? (reply.statusCode >= 400 ? "error" : undefined);
+        // Traced too (tracing on): a span of its own, continuing the client's traceparent.
+        const span = deps.tracing?.enabled
+          ? deps.tracing.start(`${req.method} ${route}`, {
+              parent: typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined,
+              kind: "server",
+              startTime: r.startedAt,
+              attributes: {
+                "http.request.method": req.method,
+                "http.route": route,
+                "http.response.status_code": reply.statusCode,
+                "infera.request.id": req.id,
+              },
+            })
+          : undefined;
+        if (span && errorCode) span.fail(errorCode);
+        span?.end();
+        deps.accessLog?.write({
+          requestId: req.id,
+          clientRequestId: clientRequestId(req),
+          traceId: span?.traceId,
+          tenantId: r.principal?.tenantId,
+          keyId: r.principal?.keyId,
+          tier: r.principal?.tier,
+          route,
+          status: reply.statusCode,
+          totalMs: performance.now() - r.startedAt,
+          errorCode,
+        });
+      });
       scope.addHook("onRequest", async (req) => {
         (req as FastifyRequest & { startedAt: number }).startedAt = performance.now();
         const p = await ctx.keys.authenticate(req.headers.authorization);

@@ -39,6 +39,8 @@ export interface EngineCall {
   signal: AbortSignal;
   /** Sent to the engine as X-Request-Id (the client's id namespaced by tenant, or the platform's). */
   correlationId?: string;
+  /** Sent to the engine as `traceparent` (W3C): vLLM and TGI continue the trace. */
+  traceparent?: string;
   /**
    * Stop generating, then end with the usage of what the engine generated (the client left;
    * the gateway asked by `Cancel`). `signal`, by contrast, drops the call with no answer.

@@ -24,8 +24,8 @@ export class GracefulClient {
     this.url = new URL(engineUrl);
   }
 
-  /** POSTs a JSON body; `signal` aborts hard (connection closed), `stop` half-closes. */
-  post(path: string, body: Uint8Array, signal: AbortSignal, stop: AbortSignal, requestId?: string): Promise<GracefulResponse> {
+  /** POSTs a JSON body with these headers (`engineHeaders`); `signal` aborts hard (connection closed), `stop` half-closes. */
+  post(path: string, body: Uint8Array, signal: AbortSignal, stop: AbortSignal, headers: Record<string, string>): Promise<GracefulResponse> {
     return new Promise((resolve, reject) => {
       const req = request({
         host: this.url.hostname,
@@ -34,7 +34,7 @@ export class GracefulClient {
         method: "POST",
         agent: this.agent,
         signal,
-        headers: { "content-type": "application/json", "content-length": body.byteLength, ...(requestId ? { "x-request-id": requestId } : {}) },
+        headers: { ...headers, "content-length": body.byteLength },
       });
       const halfClose = (): void => {
         const s = req.socket;

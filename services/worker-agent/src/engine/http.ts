@@ -25,9 +25,13 @@ export async function readText(body: AsyncIterable<Uint8Array>): Promise<string>
 
 export const JSON_HEADERS = { "content-type": "application/json" };
 
-/** The engine request's headers: JSON, and the request's correlation id as X-Request-Id (engines log and trace by it). */
-export function engineHeaders(call: { correlationId?: string }): Record<string, string> {
-  return call.correlationId ? { "content-type": "application/json", "x-request-id": call.correlationId } : JSON_HEADERS;
+/** The engine request's headers: JSON, the request's correlation id as X-Request-Id (engines log by it) and its W3C traceparent. */
+export function engineHeaders(call: { correlationId?: string; traceparent?: string }): Record<string, string> {
+  if (!call.correlationId && !call.traceparent) return JSON_HEADERS;
+  const h: Record<string, string> = { "content-type": "application/json" };
+  if (call.correlationId) h["x-request-id"] = call.correlationId;
+  if (call.traceparent) h.traceparent = call.traceparent;
+  return h;
 }
 
 /** An engine reached over HTTP: the pool, health and load; subclasses say how to run a call. */

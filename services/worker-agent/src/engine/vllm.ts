@@ -49,7 +49,7 @@ export class VllmAdapter extends HttpEngineAdapter {
     if (stop && generates) {
       // Generation that may be stopped: the half-close transport keeps the engine's count (graceful.ts).
       const res = await this.graceful
-        .post(PATHS[call.endpoint as "chat" | "completion"], call.body, call.signal, stop, call.correlationId)
+        .post(PATHS[call.endpoint as "chat" | "completion"], call.body, call.signal, stop, engineHeaders(call))
         .catch((err: unknown) => {
           if (stop.aborted) return undefined;
           throw err;

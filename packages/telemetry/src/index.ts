@@ -1,0 +1,3 @@
+export * from "./traceparent.ts";
+export * from "./tracing.ts";
+export * from "./otlp-receiver.ts";
