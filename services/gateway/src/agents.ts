@@ -1,12 +1,21 @@
-/** gRPC clients to worker agents, one channel per address, reused across requests. */
+/**
+ * gRPC clients to worker agents, one channel per address, reused across requests. Every call
+ * carries the release's agent token (AGENT_AUTH_TOKEN): agents refuse calls without it.
+ */
 import * as grpc from "@grpc/grpc-js";
-import { AgentService, clientConstructor, type ServiceMethods, type TypedClient } from "@infera/contracts";
+import { AgentService, agentAuthInterceptor, clientConstructor, type ServiceMethods, type TypedClient } from "@infera/contracts";
 
 const AgentClient = clientConstructor(AgentService);
 export type AgentClientT = TypedClient<ServiceMethods<typeof AgentService>>;
 
 export class AgentClients {
   private readonly clients = new Map<string, AgentClientT>();
+  private readonly interceptors: grpc.Interceptor[];
+
+  /** `authToken`: the agents' token; without one, calls go out bare and token-checking agents refuse them. */
+  constructor(authToken: string | undefined) {
+    this.interceptors = authToken ? [agentAuthInterceptor(authToken)] : [];
+  }
 
   get(address: string): AgentClientT {
     let c = this.clients.get(address);
@@ -19,6 +28,7 @@ export class AgentClients {
         // Reconnect fast after an agent restarts.
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": 2_000,
+        interceptors: this.interceptors,
       });
       this.clients.set(address, c);
     }

@@ -92,7 +92,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     queueMax: config.queueMaxPerDeployment,
   });
   queue.start();
-  const agents = new AgentClients();
+  if (!config.agentAuthToken) logger.warn("AGENT_AUTH_TOKEN is not set: worker agents will refuse this gateway's calls");
+  const agents = new AgentClients(config.agentAuthToken);
   const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics, { intervalMs: config.usageFlushMs, maxBatch: 500, maxHeld: 1_000_000 });
   usage.start();
 

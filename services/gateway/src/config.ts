@@ -30,6 +30,8 @@ export interface GatewayConfig {
   usageFlushMs: number;
   /** Seals deployments' Hugging Face tokens at rest (any string; a 32-byte key is derived from it). */
   secretsKey: string | undefined;
+  /** The bearer token worker agents require on every gRPC call (the release's AGENT_AUTH_TOKEN). */
+  agentAuthToken: string | undefined;
   /** A replica that sends nothing for this long (first byte or between events) is given up on. */
   agentIdleTimeoutMs: number;
   /** A non-streamed request's whole agent call is given up on after this. */
@@ -61,6 +63,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     rateLimitLeaseMs: int(env, "RATE_LIMIT_LEASE_MS", 900_000, 1000, 86_400_000),
     usageFlushMs: int(env, "USAGE_FLUSH_MS", 250, 10, 3_600_000),
     secretsKey: optionalStr(env, "SECRETS_KEY"),
+    agentAuthToken: optionalStr(env, "AGENT_AUTH_TOKEN"),
     agentIdleTimeoutMs: int(env, "AGENT_IDLE_TIMEOUT_MS", 60_000, 100, 3_600_000),
     agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),

@@ -29,6 +29,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     logger,
     metrics,
     replicaId: config.replicaId,
+    authToken: config.authToken,
     runEmbedding: coalescer ? (body, signal, sink) => coalescer.run(body, signal, sink) : undefined,
   });
   const grpcPort = await server.start(config.host, config.port);

@@ -1,5 +1,5 @@
-import { bool, int, oneOf, optionalStr, str } from "@infera/core";
-import { ENGINE_KINDS, type EngineKind } from "@infera/contracts";
+import { bool, ConfigError, int, oneOf, optionalStr, str } from "@infera/core";
+import { ENGINE_KINDS, MIN_AGENT_TOKEN_LENGTH, type EngineKind } from "@infera/contracts";
 
 export interface AgentConfig {
   port: number;
@@ -15,6 +15,8 @@ export interface AgentConfig {
   maxBatchSize: number;
   redisUrl: string;
   redisPrefix: string;
+  /** The bearer token the gateway sends on every call (per release); others are refused. */
+  authToken: string;
   heartbeatMs: number;
   shutdownGraceMs: number;
   logLevel: string;
@@ -29,6 +31,8 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
   const port = int(env, "AGENT_PORT", 50051, 0, 65535);
   const host = str(env, "AGENT_HOST", "127.0.0.1");
   const replicaId = str(env, "REPLICA_ID");
+  const authToken = str(env, "AGENT_AUTH_TOKEN");
+  if (authToken.length < MIN_AGENT_TOKEN_LENGTH) throw new ConfigError(`AGENT_AUTH_TOKEN must be at least ${MIN_AGENT_TOKEN_LENGTH} characters`);
   return {
     port,
     host,
@@ -42,6 +46,7 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
     maxBatchSize: int(env, "MAX_BATCH_SIZE", 96, 1, 100_000),
     redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
     redisPrefix: str(env, "REDIS_PREFIX", "infera"),
+    authToken,
     heartbeatMs: int(env, "HEARTBEAT_MS", 1000, 50, 60_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     logLevel: str(env, "LOG_LEVEL", "info"),

@@ -18,6 +18,7 @@ import {
   UsageSchema,
   EngineErrorSchema,
   serviceDefinition,
+  AgentTokenCheck,
   type CancelRequest,
   type CancelResponse,
   type GenerateRequest,
@@ -46,6 +47,8 @@ export interface AgentServiceOptions {
   logger: Logger;
   metrics: AgentMetrics;
   replicaId: string;
+  /** The bearer token every call must carry (AGENT_AUTH_TOKEN); calls without it are refused UNAUTHENTICATED. */
+  authToken: string;
   /** Runs embedding calls (through the coalescer when enabled). */
   runEmbedding?: (body: Uint8Array, signal: AbortSignal, sink: EngineSink) => Promise<void>;
 }
@@ -63,14 +66,36 @@ export class AgentServer {
   private draining = false;
   private lastLoad = { running: 0, waiting: 0 };
 
+  private readonly auth: AgentTokenCheck;
+
   constructor(private readonly options: AgentServiceOptions) {
+    this.auth = new AgentTokenCheck(options.authToken);
     this.server.addService(serviceDefinition(AgentService) as unknown as grpc.ServiceDefinition, {
-      generate: (call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>) => void this.generate(call),
-      cancel: (call: grpc.ServerUnaryCall<CancelRequest, CancelResponse>, cb: grpc.sendUnaryData<CancelResponse>) =>
-        cb(null, create(CancelResponseSchema, { found: this.cancel(call.request.requestId) })),
-      health: (_call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, cb: grpc.sendUnaryData<HealthResponse>) =>
-        cb(null, create(HealthResponseSchema, { serving: this.engineHealthy && !this.draining, replicaId: options.replicaId, ...this.lastLoad })),
+      generate: (call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>) => {
+        const refused = this.refuse(call, "generate");
+        if (refused) call.emit("error", refused);
+        else void this.generate(call);
+      },
+      cancel: (call: grpc.ServerUnaryCall<CancelRequest, CancelResponse>, cb: grpc.sendUnaryData<CancelResponse>) => {
+        const refused = this.refuse(call, "cancel");
+        if (refused) cb(refused);
+        else cb(null, create(CancelResponseSchema, { found: this.cancel(call.request.requestId) }));
+      },
+      health: (call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, cb: grpc.sendUnaryData<HealthResponse>) => {
+        const refused = this.refuse(call, "health");
+        if (refused) cb(refused);
+        else cb(null, create(HealthResponseSchema, { serving: this.engineHealthy && !this.draining, replicaId: options.replicaId, ...this.lastLoad }));
+      },
     });
+  }
+
+  /** The UNAUTHENTICATED error for a call without the release's token (counted), else undefined. */
+  private refuse(call: { metadata: grpc.Metadata; getPeer(): string }, method: "generate" | "cancel" | "health"): Partial<grpc.StatusObject> | undefined {
+    const result = this.auth.check(call.metadata);
+    if (result === "ok") return undefined;
+    this.options.metrics.unauthenticated.inc({ method, reason: result });
+    this.options.logger.warn({ method, reason: result, peer: call.getPeer() }, "refused a call without the agent token");
+    return { code: grpc.status.UNAUTHENTICATED, details: result === "missing" ? "no agent token: this agent serves the gateway only" : "wrong agent token" };
   }
 
   get inflight(): number {
