@@ -28,6 +28,8 @@ import type { ReplicaSpec } from "../../services/scheduler/src/runtime/driver.ts
 import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, namespaceReport, until } from "./kit.ts";
 
 const INVALID = join(CHART, "../testdata/invalid");
+/** The Secrets the chart's Job generates with the default values (bundled Postgres and Redis). */
+const GENERATED = ["infera-admin-key", "infera-secrets-key", "infera-agent-token", "infera-redis-auth", "infera-postgres"];
 
 let kube: KubeCluster;
 let hostPods: HostPods;
@@ -240,9 +242,11 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     // The generated Secrets: made by the Job (run here as its pod, with its ServiceAccount's token).
     if (name !== "gpu-production") {
       await waitJobsComplete(ns);
-      for (const s of ["infera-admin-key", "infera-secrets-key", "infera-postgres"]) generated[s] = await secretData(ns, s);
+      for (const s of GENERATED) generated[s] = await secretData(ns, s);
       expect(generated["infera-admin-key"]?.["admin-key"]).toMatch(/^sk-infera-[A-Za-z0-9]{40}$/);
       expect(generated["infera-secrets-key"]?.["secrets-key"]).toMatch(/^[A-Za-z0-9]{64}$/);
+      expect(generated["infera-agent-token"]?.["agent-token"]).toMatch(/^[A-Za-z0-9]{48}$/);
+      expect(generated["infera-redis-auth"]?.password).toMatch(/^[A-Za-z0-9]{32}$/);
       const pw = generated["infera-postgres"]?.password ?? "";
       expect(pw).toMatch(/^[A-Za-z0-9]{32}$/);
       expect(generated["infera-postgres"]?.["database-url"]).toBe(`postgres://infera:${pw}@infera-postgres:5432/infera`);
@@ -438,9 +442,7 @@ describe("helm template | kubectl apply", () => {
     };
     await apply();
     await waitJobsComplete(ns);
-    const first = Object.fromEntries(
-      await Promise.all(["infera-admin-key", "infera-secrets-key", "infera-postgres"].map(async (s) => [s, await secretData(ns, s)] as const)),
-    );
+    const first = Object.fromEntries(await Promise.all(GENERATED.map(async (s) => [s, await secretData(ns, s)] as const)));
     // A second render has new random values in it, had the chart put any there: it has none.
     const again = (await kube.helm(["template", "infera", CHART, "-n", ns])).stdout;
     expect(again).toBe(rendered);

@@ -138,6 +138,7 @@ template:
           - name: ENGINE_URL
             value: {{ printf "http://127.0.0.1:%d" (int $e.port) | quote }}
           {{- include "infera.env.redis" . | nindent 10 }}
+          {{- include "infera.env.agentToken" . | nindent 10 }}
           - name: HEARTBEAT_MS
             value: {{ $a.heartbeatMs | quote }}
           - name: SHUTDOWN_GRACE_MS

@@ -9,7 +9,7 @@ import type { Kysely } from "kysely";
 import { sql } from "kysely";
 import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
-import { QueueClient, queueKeys } from "@infera/queue";
+import { assertRedisAccess, QueueClient, queueKeys } from "@infera/queue";
 import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, liveTokenizers, secretsKeyFrom, type DB } from "@infera/registry";
 import { AgentClients } from "./agents.ts";
 import { KeyCache, RedisRevocations } from "./auth.ts";
@@ -54,6 +54,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const keys = redisKeys(config.redisPrefix);
   const metrics = createGatewayMetrics();
   const db: Kysely<DB> = createDb(config.databaseUrl, { max: 20 });
+  await assertRedisAccess(config.redisUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
   const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

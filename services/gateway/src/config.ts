@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { int, optionalStr, str } from "@infera/core";
+import { int, optionalStr, redisUrl, str } from "@infera/core";
 
 export interface GatewayConfig {
   port: number;
@@ -47,7 +47,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     port: int(env, "PORT", 8080, 0, 65535),
     host: str(env, "HOST", "0.0.0.0"),
     databaseUrl: str(env, "DATABASE_URL"),
-    redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
+    redisUrl: redisUrl(env),
     redisPrefix: str(env, "REDIS_PREFIX", "infera"),
     gatewayId: str(env, "GATEWAY_ID", `${hostname()}-${randomBytes(3).toString("hex")}`),
     logLevel: str(env, "LOG_LEVEL", "info"),

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { int, oneOf, optionalStr, str } from "@infera/core";
+import { int, oneOf, optionalStr, redisUrl, str } from "@infera/core";
 import { DEFAULT_PREFILL_TOKENS_PER_MS } from "@infera/policy";
 
 export interface SchedulerConfig {
@@ -56,7 +56,7 @@ export interface SchedulerConfig {
 export function loadConfig(env: Record<string, string | undefined>): SchedulerConfig {
   return {
     databaseUrl: str(env, "DATABASE_URL"),
-    redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
+    redisUrl: redisUrl(env),
     redisPrefix: str(env, "REDIS_PREFIX", "infera"),
     schedulerId: str(env, "SCHEDULER_ID", `${hostname()}-${randomBytes(3).toString("hex")}`),
     metricsPort: int(env, "METRICS_PORT", 9091, 0, 65535),

@@ -9,7 +9,7 @@ import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopIn
 import { sql } from "kysely";
 import { redisKeys } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
-import { parseReleases, queuedCount, queueKeys, RedisLease, StreamConsumer } from "@infera/queue";
+import { assertRedisAccess, parseReleases, queuedCount, queueKeys, RedisLease, StreamConsumer } from "@infera/queue";
 import { createDb, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
 import type { SchedulerConfig } from "./config.ts";
 import { DeploymentDispatcher } from "./dispatcher.ts";
@@ -34,6 +34,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const qkeys = queueKeys(config.redisPrefix);
   const metrics = createSchedulerMetrics();
   const db = dbOverride ?? createDb(config.databaseUrl);
+  await assertRedisAccess(config.redisUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
   const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
+import { assertRedisAccess } from "@infera/queue";
 import type { AgentConfig } from "./config.ts";
 import { createAdapter } from "./engine/index.ts";
 import { EmbeddingCoalescer } from "./engine/coalescer.ts";
@@ -18,6 +19,7 @@ export interface RunningAgent {
 }
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
+  await assertRedisAccess(config.redisUrl);
   const metrics = createAgentMetrics();
   const adapter = createAdapter(config.engineKind, config.engineUrl);
   const coalescer =

@@ -1,4 +1,4 @@
-import { bool, ConfigError, int, oneOf, optionalStr, str } from "@infera/core";
+import { bool, ConfigError, int, oneOf, optionalStr, redisUrl, str } from "@infera/core";
 import { ENGINE_KINDS, MIN_AGENT_TOKEN_LENGTH, type EngineKind } from "@infera/contracts";
 
 export interface AgentConfig {
@@ -44,7 +44,7 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
     replicaId,
     servedModelName: str(env, "SERVED_MODEL_NAME"),
     maxBatchSize: int(env, "MAX_BATCH_SIZE", 96, 1, 100_000),
-    redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
+    redisUrl: redisUrl(env),
     redisPrefix: str(env, "REDIS_PREFIX", "infera"),
     authToken,
     heartbeatMs: int(env, "HEARTBEAT_MS", 1000, 50, 60_000),
