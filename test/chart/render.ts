@@ -32,7 +32,15 @@ export function render(args: string[] = []): Rendered[] {
     ],
     { encoding: "utf8" },
   );
-  return (loadAllYaml(out) as (Rendered | null)[]).filter((o): o is Rendered => o !== null);
+  // client-node's loader names NetworkPolicy's `from` `_from` (its model's field): back to the wire name.
+  const objs = JSON.parse(JSON.stringify(loadAllYaml(out)), function (key, value) {
+    if (key === "_from") {
+      (this as Record<string, unknown>).from = value;
+      return undefined;
+    }
+    return value;
+  }) as (Rendered | null)[];
+  return objs.filter((o): o is Rendered => o !== null);
 }
 
 export function find(objs: readonly Rendered[], kind: string, name: string): Rendered {
