@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
+import { type Logger, type MetricsRoute, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
 import { assertRedisAccess } from "@infera/queue";
 import type { AgentConfig } from "./config.ts";
@@ -16,6 +16,18 @@ export interface RunningAgent {
   stoppers: readonly Stoppable[];
   /** All of `stoppers`, in order. */
   stop(): Promise<void>;
+}
+
+/** `/engine/health` (the engine's /health, 200 or 503) and `/engine/metrics` (its /metrics), relayed. */
+function engineRoutes(engineUrl: string): Record<string, MetricsRoute> {
+  const relay =
+    (path: string): MetricsRoute =>
+    async () => {
+      const res = await fetch(new URL(path, engineUrl), { signal: AbortSignal.timeout(5_000) });
+      const body = await res.text();
+      return { status: res.ok ? 200 : 503, contentType: res.headers.get("content-type") ?? "text/plain", body };
+    };
+  return { "/engine/health": relay("/health"), "/engine/metrics": relay("/metrics") };
 }
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
@@ -59,7 +71,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     await redis.ping();
     return { ready: true };
   };
-  const http = await startMetricsServer(metrics.registry, config.host, config.metricsPort, ready);
+  // The engine listens on 127.0.0.1 inside its pod (only this agent reaches it): the kubelet's
+  // probes and a metrics scraper ask the agent, which asks the engine.
+  const http = await startMetricsServer(metrics.registry, config.host, config.metricsPort, ready, engineRoutes(config.engineUrl));
   const metricsPort = http.port;
   logger.info({ grpcPort, metricsPort, address, engine: config.engineKind, engineUrl: config.engineUrl }, "agent listening");
 
