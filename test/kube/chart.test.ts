@@ -228,6 +228,17 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     await helmOk(["install", "infera", CHART, "-n", ns, ...values, "--wait", "--timeout", "120s"]);
     const objs = await liveObjects(ns);
     expect(objs.length).toBeGreaterThan(10);
+    // NetworkPolicies on by default, every one accepted by the API server's validation.
+    expect(
+      objs
+        .filter((o) => o.kind === "NetworkPolicy")
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(
+      name === "gpu-production"
+        ? ["infera-engine", "infera-gateway", "infera-scheduler"]
+        : ["infera-engine", "infera-gateway", "infera-postgres", "infera-redis", "infera-scheduler"],
+    );
     // Only `helm test` pods are hooks: nothing in the install waits on a step after readiness.
     const hooks = (await helmOk(["get", "hooks", "infera", "-n", ns])).split("\n---").filter((d) => /kind:/.test(d));
     for (const h of hooks) expect(h, "a hook that is not a test").toMatch(/helm\.sh\/hook: test\b/);
@@ -384,6 +395,22 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       // And the API server accepts it as it is.
       const r = await kube.kubectl(["apply", "-n", ns, "--dry-run=server", "-f", "-"], { input: JSON.stringify(dep) });
       expect(r.status, r.stderr).toBe(0);
+    });
+
+    it("the driver's GPU engine pod is admitted by PodSecurity 'restricted' (non-root, no escalation, no capabilities, RuntimeDefault); without the lockdown it is not", async () => {
+      const { template, gpuTypes } = engineTemplateOf(await liveObjects(ns));
+      const dep = buildEngineDeployment({ ...llama("lockdown-1", "H100-80GB"), hfToken: undefined }, 1, template, { namespace: ns, gpuTypes });
+      const pod = (spec: unknown, name: string) =>
+        JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, labels: dep.spec?.template.metadata?.labels }, spec });
+      const admitted = await kube.kubectl(["apply", "-n", ns, "--dry-run=server", "-f", "-"], { input: pod(dep.spec?.template.spec, "lockdown-1") });
+      expect(admitted.status, admitted.stderr).toBe(0);
+      // The same pod as the engine container ran before: root, default capabilities.
+      const loose = structuredClone(dep.spec?.template.spec)!;
+      delete loose.containers.find((c) => c.name === "engine")!.securityContext;
+      delete loose.securityContext;
+      const refused = await kube.kubectl(["apply", "-n", ns, "--dry-run=server", "-f", "-"], { input: pod(loose, "lockdown-2") });
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toMatch(/violates PodSecurity "restricted:latest"/);
     });
   }
 
