@@ -191,6 +191,13 @@ app.kubernetes.io/part-of: infera
     secretKeyRef:
       name: {{ include "infera.secretsKey.secretName" . }}
       key: {{ .Values.secrets.key }}
+{{- with .Values.secrets.previousKey }}
+- name: SECRETS_KEY_PREVIOUS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "infera.secretsKey.secretName" $ }}
+      key: {{ . }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 

@@ -31,6 +31,8 @@ export interface SchedulerConfig {
    * kubernetes runtime. Without it a kubernetes deployment with a token fails.
    */
   secretsKey: string | undefined;
+  /** SECRETS_KEY_PREVIOUS: the key before a rotation; what it sealed still opens, and is re-sealed under SECRETS_KEY. */
+  secretsKeyPrevious: string | undefined;
   /** AGENT_AUTH_TOKEN: the local runtime gives it to the agents it starts (the gateway sends the same). */
   agentAuthToken: string | undefined;
   local: {
@@ -72,6 +74,7 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),
     secretsKey: optionalStr(env, "SECRETS_KEY"),
+    secretsKeyPrevious: optionalStr(env, "SECRETS_KEY_PREVIOUS"),
     agentAuthToken: optionalStr(env, "AGENT_AUTH_TOKEN"),
     local: {
       logDir: optionalStr(env, "LOCAL_LOG_DIR"),

@@ -10,7 +10,7 @@ import { sql } from "kysely";
 import { redisKeys } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
 import { assertRedisAccess, parseReleases, queuedCount, queueKeys, RedisLease, StreamConsumer } from "@infera/queue";
-import { createDb, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
+import { createDb, listDeployments, resealSecrets, secretsKeyFrom, type DB } from "@infera/registry";
 import type { SchedulerConfig } from "./config.ts";
 import { DeploymentDispatcher } from "./dispatcher.ts";
 import { createSchedulerMetrics } from "./metrics.ts";
@@ -49,11 +49,19 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const directory = new ReplicaDirectory({ redis, keys, heartbeatMs: config.heartbeatMs, prefillTokensPerMs });
   const dispatchers = new Map<string, DeploymentDispatcher>();
 
+  const secretsKey = config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined;
+  const previousSecretsKey = config.secretsKeyPrevious ? secretsKeyFrom(config.secretsKeyPrevious) : undefined;
+  if (secretsKey && previousSecretsKey) {
+    // After a rotation: everything sealed under the previous key is re-sealed under the new one now.
+    const { resealed, unreadable } = await resealSecrets(db, [secretsKey, previousSecretsKey]);
+    logger.info({ resealed, unreadable }, "re-sealed Hugging Face tokens under the current SECRETS_KEY (SECRETS_KEY_PREVIOUS is set)");
+  }
   const reconciler = new Reconciler({
     db,
     redis,
     keys,
-    secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
+    secretsKey,
+    previousSecretsKey,
     driver,
     directory,
     metrics,
