@@ -44,7 +44,8 @@ function lockContainer(c: V1Container, uid: number): void {
   };
 }
 
-function upsert(env: V1EnvVar[], vars: readonly V1EnvVar[]): V1EnvVar[] {
+/** `env` with `vars` set: each replaces a variable of the same name, at the end (in order, for `$(VAR)` expansion). */
+export function upsertEnv(env: V1EnvVar[], vars: readonly V1EnvVar[]): V1EnvVar[] {
   const names = new Set(vars.map((v) => v.name));
   return [...env.filter((v) => !names.has(v.name)), ...vars];
 }
@@ -70,7 +71,7 @@ export function lockDownEnginePod(pod: V1PodSpec): void {
   const engine = pod.containers.find((c) => c.name === "engine");
   if (!engine) return;
   const hfHome = engine.env?.find((e) => e.name === "HF_HOME")?.value;
-  engine.env = upsert(engine.env ?? [], [
+  engine.env = upsertEnv(engine.env ?? [], [
     { name: "HOME", value: HOME },
     // Python's getpass (torch's compile caches) needs a name for a user without a passwd entry.
     { name: "USER", value: "engine" },

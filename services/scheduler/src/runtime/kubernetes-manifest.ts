@@ -16,7 +16,7 @@ import type {
 } from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
-import { ENGINE_HOST, engineBindArgs, lockDownEnginePod } from "./kubernetes-lockdown.ts";
+import { ENGINE_HOST, engineBindArgs, lockDownEnginePod, upsertEnv } from "./kubernetes-lockdown.ts";
 import type { EnginePodTemplate, GpuType } from "./kubernetes-template.ts";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
@@ -82,11 +82,6 @@ export function hfTokenSecretName(deploymentId: string): string {
 /** The label selector (for list calls) of one deployment's engine pods. */
 export function engineLabelSelector(deploymentId: string): string {
   return `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${DEPLOYMENT_ID_LABEL}=${deploymentIdLabel(deploymentId)}`;
-}
-
-function upsertEnv(env: V1EnvVar[], vars: readonly V1EnvVar[]): V1EnvVar[] {
-  const names = new Set(vars.map((v) => v.name));
-  return [...env.filter((v) => !names.has(v.name)), ...vars];
 }
 
 function engineImage(spec: ReplicaSpec, tpl: EnginePodTemplate): string {
