@@ -141,6 +141,7 @@ template:
             value: {{ printf "http://127.0.0.1:%d" (int $e.port) | quote }}
           {{- include "infera.env.redis" . | nindent 10 }}
           {{- include "infera.env.agentToken" . | nindent 10 }}
+          {{- include "infera.agentTls.env" (dict "root" $ "side" "agent") | nindent 10 }}
           - name: HEARTBEAT_MS
             value: {{ $a.heartbeatMs | quote }}
           - name: SHUTDOWN_GRACE_MS
@@ -172,6 +173,9 @@ template:
           capabilities: { drop: [ALL] }
         volumeMounts:
           - { name: agent-tmp, mountPath: /tmp }
+          {{- if $a.tls.enabled }}
+          - { name: agent-tls, mountPath: /etc/infera/agent-tls, readOnly: true }
+          {{- end }}
         {{- with $a.resources }}
         resources:
           {{- toYaml . | nindent 10 }}
@@ -193,6 +197,11 @@ template:
         {{- end }}
       - name: agent-tmp
         emptyDir: {}
+      {{- if $a.tls.enabled }}
+      - name: agent-tls
+        secret:
+          secretName: {{ $a.tls.existingSecret }}
+      {{- end }}
       - name: dshm
         emptyDir:
           medium: Memory

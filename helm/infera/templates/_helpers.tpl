@@ -128,6 +128,34 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- .Values.agent.auth.existingSecret | default (include "infera.componentName" (dict "root" . "component" "agent-token")) -}}
 {{- end -}}
 
+{{/* TLS on the agent channel: env of the gateway ("gateway") or the agent ("agent"), the Secret mounted at /etc/infera/agent-tls. */}}
+{{- define "infera.agentTls.env" -}}
+{{- $t := .root.Values.agent.tls -}}
+{{- if $t.enabled -}}
+{{- if eq .side "agent" }}
+- name: AGENT_TLS_CERT_FILE
+  value: /etc/infera/agent-tls/tls.crt
+- name: AGENT_TLS_KEY_FILE
+  value: /etc/infera/agent-tls/tls.key
+{{- if $t.mutual }}
+- name: AGENT_TLS_CLIENT_CA_FILE
+  value: /etc/infera/agent-tls/ca.crt
+{{- end }}
+{{- else }}
+- name: AGENT_TLS_CA_FILE
+  value: /etc/infera/agent-tls/ca.crt
+- name: AGENT_TLS_SERVER_NAME
+  value: {{ $t.serverName | quote }}
+{{- if $t.mutual }}
+- name: AGENT_TLS_CLIENT_CERT_FILE
+  value: /etc/infera/agent-tls/tls.crt
+- name: AGENT_TLS_CLIENT_KEY_FILE
+  value: /etc/infera/agent-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
 {{- define "infera.env.agentToken" -}}
 - name: AGENT_AUTH_TOKEN
   valueFrom:
@@ -236,6 +264,9 @@ lifecycle:
 {{- end -}}
 {{- if and (not $v.redis.enabled) (not $v.externalRedis.existingSecret) -}}
 {{- fail "no Redis: set redis.enabled=true (bundled, for a trial) or externalRedis.existingSecret (a Secret holding REDIS_URL)" -}}
+{{- end -}}
+{{- if and $v.agent.tls.enabled (not $v.agent.tls.existingSecret) -}}
+{{- fail "agent.tls.enabled needs agent.tls.existingSecret: a Secret with tls.crt, tls.key and ca.crt (a cert-manager Certificate makes one) whose certificate names agent.tls.serverName" -}}
 {{- end -}}
 {{- if and (not $v.agent.auth.create) (not $v.agent.auth.existingSecret) -}}
 {{- fail "agent.auth: set create=true (the secrets Job generates the token) or existingSecret (a Secret holding it under agent.auth.key): worker agents refuse every call without a token" -}}

@@ -8,19 +8,35 @@ import { AgentService, agentAuthInterceptor, clientConstructor, type ServiceMeth
 const AgentClient = clientConstructor(AgentService);
 export type AgentClientT = TypedClient<ServiceMethods<typeof AgentService>>;
 
+export interface AgentTls {
+  ca: Buffer;
+  serverName: string;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
 export class AgentClients {
   private readonly clients = new Map<string, AgentClientT>();
   private readonly interceptors: grpc.Interceptor[];
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly tlsOptions: grpc.ChannelOptions;
 
-  /** `authToken`: the agents' token; without one, calls go out bare and token-checking agents refuse them. */
-  constructor(authToken: string | undefined) {
+  /**
+   * `authToken`: the agents' token; without one, calls go out bare and token-checking agents
+   * refuse them. `tls`: dial agents over TLS, trusting `ca`; agents are dialled by pod IP, so
+   * their certificate is checked for `serverName`; `cert`/`key`: this gateway's client certificate.
+   */
+  constructor(authToken: string | undefined, tls?: AgentTls) {
     this.interceptors = authToken ? [agentAuthInterceptor(authToken)] : [];
+    this.credentials = tls ? grpc.credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : grpc.credentials.createInsecure();
+    this.tlsOptions = tls ? { "grpc.ssl_target_name_override": tls.serverName, "grpc.default_authority": tls.serverName } : {};
   }
 
   get(address: string): AgentClientT {
     let c = this.clients.get(address);
     if (!c) {
-      c = new AgentClient(address, grpc.credentials.createInsecure(), {
+      c = new AgentClient(address, this.credentials, {
+        ...this.tlsOptions,
         "grpc.keepalive_time_ms": 10_000,
         "grpc.keepalive_timeout_ms": 5_000,
         "grpc.keepalive_permit_without_calls": 1,

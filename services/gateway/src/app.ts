@@ -3,6 +3,7 @@
  * and metrics; the key cache and model resolver over Postgres; the queue dispatch
  * and reply channel over Redis; gRPC clients to agents; the usage recorder.
  */
+import { readFileSync } from "node:fs";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
@@ -94,7 +95,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   });
   queue.start();
   if (!config.agentAuthToken) logger.warn("AGENT_AUTH_TOKEN is not set: worker agents will refuse this gateway's calls");
-  const agents = new AgentClients(config.agentAuthToken);
+  const t = config.agentTls;
+  const agents = new AgentClients(
+    config.agentAuthToken,
+    t && {
+      ca: readFileSync(t.caFile),
+      serverName: t.serverName,
+      cert: t.certFile ? readFileSync(t.certFile) : undefined,
+      key: t.keyFile ? readFileSync(t.keyFile) : undefined,
+    },
+  );
   const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics, { intervalMs: config.usageFlushMs, maxBatch: 500, maxHeld: 1_000_000 });
   usage.start();
 

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { int, optionalStr, redisUrl, str } from "@infera/core";
+import { ConfigError, int, optionalStr, redisUrl, str } from "@infera/core";
 
 export interface GatewayConfig {
   port: number;
@@ -32,6 +32,8 @@ export interface GatewayConfig {
   secretsKey: string | undefined;
   /** The bearer token worker agents require on every gRPC call (the release's AGENT_AUTH_TOKEN). */
   agentAuthToken: string | undefined;
+  /** TLS to the agents: AGENT_TLS_CA_FILE (and the name their certificate carries, AGENT_TLS_SERVER_NAME); a client certificate for mutual TLS. */
+  agentTls?: { caFile: string; serverName: string; certFile?: string; keyFile?: string };
   /** A replica that sends nothing for this long (first byte or between events) is given up on. */
   agentIdleTimeoutMs: number;
   /** A non-streamed request's whole agent call is given up on after this. */
@@ -64,9 +66,23 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     usageFlushMs: int(env, "USAGE_FLUSH_MS", 250, 10, 3_600_000),
     secretsKey: optionalStr(env, "SECRETS_KEY"),
     agentAuthToken: optionalStr(env, "AGENT_AUTH_TOKEN"),
+    agentTls: agentTls(env),
     agentIdleTimeoutMs: int(env, "AGENT_IDLE_TIMEOUT_MS", 60_000, 100, 3_600_000),
     agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
     consoleDir: optionalStr(env, "CONSOLE_DIR"),
   };
+}
+
+function agentTls(env: Record<string, string | undefined>): GatewayConfig["agentTls"] {
+  const caFile = optionalStr(env, "AGENT_TLS_CA_FILE");
+  const certFile = optionalStr(env, "AGENT_TLS_CLIENT_CERT_FILE");
+  const keyFile = optionalStr(env, "AGENT_TLS_CLIENT_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError("AGENT_TLS_CLIENT_CERT_FILE and AGENT_TLS_CLIENT_KEY_FILE go together: set both, or neither");
+  if (!caFile) {
+    if (certFile) throw new ConfigError("AGENT_TLS_CLIENT_CERT_FILE needs AGENT_TLS_CA_FILE (client certificates are sent over TLS)");
+    return undefined;
+  }
+  return { caFile, serverName: str(env, "AGENT_TLS_SERVER_NAME", "infera-agent"), certFile, keyFile };
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { type Logger, type MetricsRoute, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
@@ -44,6 +45,11 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     metrics,
     replicaId: config.replicaId,
     authToken: config.authToken,
+    tls: config.tls && {
+      cert: readFileSync(config.tls.certFile),
+      key: readFileSync(config.tls.keyFile),
+      clientCa: config.tls.clientCaFile ? readFileSync(config.tls.clientCaFile) : undefined,
+    },
     runEmbedding: coalescer ? (body, signal, sink) => coalescer.run(body, signal, sink) : undefined,
   });
   const grpcPort = await server.start(config.host, config.port);

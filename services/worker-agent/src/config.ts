@@ -17,6 +17,8 @@ export interface AgentConfig {
   redisPrefix: string;
   /** The bearer token the gateway sends on every call (per release); others are refused. */
   authToken: string;
+  /** TLS for the gRPC port (AGENT_TLS_CERT_FILE + AGENT_TLS_KEY_FILE; AGENT_TLS_CLIENT_CA_FILE: require client certificates). */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   heartbeatMs: number;
   shutdownGraceMs: number;
   logLevel: string;
@@ -33,6 +35,13 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
   const replicaId = str(env, "REPLICA_ID");
   const authToken = str(env, "AGENT_AUTH_TOKEN");
   if (authToken.length < MIN_AGENT_TOKEN_LENGTH) throw new ConfigError(`AGENT_AUTH_TOKEN must be at least ${MIN_AGENT_TOKEN_LENGTH} characters`);
+  const certFile = optionalStr(env, "AGENT_TLS_CERT_FILE");
+  const keyFile = optionalStr(env, "AGENT_TLS_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError("AGENT_TLS_CERT_FILE and AGENT_TLS_KEY_FILE go together: set both, or neither");
+  const clientCaFile = optionalStr(env, "AGENT_TLS_CLIENT_CA_FILE");
+  if (clientCaFile && !certFile)
+    throw new ConfigError("AGENT_TLS_CLIENT_CA_FILE needs AGENT_TLS_CERT_FILE and AGENT_TLS_KEY_FILE (client certificates are checked over TLS)");
   return {
     port,
     host,
@@ -47,6 +56,7 @@ export function loadConfig(env: Record<string, string | undefined>): AgentConfig
     redisUrl: redisUrl(env),
     redisPrefix: str(env, "REDIS_PREFIX", "infera"),
     authToken,
+    tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : undefined,
     heartbeatMs: int(env, "HEARTBEAT_MS", 1000, 50, 60_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     logLevel: str(env, "LOG_LEVEL", "info"),

@@ -49,6 +49,8 @@ export interface AgentServiceOptions {
   replicaId: string;
   /** The bearer token every call must carry (AGENT_AUTH_TOKEN); calls without it are refused UNAUTHENTICATED. */
   authToken: string;
+  /** Serve TLS with this certificate; with `clientCa`, also require a client certificate it signed (mutual TLS). */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
   /** Runs embedding calls (through the coalescer when enabled). */
   runEmbedding?: (body: Uint8Array, signal: AbortSignal, sink: EngineSink) => Promise<void>;
 }
@@ -110,7 +112,11 @@ export class AgentServer {
   /** Binds the gRPC server: the port it listens on. */
   async start(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      const tls = this.options.tls;
+      const credentials = tls
+        ? grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
+        : grpc.ServerCredentials.createInsecure();
+      this.server.bindAsync(`${host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
     });
   }
 
