@@ -18,7 +18,7 @@ const { values } = parseArgs({ options: { requests: { type: "string", default: "
 const N = Number(values.requests);
 
 const p = await startBenchPlatform({ deployments: [{ catalog: "chat", replicas: 1, maxBatchSize: 64 }], env: { SIM_TTFT_MS: "0", SIM_ITL_MS: "0" } });
-const agents = new AgentClients();
+const agents = new AgentClients(p.agentAuthToken);
 try {
   const r = p.replicas.find((x) => x.deploymentId)!;
   const body = (stream: boolean, usage: boolean) =>

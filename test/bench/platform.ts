@@ -46,6 +46,8 @@ export interface Replica {
 export interface BenchPlatform {
   baseURL: string;
   apiKey: string;
+  /** The token local mode made for this run: what the gateway sends its agents. */
+  agentAuthToken: string | undefined;
   launcherPid: number;
   gatewayPid: number;
   schedulerPid: number;
@@ -231,5 +233,17 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
         agentAddress: env.ADVERTISE_ADDRESS ?? `127.0.0.1:${env.AGENT_PORT}`,
       });
   }
-  return { baseURL, apiKey, launcherPid: child.pid!, gatewayPid: gateway.pid, schedulerPid: scheduler.pid, replicas, redisPid: redisServer.pid, logFile, stop };
+  const agentAuthToken = environOf(gateway.pid).AGENT_AUTH_TOKEN;
+  return {
+    baseURL,
+    apiKey,
+    agentAuthToken,
+    launcherPid: child.pid!,
+    gatewayPid: gateway.pid,
+    schedulerPid: scheduler.pid,
+    replicas,
+    redisPid: redisServer.pid,
+    logFile,
+    stop,
+  };
 }

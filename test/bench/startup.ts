@@ -86,7 +86,16 @@ async function once(s: Service, mode: Mode, warmTmp: string): Promise<{ readyMs:
   const t0 = performance.now();
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, ...env, NODE_ENV: "production", TMPDIR: tmp, REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix, LOG_LEVEL: "warn" },
+    env: {
+      ...process.env,
+      AGENT_AUTH_TOKEN: "startup-bench-agent-token-0123456789abcdef",
+      ...env,
+      NODE_ENV: "production",
+      TMPDIR: tmp,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+    },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let err = "";

@@ -28,6 +28,8 @@ import type { ReplicaSpec } from "../../services/scheduler/src/runtime/driver.ts
 import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, namespaceReport, until } from "./kit.ts";
 
 const INVALID = join(CHART, "../testdata/invalid");
+/** The Secrets the chart's Job generates with the default values (bundled Postgres and Redis). */
+const GENERATED = ["infera-admin-key", "infera-secrets-key", "infera-agent-token", "infera-redis-auth", "infera-postgres"];
 
 let kube: KubeCluster;
 let hostPods: HostPods;
@@ -226,6 +228,17 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     await helmOk(["install", "infera", CHART, "-n", ns, ...values, "--wait", "--timeout", "120s"]);
     const objs = await liveObjects(ns);
     expect(objs.length).toBeGreaterThan(10);
+    // NetworkPolicies on by default, every one accepted by the API server's validation.
+    expect(
+      objs
+        .filter((o) => o.kind === "NetworkPolicy")
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(
+      name === "gpu-production"
+        ? ["infera-engine", "infera-gateway", "infera-scheduler"]
+        : ["infera-engine", "infera-gateway", "infera-postgres", "infera-redis", "infera-scheduler"],
+    );
     // Only `helm test` pods are hooks: nothing in the install waits on a step after readiness.
     const hooks = (await helmOk(["get", "hooks", "infera", "-n", ns])).split("\n---").filter((d) => /kind:/.test(d));
     for (const h of hooks) expect(h, "a hook that is not a test").toMatch(/helm\.sh\/hook: test\b/);
@@ -240,9 +253,11 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     // The generated Secrets: made by the Job (run here as its pod, with its ServiceAccount's token).
     if (name !== "gpu-production") {
       await waitJobsComplete(ns);
-      for (const s of ["infera-admin-key", "infera-secrets-key", "infera-postgres"]) generated[s] = await secretData(ns, s);
+      for (const s of GENERATED) generated[s] = await secretData(ns, s);
       expect(generated["infera-admin-key"]?.["admin-key"]).toMatch(/^sk-infera-[A-Za-z0-9]{40}$/);
       expect(generated["infera-secrets-key"]?.["secrets-key"]).toMatch(/^[A-Za-z0-9]{64}$/);
+      expect(generated["infera-agent-token"]?.["agent-token"]).toMatch(/^[A-Za-z0-9]{48}$/);
+      expect(generated["infera-redis-auth"]?.password).toMatch(/^[A-Za-z0-9]{32}$/);
       const pw = generated["infera-postgres"]?.password ?? "";
       expect(pw).toMatch(/^[A-Za-z0-9]{32}$/);
       expect(generated["infera-postgres"]?.["database-url"]).toBe(`postgres://infera:${pw}@infera-postgres:5432/infera`);
@@ -381,6 +396,22 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       const r = await kube.kubectl(["apply", "-n", ns, "--dry-run=server", "-f", "-"], { input: JSON.stringify(dep) });
       expect(r.status, r.stderr).toBe(0);
     });
+
+    it("the driver's GPU engine pod is admitted by PodSecurity 'restricted' (non-root, no escalation, no capabilities, RuntimeDefault); without the lockdown it is not", async () => {
+      const { template, gpuTypes } = engineTemplateOf(await liveObjects(ns));
+      const dep = buildEngineDeployment({ ...llama("lockdown-1", "H100-80GB"), hfToken: undefined }, 1, template, { namespace: ns, gpuTypes });
+      const pod = (spec: unknown, name: string) =>
+        JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, labels: dep.spec?.template.metadata?.labels }, spec });
+      const admitted = await kube.kubectl(["apply", "-n", ns, "--dry-run=server", "-f", "-"], { input: pod(dep.spec?.template.spec, "lockdown-1") });
+      expect(admitted.status, admitted.stderr).toBe(0);
+      // The same pod as the engine container ran before: root, default capabilities.
+      const loose = structuredClone(dep.spec?.template.spec)!;
+      delete loose.containers.find((c) => c.name === "engine")!.securityContext;
+      delete loose.securityContext;
+      const refused = await kube.kubectl(["apply", "-n", ns, "--dry-run=server", "-f", "-"], { input: pod(loose, "lockdown-2") });
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toMatch(/violates PodSecurity "restricted:latest"/);
+    });
   }
 
   it("helm upgrade keeps every generated Secret and leaves nothing it no longer renders", async () => {
@@ -438,9 +469,7 @@ describe("helm template | kubectl apply", () => {
     };
     await apply();
     await waitJobsComplete(ns);
-    const first = Object.fromEntries(
-      await Promise.all(["infera-admin-key", "infera-secrets-key", "infera-postgres"].map(async (s) => [s, await secretData(ns, s)] as const)),
-    );
+    const first = Object.fromEntries(await Promise.all(GENERATED.map(async (s) => [s, await secretData(ns, s)] as const)));
     // A second render has new random values in it, had the chart put any there: it has none.
     const again = (await kube.helm(["template", "infera", CHART, "-n", ns])).stdout;
     expect(again).toBe(rendered);

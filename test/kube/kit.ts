@@ -37,6 +37,7 @@ export function PRODUCTION_SECRETS(o: { databaseUrl: string; redisUrl: string; a
     "infera-admin-key": { "admin-key": o.adminKey },
     "hf-token": { token: "hf_defaultTokenOfTheCluster" },
     "infera-secrets-key": { "secrets-key": "kube-test-secrets-key-0123456789abcdef" },
+    "infera-agent-token": { "agent-token": "kube-test-agent-token-0123456789abcdefghij" },
   };
 }
 

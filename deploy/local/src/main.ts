@@ -118,6 +118,9 @@ try {
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
     SECRETS_KEY: env.SECRETS_KEY ?? localSecret(dataDir, "secrets.key", () => randomBytes(32).toString("hex")),
     ...tracing,
+    // The gateway sends it on every call to a worker agent, and the agents (children of the
+    // scheduler) refuse calls without it: made once per start, never written anywhere.
+    AGENT_AUTH_TOKEN: env.AGENT_AUTH_TOKEN ?? randomBytes(32).toString("base64url"),
   };
   const adminKeyFile = join(dataDir, "admin.key");
   const adminKey = env.BOOTSTRAP_ADMIN_KEY ?? localSecret(dataDir, "admin.key", generateSecret);

@@ -62,6 +62,8 @@ template:
     {{- end }}
     terminationGracePeriodSeconds: {{ $e.drain.terminationGracePeriodSeconds }}
     securityContext:
+      runAsNonRoot: true
+      fsGroup: 1000
       seccompProfile: { type: RuntimeDefault }
     enableServiceLinks: false
     automountServiceAccountToken: false
@@ -74,14 +76,14 @@ template:
         # Replaced per deployment (engine kind or the deployment's containerImage).
         image: {{ include "infera.enginePodTemplate.defaultImage" . | quote }}
         imagePullPolicy: {{ $e.pullPolicy }}
-        ports:
-          - { name: http, containerPort: {{ $e.port }}, protocol: TCP }
+        # The engine listens on 127.0.0.1:{{ $e.port }} (only the agent beside it reaches it): no
+        # port of its own; the probes ask the agent, which asks the engine's /health.
         env:
           - name: HF_HOME
             value: {{ $e.modelCache.mountPath | quote }}
           {{- if $sim }}
           - name: HOST
-            value: "0.0.0.0"
+            value: "127.0.0.1"
           - name: PORT
             value: {{ $e.port | quote }}
           - name: SIM_TTFT_MS
@@ -93,28 +95,28 @@ template:
           {{- toYaml . | nindent 10 }}
           {{- end }}
         startupProbe:
-          httpGet: { path: /health, port: http }
+          httpGet: { path: /engine/health, port: {{ $a.metricsPort }} }
           periodSeconds: {{ $e.probes.startup.periodSeconds }}
           failureThreshold: {{ $e.probes.startup.failureThreshold }}
           timeoutSeconds: {{ $e.probes.startup.timeoutSeconds }}
         readinessProbe:
-          httpGet: { path: /health, port: http }
+          httpGet: { path: /engine/health, port: {{ $a.metricsPort }} }
           periodSeconds: {{ $e.probes.readiness.periodSeconds }}
           failureThreshold: {{ $e.probes.readiness.failureThreshold }}
           timeoutSeconds: {{ $e.probes.readiness.timeoutSeconds }}
         livenessProbe:
-          httpGet: { path: /health, port: http }
+          httpGet: { path: /engine/health, port: {{ $a.metricsPort }} }
           periodSeconds: {{ $e.probes.liveness.periodSeconds }}
           failureThreshold: {{ $e.probes.liveness.failureThreshold }}
           timeoutSeconds: {{ $e.probes.liveness.timeoutSeconds }}
         {{- include "infera.preStopSleep" $e.drain.preStopSleepSeconds | nindent 8 }}
-        {{- if $sim }}
+        # Non-root with nothing extra (the scheduler's driver holds every engine pod to this).
         securityContext:
           runAsNonRoot: true
-          runAsUser: 10001
+          runAsUser: {{ if $sim }}10001{{ else }}1000{{ end }}
+          runAsGroup: {{ if $sim }}10001{{ else }}1000{{ end }}
           allowPrivilegeEscalation: false
           capabilities: { drop: [ALL] }
-        {{- end }}
         {{- with $e.resources }}
         resources:
           {{- toYaml . | nindent 10 }}
@@ -139,6 +141,8 @@ template:
             value: {{ printf "http://127.0.0.1:%d" (int $e.port) | quote }}
           {{- include "infera.env.redis" . | nindent 10 }}
           {{- include "infera.env.tracing" . | nindent 10 }}
+          {{- include "infera.env.agentToken" . | nindent 10 }}
+          {{- include "infera.agentTls.env" (dict "root" $ "side" "agent") | nindent 10 }}
           - name: HEARTBEAT_MS
             value: {{ $a.heartbeatMs | quote }}
           - name: SHUTDOWN_GRACE_MS
@@ -170,6 +174,9 @@ template:
           capabilities: { drop: [ALL] }
         volumeMounts:
           - { name: agent-tmp, mountPath: /tmp }
+          {{- if $a.tls.enabled }}
+          - { name: agent-tls, mountPath: /etc/infera/agent-tls, readOnly: true }
+          {{- end }}
         {{- with $a.resources }}
         resources:
           {{- toYaml . | nindent 10 }}
@@ -191,6 +198,11 @@ template:
         {{- end }}
       - name: agent-tmp
         emptyDir: {}
+      {{- if $a.tls.enabled }}
+      - name: agent-tls
+        secret:
+          secretName: {{ $a.tls.existingSecret }}
+      {{- end }}
       - name: dshm
         emptyDir:
           medium: Memory

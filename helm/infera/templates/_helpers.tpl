@@ -74,19 +74,16 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- if .Values.postgres.enabled -}}database-url{{- else -}}{{ .Values.externalDatabase.existingSecretKey }}{{- end -}}
 {{- end -}}
 
-{{- define "infera.redis.secretName" -}}
-{{- if .Values.redis.enabled -}}
-{{- include "infera.componentName" (dict "root" . "component" "redis") -}}
-{{- else -}}
-{{- .Values.externalRedis.existingSecret -}}
-{{- end -}}
+{{/* Redis: the bundled one (its URL is no secret, its password is) or externalRedis's Secret. */}}
+{{- define "infera.redis.authSecretName" -}}
+{{- .Values.redis.auth.existingSecret | default (include "infera.componentName" (dict "root" . "component" "redis-auth")) -}}
 {{- end -}}
 
-{{- define "infera.redis.secretKey" -}}
-{{- if .Values.redis.enabled -}}redis-url{{- else -}}{{ .Values.externalRedis.existingSecretKey }}{{- end -}}
+{{- define "infera.redis.authSecretKey" -}}
+{{- if .Values.redis.auth.existingSecret -}}{{ .Values.redis.auth.existingSecretKey }}{{- else -}}password{{- end -}}
 {{- end -}}
 
-{{/* Common env: DATABASE_URL, REDIS_URL, REDIS_PREFIX, LOG_LEVEL */}}
+{{/* Common env: DATABASE_URL, REDIS_URL (+ REDIS_PASSWORD), REDIS_PREFIX, LOG_LEVEL */}}
 {{- define "infera.env.database" -}}
 - name: DATABASE_URL
   valueFrom:
@@ -109,13 +106,75 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end -}}
 
 {{- define "infera.env.redis" -}}
+{{- if .Values.redis.enabled }}
+- name: REDIS_URL
+  value: {{ printf "redis://%s:6379" (include "infera.componentName" (dict "root" . "component" "redis")) | quote }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "infera.redis.authSecretName" . }}
+      key: {{ include "infera.redis.authSecretKey" . }}
+{{- else }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "infera.redis.secretName" . }}
-      key: {{ include "infera.redis.secretKey" . }}
+      name: {{ .Values.externalRedis.existingSecret }}
+      key: {{ .Values.externalRedis.existingSecretKey }}
+{{- with .Values.externalRedis.existingSecretPasswordKey }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.externalRedis.existingSecret }}
+      key: {{ . }}
+{{- end }}
+{{- end }}
 - name: REDIS_PREFIX
   value: {{ .Values.global.redisPrefix | quote }}
+{{- end -}}
+
+{{/* AGENT_AUTH_TOKEN (gateway → agent gRPC): the generated Secret or agent.auth.existingSecret. */}}
+{{- define "infera.agentToken.generated" -}}
+{{- if and .Values.agent.auth.create (not .Values.agent.auth.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "infera.agentToken.secretName" -}}
+{{- .Values.agent.auth.existingSecret | default (include "infera.componentName" (dict "root" . "component" "agent-token")) -}}
+{{- end -}}
+
+{{/* TLS on the agent channel: env of the gateway ("gateway") or the agent ("agent"), the Secret mounted at /etc/infera/agent-tls. */}}
+{{- define "infera.agentTls.env" -}}
+{{- $t := .root.Values.agent.tls -}}
+{{- if $t.enabled -}}
+{{- if eq .side "agent" }}
+- name: AGENT_TLS_CERT_FILE
+  value: /etc/infera/agent-tls/tls.crt
+- name: AGENT_TLS_KEY_FILE
+  value: /etc/infera/agent-tls/tls.key
+{{- if $t.mutual }}
+- name: AGENT_TLS_CLIENT_CA_FILE
+  value: /etc/infera/agent-tls/ca.crt
+{{- end }}
+{{- else }}
+- name: AGENT_TLS_CA_FILE
+  value: /etc/infera/agent-tls/ca.crt
+- name: AGENT_TLS_SERVER_NAME
+  value: {{ $t.serverName | quote }}
+{{- if $t.mutual }}
+- name: AGENT_TLS_CLIENT_CERT_FILE
+  value: /etc/infera/agent-tls/tls.crt
+- name: AGENT_TLS_CLIENT_KEY_FILE
+  value: /etc/infera/agent-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{- define "infera.env.agentToken" -}}
+- name: AGENT_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "infera.agentToken.secretName" . }}
+      key: {{ .Values.agent.auth.key }}
 {{- end -}}
 
 {{- define "infera.bootstrapKey.secretName" -}}
@@ -154,7 +213,7 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 
 {{/* Whether the secrets Job has anything to generate. */}}
 {{- define "infera.generatedSecrets" -}}
-{{- if or (include "infera.bootstrapKey.generated" .) (include "infera.secretsKey.generated" .) .Values.postgres.enabled -}}true{{- end -}}
+{{- if or (include "infera.bootstrapKey.generated" .) (include "infera.secretsKey.generated" .) .Values.postgres.enabled (include "infera.agentToken.generated" .) (and .Values.redis.enabled (not .Values.redis.auth.existingSecret)) -}}true{{- end -}}
 {{- end -}}
 
 {{/* Labels of the Secrets the secrets Job creates (not Helm's: they outlive the release). */}}
@@ -173,6 +232,13 @@ app.kubernetes.io/part-of: infera
     secretKeyRef:
       name: {{ include "infera.secretsKey.secretName" . }}
       key: {{ .Values.secrets.key }}
+{{- with .Values.secrets.previousKey }}
+- name: SECRETS_KEY_PREVIOUS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "infera.secretsKey.secretName" $ }}
+      key: {{ . }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 
@@ -211,6 +277,15 @@ lifecycle:
 {{- end -}}
 {{- if and (not $v.redis.enabled) (not $v.externalRedis.existingSecret) -}}
 {{- fail "no Redis: set redis.enabled=true (bundled, for a trial) or externalRedis.existingSecret (a Secret holding REDIS_URL)" -}}
+{{- end -}}
+{{- if and $v.agent.tls.enabled (not $v.agent.tls.existingSecret) -}}
+{{- fail "agent.tls.enabled needs agent.tls.existingSecret: a Secret with tls.crt, tls.key and ca.crt (a cert-manager Certificate makes one) whose certificate names agent.tls.serverName" -}}
+{{- end -}}
+{{- if and (not $v.agent.auth.create) (not $v.agent.auth.existingSecret) -}}
+{{- fail "agent.auth: set create=true (the secrets Job generates the token) or existingSecret (a Secret holding it under agent.auth.key): worker agents refuse every call without a token" -}}
+{{- end -}}
+{{- if and $v.scheduler.engineNamespace (ne $v.scheduler.engineNamespace $.Release.Namespace) (not $v.agent.auth.existingSecret) -}}
+{{- fail "scheduler.engineNamespace differs from the release namespace: the agents there need the token Secret, so set agent.auth.existingSecret to a Secret of the same name in both namespaces" -}}
 {{- end -}}
 {{- if and (eq $v.engine.mode "gpu") (eq (len $v.gpuTypes) 0) -}}
 {{- fail "engine.mode=gpu needs at least one entry in gpuTypes (name, count, nodeSelector, tolerations)" -}}

@@ -5,3 +5,4 @@ export * from "./redis-keys.ts";
 export * from "./replica-report.ts";
 export * from "./gpu-types.ts";
 export * from "./runtime-view.ts";
+export * from "./agent-auth.ts";

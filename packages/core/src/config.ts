@@ -59,3 +59,22 @@ export function oneOf<T extends string>(env: Env, name: string, values: readonly
   }
   return raw as T;
 }
+
+/**
+ * REDIS_URL (`redis://`, or `rediss://` for TLS: Node's CAs plus NODE_EXTRA_CA_CERTS), with
+ * REDIS_PASSWORD put into it when set (a password from its own Secret): the one URL every
+ * client of a service connects with. A bad URL is named without echoing it (it may hold the password).
+ */
+export function redisUrl(env: Env, fallback = "redis://127.0.0.1:6379"): string {
+  const raw = str(env, "REDIS_URL", fallback);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError("REDIS_URL must be a redis:// or rediss:// URL");
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL, got ${url.protocol}//…`);
+  const password = optionalStr(env, "REDIS_PASSWORD");
+  if (password !== undefined) url.password = encodeURIComponent(password);
+  return url.toString();
+}

@@ -19,15 +19,31 @@ const READY_TIMEOUT_MS = 2_000;
 /** What a service's readiness check says: ready, or not and why. */
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
+/** An extra GET route of the metrics port: what it answers. */
+export type MetricsRoute = () => Promise<{ status: number; contentType?: string; body: string }>;
+
 /**
- * `/metrics`, `/healthz` and `/readyz` on their own port, for services without an HTTP API.
+ * `/metrics`, `/healthz` and `/readyz` on their own port, for services without an HTTP API
+ * (and `routes`, exact paths, for what else a service shows there).
  * `/healthz` is 200 while the process answers; `/readyz` is 200 `{"status":"ready"}` when
  * `ready()` says so, else 503 `{"status":"unavailable","reason":…}` (a check that throws is
  * not ready, with its message as the reason; one that takes longer than 2 s is not ready).
  */
-export async function startMetricsServer(registry: Registry, host: string, port: number, ready: () => Promise<Readiness>): Promise<MetricsServer> {
+export async function startMetricsServer(
+  registry: Registry,
+  host: string,
+  port: number,
+  ready: () => Promise<Readiness>,
+  routes: Record<string, MetricsRoute> = {},
+): Promise<MetricsServer> {
   const server = createServer(async (req, res) => {
-    if (req.url === "/metrics") {
+    const route = Object.hasOwn(routes, req.url ?? "") ? routes[req.url ?? ""] : undefined;
+    if (route) {
+      const r = await route().catch((err: unknown) => ({ status: 503, contentType: "text/plain", body: (err as Error).message ?? String(err) }));
+      res.statusCode = r.status;
+      if (r.contentType) res.setHeader("content-type", r.contentType);
+      res.end(r.body);
+    } else if (req.url === "/metrics") {
       res.setHeader("content-type", registry.contentType);
       res.end(await registry.metrics());
     } else if (req.url === "/healthz") {

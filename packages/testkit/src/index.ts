@@ -6,6 +6,7 @@ export * from "./processes.ts";
 export * from "./stores.ts";
 export * from "./gateway.ts";
 export * from "./kube/cluster.ts";
+export { makeClusterCerts } from "./kube/certs.ts";
 export * from "./kube/tools.ts";
 export * from "./kube/pod-env.ts";
 export * from "./kube/host-pods.ts";

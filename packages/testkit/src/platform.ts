@@ -34,6 +34,8 @@ export interface Platform {
   databaseUrl: string;
   redisPrefix: string;
   redisUrl: string;
+  /** The token its gateway sends its worker agents (what a second gateway needs too). */
+  agentAuthToken: string;
   /** The launcher's pid (its children: scheduler and gateway). */
   pid: number;
   /** Where the replicas' logs go. */
@@ -51,6 +53,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const redisPrefix = testRedisPrefix(options.label);
   const port = await freePort();
   const adminKey = `sk-admin-${randomBytes(16).toString("hex")}`;
+  const agentAuthToken = options.env?.AGENT_AUTH_TOKEN ?? randomBytes(32).toString("base64url");
   let out = "";
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "deploy/local/src/main.ts"], {
     cwd: ROOT,
@@ -72,6 +75,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       RECONCILE_MS: "200",
       LOG_LEVEL: "info",
       LOCAL_LOG_DIR: `/tmp/infera-test-logs/${redisPrefix}`,
+      AGENT_AUTH_TOKEN: agentAuthToken,
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -112,6 +116,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     databaseUrl: db.url,
     redisPrefix,
     redisUrl,
+    agentAuthToken,
     pid: child.pid ?? 0,
     logDir,
     output: () => out,

@@ -24,13 +24,18 @@ export interface PrivateStore {
   stop(): Promise<void>;
 }
 
-export async function startPrivateRedis(): Promise<PrivateStore> {
+/**
+ * `password`: started with `--requirepass` and protected mode on (as the chart's Redis runs);
+ * `url` then carries no password: a client must bring it.
+ */
+export async function startPrivateRedis(options: { password?: string } = {}): Promise<PrivateStore> {
   const dir = mkdtempSync(join(tmpdir(), "infera-redis-"));
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
+  const auth = options.password === undefined ? [] : ["--requirepass", options.password, "--protected-mode", "yes"];
   let child: ChildProcess | undefined;
   const answers = async () => {
-    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, password: options.password });
     r.on("error", () => {});
     try {
       await r.connect();
@@ -57,6 +62,7 @@ export async function startPrivateRedis(): Promise<PrivateStore> {
         "always",
         "--maxmemory-policy",
         "noeviction",
+        ...auth,
       ],
       { stdio: "ignore" },
     );

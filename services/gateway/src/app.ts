@@ -3,6 +3,7 @@
  * and metrics; the key cache and model resolver over Postgres; the queue dispatch
  * and reply channel over Redis; gRPC clients to agents; the usage recorder.
  */
+import { readFileSync } from "node:fs";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
@@ -10,7 +11,7 @@ import { sql } from "kysely";
 import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { startTracing } from "@infera/telemetry";
-import { QueueClient, queueKeys } from "@infera/queue";
+import { assertRedisAccess, QueueClient, queueKeys } from "@infera/queue";
 import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, liveTokenizers, secretsKeyFrom, type DB } from "@infera/registry";
 import { AgentClients } from "./agents.ts";
 import { KeyCache, RedisRevocations } from "./auth.ts";
@@ -57,6 +58,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const metrics = createGatewayMetrics();
   const tracing = await startTracing(config.tracing, logger);
   const db: Kysely<DB> = createDb(config.databaseUrl, { max: 20 });
+  await assertRedisAccess(config.redisUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
   const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
@@ -95,7 +97,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     queueMax: config.queueMaxPerDeployment,
   });
   queue.start();
-  const agents = new AgentClients();
+  if (!config.agentAuthToken) logger.warn("AGENT_AUTH_TOKEN is not set: worker agents will refuse this gateway's calls");
+  const t = config.agentTls;
+  const agents = new AgentClients(
+    config.agentAuthToken,
+    t && {
+      ca: readFileSync(t.caFile),
+      serverName: t.serverName,
+      cert: t.certFile ? readFileSync(t.certFile) : undefined,
+      key: t.keyFile ? readFileSync(t.keyFile) : undefined,
+    },
+  );
   const usage = new UsageRecorder(db, logger.child({ component: "usage" }), metrics, { intervalMs: config.usageFlushMs, maxBatch: 500, maxHeld: 1_000_000 });
   usage.start();
 

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { int, num, optionalStr, str } from "@infera/core";
+import { ConfigError, int, num, optionalStr, redisUrl, str } from "@infera/core";
 import { type TracingConfig, tracingConfig } from "@infera/telemetry";
 
 export interface GatewayConfig {
@@ -31,6 +31,10 @@ export interface GatewayConfig {
   usageFlushMs: number;
   /** Seals deployments' Hugging Face tokens at rest (any string; a 32-byte key is derived from it). */
   secretsKey: string | undefined;
+  /** The bearer token worker agents require on every gRPC call (the release's AGENT_AUTH_TOKEN). */
+  agentAuthToken: string | undefined;
+  /** TLS to the agents: AGENT_TLS_CA_FILE (and the name their certificate carries, AGENT_TLS_SERVER_NAME); a client certificate for mutual TLS. */
+  agentTls?: { caFile: string; serverName: string; certFile?: string; keyFile?: string };
   /** A replica that sends nothing for this long (first byte or between events) is given up on. */
   agentIdleTimeoutMs: number;
   /** A non-streamed request's whole agent call is given up on after this. */
@@ -50,7 +54,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     port: int(env, "PORT", 8080, 0, 65535),
     host: str(env, "HOST", "0.0.0.0"),
     databaseUrl: str(env, "DATABASE_URL"),
-    redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
+    redisUrl: redisUrl(env),
     redisPrefix: str(env, "REDIS_PREFIX", "infera"),
     gatewayId: str(env, "GATEWAY_ID", `${hostname()}-${randomBytes(3).toString("hex")}`),
     logLevel: str(env, "LOG_LEVEL", "info"),
@@ -66,6 +70,8 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     rateLimitLeaseMs: int(env, "RATE_LIMIT_LEASE_MS", 900_000, 1000, 86_400_000),
     usageFlushMs: int(env, "USAGE_FLUSH_MS", 250, 10, 3_600_000),
     secretsKey: optionalStr(env, "SECRETS_KEY"),
+    agentAuthToken: optionalStr(env, "AGENT_AUTH_TOKEN"),
+    agentTls: agentTls(env),
     agentIdleTimeoutMs: int(env, "AGENT_IDLE_TIMEOUT_MS", 60_000, 100, 3_600_000),
     agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
@@ -73,4 +79,17 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     tracing: tracingConfig(env, "gateway"),
     accessLogSample: num(env, "ACCESS_LOG_SAMPLE", 1, 0, 1),
   };
+}
+
+function agentTls(env: Record<string, string | undefined>): GatewayConfig["agentTls"] {
+  const caFile = optionalStr(env, "AGENT_TLS_CA_FILE");
+  const certFile = optionalStr(env, "AGENT_TLS_CLIENT_CERT_FILE");
+  const keyFile = optionalStr(env, "AGENT_TLS_CLIENT_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError("AGENT_TLS_CLIENT_CERT_FILE and AGENT_TLS_CLIENT_KEY_FILE go together: set both, or neither");
+  if (!caFile) {
+    if (certFile) throw new ConfigError("AGENT_TLS_CLIENT_CERT_FILE needs AGENT_TLS_CA_FILE (client certificates are sent over TLS)");
+    return undefined;
+  }
+  return { caFile, serverName: str(env, "AGENT_TLS_SERVER_NAME", "infera-agent"), certFile, keyFile };
 }

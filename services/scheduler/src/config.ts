@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { int, oneOf, optionalStr, str } from "@infera/core";
+import { int, oneOf, optionalStr, redisUrl, str } from "@infera/core";
 import { DEFAULT_PREFILL_TOKENS_PER_MS } from "@infera/policy";
 import { type TracingConfig, tracingConfig } from "@infera/telemetry";
 
@@ -34,6 +34,10 @@ export interface SchedulerConfig {
    * kubernetes runtime. Without it a kubernetes deployment with a token fails.
    */
   secretsKey: string | undefined;
+  /** SECRETS_KEY_PREVIOUS: the key before a rotation; what it sealed still opens, and is re-sealed under SECRETS_KEY. */
+  secretsKeyPrevious: string | undefined;
+  /** AGENT_AUTH_TOKEN: the local runtime gives it to the agents it starts (the gateway sends the same). */
+  agentAuthToken: string | undefined;
   local: {
     /** Directory for replica logs. */
     logDir: string | undefined;
@@ -57,7 +61,7 @@ export interface SchedulerConfig {
 export function loadConfig(env: Record<string, string | undefined>): SchedulerConfig {
   return {
     databaseUrl: str(env, "DATABASE_URL"),
-    redisUrl: str(env, "REDIS_URL", "redis://127.0.0.1:6379"),
+    redisUrl: redisUrl(env),
     redisPrefix: str(env, "REDIS_PREFIX", "infera"),
     schedulerId: str(env, "SCHEDULER_ID", `${hostname()}-${randomBytes(3).toString("hex")}`),
     metricsPort: int(env, "METRICS_PORT", 9091, 0, 65535),
@@ -74,6 +78,8 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     scaleToZeroIdleMs: int(env, "SCALE_TO_ZERO_IDLE_MS", 300_000, 0, 86_400_000),
     secretsKey: optionalStr(env, "SECRETS_KEY"),
+    secretsKeyPrevious: optionalStr(env, "SECRETS_KEY_PREVIOUS"),
+    agentAuthToken: optionalStr(env, "AGENT_AUTH_TOKEN"),
     local: {
       logDir: optionalStr(env, "LOCAL_LOG_DIR"),
       simTtftMs: optionalStr(env, "SIM_TTFT_MS"),

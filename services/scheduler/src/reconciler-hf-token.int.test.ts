@@ -2,8 +2,9 @@
  * The reconciler and Hugging Face tokens, against real Postgres/Redis and a recording
  * driver: for the kubernetes runtime it opens the sealed token (SECRETS_KEY) into
  * `ReplicaSpec.hfToken`; without the key, or with another one, the deployment fails with
- * a reason instead of retrying; the local runtime never gets a token. The token is never
- * logged.
+ * a reason instead of retrying; the local runtime never gets a token. After a SECRETS_KEY
+ * rotation (the old key as SECRETS_KEY_PREVIOUS) tokens sealed under the old key still open
+ * and are re-sealed under the new one. The token is never logged.
  */
 import { Writable } from "node:stream";
 import type { Redis } from "ioredis";
@@ -11,7 +12,18 @@ import type { Kysely } from "kysely";
 import { describe, expect } from "vitest";
 import { createLogger } from "@infera/core";
 import { type RedisKeys, redisKeys } from "@infera/contracts";
-import { createDeployment, ensureModelVersion, getDeployment, putHfToken, sealSecret, secretsKeyFrom, type DB } from "@infera/registry";
+import {
+  createDeployment,
+  ensureModelVersion,
+  getDeployment,
+  getSealedHfToken,
+  openSecret,
+  putHfToken,
+  resealSecrets,
+  sealSecret,
+  secretsKeyFrom,
+  type DB,
+} from "@infera/registry";
 import { createSchedulerMetrics } from "./metrics.ts";
 import { queuedCount, queueKeys } from "@infera/queue";
 import { Reconciler } from "./reconciler.ts";
@@ -75,7 +87,7 @@ async function deploymentWithToken(name: string, sealedUnder: Buffer | undefined
   return d.id;
 }
 
-function reconcilerWith(driver: RuntimeDriver, secretsKey: Buffer | undefined, schedulerId: string) {
+function reconcilerWith(driver: RuntimeDriver, secretsKey: Buffer | undefined, schedulerId: string, previousSecretsKey?: Buffer) {
   const log = capturingLogger();
   const reconciler = new Reconciler({
     db,
@@ -89,14 +101,15 @@ function reconcilerWith(driver: RuntimeDriver, secretsKey: Buffer | undefined, s
     intervalMs: 100,
     scaleToZeroIdleMs: 600_000,
     secretsKey,
+    previousSecretsKey,
     queued: (id) => queuedCount(redis, queueKeys(prefix), id),
   });
   return { reconciler, logs: log.text };
 }
 
 /** One pass as leader; the lease is dropped after so the next test's reconciler can lead. */
-async function onePass(driver: RuntimeDriver, secretsKey: Buffer | undefined, passes = 1): Promise<string> {
-  const { reconciler, logs } = reconcilerWith(driver, secretsKey, `sched-${Math.random().toString(36).slice(2)}`);
+async function onePass(driver: RuntimeDriver, secretsKey: Buffer | undefined, passes = 1, previousSecretsKey?: Buffer): Promise<string> {
+  const { reconciler, logs } = reconcilerWith(driver, secretsKey, `sched-${Math.random().toString(36).slice(2)}`, previousSecretsKey);
   for (let i = 0; i < passes; i++) await reconciler.kick();
   await reconciler.stop();
   return logs();
@@ -161,5 +174,39 @@ describe("reconciler: Hugging Face tokens", () => {
     expect(mine).toHaveLength(1);
     expect(mine[0]?.spec.hfToken).toBeUndefined();
     expect((await getDeployment(db, id))?.status).toBe("downloading");
+  });
+
+  test("after a SECRETS_KEY rotation (the old key as SECRETS_KEY_PREVIOUS): the token still opens, and is re-sealed under the new key", async () => {
+    const NEW = secretsKeyFrom("the rotated key");
+    const id = await deploymentWithToken("acme/rotated", KEY);
+    const driver = new RecordingDriver("kubernetes");
+    const logs = await onePass(driver, NEW, 1, KEY);
+    expect(driver.applied.filter((a) => a.spec.deploymentId === id).map((a) => a.spec.hfToken)).toEqual([TOKEN]);
+    expect((await getDeployment(db, id))?.status).toBe("downloading");
+    const stored = (await getSealedHfToken(db, id))!;
+    expect(openSecret(stored, NEW)).toBe(TOKEN);
+    expect(() => openSecret(stored, KEY)).toThrow();
+    expect(logs).toContain("re-sealed the deployment's Hugging Face token");
+    expect(logs).not.toContain(TOKEN);
+  });
+
+  test("resealSecrets (the scheduler's start with SECRETS_KEY_PREVIOUS): every token under the old key moves to the new one; one no key opens is left", async () => {
+    const OLD = secretsKeyFrom("old key for the sweep");
+    const NEW = secretsKeyFrom("new key for the sweep");
+    const olds = [await deploymentWithToken("acme/sweep-a", OLD), await deploymentWithToken("acme/sweep-b", OLD)];
+    const already = await deploymentWithToken("acme/sweep-new", NEW);
+    const lost = await deploymentWithToken("acme/sweep-lost", secretsKeyFrom("a key nobody has"));
+    const before = { already: await getSealedHfToken(db, already), lost: await getSealedHfToken(db, lost) };
+    const r = await resealSecrets(db, [NEW, OLD]);
+    expect(r.resealed).toBeGreaterThanOrEqual(2);
+    expect(r.unreadable).toBeGreaterThanOrEqual(1);
+    for (const id of olds) expect(openSecret((await getSealedHfToken(db, id))!, NEW)).toBe(TOKEN);
+    // Already under the new key: untouched; unreadable: kept as it was (its deployment fails with the reason when started).
+    expect(await getSealedHfToken(db, already)).toBe(before.already);
+    expect(await getSealedHfToken(db, lost)).toBe(before.lost);
+    // A second sweep has nothing of these left to do.
+    const again = await resealSecrets(db, [NEW, OLD]);
+    for (const id of olds) expect(openSecret((await getSealedHfToken(db, id))!, NEW)).toBe(TOKEN);
+    expect(again.resealed).toBe(0);
   });
 });

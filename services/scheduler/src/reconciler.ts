@@ -14,7 +14,9 @@ import {
   getSealedHfToken,
   listDeployments,
   noteDeploymentEvent,
-  openSecret,
+  openSecretWithKeys,
+  putHfToken,
+  sealSecret,
   transition,
   type DB,
   type DeploymentState,
@@ -43,6 +45,8 @@ export interface ReconcilerOptions {
    * for the kubernetes driver. Without it a kubernetes deployment with a token fails.
    */
   secretsKey?: Buffer;
+  /** From SECRETS_KEY_PREVIOUS: tokens sealed under it still open, and are re-sealed under `secretsKey`. */
+  previousSecretsKey?: Buffer;
   now?: () => number;
 }
 
@@ -278,7 +282,13 @@ export class Reconciler {
     const sealed = await getSealedHfToken(this.o.db, d.id);
     if (sealed === undefined) return { failReason: "the deployment has a Hugging Face token (hf.has_token) but none is stored; deploy it again with hf.token" };
     try {
-      return { ...spec, hfToken: openSecret(sealed, secretsKey) };
+      const previous = this.o.previousSecretsKey;
+      const { plain, keyIndex } = openSecretWithKeys(sealed, previous ? [secretsKey, previous] : [secretsKey]);
+      if (keyIndex > 0) {
+        await putHfToken(this.o.db, d.id, sealSecret(plain, secretsKey));
+        this.o.logger.info({ deploymentId: d.id }, "re-sealed the deployment's Hugging Face token under the current SECRETS_KEY");
+      }
+      return { ...spec, hfToken: plain };
     } catch {
       return {
         failReason:

@@ -10,8 +10,8 @@ import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopIn
 import { sql } from "kysely";
 import { redisKeys } from "@infera/contracts";
 import { createPlacementPolicy } from "@infera/policy";
-import { parseReleases, queuedCount, queueKeys, RedisLease, StreamConsumer } from "@infera/queue";
-import { createDb, listDeployments, secretsKeyFrom, type DB } from "@infera/registry";
+import { assertRedisAccess, parseReleases, queuedCount, queueKeys, RedisLease, StreamConsumer } from "@infera/queue";
+import { createDb, listDeployments, resealSecrets, secretsKeyFrom, type DB } from "@infera/registry";
 import type { SchedulerConfig } from "./config.ts";
 import { DeploymentDispatcher } from "./dispatcher.ts";
 import { createSchedulerMetrics } from "./metrics.ts";
@@ -36,6 +36,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const metrics = createSchedulerMetrics();
   const tracing = await startTracing(config.tracing, logger);
   const db = dbOverride ?? createDb(config.databaseUrl);
+  await assertRedisAccess(config.redisUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
   // Connected before it subscribes: ioredis' ready check (INFO) must not race the SUBSCRIBE.
   const sub = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
@@ -50,11 +51,19 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const directory = new ReplicaDirectory({ redis, keys, heartbeatMs: config.heartbeatMs, prefillTokensPerMs });
   const dispatchers = new Map<string, DeploymentDispatcher>();
 
+  const secretsKey = config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined;
+  const previousSecretsKey = config.secretsKeyPrevious ? secretsKeyFrom(config.secretsKeyPrevious) : undefined;
+  if (secretsKey && previousSecretsKey) {
+    // After a rotation: everything sealed under the previous key is re-sealed under the new one now.
+    const { resealed, unreadable } = await resealSecrets(db, [secretsKey, previousSecretsKey]);
+    logger.info({ resealed, unreadable }, "re-sealed Hugging Face tokens under the current SECRETS_KEY (SECRETS_KEY_PREVIOUS is set)");
+  }
   const reconciler = new Reconciler({
     db,
     redis,
     keys,
-    secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
+    secretsKey,
+    previousSecretsKey,
     driver,
     directory,
     metrics,

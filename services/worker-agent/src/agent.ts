@@ -1,7 +1,9 @@
+import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
-import { type Logger, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
+import { type Logger, type MetricsRoute, type Readiness, type Stoppable, startMetricsServer, stopInOrder } from "@infera/core";
 import { redisKeys } from "@infera/contracts";
 import { startTracing } from "@infera/telemetry";
+import { assertRedisAccess } from "@infera/queue";
 import type { AgentConfig } from "./config.ts";
 import { createAdapter } from "./engine/index.ts";
 import { EmbeddingCoalescer } from "./engine/coalescer.ts";
@@ -18,7 +20,20 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/** `/engine/health` (the engine's /health, 200 or 503) and `/engine/metrics` (its /metrics), relayed. */
+function engineRoutes(engineUrl: string): Record<string, MetricsRoute> {
+  const relay =
+    (path: string): MetricsRoute =>
+    async () => {
+      const res = await fetch(new URL(path, engineUrl), { signal: AbortSignal.timeout(5_000) });
+      const body = await res.text();
+      return { status: res.ok ? 200 : 503, contentType: res.headers.get("content-type") ?? "text/plain", body };
+    };
+  return { "/engine/health": relay("/health"), "/engine/metrics": relay("/metrics") };
+}
+
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
+  await assertRedisAccess(config.redisUrl);
   const metrics = createAgentMetrics();
   const tracing = await startTracing(config.tracing, logger);
   const adapter = createAdapter(config.engineKind, config.engineUrl);
@@ -32,6 +47,12 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     metrics,
     replicaId: config.replicaId,
     tracing,
+    authToken: config.authToken,
+    tls: config.tls && {
+      cert: readFileSync(config.tls.certFile),
+      key: readFileSync(config.tls.keyFile),
+      clientCa: config.tls.clientCaFile ? readFileSync(config.tls.clientCaFile) : undefined,
+    },
     runEmbedding: coalescer ? (body, signal, sink) => coalescer.run(body, signal, sink) : undefined,
   });
   const grpcPort = await server.start(config.host, config.port);
@@ -59,7 +80,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     await redis.ping();
     return { ready: true };
   };
-  const http = await startMetricsServer(metrics.registry, config.host, config.metricsPort, ready);
+  // The engine listens on 127.0.0.1 inside its pod (only this agent reaches it): the kubelet's
+  // probes and a metrics scraper ask the agent, which asks the engine.
+  const http = await startMetricsServer(metrics.registry, config.host, config.metricsPort, ready, engineRoutes(config.engineUrl));
   const metricsPort = http.port;
   logger.info({ grpcPort, metricsPort, address, engine: config.engineKind, engineUrl: config.engineUrl }, "agent listening");
 

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 export interface AgentMetrics {
   registry: Registry;
   requests: Counter<"endpoint" | "status">;
+  unauthenticated: Counter<"method" | "reason">;
   engineHealthy: Gauge;
   engineRunning: Gauge;
   engineWaiting: Gauge;
@@ -21,6 +22,12 @@ export function createAgentMetrics(): AgentMetrics {
       name: "agent_requests_total",
       help: "Requests the agent ran on its engine, by endpoint and outcome (ok|engine_error|cancelled|duplicate).",
       labelNames: ["endpoint", "status"],
+      registers: [registry],
+    }),
+    unauthenticated: new Counter({
+      name: "agent_unauthenticated_calls_total",
+      help: "gRPC calls refused with UNAUTHENTICATED, by method (generate|cancel|health) and reason (missing|wrong token).",
+      labelNames: ["method", "reason"],
       registers: [registry],
     }),
     engineHealthy: new Gauge({ name: "agent_engine_healthy", help: "1 when the engine answers its health check.", registers: [registry] }),

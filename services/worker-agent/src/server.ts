@@ -19,6 +19,7 @@ import {
   UsageSchema,
   EngineErrorSchema,
   serviceDefinition,
+  AgentTokenCheck,
   type CancelRequest,
   type CancelResponse,
   type GenerateRequest,
@@ -49,6 +50,10 @@ export interface AgentServiceOptions {
   replicaId: string;
   /** The call's span (continuing the gateway's `traceparent` metadata) and the engine call's (default: none, the traceparent carried on). */
   tracing?: Tracing;
+  /** The bearer token every call must carry (AGENT_AUTH_TOKEN); calls without it are refused UNAUTHENTICATED. */
+  authToken: string;
+  /** Serve TLS with this certificate; with `clientCa`, also require a client certificate it signed (mutual TLS). */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
   /** Runs embedding calls (through the coalescer when enabled). */
   runEmbedding?: (body: Uint8Array, signal: AbortSignal, sink: EngineSink) => Promise<void>;
 }
@@ -66,14 +71,36 @@ export class AgentServer {
   private draining = false;
   private lastLoad = { running: 0, waiting: 0 };
 
+  private readonly auth: AgentTokenCheck;
+
   constructor(private readonly options: AgentServiceOptions) {
+    this.auth = new AgentTokenCheck(options.authToken);
     this.server.addService(serviceDefinition(AgentService) as unknown as grpc.ServiceDefinition, {
-      generate: (call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>) => void this.generate(call),
-      cancel: (call: grpc.ServerUnaryCall<CancelRequest, CancelResponse>, cb: grpc.sendUnaryData<CancelResponse>) =>
-        cb(null, create(CancelResponseSchema, { found: this.cancel(call.request.requestId) })),
-      health: (_call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, cb: grpc.sendUnaryData<HealthResponse>) =>
-        cb(null, create(HealthResponseSchema, { serving: this.engineHealthy && !this.draining, replicaId: options.replicaId, ...this.lastLoad })),
+      generate: (call: grpc.ServerWritableStream<GenerateRequest, GenerateResponse>) => {
+        const refused = this.refuse(call, "generate");
+        if (refused) call.emit("error", refused);
+        else void this.generate(call);
+      },
+      cancel: (call: grpc.ServerUnaryCall<CancelRequest, CancelResponse>, cb: grpc.sendUnaryData<CancelResponse>) => {
+        const refused = this.refuse(call, "cancel");
+        if (refused) cb(refused);
+        else cb(null, create(CancelResponseSchema, { found: this.cancel(call.request.requestId) }));
+      },
+      health: (call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, cb: grpc.sendUnaryData<HealthResponse>) => {
+        const refused = this.refuse(call, "health");
+        if (refused) cb(refused);
+        else cb(null, create(HealthResponseSchema, { serving: this.engineHealthy && !this.draining, replicaId: options.replicaId, ...this.lastLoad }));
+      },
     });
+  }
+
+  /** The UNAUTHENTICATED error for a call without the release's token (counted), else undefined. */
+  private refuse(call: { metadata: grpc.Metadata; getPeer(): string }, method: "generate" | "cancel" | "health"): Partial<grpc.StatusObject> | undefined {
+    const result = this.auth.check(call.metadata);
+    if (result === "ok") return undefined;
+    this.options.metrics.unauthenticated.inc({ method, reason: result });
+    this.options.logger.warn({ method, reason: result, peer: call.getPeer() }, "refused a call without the agent token");
+    return { code: grpc.status.UNAUTHENTICATED, details: result === "missing" ? "no agent token: this agent serves the gateway only" : "wrong agent token" };
   }
 
   get inflight(): number {
@@ -88,7 +115,11 @@ export class AgentServer {
   /** Binds the gRPC server: the port it listens on. */
   async start(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      const tls = this.options.tls;
+      const credentials = tls
+        ? grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
+        : grpc.ServerCredentials.createInsecure();
+      this.server.bindAsync(`${host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
     });
   }
 

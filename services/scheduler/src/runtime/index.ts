@@ -1,4 +1,4 @@
-import type { Logger } from "@infera/core";
+import { ConfigError, type Logger } from "@infera/core";
 import type { SchedulerConfig } from "../config.ts";
 import type { RuntimeDriver } from "./driver.ts";
 import { LocalDriver } from "./local.ts";
@@ -8,6 +8,7 @@ export async function createDriver(config: SchedulerConfig, logger: Logger): Pro
     const { createKubernetesDriver } = await import("./kubernetes.ts");
     return createKubernetesDriver(config, logger.child({ component: "kubernetes" }));
   }
+  if (!config.agentAuthToken) throw new ConfigError("RUNTIME=local starts worker agents, which need AGENT_AUTH_TOKEN: set it (and the same on the gateway)");
   const simEnv: Record<string, string> = {};
   if (config.local.simTtftMs !== undefined) simEnv.SIM_TTFT_MS = config.local.simTtftMs;
   if (config.local.simItlMs !== undefined) simEnv.SIM_ITL_MS = config.local.simItlMs;
@@ -17,6 +18,7 @@ export async function createDriver(config: SchedulerConfig, logger: Logger): Pro
     redisUrl: config.redisUrl,
     redisPrefix: config.redisPrefix,
     heartbeatMs: config.heartbeatMs,
+    agentAuthToken: config.agentAuthToken,
     simEnv,
     logDir: config.local.logDir,
     maxRestarts: config.local.maxRestarts,

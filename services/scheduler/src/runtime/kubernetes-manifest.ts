@@ -16,6 +16,7 @@ import type {
 } from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
+import { ENGINE_HOST, engineBindArgs, lockDownEnginePod, upsertEnv } from "./kubernetes-lockdown.ts";
 import type { EnginePodTemplate, GpuType } from "./kubernetes-template.ts";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
@@ -83,11 +84,6 @@ export function engineLabelSelector(deploymentId: string): string {
   return `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${DEPLOYMENT_ID_LABEL}=${deploymentIdLabel(deploymentId)}`;
 }
 
-function upsertEnv(env: V1EnvVar[], vars: readonly V1EnvVar[]): V1EnvVar[] {
-  const names = new Set(vars.map((v) => v.name));
-  return [...env.filter((v) => !names.has(v.name)), ...vars];
-}
-
 function engineImage(spec: ReplicaSpec, tpl: EnginePodTemplate): string {
   // Trial (sim) installs run engine-sim whatever the deployment asks for.
   if (tpl.mode === "gpu" && spec.containerImage) return spec.containerImage;
@@ -102,9 +98,17 @@ function engineImage(spec: ReplicaSpec, tpl: EnginePodTemplate): string {
   return image;
 }
 
-/** Command-line arguments of the engine container, per engine kind. */
+/**
+ * Command-line arguments of the engine container, per engine kind. The listen address comes
+ * last, after the deployment's extra args: none of them moves the engine off 127.0.0.1.
+ */
 export function engineArgs(spec: ReplicaSpec, tpl: EnginePodTemplate): string[] {
   if (tpl.mode === "sim") return []; // engine-sim is configured by env (SIM_*)
+  const args = kindArgs(spec, tpl);
+  return [...args, ...engineBindArgs(spec.engine)];
+}
+
+function kindArgs(spec: ReplicaSpec, tpl: EnginePodTemplate): string[] {
   const port = String(tpl.enginePort);
   const repo = spec.hf?.repo;
   const revision = spec.hf?.revision;
@@ -213,7 +217,7 @@ export function buildEngineDeployment(spec: ReplicaSpec, replicas: number, templ
   const engineEnv: V1EnvVar[] = [];
   if (template.mode === "sim") {
     engineEnv.push(
-      { name: "HOST", value: "0.0.0.0" },
+      { name: "HOST", value: ENGINE_HOST },
       { name: "PORT", value: String(template.enginePort) },
       { name: "SIM_MODEL", value: spec.servedModelName },
       { name: "SIM_MODE", value: spec.engine },
@@ -253,6 +257,7 @@ export function buildEngineDeployment(spec: ReplicaSpec, replicas: number, templ
     // $(POD_IP) is expanded by the kubelet: POD_IP is defined just above.
     { name: "ADVERTISE_ADDRESS", value: `$(POD_IP):${template.agentPort}` },
   ]);
+  lockDownEnginePod(podSpec);
 
   return {
     apiVersion: "apps/v1",

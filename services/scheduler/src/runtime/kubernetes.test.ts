@@ -152,7 +152,7 @@ describe("buildEngineDeployment", () => {
     });
   });
 
-  it("runs vLLM with the model, revision, served name, batch size, TP size, drain timeout, then extraArgs", () => {
+  it("runs vLLM with the model, revision, served name, batch size, TP size, drain timeout, extraArgs, then its 127.0.0.1 address", () => {
     expect(engine.image).toBe("vllm/vllm-openai:v0.11.0");
     expect(engine.args).toEqual([
       "--model",
@@ -171,6 +171,8 @@ describe("buildEngineDeployment", () => {
       "45",
       "--max-model-len",
       "8192",
+      "--host",
+      "127.0.0.1",
     ]);
   });
 
@@ -267,7 +269,7 @@ describe("buildEngineDeployment", () => {
     expect(template).toEqual(again);
   });
 
-  it("builds TGI with its own image and flags", () => {
+  it("builds TGI with its own image and flags, bound to 127.0.0.1 after the extra args", () => {
     const tgi = buildEngineDeployment({ ...llama, engine: "tgi", numGpus: 2 }, 1, template, { namespace: NS, gpuTypes });
     const c = container(tgi, "engine");
     expect(c.image).toBe("ghcr.io/huggingface/text-generation-inference:3.3.4");
@@ -284,6 +286,8 @@ describe("buildEngineDeployment", () => {
       "128",
       "--max-model-len",
       "8192",
+      "--hostname",
+      "127.0.0.1",
     ]);
     expect(c.resources?.limits?.["nvidia.com/gpu"]).toBe("2");
   });
@@ -328,7 +332,8 @@ describe("buildEngineDeployment", () => {
     expect(c.resources?.limits?.["nvidia.com/gpu"]).toBeUndefined();
     expect(env(c, "SIM_MODE")?.value).toBe("tei");
     expect(env(c, "SIM_MODEL")?.value).toBe("llama-3-70b");
-    expect(env(c, "HOST")?.value).toBe("0.0.0.0");
+    // engine-sim too listens where only its agent reaches it.
+    expect(env(c, "HOST")?.value).toBe("127.0.0.1");
     expect(env(c, "HF_TOKEN")).toBeUndefined();
   });
 });
@@ -498,5 +503,61 @@ describe("gpuCapacityOf: which nodes hold a GPU type", () => {
 
   it("a type no node matches has none", () => {
     expect(gpuCapacityOf([node("cpu-0", {}, "0")], gpuTypes, template, 0).get("H100-80GB")).toEqual({ nodes: 0, maxPerNode: 0, allocatable: 0, at: 0 });
+  });
+});
+
+describe("engine pods are locked down, whatever the template or the deployment asks", () => {
+  // A template an operator loosened, and a deployment that tries to move the engine off localhost.
+  const loose = parseEnginePodTemplate(
+    TEMPLATE_YAML.replace(
+      "    runtimeClassName: nvidia",
+      "    runtimeClassName: nvidia\n    automountServiceAccountToken: true\n    hostNetwork: true",
+    ).replace(
+      '        image: "vllm/vllm-openai:v0.11.0"\n',
+      '        image: "vllm/vllm-openai:v0.11.0"\n        securityContext: { runAsUser: 0, privileged: true, allowPrivilegeEscalation: true, capabilities: { add: [SYS_ADMIN] } }\n',
+    ),
+    "loose template",
+  );
+  const dep = buildEngineDeployment({ ...llama, extraArgs: ["--host", "0.0.0.0"] }, 1, loose, { namespace: NS, gpuTypes });
+  const pod = dep.spec?.template.spec;
+
+  it("no service-account token, no host namespaces, RuntimeDefault seccomp, non-root pod", () => {
+    // (The template did ask for them.)
+    expect(loose.template.spec).toMatchObject({ automountServiceAccountToken: true, hostNetwork: true });
+    expect(loose.template.spec?.containers[0]?.securityContext).toMatchObject({ runAsUser: 0, privileged: true });
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(pod?.hostNetwork).toBe(false);
+    expect(pod?.securityContext).toEqual({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
+  });
+
+  it("every container: non-root (engine as 1000), no privilege escalation, every capability dropped", () => {
+    for (const c of pod?.containers ?? []) {
+      expect(c.securityContext, c.name).toMatchObject({
+        runAsNonRoot: true,
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      expect(c.securityContext?.runAsUser, c.name).toBeGreaterThan(0);
+    }
+    expect(container(dep, "engine").securityContext?.runAsUser).toBe(1000);
+    expect(container(dep, "engine").securityContext?.capabilities?.add).toBeUndefined();
+  });
+
+  it("the engine's address is 127.0.0.1 even when extra args ask for another (the last flag wins)", () => {
+    const args = container(dep, "engine").args ?? [];
+    expect(args.slice(-2)).toEqual(["--host", "127.0.0.1"]);
+    expect(args.lastIndexOf("--host")).toBe(args.length - 2);
+  });
+
+  it("HOME and the caches are writable volumes for a non-root engine: HOME an emptyDir, the hub cache on the model cache", () => {
+    const engine = container(dep, "engine");
+    expect(env(engine, "HOME")?.value).toBe("/home/engine");
+    expect(env(engine, "HF_HUB_CACHE")?.value).toBe("/root/.cache/huggingface/hub");
+    expect(env(engine, "HUGGINGFACE_HUB_CACHE")?.value).toBe("/root/.cache/huggingface/hub");
+    expect(env(engine, "USER")?.value).toBe("engine");
+    expect(engine.volumeMounts).toContainEqual({ name: "engine-home", mountPath: "/home/engine" });
+    expect(pod?.volumes).toContainEqual({ name: "engine-home", emptyDir: {} });
   });
 });

@@ -45,6 +45,7 @@ function driverWith(simEnv: Record<string, string>, logger = capturingLogger().l
     redisUrl: TEST_REDIS_URL,
     redisPrefix: prefix,
     heartbeatMs: 200,
+    agentAuthToken: "local-int-test-agent-token-0123456789abcdef",
     simEnv: { SIM_TTFT_MS: "0", SIM_ITL_MS: "0", ...simEnv },
     maxRestarts,
   });

@@ -24,6 +24,8 @@ export interface LocalDriverOptions {
   redisUrl: string;
   redisPrefix: string;
   heartbeatMs: number;
+  /** AGENT_AUTH_TOKEN of the agents it starts: the one the gateway sends. */
+  agentAuthToken: string;
   /** Extra env for engine-sim (SIM_TTFT_MS …). */
   simEnv: Record<string, string>;
   logDir?: string;
@@ -196,6 +198,7 @@ export class LocalDriver implements RuntimeDriver {
       MAX_BATCH_SIZE: String(spec.maxBatchSize),
       REDIS_URL: this.o.redisUrl,
       REDIS_PREFIX: this.o.redisPrefix,
+      AGENT_AUTH_TOKEN: this.o.agentAuthToken,
       HEARTBEAT_MS: String(this.o.heartbeatMs),
       SHUTDOWN_GRACE_MS: "5000",
     };
