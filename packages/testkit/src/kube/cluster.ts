@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { makeClusterCerts, type ClusterCerts } from "./certs.ts";
 import { helmBinary, kubeBinaries, type KubeBinaries } from "./tools.ts";
 import { freePort } from "../ports.ts";
+import { waitFor } from "../wait.ts";
 
 const KWOK_CONFIG = fileURLToPath(new URL("./kwok.yaml", import.meta.url));
 /** The label kwok selects the nodes it manages by (kwok.yaml). */
@@ -82,15 +83,6 @@ function kubeconfigJson(server: string, ca: string, user: Record<string, string>
     contexts: [{ name: "infera-test", context: { cluster: "infera-test", user: "user" } }],
     "current-context": "infera-test",
   });
-}
-
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>, diagnose: () => string = () => ""): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms\n${diagnose()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export async function startKube(options: { label: string; nodes?: readonly NodeSpec[] }): Promise<KubeCluster> {
@@ -249,9 +241,8 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
         });
         if (r.status !== 201) throw new Error(`creating node ${n.name}: HTTP ${r.status} ${r.text}`);
       }
-      await until(
+      await waitFor(
         `nodes ${nodes.map((n) => n.name).join(", ")} Ready (kwok)`,
-        60_000,
         async () => {
           const r = await api<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }>(
             "GET",
@@ -262,7 +253,7 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
           );
           return nodes.every((n) => ready.has(n.name));
         },
-        () => logTail("kwok"),
+        { timeoutMs: 60_000, intervalMs: 200, diagnose: () => logTail("kwok") },
       );
     },
     logTail,
@@ -335,12 +326,11 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
       "--profiling=false",
       "--v=0",
     ]);
-    await until(
-      "kube-apiserver /readyz",
-      120_000,
-      async () => (await api("GET", "/readyz")).status === 200,
-      () => `${logTail("kube-apiserver")}\n--- etcd\n${logTail("etcd")}`,
-    );
+    await waitFor("kube-apiserver /readyz", async () => (await api("GET", "/readyz")).status === 200, {
+      timeoutMs: 120_000,
+      intervalMs: 200,
+      diagnose: () => `${logTail("kube-apiserver")}\n--- etcd\n${logTail("etcd")}`,
+    });
     launch("kube-controller-manager", binaries.kubeControllerManager, [
       `--kubeconfig=${kcmKubeconfig}`,
       `--authentication-kubeconfig=${kcmKubeconfig}`,
@@ -370,11 +360,10 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
     ]);
     launch("kwok", binaries.kwok, [`--kubeconfig=${kubeconfig}`, `--config=${kwokConfig}`]);
     // The controller manager is up once its service-account controller made "default".
-    await until(
+    await waitFor(
       "kube-controller-manager (the default ServiceAccount)",
-      120_000,
       async () => (await api("GET", "/api/v1/namespaces/default/serviceaccounts/default")).status === 200,
-      () => logTail("kube-controller-manager"),
+      { timeoutMs: 120_000, intervalMs: 200, diagnose: () => logTail("kube-controller-manager") },
     );
     await provideStorage(api, dir);
     let busy = false;
