@@ -528,6 +528,19 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
     await driver.apply(spec, 1); // Secret, Deployment, PDB: get (404) + apply (patch, authorized as create); the owner ConfigMap: get
     await driver.apply(spec, 2); // get + apply (patch) of each
     await driver.observe(id); // pods: list
+    // Once the ReplicaSet has made a pod (the API server's own doing): its logs (pods/log: get).
+    const sel = encodeURIComponent(`infera.dev/deployment-id=${id}`);
+    await waitFor(
+      `a pod of ${id}`,
+      async () => (await kube.api<{ items: unknown[] }>("GET", `/api/v1/namespaces/${ns}/pods?labelSelector=${sel}`)).body.items.length > 0,
+      {
+        timeoutMs: 30_000,
+        intervalMs: KUBE_POLL_MS,
+      },
+    );
+    for await (const _ of driver.logs(id, { tail: 10, follow: false, signal: new AbortController().signal })) {
+      // kwok has no log for these pods' containers: nothing to read, but the reads are made.
+    }
     await driver.capacity(); // nodes: list (ClusterRole)
     await driver.remove(id); // delete of each
   }
@@ -539,7 +552,14 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
       spec: {
         user: sa,
         groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`, "system:authenticated"],
-        resourceAttributes: { namespace: ns, verb, group: rule.apiGroups[0], resource: rule.resources[0], name: rule.resourceNames?.[0] },
+        resourceAttributes: {
+          namespace: ns,
+          verb,
+          group: rule.apiGroups[0],
+          resource: rule.resources[0]?.split("/")[0],
+          subresource: rule.resources[0]?.split("/")[1],
+          name: rule.resourceNames?.[0],
+        },
       },
     });
     return r.body.status?.allowed === true;
@@ -591,6 +611,7 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "create", "patch", "delete"] },
       { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "create", "patch", "delete"] },
       { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+      { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
       // The infera-hf-<deploymentId> token Secrets; never list/watch (no enumerating Secrets).
       { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "patch", "delete"] },
       { apiGroups: [""], resources: ["configmaps"], resourceNames: ["infera-engine-owner"], verbs: ["get"] },
@@ -652,7 +673,7 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
 
   it("without any one verb of any rule, the driver fails with the API server's 403 naming it", async () => {
     const all = cases();
-    expect(all).toHaveLength(15);
+    expect(all).toHaveLength(16);
     for (const { kind, base, i, rule, verb } of all) {
       const rules = structuredClone(base.rules ?? []);
       rules[i]!.verbs = rules[i]!.verbs.filter((v) => v !== verb);

@@ -8,7 +8,8 @@
  * processes standing in for the containers of each engine pod kwok runs.
  *
  * POST /deploy/llm → engine Deployment, PDB and token Secret made → pod placed by the real
- * kube-scheduler on the GPU type's nodes → running → chat; settings and the autoscaler
+ * kube-scheduler on the GPU type's nodes → running → chat; its engine's and agent's logs
+ * through the API server's pods/log (tail, one replica, follow); settings and the autoscaler
  * change replicas; stop → 0; start; too few GPUs: deploying with the scheduler's own words;
  * a pod that cannot pull its image or crash-loops → failed with the reason; a GPU type no
  * node has or num_gpus above any node's → 400 naming the field, nothing created; DELETE →
@@ -300,6 +301,82 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     expect(chat.object).toBe("chat.completion");
     expect(chat.choices[0]?.message.content?.length).toBeGreaterThan(0);
     expect(chat.usage?.completion_tokens).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("GET /deploy/{id}/logs: its pod's engine and agent lines, read by the scheduler through the API server's pods/log (kwok serves the containers' output)", async () => {
+    const pod = (await engineObjects(llama)).pods[0]!.metadata.name;
+    const get = (query: string) => fetch(`${gatewayUrl}/deploy/${llama}/logs?${query}`, { headers: { authorization: `Bearer ${adminKey}` } });
+    type Line = { replica_id: string; source: string; line: string };
+    let lines: Line[] = [];
+    // The host engine writes its first lines as it starts; kwok's kubelet server reads them from its files.
+    await waitFor(
+      "the engine's and agent's start-up lines",
+      async () => {
+        const r = await get("tail=50");
+        lines =
+          r.status === 200
+            ? (await r.text())
+                .trim()
+                .split("\n")
+                .filter(Boolean)
+                .map((l) => JSON.parse(l) as Line)
+            : [];
+        return (
+          lines.some((l) => l.source === "engine" && l.line.includes("engine-sim listening")) &&
+          lines.some((l) => l.source === "agent" && l.line.includes("agent listening"))
+        );
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: KUBE_POLL_MS,
+        diagnose: async () => `${JSON.stringify(lines)}\n${scheduler.output().slice(-3000)}\n--- kwok\n${kube.logTail("kwok")}`,
+      },
+    );
+    // Each line is the pod's (its name is the replica id /replicas shows), as the container wrote it.
+    expect(new Set(lines.map((l) => l.replica_id))).toEqual(new Set([pod]));
+    expect(JSON.parse(lines.find((l) => l.source === "agent" && l.line.includes("agent listening"))!.line)).toMatchObject({ msg: "agent listening" });
+    // tail is per container.
+    const two = (await (await get("tail=2&format=text")).text()).trim().split("\n");
+    expect(two.filter((l) => l.startsWith(`${pod} engine `)).length).toBeLessThanOrEqual(2);
+    expect(two.filter((l) => l.startsWith(`${pod} agent `))).toHaveLength(2);
+    // One replica by name; an unknown one is a 404 naming the parameter.
+    expect((await get(`replica=${pod}&tail=1`)).status).toBe(200);
+    const unknown = await get("replica=no-such-pod");
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as ErrorOut).error.param).toBe("replica");
+
+    // Following: a chat completion sent now shows up in the agent's log as the agent writes it.
+    const abort = new AbortController();
+    const follow = await fetch(`${gatewayUrl}/deploy/${llama}/logs?tail=0&follow=true&format=text`, {
+      headers: { authorization: `Bearer ${adminKey}` },
+      signal: abort.signal,
+    });
+    expect(follow.status).toBe(200);
+    let text = "";
+    const reader = follow.body!.getReader();
+    const pump = (async () => {
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) return;
+        text += new TextDecoder().decode(chunk.value);
+      }
+    })().catch(() => {});
+    const openai = new OpenAI({ apiKey: adminKey, baseURL: `${gatewayUrl}/v1/openai`, maxRetries: 0, timeout: 30_000 });
+    const { response } = await openai.chat.completions
+      .create({ model: "admin/llama-h100", messages: [{ role: "user", content: "follow me" }], max_tokens: 2 })
+      .withResponse();
+    const requestId = response.headers.get("x-request-id")!;
+    try {
+      await waitFor("the request's line in the followed log", () => text.includes(requestId), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        diagnose: () => `followed so far:\n${text}\n--- scheduler\n${scheduler.output().slice(-3000)}`,
+      });
+    } finally {
+      abort.abort();
+      await pump;
+    }
+    expect(text.split("\n").find((l) => l.includes(requestId))).toMatch(new RegExp(`^${pod} agent `));
   }, 120_000);
 
   it("PUT settings (min 2): the autoscaler takes the Deployment to 2 replicas, both serving", async () => {

@@ -3,7 +3,8 @@
  * kube-apiserver, kube-controller-manager and kube-scheduler of the pinned release
  * (tools/kube), and kwok playing the kubelet of simulated nodes (GPU nodes included). Every
  * component listens on 127.0.0.1 only, with TLS from certificates made for this cluster;
- * nothing dials a pod or node IP (kwok never runs a container). `stop()` ends every process
+ * nothing dials a pod IP (kwok never runs a container), and nodes' address is 127.0.0.1, where
+ * kwok's kubelet server answers the API server's pods/log with the files `serveContainerLogs` names. `stop()` ends every process
  * and removes the folder; a watchdog ends them too if the test process dies first.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -14,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeClusterCerts, type ClusterCerts } from "./certs.ts";
-import { helmBinary, kubeBinaries, type KubeBinaries } from "./tools.ts";
+import { helmBinary, kubeBinaries, kwokCrd, type KubeBinaries } from "./tools.ts";
 import { freePort } from "../ports.ts";
 import { waitFor } from "../wait.ts";
 
@@ -63,6 +64,13 @@ export interface KubeCluster {
   /** A kubeconfig holding a token of a ServiceAccount (TokenRequest): that account's RBAC applies. */
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   addNodes(nodes: readonly NodeSpec[]): Promise<void>;
+  /**
+   * What a pod's containers write, as the kubelet would serve it (`kubectl logs`, the API
+   * server's pods/log): a kwok Logs object naming, per container, a file in the CRI log format
+   * (`<RFC3339 time> stdout F <line>`) that kwok's kubelet server reads (and follows). Owned by
+   * the pod, so it goes with it.
+   */
+  serveContainerLogs(pod: { namespace: string; name: string; uid: string }, files: Record<string, string>): Promise<void>;
   /** The last lines of a component's log (etcd, kube-apiserver, …), for failure messages. */
   logTail(component: string, lines?: number): string;
   stop(): Promise<void>;
@@ -90,7 +98,7 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
   const helmPath = helmBinary();
   const dir = mkdtempSync(join(tmpdir(), `infera-kube-${options.label.replace(/[^a-z0-9]/gi, "").slice(0, 12)}-`));
   const certs = makeClusterCerts(dir);
-  const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const [etcdPort, etcdPeerPort, apiPort, kwokPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${apiPort}`;
   const components: Component[] = [];
   let provisioner: NodeJS.Timeout | undefined;
@@ -256,6 +264,15 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
         { timeoutMs: 60_000, intervalMs: 200, diagnose: () => logTail("kwok") },
       );
     },
+    async serveContainerLogs(pod, files) {
+      const r = await api("POST", `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${pod.namespace}/logs`, {
+        apiVersion: "kwok.x-k8s.io/v1alpha1",
+        kind: "Logs",
+        metadata: { name: pod.name, namespace: pod.namespace, ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: pod.name, uid: pod.uid }] },
+        spec: { logs: Object.entries(files).map(([container, logsFile]) => ({ containers: [container], logsFile, follow: true })) },
+      });
+      if (r.status !== 201) throw new Error(`kwok Logs for pod ${pod.namespace}/${pod.name}: HTTP ${r.status} ${r.text}`);
+    },
     logTail,
     async stop() {
       if (provisioner) clearInterval(provisioner);
@@ -323,6 +340,10 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
       "--allow-privileged=true",
       // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints refuse.
       "--endpoint-reconciler-type=none",
+      // Nodes' kubelet (pods/log, exec) is kwok's server: reached at the node's InternalIP
+      // (127.0.0.1, kwok.yaml) and port (daemonEndpoints), its certificate signed by the kit's CA.
+      "--kubelet-preferred-address-types=InternalIP",
+      `--kubelet-certificate-authority=${certs.caCert}`,
       "--profiling=false",
       "--v=0",
     ]);
@@ -358,7 +379,27 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
       "--profiling=false",
       "--v=0",
     ]);
-    launch("kwok", binaries.kwok, [`--kubeconfig=${kubeconfig}`, `--config=${kwokConfig}`]);
+    // kwok's Logs API (what it serves as containers' logs) before kwok watches it.
+    const crd = await run(binaries.kubectl, [`--kubeconfig=${kubeconfig}`, "apply", "--server-side", "-f", kwokCrd("logs")]);
+    if (crd.status !== 0) throw new Error(`installing kwok's Logs CRD: ${crd.stderr}`);
+    const established = await run(binaries.kubectl, [
+      `--kubeconfig=${kubeconfig}`,
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      "crd/logs.kwok.x-k8s.io",
+    ]);
+    if (established.status !== 0) throw new Error(`kwok's Logs CRD: ${established.stderr}`);
+    launch("kwok", binaries.kwok, [
+      `--kubeconfig=${kubeconfig}`,
+      `--config=${kwokConfig}`,
+      // Its kubelet server, on loopback with the kit's certificate; nodes advertise this port.
+      `--server-address=127.0.0.1:${kwokPort}`,
+      `--node-port=${kwokPort}`,
+      `--tls-cert-file=${certs.kwokCert}`,
+      `--tls-private-key-file=${certs.kwokKey}`,
+      "--enable-crds=Logs",
+    ]);
     // The controller manager is up once its service-account controller made "default".
     await waitFor(
       "kube-controller-manager (the default ServiceAccount)",

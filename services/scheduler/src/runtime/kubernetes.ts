@@ -4,10 +4,10 @@
  * from the chart's engine pod template, with a PodDisruptionBudget of the same name, all
  * written by server-side apply (field manager `infera-scheduler`). Needs exactly the RBAC of
  * the chart's scheduler Role: apps/deployments and policy/poddisruptionbudgets
- * get/create/patch/delete, pods list, secrets get/create/patch/delete (the `infera-hf-<id>`
- * token Secrets only; no list/watch), get on the owner ConfigMap; and, in gpu mode, nodes
- * list (ClusterRole: GPU capacity). Everything it
- * makes is owned by the template's ownerConfigMap, so deleting that (helm uninstall) removes
+ * get/create/patch/delete, pods list, pods/log get, secrets get/create/patch/delete (the
+ * `infera-hf-<id>` token Secrets only; no list/watch), get on the owner ConfigMap; and, in
+ * gpu mode, nodes list (ClusterRole: GPU capacity). Everything it makes is owned by the
+ * template's ownerConfigMap, so deleting that (helm uninstall) removes
  * it all. A deployment's Hugging Face token arrives in `ReplicaSpec.hfToken` (opened by the
  * reconciler) and goes into its own Secret before the engine Deployment is written; the
  * Deployment only references it (secretKeyRef), and `remove` deletes both.
@@ -32,7 +32,8 @@ import {
 import { ConfigError, PlatformError, type Logger } from "@infera/core";
 import type { GpuCapacity } from "@infera/contracts";
 import type { SchedulerConfig } from "../config.ts";
-import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
+import type { LogLine, LogQuery, ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
+import { readPodLogs } from "./kubernetes-logs.ts";
 import {
   buildEngineDeployment,
   buildEnginePdb,
@@ -219,6 +220,7 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
   private readonly policy: PolicyV1Api;
+  private readonly kubeConfig: KubeConfig;
   private readonly namespace: string;
   private readonly template: EnginePodTemplate;
   private readonly gpuTypes: readonly GpuType[];
@@ -226,6 +228,7 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
 
   constructor(options: KubernetesDriverOptions) {
     const kc = options.kubeConfig ?? defaultKubeConfig();
+    this.kubeConfig = kc;
     this.apps = kc.makeApiClient(AppsV1Api);
     this.core = kc.makeApiClient(CoreV1Api);
     this.policy = kc.makeApiClient(PolicyV1Api);
@@ -342,6 +345,29 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
       throw this.error("listing nodes", err);
     }
     return gpuCapacityOf(nodes, this.gpuTypes, this.template, Date.now());
+  }
+
+  /**
+   * The `engine` and `agent` container logs of the deployment's pods (one pod's, by its name
+   * as `/replicas` shows it), through the API server's `pods/log` (kubernetes-logs.ts).
+   */
+  async *logs(deploymentId: string, query: LogQuery): AsyncGenerator<LogLine> {
+    const pods = async () => {
+      let list: V1Pod[];
+      try {
+        list = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: engineLabelSelector(deploymentId) })).items;
+      } catch (err) {
+        throw this.error(`listing pods of deployment ${deploymentId}`, err);
+      }
+      return list
+        .map((p) => p.metadata?.name ?? "")
+        .filter((n) => n !== "" && (query.replicaId === undefined || n === query.replicaId))
+        .sort();
+    };
+    if (query.replicaId !== undefined && (await pods()).length === 0) {
+      throw new PlatformError("not_found", `The deployment has no replica '${query.replicaId}'.`, { param: "replica" });
+    }
+    yield* readPodLogs({ kubeConfig: this.kubeConfig, namespace: this.namespace, pods, query, error: (what, err) => this.error(what, err) });
   }
 
   async stop(): Promise<void> {
