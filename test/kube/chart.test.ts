@@ -17,13 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
 import { runHostPods, startKube, waitFor, type HostPods, type KubeCluster } from "@infera/testkit";
 import { buildEngineDeployment, engineDeploymentName } from "../../services/scheduler/src/runtime/kubernetes-manifest.ts";
-import {
-  KubernetesRuntimeDriver,
-  parseEnginePodTemplate,
-  parseGpuTypes,
-  type EnginePodTemplate,
-  type GpuType,
-} from "../../services/scheduler/src/runtime/kubernetes.ts";
+import { KubernetesRuntimeDriver } from "../../services/scheduler/src/runtime/kubernetes.ts";
+import { parseEnginePodTemplate, parseGpuTypes, type EnginePodTemplate, type GpuType } from "../../services/scheduler/src/runtime/kubernetes-template.ts";
 import type { ReplicaSpec } from "../../services/scheduler/src/runtime/driver.ts";
 import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, KUBE_POLL_MS, namespaceReport } from "./kit.ts";
 

@@ -47,24 +47,6 @@ import {
 } from "./kubernetes-manifest.ts";
 import { loadEnginePodTemplate, loadGpuTypes, type EnginePodTemplate, type GpuType } from "./kubernetes-template.ts";
 
-export {
-  buildEngineDeployment,
-  buildEnginePdb,
-  buildHfTokenSecret,
-  engineDeploymentName,
-  engineLabelSelector,
-  hfTokenSecretName,
-} from "./kubernetes-manifest.ts";
-export type { EngineDeploymentOptions } from "./kubernetes-manifest.ts";
-export {
-  loadEnginePodTemplate,
-  loadGpuTypes,
-  parseEnginePodTemplate,
-  parseGpuTypes,
-  type EnginePodTemplate,
-  type GpuType,
-} from "./kubernetes-template.ts";
-
 export interface KubernetesDriverOptions {
   namespace: string;
   template: EnginePodTemplate;
