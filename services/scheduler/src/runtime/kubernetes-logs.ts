@@ -6,7 +6,8 @@
  * container's stream at once, merged as lines arrive, and the pod list read again every few
  * seconds so that pods started meanwhile (a replacement, a scale-up) are followed from their
  * first line. A container with nothing to read yet (the API server or kubelet answers 400:
- * waiting to start) is skipped, and tried again at the next listing while following.
+ * waiting to start) is skipped, and tried again at the next listing while following; a pod
+ * that is gone (404, or no longer listed) is left.
  */
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { request as httpRequest, type IncomingMessage } from "node:http";
@@ -71,7 +72,8 @@ async function openLog(
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   const body = Buffer.concat(chunks).toString("utf8");
-  if (res.statusCode === 400) return undefined;
+  // 400: nothing to read yet (waiting to start; kwok: no log for it); 404: the pod went meanwhile.
+  if (res.statusCode === 400 || res.statusCode === 404) return undefined;
   throw new ApiException(res.statusCode ?? 0, `pods/log of ${pod}`, body, {});
 }
 
@@ -118,11 +120,17 @@ export async function* readPodLogs(o: PodLogsOptions): AsyncGenerator<LogLine> {
     wake?.();
     wake = undefined;
   };
+  /** Requests sent whose answer has not come: a follow is answered at the container's first line. */
+  const opening = new Set<string>();
   const follow = async (pod: string, source: LogSource, first: boolean) => {
     const key = `${pod}/${source}`;
     // A pod listed at the start: its last `tail` lines; one that appears later: all of it is new.
     const res = await open(pod, source, first ? query.tail : undefined, true);
-    if (!res || signal.aborted) return;
+    if (!res) return;
+    if (signal.aborted) {
+      res.destroy();
+      return;
+    }
     seen.add(key);
     streams.set(key, res);
     const lines = createInterface({ input: res, crlfDelay: Number.POSITIVE_INFINITY });
@@ -138,11 +146,20 @@ export async function* readPodLogs(o: PodLogsOptions): AsyncGenerator<LogLine> {
   };
   const sync = async (first: boolean) => {
     const pods = await o.pods();
+    // A pod that is gone: its stream is ended here (the kubelet's side may not end it).
+    for (const [key, res] of streams) if (!pods.includes(key.slice(0, key.lastIndexOf("/")))) res.destroy();
     for (const pod of pods) {
       for (const source of CONTAINERS) {
         const key = `${pod}/${source}`;
-        if (streams.has(key) || seen.has(key)) continue;
-        await follow(pod, source, first);
+        if (seen.has(key) || opening.has(key)) continue;
+        // Not awaited: the API server answers a follow only once the container writes a line.
+        opening.add(key);
+        void follow(pod, source, first)
+          .catch((err: unknown) => {
+            failure ??= err instanceof Error ? err : new Error(String(err));
+            notify();
+          })
+          .finally(() => opening.delete(key));
       }
     }
   };
@@ -159,7 +176,7 @@ export async function* readPodLogs(o: PodLogsOptions): AsyncGenerator<LogLine> {
         await sync(false);
       }
     } catch (err) {
-      if (!signal.aborted) failure = err instanceof Error ? err : new Error(String(err));
+      if (!signal.aborted) failure ??= err instanceof Error ? err : new Error(String(err));
       notify();
     }
   })();
