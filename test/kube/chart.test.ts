@@ -144,12 +144,12 @@ async function waitJobsComplete(ns: string): Promise<void> {
   );
 }
 
-async function createNamespace(ns: string): Promise<void> {
+async function createNamespace(ns: string, podSecurity: "restricted" | "baseline" = "restricted"): Promise<void> {
   const r = await kube.api("POST", "/api/v1/namespaces", {
     apiVersion: "v1",
     kind: "Namespace",
     // What a careful cluster admin sets: the platform's pods must meet PodSecurity "restricted".
-    metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } },
+    metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": podSecurity, "pod-security.kubernetes.io/warn": podSecurity } },
   });
   expect(r.status, r.text).toBe(201);
 }
@@ -528,10 +528,7 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
     await waitFor(
       `a pod of ${id}`,
       async () => (await kube.api<{ items: unknown[] }>("GET", `/api/v1/namespaces/${ns}/pods?labelSelector=${sel}`)).body.items.length > 0,
-      {
-        timeoutMs: 30_000,
-        intervalMs: KUBE_POLL_MS,
-      },
+      { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: () => namespaceReport(kube, ns) },
     );
     for await (const _ of driver.logs(id, { tail: 10, follow: false, signal: new AbortController().signal })) {
       // kwok has no log for these pods' containers: nothing to read, but the reads are made.
@@ -577,7 +574,9 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
   }
 
   beforeAll(async () => {
-    await createNamespace(ns);
+    // Its engine pods must exist (the driver reads their logs): a GPU engine (vLLM as root) is
+    // not "restricted", and GPU nodes' namespaces are commonly "baseline".
+    await createNamespace(ns, "baseline");
     await helmOk([
       "install",
       "infera",
