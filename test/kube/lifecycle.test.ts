@@ -17,6 +17,7 @@
  * engine behind.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import OpenAI from "openai";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -179,6 +180,9 @@ beforeAll(async () => {
       `${CHART}/values-gpu-production.yaml`,
       "--set",
       `global.redisPrefix=${redisPrefix}`,
+      // The agent logs each request it serves at debug: the /logs test follows one.
+      "--set",
+      "agent.logLevel=debug",
       // A GPU type the cluster has no node for (the deploy API must refuse it).
       "--set-json",
       `gpuTypes=${JSON.stringify([
@@ -370,7 +374,8 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
       await waitFor("the request's line in the followed log", () => text.includes(requestId), {
         timeoutMs: 30_000,
         intervalMs: 100,
-        diagnose: () => `followed so far:\n${text}\n--- scheduler\n${scheduler.output().slice(-3000)}`,
+        diagnose: () =>
+          `followed so far:\n${text}\n--- the agent's log file\n${readFileSync(engines.logFile(pod, "agent"), "utf8").slice(-2000)}\n--- scheduler\n${scheduler.output().slice(-3000)}\n--- kwok\n${kube.logTail("kwok", 20)}`,
       });
     } finally {
       abort.abort();
