@@ -315,13 +315,12 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       expect(objs.find((o) => o.kind === "PriorityClass")).toMatchObject({ metadata: { name: `${ns}-infera-engine` }, value: 1_000_000 } as object);
     });
 
-    it("the scheduler PDB: of two evictions at once (as a node drain sends them), one is allowed and the other refused (429)", async () => {
+    it("the scheduler PDB: draining, one eviction is allowed and a second refused (429) while the first pod's replacement is not up", async () => {
       const pods = (await json<{ items: Item[] }>(["-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=scheduler"])).items;
       expect(pods).toHaveLength(2);
       // The eviction API decides on the PDB's status, which the disruption controller writes
-      // after the fact: with a status older than the PDB's spec it refuses every eviction
-      // (429 "still being processed"), and while it counts fewer healthy pods than there are
-      // it refuses the first one too. So first the status the test is about: both pods counted.
+      // after the fact: right after pods become Ready it may still count fewer healthy ones and
+      // refuse the first eviction too (429). So first the status the test is about.
       let pdb: Item | undefined;
       await waitFor(
         "the scheduler PDB's status current, both pods healthy, one disruption allowed",
@@ -333,19 +332,31 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
         },
         { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(pdb?.status)}\n${await namespaceReport(kube, ns)}` },
       );
+      // As `kubectl drain` does: cordon first. Otherwise the evicted pod's replacement (Ready
+      // within milliseconds under kwok) makes the PDB allow a second eviction as well.
+      const nodes = (await json<{ items: Item[] }>(["get", "nodes"])).items.map((n) => n.metadata.name);
+      const cordon = async (verb: "cordon" | "uncordon") => {
+        for (const n of nodes) {
+          const r = await kube.kubectl([verb, n]);
+          expect(r.status, r.stderr).toBe(0);
+        }
+      };
       const evict = (pod: string) =>
         kube.api("POST", `/api/v1/namespaces/${ns}/pods/${pod}/eviction`, {
           apiVersion: "policy/v1",
           kind: "Eviction",
           metadata: { name: pod, namespace: ns },
         });
-      // At once: the API server takes the one disruption for whichever comes first (the PDB's
-      // status is updated with its resourceVersion), before a replacement pod could be ready.
-      // One after the other would race the replacement: once it is Ready the PDB allows one again.
-      const answers = await Promise.all(pods.map((p) => evict(p.metadata.name)));
-      const why = answers.map((a) => `${a.status} ${a.text}`).join("\n");
-      expect(answers.map((a) => a.status).sort(), why).toEqual([201, 429]);
-      expect(answers.find((a) => a.status === 429)?.text, why).toContain("Cannot evict pod as it would violate the pod's disruption budget");
+      await cordon("cordon");
+      try {
+        const first = await evict(pods[0]!.metadata.name);
+        expect(first.status, first.text).toBe(201);
+        const second = await evict(pods[1]!.metadata.name);
+        expect(second.status, second.text).toBe(429);
+        expect(second.text).toContain("Cannot evict pod as it would violate the pod's disruption budget");
+      } finally {
+        await cordon("uncordon");
+      }
       await waitFor(
         "2 schedulers ready again",
         async () => (await json<{ status?: { readyReplicas?: number } }>(["-n", ns, "get", "deploy", "infera-scheduler"])).status?.readyReplicas === 2,
