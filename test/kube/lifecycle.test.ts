@@ -139,6 +139,20 @@ async function waitStatus(id: string, status: string, timeoutMs = 60_000): Promi
   return last!;
 }
 
+/** A deployment that waits for its pods, saying why (status_message). */
+async function waitDeployingWithMessage(id: string): Promise<DeploymentOut> {
+  let d: DeploymentOut | undefined;
+  await waitFor(
+    `deployment ${id} deploying, with a status message`,
+    async () => {
+      d = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
+      return d.status === "deploying" && d.status_message !== null;
+    },
+    { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(d)}\n${await why()}` },
+  );
+  return d!;
+}
+
 async function deploy(body: Record<string, unknown>): Promise<string> {
   const r = await api<{ deploy_id: string } & ErrorOut>("POST", "/deploy/llm", body);
   expect(r.status, JSON.stringify(r.json)).toBe(200);
@@ -446,21 +460,13 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     }
     // … so the next one's pod cannot be placed.
     const waiting = await deploy({ model_name: "a100-waits", gpu: "A100-80GB", num_gpus: 4, hf: HF });
-    let d: DeploymentOut | undefined;
-    await waitFor(
-      "deploying, with a status message",
-      async () => {
-        d = (await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json;
-        return d.status === "deploying" && d.status_message !== null;
-      },
-      { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(d)}\n${await why()}` },
-    );
-    expect(d?.status).toBe("deploying");
-    expect(d?.status_message).toMatch(/^Unschedulable: 0\/\d+ nodes are available: .*2 Insufficient nvidia\.com\/gpu/);
+    const d = await waitDeployingWithMessage(waiting);
+    expect(d.status).toBe("deploying");
+    expect(d.status_message).toMatch(/^Unschedulable: 0\/\d+ nodes are available: .*2 Insufficient nvidia\.com\/gpu/);
     const pod = (await engineObjects(waiting)).pods[0];
     const cond = pod?.status.conditions?.find((c) => c.type === "PodScheduled");
     expect(cond?.status).toBe("False");
-    expect(d?.status_message).toContain(cond?.message);
+    expect(d.status_message).toContain(cond?.message);
     // /replicas says the same of its pod: pending, on no node, with the scheduler's message.
     const waitingReplica = (await api<ReplicasOut>("GET", `/deploy/${waiting}/replicas`)).json.data[0];
     expect(waitingReplica).toMatchObject({ phase: "pending", ready: false, node: null });
@@ -545,17 +551,9 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     expect((await kube.api("DELETE", "/apis/node.k8s.io/v1/runtimeclasses/nvidia")).status).toBe(200);
     try {
       const id = await deploy({ model_name: "no-runtime", gpu: "H100-80GB", num_gpus: 1, hf: HF });
-      let d: DeploymentOut | undefined;
-      await waitFor(
-        "deploying, with a status message",
-        async () => {
-          d = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
-          return d.status === "deploying" && d.status_message !== null;
-        },
-        { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(d)}\n${await why()}` },
-      );
-      expect(d?.status).toBe("deploying");
-      expect(d?.status_message).toMatch(/^FailedCreate: pods ".*" is forbidden: pod rejected: RuntimeClass "nvidia" not found/);
+      const d = await waitDeployingWithMessage(id);
+      expect(d.status).toBe("deploying");
+      expect(d.status_message).toMatch(/^FailedCreate: pods ".*" is forbidden: pod rejected: RuntimeClass "nvidia" not found/);
       expect((await api<DeploymentOut>("DELETE", `/deploy/${id}`)).status).toBe(200);
     } finally {
       await installGpuRuntimeClass(kube);
