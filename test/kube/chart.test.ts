@@ -15,17 +15,12 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
-import { runHostPods, startKube, type HostPods, type KubeCluster } from "@infera/testkit";
-import { buildEngineDeployment } from "../../services/scheduler/src/runtime/kubernetes-manifest.ts";
-import {
-  KubernetesRuntimeDriver,
-  parseEnginePodTemplate,
-  parseGpuTypes,
-  type EnginePodTemplate,
-  type GpuType,
-} from "../../services/scheduler/src/runtime/kubernetes.ts";
+import { runHostPods, startKube, waitFor, type HostPods, type KubeCluster } from "@infera/testkit";
+import { buildEngineDeployment, engineDeploymentName } from "../../services/scheduler/src/runtime/kubernetes-manifest.ts";
+import { KubernetesRuntimeDriver } from "../../services/scheduler/src/runtime/kubernetes.ts";
+import { parseEnginePodTemplate, parseGpuTypes, type EnginePodTemplate, type GpuType } from "../../services/scheduler/src/runtime/kubernetes-template.ts";
 import type { ReplicaSpec } from "../../services/scheduler/src/runtime/driver.ts";
-import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, namespaceReport, until } from "./kit.ts";
+import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, KUBE_POLL_MS, namespaceReport } from "./kit.ts";
 
 const INVALID = join(CHART, "../testdata/invalid");
 /** The Secrets the chart's Job generates with the default values (bundled Postgres and Redis). */
@@ -141,23 +136,22 @@ async function expectSecretRefsResolve(ns: string): Promise<void> {
 }
 
 async function waitJobsComplete(ns: string): Promise<void> {
-  await until(
+  await waitFor(
     `Jobs in ${ns} complete`,
-    60_000,
     async () => {
       const jobs = await json<{ items: { status?: { succeeded?: number } }[] }>(["-n", ns, "get", "jobs"]);
       return jobs.items.length > 0 && jobs.items.every((j) => (j.status?.succeeded ?? 0) >= 1);
     },
-    async () => `${JSON.stringify(hostPods.runs)}\n${await namespaceReport(kube, ns)}`,
+    { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(hostPods.runs)}\n${await namespaceReport(kube, ns)}` },
   );
 }
 
-async function createNamespace(ns: string): Promise<void> {
+async function createNamespace(ns: string, podSecurity: "restricted" | "baseline" = "restricted"): Promise<void> {
   const r = await kube.api("POST", "/api/v1/namespaces", {
     apiVersion: "v1",
     kind: "Namespace",
     // What a careful cluster admin sets: the platform's pods must meet PodSecurity "restricted".
-    metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } },
+    metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": podSecurity, "pod-security.kubernetes.io/warn": podSecurity } },
   });
   expect(r.status, r.text).toBe(201);
 }
@@ -284,14 +278,13 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       const driver = new KubernetesRuntimeDriver({ namespace: ns, template, gpuTypes, kubeConfig: kc });
       await driver.apply({ ...llama("trial-1", "sim-gpu"), hfToken: undefined }, 1);
       let phases: string[] = [];
-      await until(
+      await waitFor(
         "the engine pod admitted and running",
-        30_000,
         async () => {
           phases = (await driver.observe("trial-1")).map((o) => o.phase);
           return phases.length === 1 && phases[0] === "running";
         },
-        async () => `${phases}\n${await namespaceReport(kube, ns)}`,
+        { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${phases}\n${await namespaceReport(kube, ns)}` },
       );
       const pod = (
         await json<{ items: { spec: PodSpec & { runtimeClassName?: string } }[] }>(["-n", ns, "get", "pods", "-l", "infera.dev/deployment-id=trial-1"])
@@ -307,9 +300,8 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
 
   if (name === "gpu-production") {
     it("is highly available: 3 gateways (HPA minimum) and 2 schedulers, each behind a PDB the disruption controller counts", async () => {
-      await until(
+      await waitFor(
         "PDBs computed",
-        30_000,
         async () => {
           const pdbs = await json<{ items: Item[] }>(["-n", ns, "get", "pdb"]);
           const st = (n: string) => pdbs.items.find((p) => p.metadata.name === n)?.status as { expectedPods?: number; disruptionsAllowed?: number } | undefined;
@@ -320,7 +312,7 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
             st("infera-scheduler")?.disruptionsAllowed === 1
           );
         },
-        () => namespaceReport(kube, ns),
+        { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: () => namespaceReport(kube, ns) },
       );
       const objs = await liveObjects(ns);
       const hpa = objs.find((o) => o.kind === "HorizontalPodAutoscaler");
@@ -338,24 +330,52 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       expect(objs.find((o) => o.kind === "PriorityClass")).toMatchObject({ metadata: { name: `${ns}-infera-engine` }, value: 1_000_000 } as object);
     });
 
-    it("the scheduler PDB: one eviction is allowed, a second at once is refused (429)", async () => {
+    it("the scheduler PDB: draining, one eviction is allowed and a second refused (429) while the first pod's replacement is not up", async () => {
       const pods = (await json<{ items: Item[] }>(["-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=scheduler"])).items;
       expect(pods).toHaveLength(2);
+      // The eviction API decides on the PDB's status, which the disruption controller writes
+      // after the fact: right after pods become Ready it may still count fewer healthy ones and
+      // refuse the first eviction too (429). So first the status the test is about.
+      let pdb: Item | undefined;
+      await waitFor(
+        "the scheduler PDB's status current, both pods healthy, one disruption allowed",
+        async () => {
+          pdb = await json<Item>(["-n", ns, "get", "pdb", "infera-scheduler"]);
+          const st = pdb.status as { observedGeneration?: number; currentHealthy?: number; desiredHealthy?: number; disruptionsAllowed?: number };
+          const generation = (pdb.metadata as Meta & { generation?: number }).generation;
+          return st.observedGeneration === generation && st.currentHealthy === 2 && st.desiredHealthy === 1 && st.disruptionsAllowed === 1;
+        },
+        { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(pdb?.status)}\n${await namespaceReport(kube, ns)}` },
+      );
+      // As `kubectl drain` does: cordon first. Otherwise the evicted pod's replacement (Ready
+      // within milliseconds under kwok) makes the PDB allow a second eviction as well.
+      const nodes = (await json<{ items: Item[] }>(["get", "nodes"])).items.map((n) => n.metadata.name);
+      const cordon = async (verb: "cordon" | "uncordon") => {
+        for (const n of nodes) {
+          const r = await kube.kubectl([verb, n]);
+          expect(r.status, r.stderr).toBe(0);
+        }
+      };
       const evict = (pod: string) =>
         kube.api("POST", `/api/v1/namespaces/${ns}/pods/${pod}/eviction`, {
           apiVersion: "policy/v1",
           kind: "Eviction",
           metadata: { name: pod, namespace: ns },
         });
-      const first = await evict(pods[0]!.metadata.name);
-      expect(first.status, first.text).toBe(201);
-      const second = await evict(pods[1]!.metadata.name);
-      expect(second.status, second.text).toBe(429);
-      expect(second.text).toContain("Cannot evict pod as it would violate the pod's disruption budget");
-      await until(
+      await cordon("cordon");
+      try {
+        const first = await evict(pods[0]!.metadata.name);
+        expect(first.status, first.text).toBe(201);
+        const second = await evict(pods[1]!.metadata.name);
+        expect(second.status, second.text).toBe(429);
+        expect(second.text).toContain("Cannot evict pod as it would violate the pod's disruption budget");
+      } finally {
+        await cordon("uncordon");
+      }
+      await waitFor(
         "2 schedulers ready again",
-        30_000,
         async () => (await json<{ status?: { readyReplicas?: number } }>(["-n", ns, "get", "deploy", "infera-scheduler"])).status?.readyReplicas === 2,
+        { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: () => namespaceReport(kube, ns) },
       );
     });
 
@@ -418,12 +438,11 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
     await helmOk(["upgrade", "infera", CHART, "-n", ns, ...values, ...upgrade, "--wait", "--timeout", "120s"]);
     for (const [s, data] of Object.entries(generated)) expect(await secretData(ns, s), s).toEqual(data);
     const rendered = (await liveObjects(ns)).map((o) => `${o.kind}/${o.metadata.name}`).sort();
-    await until(
-      "what Helm manages = what it rendered",
-      30_000,
-      async () => JSON.stringify(await helmManaged(ns)) === JSON.stringify(rendered),
-      async () => `${await helmManaged(ns)}\n!=\n${rendered}`,
-    );
+    await waitFor("what Helm manages = what it rendered", async () => JSON.stringify(await helmManaged(ns)) === JSON.stringify(rendered), {
+      timeoutMs: 30_000,
+      intervalMs: KUBE_POLL_MS,
+      diagnose: async () => `${await helmManaged(ns)}\n!=\n${rendered}`,
+    });
     if (name === "gpu-production") {
       expect(rendered.filter((o) => o.startsWith("ServiceMonitor/") || o === "PodDisruptionBudget/infera-scheduler")).toEqual([]);
     }
@@ -443,14 +462,13 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
         : ["PersistentVolumeClaim/data-infera-postgres-0", "PersistentVolumeClaim/data-infera-redis-0"]),
     ].sort();
     let left: string[] = [];
-    await until(
+    await waitFor(
       "only the kept objects left",
-      60_000,
       async () => {
         left = await everythingIn(ns);
         return JSON.stringify(left) === JSON.stringify(kept);
       },
-      () => `left: ${left.join(", ")}\nkept: ${kept.join(", ")}`,
+      { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: () => `left: ${left.join(", ")}\nkept: ${kept.join(", ")}` },
     );
     // A kept object keeps Helm's annotations (a reinstall adopts it): only the model cache is one.
     expect(await helmManaged(ns)).toEqual(name === "gpu-production" ? ["PersistentVolumeClaim/infera-model-cache"] : []);
@@ -542,9 +560,19 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
     const driver = new KubernetesRuntimeDriver({ namespace: ns, template, gpuTypes, kubeConfig: kc });
     const id = `rbac-${++seq}`;
     const spec = llama(id, "H100-80GB");
-    await driver.apply(spec, 1); // Secret, Deployment, PDB: get (404) + create; the owner ConfigMap: get
-    await driver.apply(spec, 2); // get + update of each
+    await driver.apply(spec, 1); // Secret, Deployment, PDB: get (404) + apply (patch, authorized as create); the owner ConfigMap: get
+    await driver.apply(spec, 2); // get + apply (patch) of each
     await driver.observe(id); // pods: list
+    // Once the ReplicaSet has made a pod (the API server's own doing): its logs (pods/log: get).
+    const sel = encodeURIComponent(`infera.dev/deployment-id=${id}`);
+    await waitFor(
+      `a pod of ${id}`,
+      async () => (await kube.api<{ items: unknown[] }>("GET", `/api/v1/namespaces/${ns}/pods?labelSelector=${sel}`)).body.items.length > 0,
+      { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: () => namespaceReport(kube, ns) },
+    );
+    for await (const _ of driver.logs(id, { tail: 10, follow: false, signal: new AbortController().signal })) {
+      // kwok has no log for these pods' containers: nothing to read, but the reads are made.
+    }
     await driver.capacity(); // nodes: list (ClusterRole)
     await driver.remove(id); // delete of each
   }
@@ -556,7 +584,14 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
       spec: {
         user: sa,
         groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`, "system:authenticated"],
-        resourceAttributes: { namespace: ns, verb, group: rule.apiGroups[0], resource: rule.resources[0], name: rule.resourceNames?.[0] },
+        resourceAttributes: {
+          namespace: ns,
+          verb,
+          group: rule.apiGroups[0],
+          resource: rule.resources[0]?.split("/")[0],
+          subresource: rule.resources[0]?.split("/")[1],
+          name: rule.resourceNames?.[0],
+        },
       },
     });
     return r.body.status?.allowed === true;
@@ -579,7 +614,9 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
   }
 
   beforeAll(async () => {
-    await createNamespace(ns);
+    // Its engine pods must exist (the driver reads their logs): a GPU engine (vLLM as root) is
+    // not "restricted", and GPU nodes' namespaces are commonly "baseline".
+    await createNamespace(ns, "baseline");
     await helmOk([
       "install",
       "infera",
@@ -605,17 +642,62 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
 
   it("with the chart's Role and ClusterRole the whole lifecycle works, and the Role is what it holds", async () => {
     expect(role.rules).toEqual([
-      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "create", "update", "delete"] },
-      { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "create", "update", "delete"] },
+      { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "create", "patch", "delete"] },
+      { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "create", "patch", "delete"] },
       { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+      { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
       // The infera-hf-<deploymentId> token Secrets; never list/watch (no enumerating Secrets).
-      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "patch", "delete"] },
       { apiGroups: [""], resources: ["configmaps"], resourceNames: ["infera-engine-owner"], verbs: ["get"] },
     ]);
     expect(clusterRole.rules).toEqual([{ apiGroups: [""], resources: ["nodes"], verbs: ["list"] }]);
     await lifecycle();
     // And nothing beyond: it cannot list Secrets or touch another namespace.
     expect(await allowed("list", { apiGroups: [""], resources: ["secrets"], verbs: [] })).toBe(false);
+  }, 60_000);
+
+  it("writes by server-side apply: another writer changing the engine Deployment all the while never makes a write fail, and keeps its fields", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const driver = new KubernetesRuntimeDriver({ namespace: ns, template, gpuTypes, kubeConfig: kc });
+    const id = `ssa-${++seq}`;
+    const spec = llama(id, "H100-80GB");
+    await driver.apply(spec, 1);
+    const path = `/apis/apps/v1/namespaces/${ns}/deployments/${engineDeploymentName(id)}`;
+    // Two writers besides the deployment controller (which writes status on every change), as an
+    // operator's tooling or another controller would: each write bumps the resourceVersion.
+    let writes = 0;
+    let done = false;
+    const writer = async (who: string) => {
+      while (!done) {
+        const r = await kube.api("PATCH", path, { metadata: { annotations: { [`example.com/${who}`]: String(writes) } } }, "application/merge-patch+json");
+        if (r.status !== 200) throw new Error(`${who}: HTTP ${r.status} ${r.text}`);
+        writes++;
+      }
+    };
+    const writers = [writer("a"), writer("b")];
+    let replicas = 1;
+    try {
+      for (let i = 0; i < 12; i++) {
+        replicas = (i % 3) + 1;
+        await driver.apply(spec, replicas);
+      }
+    } finally {
+      done = true;
+      await Promise.all(writers);
+    }
+    expect(writes, "the other writers ran while the driver wrote").toBeGreaterThan(12);
+    const live = (
+      await kube.api<{
+        spec: { replicas: number };
+        metadata: { annotations?: Record<string, string>; managedFields?: { manager: string; operation: string }[] };
+      }>("GET", path)
+    ).body;
+    expect(live.spec.replicas).toBe(replicas);
+    // The other managers' fields survive the driver's writes; the driver's own are its manager's.
+    expect(live.metadata.annotations).toMatchObject({ "example.com/a": expect.any(String), "example.com/b": expect.any(String) });
+    expect(live.metadata.managedFields).toContainEqual(expect.objectContaining({ manager: "infera-scheduler", operation: "Apply" }));
+    await driver.remove(id);
   }, 60_000);
 
   const cases = () => [
@@ -625,7 +707,7 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
 
   it("without any one verb of any rule, the driver fails with the API server's 403 naming it", async () => {
     const all = cases();
-    expect(all).toHaveLength(15);
+    expect(all).toHaveLength(16);
     for (const { kind, base, i, rule, verb } of all) {
       const rules = structuredClone(base.rules ?? []);
       rules[i]!.verbs = rules[i]!.verbs.filter((v) => v !== verb);
@@ -634,11 +716,11 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
         base,
         rules.filter((r) => r.verbs.length > 0),
       );
-      await until(`${verb} ${rule.resources[0]} denied`, 10_000, async () => !(await allowed(verb, rule)));
+      await waitFor(`${verb} ${rule.resources[0]} denied`, async () => !(await allowed(verb, rule)), { timeoutMs: 10_000, intervalMs: KUBE_POLL_MS });
       const label = `${kind}: ${verb} ${rule.resources[0]}`;
       await expect(lifecycle(), label).rejects.toThrow(new RegExp(`HTTP 403: .*cannot ${verb} resource "${rule.resources[0]}"`));
       await setRules(kind, base, base.rules ?? []);
-      await until(`${verb} ${rule.resources[0]} allowed again`, 10_000, () => allowed(verb, rule));
+      await waitFor(`${verb} ${rule.resources[0]} allowed again`, () => allowed(verb, rule), { timeoutMs: 10_000, intervalMs: KUBE_POLL_MS });
       await cleanUp();
     }
   }, 240_000);

@@ -55,23 +55,8 @@ export async function applyPrometheusCrds(kube: KubeCluster): Promise<void> {
   expect(w.status, w.stderr).toBe(0);
 }
 
-export async function until(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<boolean>,
-  diagnose: () => string | Promise<string> = () => "",
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms\n${await diagnose()}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** How often the suites poll the API server while they wait (testkit's waitFor): often enough, without loading 2 cores. */
+export const KUBE_POLL_MS = 250;
 
 /** What is in a namespace and what happened there (for a failing test's message). */
 export async function namespaceReport(kube: KubeCluster, ns: string): Promise<string> {

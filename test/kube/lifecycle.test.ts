@@ -8,7 +8,8 @@
  * processes standing in for the containers of each engine pod kwok runs.
  *
  * POST /deploy/llm → engine Deployment, PDB and token Secret made → pod placed by the real
- * kube-scheduler on the GPU type's nodes → running → chat; settings and the autoscaler
+ * kube-scheduler on the GPU type's nodes → running → chat; its engine's and agent's logs
+ * through the API server's pods/log (tail, one replica, follow); settings and the autoscaler
  * change replicas; stop → 0; start; too few GPUs: deploying with the scheduler's own words;
  * a pod that cannot pull its image or crash-loops → failed with the reason; a GPU type no
  * node has or num_gpus above any node's → 400 naming the field, nothing created; DELETE →
@@ -16,6 +17,7 @@
  * engine behind.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import OpenAI from "openai";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,9 +35,11 @@ import {
   type HostPods,
   type HostProcess,
   type KubeCluster,
+  keepsHolding,
+  waitFor,
 } from "@infera/testkit";
 import { engineDeploymentName } from "../../services/scheduler/src/runtime/kubernetes-manifest.ts";
-import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, namespaceReport, until } from "./kit.ts";
+import { CHART, PRODUCTION_SECRETS, applyPrometheusCrds, gpuNodes, installGpuRuntimeClass, KUBE_POLL_MS, namespaceReport } from "./kit.ts";
 
 const NS = "infera";
 const HF_TOKEN = "hf_kubeLifecycleTokenNeverShown";
@@ -124,16 +128,29 @@ async function why(): Promise<string> {
 
 async function waitStatus(id: string, status: string, timeoutMs = 60_000): Promise<DeploymentOut> {
   let last: DeploymentOut | undefined;
-  await until(
+  await waitFor(
     `deployment ${id} ${status}`,
-    timeoutMs,
     async () => {
       last = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
       return last.status === status;
     },
-    async () => `${JSON.stringify(last)}\n${await why()}`,
+    { timeoutMs, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(last)}\n${await why()}` },
   );
   return last!;
+}
+
+/** A deployment that waits for its pods, saying why (status_message). */
+async function waitDeployingWithMessage(id: string): Promise<DeploymentOut> {
+  let d: DeploymentOut | undefined;
+  await waitFor(
+    `deployment ${id} deploying, with a status message`,
+    async () => {
+      d = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
+      return d.status === "deploying" && d.status_message !== null;
+    },
+    { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: async () => `${JSON.stringify(d)}\n${await why()}` },
+  );
+  return d!;
 }
 
 async function deploy(body: Record<string, unknown>): Promise<string> {
@@ -177,6 +194,9 @@ beforeAll(async () => {
       `${CHART}/values-gpu-production.yaml`,
       "--set",
       `global.redisPrefix=${redisPrefix}`,
+      // The agent logs each request it serves at debug: the /logs test follows one.
+      "--set",
+      "agent.logLevel=debug",
       // A GPU type the cluster has no node for (the deploy API must refuse it).
       "--set-json",
       `gpuTypes=${JSON.stringify([
@@ -221,21 +241,19 @@ beforeAll(async () => {
   });
   engines = runHostEngines(kube, { namespace: NS });
   hostPods.serve("infera-gateway:80", `127.0.0.1:${port}`);
-  await until(
-    "the gateway /healthz",
-    60_000,
-    async () => (await fetch(`${gatewayUrl}/healthz`)).ok,
-    () => gateway.output().slice(-3000),
-  );
+  await waitFor("the gateway /healthz", async () => (await fetch(`${gatewayUrl}/healthz`)).ok, {
+    timeoutMs: 60_000,
+    intervalMs: KUBE_POLL_MS,
+    diagnose: () => gateway.output().slice(-3000),
+  });
   // The scheduler has read the GPU nodes (its ClusterRole) once the deploy API counts them.
-  await until(
+  await waitFor(
     "GPU capacity from the nodes",
-    60_000,
     async () => {
       const r = await api<{ gpus: { gpu: string; total: number | null }[] }>("GET", "/deploy/llm/gpu_availability");
       return r.json.gpus.find((g) => g.gpu === "A100-80GB")?.total === 8 && r.json.gpus.find((g) => g.gpu === "L4")?.total === 0;
     },
-    () => scheduler.output().slice(-3000),
+    { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: () => scheduler.output().slice(-3000) },
   );
 }, 2_700_000); // a first run on a machine builds the control plane (tools/kube/build.sh)
 
@@ -264,14 +282,13 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
       settings: { min_instances: 1, max_instances: 2 },
     });
     let objs = await engineObjects(llama);
-    await until(
+    await waitFor(
       "engine objects",
-      30_000,
       async () => {
         objs = await engineObjects(llama);
         return objs.deployments.length === 1 && objs.pdbs.length === 1 && objs.secrets.length === 1 && objs.pods.some((p) => p.spec.nodeName);
       },
-      why,
+      { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: why },
     );
     const owner = (await k8s<Obj>(`/api/v1/namespaces/${NS}/configmaps/infera-engine-owner`)).body;
     for (const o of [...objs.deployments, ...objs.pdbs, ...objs.secrets]) {
@@ -304,18 +321,94 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     expect(chat.usage?.completion_tokens).toBeGreaterThan(0);
   }, 120_000);
 
+  it("GET /deploy/{id}/logs: its pod's engine and agent lines, read by the scheduler through the API server's pods/log (kwok serves the containers' output)", async () => {
+    const pod = (await engineObjects(llama)).pods[0]!.metadata.name;
+    const get = (query: string) => fetch(`${gatewayUrl}/deploy/${llama}/logs?${query}`, { headers: { authorization: `Bearer ${adminKey}` } });
+    type Line = { replica_id: string; source: string; line: string };
+    let lines: Line[] = [];
+    // The host engine writes its first lines as it starts; kwok's kubelet server reads them from its files.
+    await waitFor(
+      "the engine's and agent's start-up lines",
+      async () => {
+        const r = await get("tail=50");
+        lines =
+          r.status === 200
+            ? (await r.text())
+                .trim()
+                .split("\n")
+                .filter(Boolean)
+                .map((l) => JSON.parse(l) as Line)
+            : [];
+        return (
+          lines.some((l) => l.source === "engine" && l.line.includes("engine-sim listening")) &&
+          lines.some((l) => l.source === "agent" && l.line.includes("agent listening"))
+        );
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: KUBE_POLL_MS,
+        diagnose: async () => `${JSON.stringify(lines)}\n${scheduler.output().slice(-3000)}\n--- kwok\n${kube.logTail("kwok")}`,
+      },
+    );
+    // Each line is the pod's (its name is the replica id /replicas shows), as the container wrote it.
+    expect(new Set(lines.map((l) => l.replica_id))).toEqual(new Set([pod]));
+    expect(JSON.parse(lines.find((l) => l.source === "agent" && l.line.includes("agent listening"))!.line)).toMatchObject({ msg: "agent listening" });
+    // tail is per container.
+    const two = (await (await get("tail=2&format=text")).text()).trim().split("\n");
+    expect(two.filter((l) => l.startsWith(`${pod} engine `)).length).toBeLessThanOrEqual(2);
+    expect(two.filter((l) => l.startsWith(`${pod} agent `))).toHaveLength(2);
+    // One replica by name; an unknown one is a 404 naming the parameter.
+    expect((await get(`replica=${pod}&tail=1`)).status).toBe(200);
+    const unknown = await get("replica=no-such-pod");
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as ErrorOut).error.param).toBe("replica");
+
+    // Following: a chat completion sent now shows up in the agent's log as the agent writes it.
+    const abort = new AbortController();
+    const follow = await fetch(`${gatewayUrl}/deploy/${llama}/logs?tail=0&follow=true&format=text`, {
+      headers: { authorization: `Bearer ${adminKey}` },
+      signal: abort.signal,
+    });
+    expect(follow.status).toBe(200);
+    let text = "";
+    const reader = follow.body!.getReader();
+    const pump = (async () => {
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) return;
+        text += new TextDecoder().decode(chunk.value);
+      }
+    })().catch(() => {});
+    const openai = new OpenAI({ apiKey: adminKey, baseURL: `${gatewayUrl}/v1/openai`, maxRetries: 0, timeout: 30_000 });
+    const { response } = await openai.chat.completions
+      .create({ model: "admin/llama-h100", messages: [{ role: "user", content: "follow me" }], max_tokens: 2 })
+      .withResponse();
+    const requestId = response.headers.get("x-request-id")!;
+    try {
+      await waitFor("the request's line in the followed log", () => text.includes(requestId), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        diagnose: () =>
+          `followed so far:\n${text}\n--- the agent's log file\n${readFileSync(engines.logFile(pod, "agent"), "utf8").slice(-2000)}\n--- scheduler\n${scheduler.output().slice(-3000)}\n--- kwok\n${kube.logTail("kwok", 20)}`,
+      });
+    } finally {
+      abort.abort();
+      await pump;
+    }
+    expect(text.split("\n").find((l) => l.includes(requestId))).toMatch(new RegExp(`^${pod} agent `));
+  }, 120_000);
+
   it("PUT settings (min 2): the autoscaler takes the Deployment to 2 replicas, both serving", async () => {
     const r = await api<DeploymentOut>("PUT", `/deploy/${llama}`, { settings: { min_instances: 2, max_instances: 2 } });
     expect(r.status).toBe(200);
-    await until(
+    await waitFor(
       "2 replicas running",
-      90_000,
       async () => {
         const dep = (await k8s<DeploymentObj>(`/apis/apps/v1/namespaces/${NS}/deployments/${engineDeploymentName(llama)}`)).body;
         const d = (await api<DeploymentOut>("GET", `/deploy/${llama}`)).json;
         return dep.spec.replicas === 2 && (dep.status?.readyReplicas ?? 0) === 2 && d.instances.running === 2;
       },
-      why,
+      { timeoutMs: 90_000, intervalMs: KUBE_POLL_MS, diagnose: why },
     );
     // Two pods, each with its 2 GPUs on an H100 node.
     const pods = (await engineObjects(llama)).pods;
@@ -325,14 +418,13 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
 
   it("stop: the Deployment goes to 0 replicas (kept, with its Secret); start: it runs again", async () => {
     expect((await api<DeploymentOut>("POST", `/deploy/${llama}/stop`)).json.status).toBe("stopped");
-    await until(
+    await waitFor(
       "0 replicas, no pods",
-      60_000,
       async () => {
         const dep = (await k8s<DeploymentObj>(`/apis/apps/v1/namespaces/${NS}/deployments/${engineDeploymentName(llama)}`)).body;
         return dep.spec.replicas === 0 && (await engineObjects(llama)).pods.length === 0;
       },
-      why,
+      { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: why },
     );
     const stopped = await engineObjects(llama);
     expect(stopped.deployments).toHaveLength(1);
@@ -352,14 +444,13 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     await waitStatus(big, "running", 90_000);
     // /replicas: its pods, the nodes kube-scheduler put them on, their GPUs.
     let serving: ReplicasOut | undefined;
-    await until(
+    await waitFor(
       "both replicas ready in /replicas",
-      30_000,
       async () => {
         serving = (await api<ReplicasOut>("GET", `/deploy/${big}/replicas`)).json;
         return serving.data.filter((r) => r.ready).length === 2;
       },
-      async () => JSON.stringify(serving),
+      { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: async () => JSON.stringify(serving) },
     );
     expect(serving?.runtime).toBe("kubernetes");
     const bigPods = (await engineObjects(big)).pods;
@@ -369,29 +460,26 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
     }
     // … so the next one's pod cannot be placed.
     const waiting = await deploy({ model_name: "a100-waits", gpu: "A100-80GB", num_gpus: 4, hf: HF });
-    let d: DeploymentOut | undefined;
-    await until(
-      "deploying, with a status message",
-      60_000,
-      async () => {
-        d = (await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json;
-        return d.status === "deploying" && d.status_message !== null;
-      },
-      async () => `${JSON.stringify(d)}\n${await why()}`,
-    );
-    expect(d?.status).toBe("deploying");
-    expect(d?.status_message).toMatch(/^Unschedulable: 0\/\d+ nodes are available: .*2 Insufficient nvidia\.com\/gpu/);
+    const d = await waitDeployingWithMessage(waiting);
+    expect(d.status).toBe("deploying");
+    expect(d.status_message).toMatch(/^Unschedulable: 0\/\d+ nodes are available: .*2 Insufficient nvidia\.com\/gpu/);
     const pod = (await engineObjects(waiting)).pods[0];
     const cond = pod?.status.conditions?.find((c) => c.type === "PodScheduled");
     expect(cond?.status).toBe("False");
-    expect(d?.status_message).toContain(cond?.message);
+    expect(d.status_message).toContain(cond?.message);
     // /replicas says the same of its pod: pending, on no node, with the scheduler's message.
     const waitingReplica = (await api<ReplicasOut>("GET", `/deploy/${waiting}/replicas`)).json.data[0];
     expect(waitingReplica).toMatchObject({ phase: "pending", ready: false, node: null });
     expect(waitingReplica?.reason).toContain(cond?.message);
-    // Still waiting a while later: it is not failed.
-    await new Promise((r) => setTimeout(r, 3000));
-    expect((await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json.status).toBe("deploying");
+    // Still waiting a while later: it is not failed (watched throughout, not slept through).
+    await keepsHolding(
+      "the waiting deployment stays deploying",
+      async () => (await api<DeploymentOut>("GET", `/deploy/${waiting}`)).json.status === "deploying",
+      {
+        forMs: 3000,
+        intervalMs: KUBE_POLL_MS,
+      },
+    );
     // Deleting the big one frees an A100 node: the waiting one is placed and runs.
     expect((await api<DeploymentOut>("DELETE", `/deploy/${big}`)).status).toBe(200);
     const ran = await waitStatus(waiting, "running", 120_000);
@@ -423,14 +511,13 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
       reason: expect.stringContaining("exit code 1"),
     });
     // A failed deployment keeps no GPUs: its objects are removed.
-    await until(
+    await waitFor(
       "failed deployments' objects gone",
-      30_000,
       async () => {
         const [x, y] = [await engineObjects(pull), await engineObjects(crash)];
         return x.deployments.length + y.deployments.length + x.pods.length + y.pods.length === 0;
       },
-      why,
+      { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: why },
     );
   }, 120_000);
 
@@ -450,28 +537,23 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
       expect(r.json.error.message).toMatch(message);
     }
     expect((await api<DeploymentOut[]>("GET", "/deploy/list")).json).toHaveLength(before);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(
-      (await k8s<{ items: Obj[] }>(`/apis/apps/v1/namespaces/${NS}/deployments?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dinfera`)).body.items,
-    ).toHaveLength(enginesBefore);
+    // Nor does an engine Deployment appear later (the reconciler runs every 500 ms here).
+    await keepsHolding(
+      "no engine Deployment made",
+      async () =>
+        (await k8s<{ items: Obj[] }>(`/apis/apps/v1/namespaces/${NS}/deployments?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dinfera`)).body.items.length ===
+        enginesBefore,
+      { forMs: 1500, intervalMs: KUBE_POLL_MS },
+    );
   });
 
   it('pods the API server refuses to create (no RuntimeClass "nvidia") leave it deploying, saying why', async () => {
     expect((await kube.api("DELETE", "/apis/node.k8s.io/v1/runtimeclasses/nvidia")).status).toBe(200);
     try {
       const id = await deploy({ model_name: "no-runtime", gpu: "H100-80GB", num_gpus: 1, hf: HF });
-      let d: DeploymentOut | undefined;
-      await until(
-        "deploying, with a status message",
-        60_000,
-        async () => {
-          d = (await api<DeploymentOut>("GET", `/deploy/${id}`)).json;
-          return d.status === "deploying" && d.status_message !== null;
-        },
-        async () => `${JSON.stringify(d)}\n${await why()}`,
-      );
-      expect(d?.status).toBe("deploying");
-      expect(d?.status_message).toMatch(/^FailedCreate: pods ".*" is forbidden: pod rejected: RuntimeClass "nvidia" not found/);
+      const d = await waitDeployingWithMessage(id);
+      expect(d.status).toBe("deploying");
+      expect(d.status_message).toMatch(/^FailedCreate: pods ".*" is forbidden: pod rejected: RuntimeClass "nvidia" not found/);
       expect((await api<DeploymentOut>("DELETE", `/deploy/${id}`)).status).toBe(200);
     } finally {
       await installGpuRuntimeClass(kube);
@@ -496,31 +578,33 @@ describe("a custom LLM on Kubernetes, driven by the scheduler with the chart's R
 
   it("DELETE: every object it made is gone (Deployment, PDB, token Secret, pods)", async () => {
     expect((await api<DeploymentOut>("DELETE", `/deploy/${llama}`)).json.status).toBe("deleted");
-    await until(
+    await waitFor(
       "no engine objects",
-      60_000,
       async () => {
         const o = await engineObjects(llama);
         return o.deployments.length + o.pdbs.length + o.secrets.length + o.pods.length === 0;
       },
-      why,
+      { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: why },
     );
   }, 90_000);
 
   it("helm uninstall: the garbage collector removes the engines still deployed (their owner ConfigMap is gone)", async () => {
     const left = await deploy({ model_name: "left-behind", gpu: "H100-80GB", num_gpus: 1, hf: HF });
-    await until("its Deployment", 30_000, async () => (await engineObjects(left)).deployments.length === 1, why);
+    await waitFor("its Deployment", async () => (await engineObjects(left)).deployments.length === 1, {
+      timeoutMs: 30_000,
+      intervalMs: KUBE_POLL_MS,
+      diagnose: why,
+    });
     await scheduler.stop();
     const un = await kube.helm(["uninstall", "infera", "-n", NS, "--wait", "--timeout", "120s"], { timeoutMs: 180_000 });
     expect(un.status, un.stderr).toBe(0);
-    await until(
+    await waitFor(
       "the engine Deployment garbage-collected",
-      60_000,
       async () => {
         const o = await engineObjects(left);
         return o.deployments.length + o.pdbs.length + o.pods.length === 0;
       },
-      why,
+      { timeoutMs: 60_000, intervalMs: KUBE_POLL_MS, diagnose: why },
     );
   }, 240_000);
 });

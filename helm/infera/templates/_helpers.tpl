@@ -314,7 +314,7 @@ lifecycle:
 {{- fail "engine.modelCache.type=pvc needs pvc.create=true or pvc.existingClaim" -}}
 {{- end -}}
 {{- if and (eq $v.scheduler.runtime "kubernetes") (not $v.scheduler.rbac.create) (not $v.scheduler.serviceAccount.name) -}}
-{{- fail "scheduler.rbac.create=false: set scheduler.serviceAccount.name to an account that may manage apps/deployments, read pods and get/create/update/delete secrets in the engine namespace" -}}
+{{- fail "scheduler.rbac.create=false: set scheduler.serviceAccount.name to an account that may manage apps/deployments, read pods and get/create/patch/delete secrets in the engine namespace" -}}
 {{- end -}}
 {{- if and $v.scheduler.engineNamespace (ne $v.scheduler.engineNamespace $.Release.Namespace) $v.redis.enabled -}}
 {{- fail "scheduler.engineNamespace differs from the release namespace: engine pods need the Redis URL Secret there, so use externalRedis with a Secret of the same name in both namespaces" -}}

@@ -9,6 +9,8 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** Between checks; default 20 ms. */
   intervalMs?: number;
+  /** On a timeout, what to add to its message (the state of things, logs): called once. */
+  diagnose?: () => string | Promise<string>;
 }
 
 export async function waitFor<T>(what: string, check: () => T | Promise<T>, options: WaitOptions = {}): Promise<Exclude<T, undefined | null | false>> {
@@ -26,7 +28,8 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, opti
     }
     if (Date.now() > until) {
       const why = last === undefined ? "" : ` (last check threw: ${(last as Error).message ?? String(last)})`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+      const state = options.diagnose ? await Promise.resolve(options.diagnose()).catch((err: unknown) => `(diagnose failed: ${String(err)})`) : "";
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}${state ? `\n${state}` : ""}`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }

@@ -1,6 +1,7 @@
 /**
  * The certificates a test control plane needs, made with openssl into its own folder: one
- * CA; serving certificates for etcd and the API server (127.0.0.1 and localhost only);
+ * CA; serving certificates for etcd, the API server and kwok's kubelet server (127.0.0.1 and
+ * localhost only);
  * client certificates for the API server → etcd, the controller manager, the scheduler
  * and the admin (system:masters); the service-account signing key pair.
  */
@@ -16,6 +17,9 @@ export interface ClusterCerts {
   etcdKey: string;
   apiserverCert: string;
   apiserverKey: string;
+  /** kwok's kubelet server (container logs): the API server verifies it with the CA. */
+  kwokCert: string;
+  kwokKey: string;
   /** The API server's client certificate for etcd. */
   apiserverEtcdCert: string;
   apiserverEtcdKey: string;
@@ -85,6 +89,7 @@ export function makeClusterCerts(dir: string): ClusterCerts {
     "/CN=kube-apiserver",
     SERVER(`${loopback},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local`),
   );
+  const kwok = leaf(dir, "kwok", "/CN=kwok-kubelet", SERVER(loopback));
   const apiserverEtcd = leaf(dir, "apiserver-etcd", "/CN=kube-apiserver-etcd-client", CLIENT);
   const admin = leaf(dir, "admin", "/O=system:masters/CN=infera-test-admin", CLIENT);
   const kcm = leaf(dir, "controller-manager", "/CN=system:kube-controller-manager", CLIENT);
@@ -99,6 +104,8 @@ export function makeClusterCerts(dir: string): ClusterCerts {
     etcdKey: etcd.key,
     apiserverCert: apiserver.cert,
     apiserverKey: apiserver.key,
+    kwokCert: kwok.cert,
+    kwokKey: kwok.key,
     apiserverEtcdCert: apiserverEtcd.cert,
     apiserverEtcdKey: apiserverEtcd.key,
     adminCert: admin.cert,

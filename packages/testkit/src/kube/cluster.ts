@@ -3,7 +3,8 @@
  * kube-apiserver, kube-controller-manager and kube-scheduler of the pinned release
  * (tools/kube), and kwok playing the kubelet of simulated nodes (GPU nodes included). Every
  * component listens on 127.0.0.1 only, with TLS from certificates made for this cluster;
- * nothing dials a pod or node IP (kwok never runs a container). `stop()` ends every process
+ * nothing dials a pod IP (kwok never runs a container), and nodes' address is 127.0.0.1, where
+ * kwok's kubelet server answers the API server's pods/log with the files `serveContainerLogs` names. `stop()` ends every process
  * and removes the folder; a watchdog ends them too if the test process dies first.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -14,8 +15,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeClusterCerts, type ClusterCerts } from "./certs.ts";
-import { helmBinary, kubeBinaries, type KubeBinaries } from "./tools.ts";
+import { helmBinary, kubeBinaries, kwokCrd, type KubeBinaries } from "./tools.ts";
 import { freePort } from "../ports.ts";
+import { waitFor } from "../wait.ts";
 
 const KWOK_CONFIG = fileURLToPath(new URL("./kwok.yaml", import.meta.url));
 /** The label kwok selects the nodes it manages by (kwok.yaml). */
@@ -62,6 +64,13 @@ export interface KubeCluster {
   /** A kubeconfig holding a token of a ServiceAccount (TokenRequest): that account's RBAC applies. */
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   addNodes(nodes: readonly NodeSpec[]): Promise<void>;
+  /**
+   * What a pod's containers write, as the kubelet would serve it (`kubectl logs`, the API
+   * server's pods/log): a kwok Logs object naming, per container, a file in the CRI log format
+   * (`<RFC3339 time> stdout F <line>`) that kwok's kubelet server reads (and follows). Owned by
+   * the pod, so it goes with it.
+   */
+  serveContainerLogs(pod: { namespace: string; name: string; uid: string }, files: Record<string, string>): Promise<void>;
   /** The last lines of a component's log (etcd, kube-apiserver, …), for failure messages. */
   logTail(component: string, lines?: number): string;
   stop(): Promise<void>;
@@ -84,21 +93,12 @@ function kubeconfigJson(server: string, ca: string, user: Record<string, string>
   });
 }
 
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>, diagnose: () => string = () => ""): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms\n${diagnose()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 export async function startKube(options: { label: string; nodes?: readonly NodeSpec[] }): Promise<KubeCluster> {
   const binaries = kubeBinaries();
   const helmPath = helmBinary();
   const dir = mkdtempSync(join(tmpdir(), `infera-kube-${options.label.replace(/[^a-z0-9]/gi, "").slice(0, 12)}-`));
   const certs = makeClusterCerts(dir);
-  const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const [etcdPort, etcdPeerPort, apiPort, kwokPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${apiPort}`;
   const components: Component[] = [];
   let provisioner: NodeJS.Timeout | undefined;
@@ -249,9 +249,8 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
         });
         if (r.status !== 201) throw new Error(`creating node ${n.name}: HTTP ${r.status} ${r.text}`);
       }
-      await until(
+      await waitFor(
         `nodes ${nodes.map((n) => n.name).join(", ")} Ready (kwok)`,
-        60_000,
         async () => {
           const r = await api<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }>(
             "GET",
@@ -262,8 +261,17 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
           );
           return nodes.every((n) => ready.has(n.name));
         },
-        () => logTail("kwok"),
+        { timeoutMs: 60_000, intervalMs: 200, diagnose: () => logTail("kwok") },
       );
+    },
+    async serveContainerLogs(pod, files) {
+      const r = await api("POST", `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${pod.namespace}/logs`, {
+        apiVersion: "kwok.x-k8s.io/v1alpha1",
+        kind: "Logs",
+        metadata: { name: pod.name, namespace: pod.namespace, ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: pod.name, uid: pod.uid }] },
+        spec: { logs: Object.entries(files).map(([container, logsFile]) => ({ containers: [container], logsFile, follow: true })) },
+      });
+      if (r.status !== 201) throw new Error(`kwok Logs for pod ${pod.namespace}/${pod.name}: HTTP ${r.status} ${r.text}`);
     },
     logTail,
     async stop() {
@@ -332,15 +340,18 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
       "--allow-privileged=true",
       // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints refuse.
       "--endpoint-reconciler-type=none",
+      // Nodes' kubelet (pods/log, exec) is kwok's server: reached at the node's InternalIP
+      // (127.0.0.1, kwok.yaml) and port (daemonEndpoints), its certificate signed by the kit's CA.
+      "--kubelet-preferred-address-types=InternalIP",
+      `--kubelet-certificate-authority=${certs.caCert}`,
       "--profiling=false",
       "--v=0",
     ]);
-    await until(
-      "kube-apiserver /readyz",
-      120_000,
-      async () => (await api("GET", "/readyz")).status === 200,
-      () => `${logTail("kube-apiserver")}\n--- etcd\n${logTail("etcd")}`,
-    );
+    await waitFor("kube-apiserver /readyz", async () => (await api("GET", "/readyz")).status === 200, {
+      timeoutMs: 120_000,
+      intervalMs: 200,
+      diagnose: () => `${logTail("kube-apiserver")}\n--- etcd\n${logTail("etcd")}`,
+    });
     launch("kube-controller-manager", binaries.kubeControllerManager, [
       `--kubeconfig=${kcmKubeconfig}`,
       `--authentication-kubeconfig=${kcmKubeconfig}`,
@@ -368,13 +379,32 @@ export async function startKube(options: { label: string; nodes?: readonly NodeS
       "--profiling=false",
       "--v=0",
     ]);
-    launch("kwok", binaries.kwok, [`--kubeconfig=${kubeconfig}`, `--config=${kwokConfig}`]);
+    // kwok's Logs API (what it serves as containers' logs) before kwok watches it.
+    const crd = await run(binaries.kubectl, [`--kubeconfig=${kubeconfig}`, "apply", "--server-side", "-f", kwokCrd("logs")]);
+    if (crd.status !== 0) throw new Error(`installing kwok's Logs CRD: ${crd.stderr}`);
+    const established = await run(binaries.kubectl, [
+      `--kubeconfig=${kubeconfig}`,
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      "crd/logs.kwok.x-k8s.io",
+    ]);
+    if (established.status !== 0) throw new Error(`kwok's Logs CRD: ${established.stderr}`);
+    launch("kwok", binaries.kwok, [
+      `--kubeconfig=${kubeconfig}`,
+      `--config=${kwokConfig}`,
+      // Its kubelet server, on loopback with the kit's certificate; nodes advertise this port.
+      `--server-address=127.0.0.1:${kwokPort}`,
+      `--node-port=${kwokPort}`,
+      `--tls-cert-file=${certs.kwokCert}`,
+      `--tls-private-key-file=${certs.kwokKey}`,
+      "--enable-crds=Logs",
+    ]);
     // The controller manager is up once its service-account controller made "default".
-    await until(
+    await waitFor(
       "kube-controller-manager (the default ServiceAccount)",
-      120_000,
       async () => (await api("GET", "/api/v1/namespaces/default/serviceaccounts/default")).status === 200,
-      () => logTail("kube-controller-manager"),
+      { timeoutMs: 120_000, intervalMs: 200, diagnose: () => logTail("kube-controller-manager") },
     );
     await provideStorage(api, dir);
     let busy = false;

@@ -8,12 +8,13 @@
  *    token of that account (so the chart's RBAC is what the API server enforces);
  *  - `runHostEngines`: for each engine pod that kwok reports Ready, the engine (engine-sim,
  *    standing in for vLLM/TGI) and the worker agent from the pod's `agent` container env,
- *    stopped when the pod goes.
+ *    stopped when the pod goes; what each writes goes to a file in the CRI log format that
+ *    kwok serves as that container's log (pods/log, `kubectl logs`).
  * Only addresses change: everything binds 127.0.0.1 on ports of its own (pods would each
  * have an IP), and agents advertise 127.0.0.1:<port> — no pod IP is ever dialled.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KubeCluster } from "./cluster.ts";
@@ -39,15 +40,37 @@ export interface HostProcess {
   stop(): Promise<void>;
 }
 
-function startProgram(name: string, program: string, env: Record<string, string>): HostProcess {
+/**
+ * Appends what a container writes to `path` as a container runtime logs it (CRI format:
+ * `<RFC3339 time> <stdout|stderr> F <line>`, one entry per complete line), what the kubelet
+ * (here kwok) serves as its log.
+ */
+function criLogWriter(path: string): (stream: "stdout" | "stderr", chunk: string) => void {
+  writeFileSync(path, "", { flag: "a" });
+  const partial = { stdout: "", stderr: "" };
+  return (stream, chunk) => {
+    const parts = (partial[stream] + chunk).split("\n");
+    partial[stream] = parts.pop() ?? "";
+    if (parts.length > 0) appendFileSync(path, parts.map((l) => `${new Date().toISOString()} ${stream} F ${l}\n`).join(""));
+  };
+}
+
+function startProgram(name: string, program: string, env: Record<string, string>, criLog?: string): HostProcess {
   let out = "";
   const child = spawn(process.execPath, ["--import", "tsx", program], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", NODE_ENV: "test", INFERA_PARENT_PID: String(process.pid), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const log = criLog ? criLogWriter(criLog) : undefined;
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+    log?.("stdout", d.toString());
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    out += d.toString();
+    log?.("stderr", d.toString());
+  });
   return { name, child, output: () => out, stop: () => stopChild(child, 15_000) };
 }
 
@@ -125,6 +148,8 @@ export async function startFromDeployment(cluster: KubeCluster, o: StartOptions)
 export interface HostEngines {
   /** Engine pods whose engine and agent run here now. */
   pods(): string[];
+  /** The CRI log file of a pod's container ("engine", "agent") that kwok serves as its log. */
+  logFile(pod: string, container: "engine" | "agent"): string;
   output(): string;
   stop(): Promise<void>;
 }
@@ -141,6 +166,8 @@ export function runHostEngines(cluster: KubeCluster, o: { namespace: string; sim
   let busy = false;
   let stopped = false;
 
+  const logDir = mkdtempSync(join(cluster.dir, "container-logs-"));
+  const logFile = (pod: string, container: string) => join(logDir, `${pod}_${container}.log`);
   const start = async (pod: EnginePod) => {
     const name = pod.metadata.name;
     const [agentPort, metricsPort, enginePort] = [await freePort(), await freePort(), await freePort()];
@@ -152,20 +179,29 @@ export function runHostEngines(cluster: KubeCluster, o: { namespace: string; sim
       ENGINE_URL: `http://127.0.0.1:${enginePort}`,
       ADVERTISE_ADDRESS: `127.0.0.1:${agentPort}`,
     };
-    const engine = startProgram(`engine ${name}`, PROGRAMS.engine!, {
-      HOST: "127.0.0.1",
-      PORT: String(enginePort),
-      SIM_MODEL: pod.metadata.annotations?.["infera.dev/served-model-name"] ?? agentEnv.SERVED_MODEL_NAME ?? "",
-      SIM_MODE: agentEnv.ENGINE_KIND ?? "vllm",
-      SIM_TTFT_MS: "0",
-      SIM_ITL_MS: "0",
-      SIM_JITTER: "0",
-      SIM_PREFILL_US_PER_TOKEN: "0",
-      LOG_LEVEL: "warn",
-      ...o.simEnv,
-    });
-    const agent = startProgram(`agent ${name}`, PROGRAMS.agent!, agentEnv);
+    const engine = startProgram(
+      `engine ${name}`,
+      PROGRAMS.engine!,
+      {
+        HOST: "127.0.0.1",
+        PORT: String(enginePort),
+        SIM_MODEL: pod.metadata.annotations?.["infera.dev/served-model-name"] ?? agentEnv.SERVED_MODEL_NAME ?? "",
+        SIM_MODE: agentEnv.ENGINE_KIND ?? "vllm",
+        SIM_TTFT_MS: "0",
+        SIM_ITL_MS: "0",
+        SIM_JITTER: "0",
+        SIM_PREFILL_US_PER_TOKEN: "0",
+        LOG_LEVEL: "info",
+        ...o.simEnv,
+      },
+      logFile(name, "engine"),
+    );
+    const agent = startProgram(`agent ${name}`, PROGRAMS.agent!, agentEnv, logFile(name, "agent"));
     running.set(name, { agent, engine });
+    await cluster.serveContainerLogs(
+      { namespace: pod.metadata.namespace, name, uid: pod.metadata.uid ?? "" },
+      { engine: logFile(name, "engine"), agent: logFile(name, "agent") },
+    );
     log += `started engine + agent for pod ${name} (agent 127.0.0.1:${agentPort})\n`;
   };
 
@@ -201,6 +237,7 @@ export function runHostEngines(cluster: KubeCluster, o: { namespace: string; sim
 
   return {
     pods: () => [...running.keys()].sort(),
+    logFile,
     output: () => log + [...running.values()].map((p) => p.agent.output()).join(""),
     async stop() {
       stopped = true;

@@ -89,3 +89,11 @@ export function prometheusOperatorCrds(): string[] {
   if (!dir) throw new Error(`go mod download of prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} gave no folder:\n${out}`);
   return ["servicemonitors", "podmonitors"].map((k) => join(dir, "example/prometheus-operator-crd", `monitoring.coreos.com_${k}.yaml`));
 }
+
+/** A CRD of kwok's own API (kwok.x-k8s.io: Logs, …) from the kwok module tools/kube/go.mod pins (its Go module cache). */
+export function kwokCrd(plural: string): string {
+  const out = execFileSync(goBinary(), ["mod", "download", "-json", "sigs.k8s.io/kwok"], { encoding: "utf8", cwd: join(ROOT, "tools/kube") });
+  const dir = (JSON.parse(out) as { Dir?: string }).Dir;
+  if (!dir) throw new Error(`go mod download of sigs.k8s.io/kwok gave no folder:\n${out}`);
+  return join(dir, "kustomize/crd/bases", `kwok.x-k8s.io_${plural}.yaml`);
+}

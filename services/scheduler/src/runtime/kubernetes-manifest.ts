@@ -23,7 +23,7 @@ export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY_VALUE = "infera";
 export const DEPLOYMENT_ID_LABEL = "infera.dev/deployment-id";
 export const DEPLOYMENT_ID_ANNOTATION = "infera.dev/deployment-id";
-export const SERVED_MODEL_ANNOTATION = "infera.dev/served-model-name";
+const SERVED_MODEL_ANNOTATION = "infera.dev/served-model-name";
 
 export interface EngineDeploymentOptions {
   namespace: string;

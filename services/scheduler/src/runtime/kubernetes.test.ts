@@ -8,18 +8,9 @@ import { describe, expect, it } from "vitest";
 import type { V1Container, V1Deployment, V1EnvVar, V1Node, V1Pod } from "@kubernetes/client-node";
 import { PlatformError } from "@infera/core";
 import type { ReplicaSpec } from "./driver.ts";
-import {
-  buildEngineDeployment,
-  buildEnginePdb,
-  buildHfTokenSecret,
-  engineDeploymentName,
-  gpuCapacityOf,
-  hfTokenSecretName,
-  observePod,
-  parseEnginePodTemplate,
-  parseGpuTypes,
-  type EnginePodTemplate,
-} from "./kubernetes.ts";
+import { gpuCapacityOf, observePod } from "./kubernetes.ts";
+import { buildEngineDeployment, buildEnginePdb, buildHfTokenSecret, engineDeploymentName, hfTokenSecretName } from "./kubernetes-manifest.ts";
+import { parseEnginePodTemplate, parseGpuTypes, type EnginePodTemplate } from "./kubernetes-template.ts";
 
 /** The shape the chart renders (helm/infera/templates/_engine-pod-template.tpl), trimmed. */
 const TEMPLATE_YAML = `

@@ -1,12 +1,13 @@
 /**
  * The kubernetes runtime driver: one apps/v1 Deployment `infera-engine-<deploymentId>` per
  * platform deployment in K8S_NAMESPACE (engine container + worker-agent sidecar), made
- * from the chart's engine pod template, with a PodDisruptionBudget of the same name. Needs
- * exactly the RBAC of the chart's scheduler Role: apps/deployments and
- * policy/poddisruptionbudgets get/create/update/delete, pods list, secrets
- * get/create/update/delete (the `infera-hf-<id>` token Secrets only; no list/watch), get on
- * the owner ConfigMap; and, in gpu mode, nodes list (ClusterRole: GPU capacity). Everything it
- * makes is owned by the template's ownerConfigMap, so deleting that (helm uninstall) removes
+ * from the chart's engine pod template, with a PodDisruptionBudget of the same name, all
+ * written by server-side apply (field manager `infera-scheduler`). Needs exactly the RBAC of
+ * the chart's scheduler Role: apps/deployments and policy/poddisruptionbudgets
+ * get/create/patch/delete, pods list, pods/log get, secrets get/create/patch/delete (the
+ * `infera-hf-<id>` token Secrets only; no list/watch), get on the owner ConfigMap; and, in
+ * gpu mode, nodes list (ClusterRole: GPU capacity). Everything it makes is owned by the
+ * template's ownerConfigMap, so deleting that (helm uninstall) removes
  * it all. A deployment's Hugging Face token arrives in `ReplicaSpec.hfToken` (opened by the
  * reconciler) and goes into its own Secret before the engine Deployment is written; the
  * Deployment only references it (secretKeyRef), and `remove` deletes both.
@@ -16,7 +17,9 @@ import {
   AppsV1Api,
   CoreV1Api,
   KubeConfig,
+  PatchStrategy,
   PolicyV1Api,
+  setHeaderOptions,
   type V1ConfigMap,
   type V1ContainerStatus,
   type V1Deployment,
@@ -29,7 +32,8 @@ import {
 import { ConfigError, PlatformError, type Logger } from "@infera/core";
 import type { GpuCapacity } from "@infera/contracts";
 import type { SchedulerConfig } from "../config.ts";
-import type { ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
+import type { LogLine, LogQuery, ReplicaObservation, ReplicaSpec, RuntimeDriver } from "./driver.ts";
+import { readPodLogs } from "./kubernetes-logs.ts";
 import {
   buildEngineDeployment,
   buildEnginePdb,
@@ -42,24 +46,6 @@ import {
   MANAGED_BY_VALUE,
 } from "./kubernetes-manifest.ts";
 import { loadEnginePodTemplate, loadGpuTypes, type EnginePodTemplate, type GpuType } from "./kubernetes-template.ts";
-
-export {
-  buildEngineDeployment,
-  buildEnginePdb,
-  buildHfTokenSecret,
-  engineDeploymentName,
-  engineLabelSelector,
-  hfTokenSecretName,
-} from "./kubernetes-manifest.ts";
-export type { EngineDeploymentOptions } from "./kubernetes-manifest.ts";
-export {
-  loadEnginePodTemplate,
-  loadGpuTypes,
-  parseEnginePodTemplate,
-  parseGpuTypes,
-  type EnginePodTemplate,
-  type GpuType,
-} from "./kubernetes-template.ts";
 
 export interface KubernetesDriverOptions {
   namespace: string;
@@ -201,11 +187,22 @@ interface Named {
   metadata?: V1ObjectMeta;
 }
 
+/** The field manager of everything the driver writes (`managedFields`, `kubectl get --show-managed-fields`). */
+const FIELD_MANAGER = "infera-scheduler";
+
+/** A server-side apply's query (field manager, force: the platform's fields are its own) and its Content-Type. */
+const APPLY = {
+  query: { fieldManager: FIELD_MANAGER, force: true },
+  headers: setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+};
+type ApplyOptions = typeof APPLY;
+
 export class KubernetesRuntimeDriver implements RuntimeDriver {
   readonly name = "kubernetes" as const;
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
   private readonly policy: PolicyV1Api;
+  private readonly kubeConfig: KubeConfig;
   private readonly namespace: string;
   private readonly template: EnginePodTemplate;
   private readonly gpuTypes: readonly GpuType[];
@@ -213,6 +210,7 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
 
   constructor(options: KubernetesDriverOptions) {
     const kc = options.kubeConfig ?? defaultKubeConfig();
+    this.kubeConfig = kc;
     this.apps = kc.makeApiClient(AppsV1Api);
     this.core = kc.makeApiClient(CoreV1Api);
     this.policy = kc.makeApiClient(PolicyV1Api);
@@ -245,8 +243,7 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
       const secret = buildHfTokenSecret(spec.deploymentId, spec.hfToken, this.template, this.namespace, owner);
       await this.write("Secret", secret, {
         read: (name) => this.core.readNamespacedSecret({ name, namespace: this.namespace }),
-        create: (body) => this.core.createNamespacedSecret({ namespace: this.namespace, body }),
-        replace: (name, body) => this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body }),
+        apply: (name, body, o) => this.core.patchNamespacedSecret({ name, namespace: this.namespace, body, ...o.query }, o.headers),
         // Never overwrite a Secret this platform did not write for this deployment.
         mine: (current) =>
           current.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] === spec.deploymentId,
@@ -254,16 +251,14 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
     }
     await this.write("Deployment", desired, {
       read: (name) => this.apps.readNamespacedDeployment({ name, namespace: this.namespace }),
-      create: (body) => this.apps.createNamespacedDeployment({ namespace: this.namespace, body }),
-      replace: (name, body) => this.apps.replaceNamespacedDeployment({ name, namespace: this.namespace, body }),
+      apply: (name, body, o) => this.apps.patchNamespacedDeployment({ name, namespace: this.namespace, body, ...o.query }, o.headers),
       mine: (current) => (current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? spec.deploymentId) === spec.deploymentId,
     });
     const pdb = buildEnginePdb(spec.deploymentId, this.template, this.namespace, owner);
     if (pdb) {
       await this.write("PodDisruptionBudget", pdb, {
         read: (name) => this.policy.readNamespacedPodDisruptionBudget({ name, namespace: this.namespace }),
-        create: (body) => this.policy.createNamespacedPodDisruptionBudget({ namespace: this.namespace, body }),
-        replace: (name, body) => this.policy.replaceNamespacedPodDisruptionBudget({ name, namespace: this.namespace, body }),
+        apply: (name, body, o) => this.policy.patchNamespacedPodDisruptionBudget({ name, namespace: this.namespace, body, ...o.query }, o.headers),
         mine: (current) => (current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? spec.deploymentId) === spec.deploymentId,
       });
     }
@@ -334,6 +329,29 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
     return gpuCapacityOf(nodes, this.gpuTypes, this.template, Date.now());
   }
 
+  /**
+   * The `engine` and `agent` container logs of the deployment's pods (one pod's, by its name
+   * as `/replicas` shows it), through the API server's `pods/log` (kubernetes-logs.ts).
+   */
+  async *logs(deploymentId: string, query: LogQuery): AsyncGenerator<LogLine> {
+    const pods = async () => {
+      let list: V1Pod[];
+      try {
+        list = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: engineLabelSelector(deploymentId) })).items;
+      } catch (err) {
+        throw this.error(`listing pods of deployment ${deploymentId}`, err);
+      }
+      return list
+        .map((p) => p.metadata?.name ?? "")
+        .filter((n) => n !== "" && (query.replicaId === undefined || n === query.replicaId))
+        .sort();
+    };
+    if (query.replicaId !== undefined && (await pods()).length === 0) {
+      throw new PlatformError("not_found", `The deployment has no replica '${query.replicaId}'.`, { param: "replica" });
+    }
+    yield* readPodLogs({ kubeConfig: this.kubeConfig, namespace: this.namespace, pods, query, error: (what, err) => this.error(what, err) });
+  }
+
   async stop(): Promise<void> {
     // Nothing to release: the driver holds no watches and engine pods outlive the scheduler.
   }
@@ -356,46 +374,41 @@ export class KubernetesRuntimeDriver implements RuntimeDriver {
   }
 
   /**
-   * get → create on 404, else replace with the live resourceVersion (refusing an object of
-   * that name the platform did not write for this deployment); one retry on a conflict.
+   * Server-side apply (PATCH `application/apply-patch+yaml`, field manager
+   * `infera-scheduler`, force): the API server merges `desired` into the live object with no
+   * resourceVersion, so a controller writing the object meanwhile (the deployment
+   * controller's status, another manager's annotation) never makes it conflict, and fields
+   * other managers own are kept. Fields this manager set before and no longer sets are removed.
+   * First a get, to refuse an object of that name the platform did not write for this
+   * deployment (a 404 is fine: the apply creates it, which RBAC authorizes as `create`).
    */
   private async write<T extends Named>(
     kind: string,
     desired: T,
     ops: {
       read: (name: string) => Promise<T>;
-      create: (body: T) => Promise<unknown>;
-      replace: (name: string, body: T) => Promise<unknown>;
+      apply: (name: string, body: T, options: ApplyOptions) => Promise<unknown>;
       mine: (current: T) => boolean;
     },
   ): Promise<void> {
     const name = desired.metadata?.name ?? "";
-    for (let attempt = 0; ; attempt++) {
-      let current: T | undefined;
-      try {
-        current = await ops.read(name);
-      } catch (err) {
-        if (httpStatus(err) !== 404) throw this.error(`reading ${kind} ${name}`, err);
-      }
-      try {
-        if (!current) {
-          await ops.create(desired);
-        } else {
-          if (!ops.mine(current)) {
-            const owner = current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
-            throw new PlatformError(
-              "conflict",
-              `${kind} ${name} exists and is not the platform's ${kind} of deployment ${desired.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? "?"}${owner ? ` (it belongs to ${owner})` : ""}`,
-            );
-          }
-          await ops.replace(name, { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } });
-        }
-        return;
-      } catch (err) {
-        const status = httpStatus(err);
-        if ((status === 409 || status === 404) && attempt === 0) continue;
-        throw this.error(`writing ${kind} ${name}`, err);
-      }
+    let current: T | undefined;
+    try {
+      current = await ops.read(name);
+    } catch (err) {
+      if (httpStatus(err) !== 404) throw this.error(`reading ${kind} ${name}`, err);
+    }
+    if (current && !ops.mine(current)) {
+      const owner = current.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
+      throw new PlatformError(
+        "conflict",
+        `${kind} ${name} exists and is not the platform's ${kind} of deployment ${desired.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] ?? "?"}${owner ? ` (it belongs to ${owner})` : ""}`,
+      );
+    }
+    try {
+      await ops.apply(name, desired, APPLY);
+    } catch (err) {
+      throw this.error(`applying ${kind} ${name}`, err);
     }
   }
 
