@@ -146,12 +146,12 @@ async function waitJobsComplete(ns: string): Promise<void> {
   );
 }
 
-async function createNamespace(ns: string, podSecurity: "restricted" | "baseline" = "restricted"): Promise<void> {
+async function createNamespace(ns: string): Promise<void> {
   const r = await kube.api("POST", "/api/v1/namespaces", {
     apiVersion: "v1",
     kind: "Namespace",
     // What a careful cluster admin sets: the platform's pods must meet PodSecurity "restricted".
-    metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": podSecurity, "pod-security.kubernetes.io/warn": podSecurity } },
+    metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } },
   });
   expect(r.status, r.text).toBe(201);
 }
@@ -614,9 +614,9 @@ describe("the scheduler's RBAC: every rule and verb is needed by the kubernetes 
   }
 
   beforeAll(async () => {
-    // Its engine pods must exist (the driver reads their logs): a GPU engine (vLLM as root) is
-    // not "restricted", and GPU nodes' namespaces are commonly "baseline".
-    await createNamespace(ns, "baseline");
+    // Its engine pods must exist (the driver reads their logs): the locked-down GPU engine pod
+    // meets "restricted" like the platform's own.
+    await createNamespace(ns);
     await helmOk([
       "install",
       "infera",
