@@ -70,6 +70,8 @@ export interface DeploymentConfig {
   extra_args: string[];
   /** Placement policy for this deployment. */
   placement: PolicyName;
+  /** The engine profile it was deployed with (absent on deployments made before profiles). */
+  profile?: string | null;
 }
 
 export interface DeploymentSettings {
@@ -131,6 +133,40 @@ export interface UsageRecordsTable {
   created_at: CreatedAt;
 }
 
+/** One `extra_args` flag a profile allows: `--flag` alone (pattern null) or `--flag VALUE` / `--flag=VALUE`, VALUE matching the pattern whole. */
+export interface AllowedArg {
+  flag: string;
+  pattern: string | null;
+}
+
+/** An engine profile: what tenants may deploy (seeded from Helm values, changed through the admin API). */
+export interface EngineProfilesTable {
+  name: string;
+  engine: EngineKind;
+  /** The engine image pinned by digest (`repo@sha256:…`); null: the runtime's configured image for the engine. */
+  image: string | null;
+  allowed_args: Json<AllowedArg[]>;
+  /** GPU types a deployment of this profile may use; empty: any the cluster offers. */
+  gpu_types: ColumnType<string[], string[] | undefined, string[]>;
+  max_num_gpus: number;
+  max_instances: number;
+  description: string | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+/** What an admin granted one tenant beyond its profiles, and its GPU quota. */
+export interface TenantDeployGrantsTable {
+  tenant_id: string;
+  /** May set `container_image` (any image). */
+  container_image: ColumnType<boolean, boolean | undefined, boolean>;
+  /** May set `extra_args` the profile does not list. */
+  extra_args: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Most GPUs (sum of num_gpus × max_instances over its deployments not deleted); null: the configured default. */
+  gpu_quota: number | null;
+  updated_at: UpdatedAt;
+}
+
 export interface DB {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -140,6 +176,8 @@ export interface DB {
   deployment_events: DeploymentEventsTable;
   deployment_secrets: DeploymentSecretsTable;
   usage_records: UsageRecordsTable;
+  engine_profiles: EngineProfilesTable;
+  tenant_deploy_grants: TenantDeployGrantsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -151,4 +189,6 @@ export type Deployment = Selectable<DeploymentsTable>;
 export type DeploymentUpdate = Updateable<DeploymentsTable>;
 export type DeploymentEvent = Selectable<DeploymentEventsTable>;
 export type UsageRecord = Selectable<UsageRecordsTable>;
+export type EngineProfile = Selectable<EngineProfilesTable>;
+export type TenantDeployGrant = Selectable<TenantDeployGrantsTable>;
 export type NewUsageRecord = Insertable<UsageRecordsTable>;

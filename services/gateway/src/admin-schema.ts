@@ -3,6 +3,7 @@
  * /openapi.json documents both; tests validate real answers against the document.
  */
 import Type, { type Static } from "typebox";
+import { AllowedArgSchema, profileFields } from "./deploy-policy.ts";
 
 const OrNull = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Limit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()]);
@@ -95,4 +96,60 @@ export const UsageReport = Type.Object(
     total: Type.Object(usageSums),
   },
   { $id: "UsageReport" },
+);
+
+// ---- Deploy policy: engine profiles and tenant grants ----
+
+export const ProfileParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) });
+export const TenantParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+export const ReplaceProfileBody = Type.Object(profileFields, { additionalProperties: false });
+export type ReplaceProfileBody = Static<typeof ReplaceProfileBody>;
+
+export const EngineProfile = Type.Object(
+  {
+    object: Type.Literal("engine_profile"),
+    name: Type.String(),
+    engine: Type.Enum(["vllm", "tgi"]),
+    image: OrNull(Type.String({ description: "By digest; null: the runtime's configured image for the engine." })),
+    allowed_args: Type.Array(AllowedArgSchema),
+    gpu_types: Type.Array(Type.String(), { description: "Empty: any GPU type the cluster offers." }),
+    max_num_gpus: Type.Integer(),
+    max_instances: Type.Integer(),
+    description: OrNull(Type.String()),
+    created_at: Type.Integer({ description: "Unix seconds." }),
+    updated_at: Type.Integer({ description: "Unix seconds." }),
+  },
+  { $id: "EngineProfile", description: "What tenants may deploy: they choose a profile by name on POST /deploy/llm." },
+);
+export const EngineProfileList = Type.Object({ object: Type.Literal("list"), data: Type.Array(Type.Ref("EngineProfile")) }, { $id: "EngineProfileList" });
+export const EngineProfileDeleted = Type.Object(
+  { object: Type.Literal("engine_profile"), name: Type.String(), deleted: Type.Literal(true) },
+  { $id: "EngineProfileDeleted" },
+);
+
+export const GrantBody = Type.Object(
+  {
+    container_image: Type.Optional(Type.Boolean({ description: "The tenant may set `container_image` (any image)." })),
+    extra_args: Type.Optional(Type.Boolean({ description: "The tenant may set `extra_args` its profile does not list." })),
+    gpu_quota: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0, maximum: 1_000_000 }), Type.Null()], {
+        description: "Most GPUs (num_gpus × max_instances, summed); null: the default.",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type GrantBody = Static<typeof GrantBody>;
+
+export const DeployGrant = Type.Object(
+  {
+    object: Type.Literal("deploy_grant"),
+    tenant_id: Type.String(),
+    container_image: Type.Boolean(),
+    extra_args: Type.Boolean(),
+    gpu_quota: OrNull(Type.Integer({ description: "This tenant's own quota; null: the default applies." })),
+    effective_gpu_quota: OrNull(Type.Integer({ description: "The quota in force; null: none." })),
+    gpus_in_use: Type.Integer({ description: "num_gpus × max_instances over its deployments not deleted." }),
+  },
+  { $id: "DeployGrant" },
 );

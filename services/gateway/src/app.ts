@@ -10,7 +10,18 @@ import { sql } from "kysely";
 import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { QueueClient, queueKeys } from "@infera/queue";
-import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, liveTokenizers, secretsKeyFrom, type DB } from "@infera/registry";
+import {
+  createApiKey,
+  createDb,
+  ensureTenant,
+  findKeyByHash,
+  hashSecret,
+  listDeployments,
+  liveTokenizers,
+  secretsKeyFrom,
+  seedEngineProfiles,
+  type DB,
+} from "@infera/registry";
 import { AgentClients } from "./agents.ts";
 import { KeyCache, RedisRevocations } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -21,6 +32,7 @@ import { ModelResolver } from "./resolver.ts";
 import { Tokenizers } from "./prompt-tokens.ts";
 import { registerOpenAIRoutes } from "./routes/openai.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
+import { registerAdminPolicyRoutes } from "./routes/admin-policy.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { registerDeployRoutes } from "./routes/deploy.ts";
@@ -68,6 +80,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     r.on("error", (err) => logger.warn({ err, connection: name }, "redis error"));
 
   if (config.bootstrapAdminKey) await bootstrapAdmin(db, config.bootstrapAdminKey);
+  // The operator's engine profiles (Helm values): what they say is what the registry holds.
+  await seedEngineProfiles(db, config.deployPolicy.profiles);
 
   const limiter = new RateLimiter({
     redis,
@@ -276,6 +290,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 
   for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, prefix }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
+  registerAdminPolicyRoutes(app, { db, keys: keyCache, defaultGpuQuota: config.deployPolicy.tenantGpuQuota, logger: logger.child({ component: "admin-api" }) });
   registerUsageRoutes(app, { db, keys: keyCache });
   registerDeployRoutes(app, {
     db,
@@ -284,6 +299,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     redisKeys: keys,
     gpuTypes: await gpuTypesFrom(config.gpuTypes),
     secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
+    defaultGpuQuota: config.deployPolicy.tenantGpuQuota,
     logger: logger.child({ component: "deploy-api" }),
   });
   await registerConsole(app, config.consoleDir);

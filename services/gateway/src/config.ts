@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { int, optionalStr, str } from "@infera/core";
+import { parseDeployPolicy, type DeployPolicyConfig } from "./deploy-policy.ts";
 
 export interface GatewayConfig {
   port: number;
@@ -38,6 +39,8 @@ export interface GatewayConfig {
   requestTimeoutMs: number;
   /** The web console's static build, served at /console/ (none: /console answers 404). */
   consoleDir: string | undefined;
+  /** Engine profiles seeded at start and the default tenant GPU quota (DEPLOY_POLICY, JSON; Helm's deployPolicy). */
+  deployPolicy: DeployPolicyConfig;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
@@ -65,5 +68,6 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
     consoleDir: optionalStr(env, "CONSOLE_DIR"),
+    deployPolicy: parseDeployPolicy(env.DEPLOY_POLICY),
   };
 }

@@ -9,7 +9,8 @@ import type { FastifyInstance } from "fastify";
 import type { Kysely } from "kysely";
 import { PlatformError, type Logger } from "@infera/core";
 import { createApiKey, createTenant, getApiKey, getTenant, listApiKeys, listTenants, revokeApiKey, type ApiKey, type DB, type Tenant } from "@infera/registry";
-import { requireScope, type KeyCache, type Revocations } from "../auth.ts";
+import type { KeyCache, Revocations } from "../auth.ts";
+import { scopeAuth } from "./deploy-access.ts";
 import {
   ApiKeyCreated,
   ApiKeyDeleted,
@@ -70,9 +71,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
 
   app.register(
     async (scope) => {
-      scope.addHook("onRequest", async (req) => {
-        requireScope(await deps.keys.authenticate(req.headers.authorization), "admin");
-      });
+      scope.addHook("onRequest", scopeAuth(deps.keys, "admin"));
 
       scope.post(
         "/tenants",
