@@ -296,7 +296,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
           config,
           settings,
           hfTokenSealed: token !== undefined && deps.secretsKey ? sealSecret(token, deps.secretsKey) : undefined,
-          gpuQuota: { quota: grant?.gpu_quota ?? deps.defaultGpuQuota, param: "num_gpus" },
+          gpuQuota: { quota: admin ? null : (grant?.gpu_quota ?? deps.defaultGpuQuota), param: "num_gpus" },
         });
         deps.logger.info({ deploymentId: d.id, model: d.model_name, version: d.version, tenantId: p.tenantId }, "deployment created");
         await changed(d.id);
