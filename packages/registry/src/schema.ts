@@ -34,6 +34,15 @@ export interface ApiKeysTable {
   max_concurrent: number | null;
   created_at: CreatedAt;
   revoked_at: Date | null;
+  /** After this the key is refused (401); null: never. */
+  expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The secret before the last rotation, accepted until `previous_expires_at`. */
+  previous_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  previous_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** Models (full names) this key may use; null: every model its tenant sees. */
+  models: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
+  /** Tokens (prompt + completion) per calendar month (UTC); null: no budget. bigint: read as a string. */
+  monthly_token_budget: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
 export interface ModelsTable {

@@ -10,6 +10,31 @@ const Limit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), 
 const Scope = Type.Union([Type.Literal("admin"), Type.Literal("deploy"), Type.Literal("inference")]);
 const Tier = Type.Union([Type.Literal("priority"), Type.Literal("standard"), Type.Literal("batch")]);
 
+const lifetimeFields = {
+  expires_at: Type.Optional(
+    OrNull(Type.Integer({ minimum: 0, maximum: 253_402_300_799, description: "Unix seconds after which the key is refused; null: never." })),
+  ),
+  models: Type.Optional(
+    OrNull(
+      Type.Array(Type.String({ minLength: 1, maxLength: 200 }), {
+        minItems: 1,
+        maxItems: 100,
+        uniqueItems: true,
+        description: "Models (full names) the key may use; any other is, to it, a model that does not exist. null: every model.",
+      }),
+    ),
+  ),
+  monthly_token_budget: Type.Optional(
+    OrNull(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000_000_000,
+        description: "Tokens (prompt + completion) per calendar month, UTC; past it, 429 insufficient_quota. null: none.",
+      }),
+    ),
+  ),
+};
+
 export const CreateTenantBody = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$" }) },
   { additionalProperties: false },
@@ -25,10 +50,28 @@ export const CreateKeyBody = Type.Object(
     tpm: Type.Optional(Limit),
     max_concurrent: Type.Optional(Limit),
     tier: Type.Optional(Tier),
+    ...lifetimeFields,
   },
   { additionalProperties: false },
 );
 export type CreateKeyBody = Static<typeof CreateKeyBody>;
+
+/** `PATCH /admin/api-keys/{id}`: fields left out keep their value; null clears one. */
+export const UpdateKeyBody = Type.Object(
+  { name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })), ...lifetimeFields },
+  { additionalProperties: false },
+);
+export type UpdateKeyBody = Static<typeof UpdateKeyBody>;
+
+export const RotateKeyBody = Type.Object(
+  {
+    grace_seconds: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 30 * 86_400, description: "How long the replaced secret keeps working (default 3600; 0: it stops now)." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type RotateKeyBody = Static<typeof RotateKeyBody>;
 
 export const ApiKeysQuery = Type.Object({ tenant_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) });
 export const ApiKeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
@@ -52,6 +95,10 @@ const keyFields = {
   max_concurrent: OrNull(Type.Integer()),
   created_at: Type.Integer({ description: "Unix seconds." }),
   revoked_at: OrNull(Type.Integer()),
+  expires_at: OrNull(Type.Integer({ description: "Unix seconds; null: never." })),
+  previous_secret_expires_at: OrNull(Type.Integer({ description: "Until when the secret replaced by the last rotation still works." })),
+  models: OrNull(Type.Array(Type.String())),
+  monthly_token_budget: OrNull(Type.Integer()),
 };
 
 export const ApiKey = Type.Object(keyFields, { $id: "ApiKey", description: "A key as listed: never its secret or hash." });

@@ -90,7 +90,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     leaseMs: config.rateLimitLeaseMs,
     logger: logger.child({ component: "ratelimit" }),
   });
-  const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`);
+  const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`, (id) => limiter.keyStateKey(id));
   const keyCache = new KeyCache(db, config.cacheTtlMs, Date.now, revocations);
   const resolver = new ModelResolver(db, config.cacheTtlMs);
   // The catalog's tokenizers load before the gateway listens (each takes a moment of CPU); others on first use.
