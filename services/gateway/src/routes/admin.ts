@@ -8,7 +8,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Kysely } from "kysely";
 import { PlatformError, type Logger } from "@infera/core";
-import Type from "typebox";
 import {
   createApiKey,
   createTenant,
@@ -223,13 +222,17 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
             tags: ["admin"],
             summary: "A new secret for a key (answered this once); the replaced one works for grace_seconds",
             params: ApiKeyParams,
-            body: Type.Optional(RotateKeyBody),
+            body: RotateKeyBody,
             response: { 200: ApiKeyCreated, ...errorResponses },
+          },
+          // No body at all is the default grace.
+          preValidation: async (req) => {
+            if (req.body === undefined) req.body = {};
           },
         },
         async (req) => {
           const { id } = req.params as { id: string };
-          const grace = (req.body as RotateKeyBody | undefined)?.grace_seconds ?? 3600;
+          const grace = (req.body as RotateKeyBody).grace_seconds ?? 3600;
           const rotated = await rotateApiKey(db, id, new Date(Date.now() + grace * 1000));
           if (!rotated) {
             const key = await getApiKey(db, id);
