@@ -176,6 +176,28 @@ export interface TenantDeployGrantsTable {
   updated_at: UpdatedAt;
 }
 
+/** One admin or deploy action (append-only: inserted, never updated). */
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: CreatedAt;
+  actor_key_id: string;
+  actor_tenant_id: string;
+  /** `deployment.create`, `api_key.rotate`, …: what was asked. */
+  action: string;
+  method: string;
+  path: string;
+  /** The HTTP status answered. */
+  status: number;
+  /** `ok` (done) or `denied` (refused by scope or policy). */
+  outcome: "ok" | "denied";
+  target_id: string | null;
+  /** The tenant the action concerns. */
+  tenant_id: string | null;
+  request_id: string;
+  /** The request's body and parameters, secrets removed. */
+  details: ColumnType<Record<string, unknown> | null, string | null, never>;
+}
+
 export interface DB {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -187,6 +209,7 @@ export interface DB {
   usage_records: UsageRecordsTable;
   engine_profiles: EngineProfilesTable;
   tenant_deploy_grants: TenantDeployGrantsTable;
+  audit_log: AuditLogTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -200,4 +223,6 @@ export type DeploymentEvent = Selectable<DeploymentEventsTable>;
 export type UsageRecord = Selectable<UsageRecordsTable>;
 export type EngineProfile = Selectable<EngineProfilesTable>;
 export type TenantDeployGrant = Selectable<TenantDeployGrantsTable>;
+export type AuditEvent = Selectable<AuditLogTable>;
+export type NewAuditEvent = Insertable<AuditLogTable>;
 export type NewUsageRecord = Insertable<UsageRecordsTable>;

@@ -33,6 +33,7 @@ import { Tokenizers } from "./prompt-tokens.ts";
 import { registerOpenAIRoutes } from "./routes/openai.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
 import { registerAdminPolicyRoutes } from "./routes/admin-policy.ts";
+import { auditHook, registerAuditRoutes } from "./audit.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { registerDeployRoutes } from "./routes/deploy.ts";
@@ -291,6 +292,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, prefix }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
   registerAdminPolicyRoutes(app, { db, keys: keyCache, defaultGpuQuota: config.deployPolicy.tenantGpuQuota, logger: logger.child({ component: "admin-api" }) });
+  registerAuditRoutes(app, { db, keys: keyCache });
   registerUsageRoutes(app, { db, keys: keyCache });
   registerDeployRoutes(app, {
     db,
@@ -326,6 +328,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     }
     void req;
   });
+  // Every admin and deploy action, before its answer leaves.
+  app.addHook("onSend", auditHook(db, logger.child({ component: "audit" })));
   app.addHook("onSend", async (req, reply, payload) => {
     if (!reply.hasHeader("x-request-id")) reply.header("x-request-id", req.id);
     const client = clientRequestId(req);

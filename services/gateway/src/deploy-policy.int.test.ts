@@ -3,7 +3,8 @@
  * `deploy` scope chooses an engine profile; `container_image`, arguments outside the profile,
  * GPU types, GPUs and instances past it are refused with a 403 naming the field and nothing
  * is created; an admin's grant opens the image or free arguments; the tenant's GPU quota
- * holds on create and on rescale; admin keys keep their old freedom.
+ * holds on create and on rescale; admin keys keep their old freedom. Every one of those
+ * actions, done or refused, is then in the audit trail, secrets redacted.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@infera/core";
@@ -21,6 +22,7 @@ let db: Kysely<DB>;
 let gateway: RunningGateway;
 let tenantId = "";
 let tenantKey = "";
+let tenantKeyId = "";
 
 interface Answer<T = Record<string, unknown>> {
   status: number;
@@ -64,12 +66,15 @@ beforeAll(async () => {
     HOST: "127.0.0.1",
     BOOTSTRAP_ADMIN_KEY: ADMIN,
     DEPLOY_POLICY: JSON.stringify({ tenantGpuQuota: 6 }),
+    SECRETS_KEY: "policy-test-secrets-key",
   });
   gateway = await startGateway(config, createLogger({ service: "test", level: "silent" }));
   db = createDb(tdb.url, { max: 2 });
   const t = await createTenant(db, "policy-co");
   tenantId = t.id;
-  tenantKey = (await createApiKey(db, { tenantId, name: "deployer", scopes: ["deploy", "inference"] })).secret;
+  const k = await createApiKey(db, { tenantId, name: "deployer", scopes: ["deploy", "inference"] });
+  tenantKey = k.secret;
+  tenantKeyId = k.key.id;
 }, 60_000);
 
 afterAll(async () => {
@@ -217,5 +222,75 @@ describe("an admin key", () => {
       ADMIN,
     );
     expect(r.status, JSON.stringify(r.json)).toBe(200);
+  });
+});
+
+interface AuditEventOut {
+  id: string;
+  actor_key_id: string;
+  action: string;
+  outcome: string;
+  status: number;
+  target_id: string | null;
+  tenant_id: string | null;
+  details: { body?: Record<string, unknown> } | null;
+}
+type AuditPage = { data: AuditEventOut[]; has_more: boolean; last_id: string | null; first_id: string | null };
+
+describe("the audit trail", () => {
+  it("has every deploy action with who, what and the answer; refusals as denied", async () => {
+    expect((await api("GET", "/admin/audit")).status).toBe(403);
+    const created = await api<AuditPage>("GET", `/admin/audit?action=deployment.create&actor_key_id=${tenantKeyId}&outcome=ok`, undefined, ADMIN);
+    expect(created.status, JSON.stringify(created.json)).toBe(200);
+    // tuned, small, three, custom: newest first.
+    expect(created.json.data.map((e) => e.details?.body?.model_name)).toEqual(["custom", "three", "small", "tuned"]);
+    for (const e of created.json.data) {
+      expect(e).toMatchObject({ actor_key_id: tenantKeyId, outcome: "ok", status: 200, tenant_id: tenantId });
+      expect(e.target_id).toMatch(/^dep_/);
+    }
+    const denied = await api<AuditPage>("GET", `/admin/audit?outcome=denied&actor_key_id=${tenantKeyId}&limit=100`, undefined, ADMIN);
+    const actions = denied.json.data.map((e) => e.action);
+    expect(actions).toContain("deployment.create");
+    expect(actions).toContain("deployment.update");
+    expect(actions).toContain("engine_profile.create");
+    expect(denied.json.data.find((e) => e.details?.body?.container_image === "attacker/miner:latest")).toMatchObject({ status: 403, tenant_id: tenantId });
+    const admin = await api<AuditPage>("GET", "/admin/audit?action=deploy_grant.put", undefined, ADMIN);
+    expect(admin.json.data[0]).toMatchObject({ target_id: tenantId, tenant_id: tenantId, outcome: "ok" });
+    expect((await api<AuditPage>("GET", "/admin/audit?action=engine_profile.delete", undefined, ADMIN)).json.data[0]?.target_id).toBe("small-l4");
+  });
+
+  it("never keeps a secret: a Hugging Face token is redacted", async () => {
+    const r = await api<{ deploy_id: string }>(
+      "POST",
+      "/deploy/llm",
+      { model_name: "gated", gpu: "L4", hf: { repo: "org/gated", token: "hf_auditMustNotKeepThis" } },
+      ADMIN,
+    );
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    const page = await api<AuditPage>("GET", `/admin/audit?target_id=${r.json.deploy_id}`, undefined, ADMIN);
+    expect(page.json.data[0]?.details?.body?.hf).toEqual({ repo: "org/gated", token: "[redacted]" });
+    const all = await db.selectFrom("audit_log").select("details").execute();
+    expect(JSON.stringify(all)).not.toContain("hf_auditMustNotKeepThis");
+  });
+
+  it("pages newest first with a cursor, and names a bad filter", async () => {
+    const first = await api<AuditPage>("GET", "/admin/audit?limit=2", undefined, ADMIN);
+    expect(first.json.data).toHaveLength(2);
+    expect(first.json.has_more).toBe(true);
+    const next = await api<AuditPage>("GET", `/admin/audit?limit=2&after=${first.json.last_id}`, undefined, ADMIN);
+    expect(Number(next.json.first_id)).toBeLessThan(Number(first.json.last_id));
+    const ids = [...first.json.data, ...next.json.data].map((e) => Number(e.id));
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
+    for (const [q, param] of [
+      ["limit=0", "limit"],
+      ["since=x", "since"],
+      ["outcome=maybe", "outcome"],
+      ["bogus=1", "bogus"],
+      ["since=200&until=100", "since"],
+    ]) {
+      const bad = await api("GET", `/admin/audit?${q}`, undefined, ADMIN);
+      expect(bad.status, q).toBe(400);
+      expect(bad.json.error?.param, q).toBe(param);
+    }
   });
 });

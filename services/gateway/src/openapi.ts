@@ -10,7 +10,20 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, RouteOptions } from "fastify";
 import type { TSchema } from "typebox";
-import { ApiKey, ApiKeyCreated, ApiKeyDeleted, ApiKeyList, Tenant, TenantList, UsageReport } from "./admin-schema.ts";
+import {
+  ApiKey,
+  ApiKeyCreated,
+  ApiKeyDeleted,
+  ApiKeyList,
+  DeployGrant,
+  EngineProfile,
+  EngineProfileDeleted,
+  EngineProfileList,
+  Tenant,
+  TenantList,
+  UsageReport,
+} from "./admin-schema.ts";
+import { AuditEventOut, AuditPage } from "./audit.ts";
 import {
   DeployCreated,
   Deployment,
@@ -21,6 +34,7 @@ import {
   GpuAvailability,
   LogLine,
   ModelVersions,
+  ProfileList,
   Replica,
   ReplicaList,
 } from "./deploy-schema.ts";
@@ -47,6 +61,13 @@ export const SHARED_SCHEMAS: readonly TSchema[] = [
   ApiKeyList,
   ApiKeyDeleted,
   UsageReport,
+  EngineProfile,
+  EngineProfileList,
+  EngineProfileDeleted,
+  DeployGrant,
+  ProfileList,
+  AuditEventOut,
+  AuditPage,
 ];
 
 /** Per-route documentation the route's schema cannot say (config.openapi). */

@@ -5,6 +5,7 @@ import * as usageByDeployment from "./2026-12-01T1200_usage_by_deployment.ts";
 import * as modalitiesTokenizer from "./2026-12-01T2100_modalities_tokenizer_usage_fields.ts";
 import * as deployPolicy from "./2026-12-02T0000_deploy_policy.ts";
 import * as keyLifetime from "./2026-12-02T0100_key_lifetime.ts";
+import * as auditLog from "./2026-12-02T0200_audit_log.ts";
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-01T2100_modalities_tokenizer_usage_fields": modalitiesTokenizer,
   "2026-12-02T0000_deploy_policy": deployPolicy,
   "2026-12-02T0100_key_lifetime": keyLifetime,
+  "2026-12-02T0200_audit_log": auditLog,
 };

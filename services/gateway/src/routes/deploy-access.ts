@@ -13,8 +13,9 @@ import { requireScope, type KeyCache, type Principal } from "../auth.ts";
 export function scopeAuth(keys: KeyCache, scope: Scope) {
   return async (req: FastifyRequest): Promise<void> => {
     const p = await keys.authenticate(req.headers.authorization);
-    requireScope(p, scope);
+    // Kept before the scope check: a refusal is audited with who asked.
     (req as FastifyRequest & { principal: Principal }).principal = p;
+    requireScope(p, scope);
   };
 }
 
