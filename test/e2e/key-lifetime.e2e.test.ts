@@ -154,9 +154,14 @@ describe("rotation", () => {
   test("answers a new secret; the old one works on every gateway for the grace period, then not", async () => {
     const k = await newKey();
     expect((await chat(gw2.baseURL, k.secret)).status).toBe(200);
+    // The grace ends 2 s after the gateway rotated: no earlier than 2 s after the call was sent.
+    const sentAt = Date.now();
     const rotated = await admin("POST", `/admin/api-keys/${k.id}/rotate`, { grace_seconds: 2 });
     expect(rotated.status, JSON.stringify(rotated.json)).toBe(200);
-    const graceEnds = (rotated.json.previous_secret_expires_at as number) * 1000;
+    const shown = rotated.json.previous_secret_expires_at as number;
+    expect(shown).toBeGreaterThanOrEqual(Math.floor((sentAt + 2000) / 1000));
+    expect(shown).toBeLessThanOrEqual(Math.ceil((Date.now() + 2000) / 1000));
+    const graceEnds = sentAt + 2000;
     expect(rotated.json.id).toBe(k.id);
     expect(rotated.json.secret).not.toBe(k.secret);
     expect((await chat(gw2.baseURL, rotated.json.secret!)).status).toBe(200);
