@@ -6,7 +6,7 @@
  * makes every other model a 404 model_not_found.
  */
 import { afterAll, describe, expect } from "vitest";
-import { startExtraGateway, type ExtraGateway, type Platform } from "@infera/testkit";
+import { callJson, startExtraGateway, type ExtraGateway, type JsonAnswer, type Platform } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -15,25 +15,15 @@ let platform: Platform;
 let gw2: ExtraGateway;
 let tenantId = "";
 
-interface Answer {
-  status: number;
-  json: {
-    error?: { message: string; type: string; param: string | null; code: string | null };
-    usage?: { total_tokens: number };
-    data?: { id: string }[];
-    id?: string;
-    secret?: string;
-  } & Record<string, unknown>;
+interface Body extends Record<string, unknown> {
+  usage?: { total_tokens: number };
+  data?: { id: string }[];
+  id?: string;
+  secret?: string;
 }
+type Answer = JsonAnswer<Body>;
 
-async function call(base: string, method: string, path: string, key: string, body?: unknown): Promise<Answer> {
-  const r = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as Answer["json"] };
-}
+const call = (base: string, method: string, path: string, key: string, body?: unknown): Promise<Answer> => callJson<Body>(`${base}${path}`, method, key, body);
 
 const admin = (method: string, path: string, body?: unknown) => call(platform.baseURL, method, path, platform.adminKey, body);
 const chat = (base: string, key: string, model = MODEL) =>

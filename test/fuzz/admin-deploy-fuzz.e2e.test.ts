@@ -151,15 +151,15 @@ function randomValue(rnd: Rng, depth = 0): unknown {
       return pick(rnd, HOSTILE);
     case 5:
       return pick(rnd, ["vllm", "tgi", "L4", "admin", "deploy", "inference", "--trust-remote-code", "img@sha256:" + "a".repeat(64)]);
-    case 6:
-      return Array.from({ length: Math.floor(rnd() * 4) }, () => randomValue(rnd, depth + 1));
+    case 6: {
+      const items: unknown[] = [];
+      while (items.length < 4 && rnd() < 0.6) items.push(randomValue(rnd, depth + 1));
+      return items;
+    }
     default: {
-      const o: Record<string, unknown> = {};
-      for (let i = Math.floor(rnd() * 4); i > 0; i--) {
-        const k = pick(rnd, ["name", "flag", "pattern", "repo", "token", "min_instances", "x", "__proto__"]);
-        Object.defineProperty(o, k, { value: randomValue(rnd, depth + 1), enumerable: true, writable: true, configurable: true });
-      }
-      return o;
+      // `__proto__` as an own key, as JSON.parse makes it (an assignment would set the prototype).
+      const keys = ["name", "flag", "pattern", "repo", "token", "min_instances", "x", "__proto__"].filter(() => rnd() < 0.3);
+      return JSON.parse(JSON.stringify(Object.fromEntries(keys.map((k) => [k, randomValue(rnd, depth + 1)]))));
     }
   }
 }

@@ -5,6 +5,7 @@
  * (403); requests refused as malformed or for a missing object change nothing and are not
  * actions. Admins read it at `GET /admin/audit` (filters, newest first, cursor pages).
  */
+import { cursorPage } from "./list-page.ts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import Type, { type Static } from "typebox";
@@ -211,8 +212,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { db: Kysely<DB>
           before: q.after,
           limit,
         });
-        const data = events.map(eventOut);
-        return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
+        return cursorPage(events.map(eventOut), hasMore);
       },
     );
   });

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@infera/core";
 import { createApiKey, createDb, createTenant, type DB } from "@infera/registry";
-import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
+import { callJson, createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import type { Kysely } from "kysely";
 import { startGateway, type RunningGateway } from "./app.ts";
 import { loadConfig } from "./config.ts";
@@ -24,18 +24,14 @@ let tenantId = "";
 let tenantKey = "";
 let tenantKeyId = "";
 
-interface Answer<T = Record<string, unknown>> {
-  status: number;
-  json: T & { error?: { message: string; param: string | null; code: string | null; type: string } };
-}
+const api = <T = Record<string, unknown>>(method: string, path: string, body?: unknown, key = tenantKey) =>
+  callJson<T>(`http://127.0.0.1:${gateway.port}${path}`, method, key, body);
 
-async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown, key = tenantKey): Promise<Answer<T>> {
-  const r = await fetch(`http://127.0.0.1:${gateway.port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as Answer<T>["json"] };
+/** Deploys (200 expected) and answers the deployment's config as the API shows it. */
+async function deployedConfig(body: Record<string, unknown>, key = tenantKey): Promise<Record<string, unknown>> {
+  const r = await api<{ deploy_id: string }>("POST", "/deploy/llm", body, key);
+  expect(r.status, JSON.stringify(r.json)).toBe(200);
+  return (await api<{ config: Record<string, unknown> }>("GET", `/deploy/${r.json.deploy_id}`)).json.config;
 }
 
 async function deploymentCount(): Promise<number> {
@@ -104,14 +100,7 @@ describe("a tenant key with the deploy scope", () => {
   });
 
   it("deploys with the profile's arguments; the deployment records the profile", async () => {
-    const r = await api<{ deploy_id: string }>("POST", "/deploy/llm", {
-      model_name: "tuned",
-      gpu: "L4",
-      extra_args: ["--max-model-len=4096", "--enable-prefix-caching"],
-    });
-    expect(r.status, JSON.stringify(r.json)).toBe(200);
-    const d = await api<{ config: Record<string, unknown> }>("GET", `/deploy/${r.json.deploy_id}`);
-    expect(d.json.config).toMatchObject({
+    expect(await deployedConfig({ model_name: "tuned", gpu: "L4", extra_args: ["--max-model-len=4096", "--enable-prefix-caching"] })).toMatchObject({
       profile: "vllm",
       engine: "vllm",
       container_image: null,
@@ -195,16 +184,8 @@ describe("a tenant key with the deploy scope", () => {
     const g = await api("PUT", `/admin/tenants/${tenantId}/deploy-grant`, { container_image: true, extra_args: true, gpu_quota: 20 }, ADMIN);
     expect(g.status, JSON.stringify(g.json)).toBe(200);
     expect(g.json).toMatchObject({ object: "deploy_grant", container_image: true, extra_args: true, gpu_quota: 20, effective_gpu_quota: 20 });
-    const r = await api<{ deploy_id: string }>("POST", "/deploy/llm", {
-      model_name: "custom",
-      gpu: "L4",
-      num_gpus: 4,
-      container_image: "tenant.example/engine:1",
-      extra_args: ["--trust-remote-code"],
-    });
-    expect(r.status, JSON.stringify(r.json)).toBe(200);
-    const d = await api<{ config: Record<string, unknown> }>("GET", `/deploy/${r.json.deploy_id}`);
-    expect(d.json.config).toMatchObject({ container_image: "tenant.example/engine:1", extra_args: ["--trust-remote-code"] });
+    const custom = { model_name: "custom", gpu: "L4", num_gpus: 4, container_image: "tenant.example/engine:1", extra_args: ["--trust-remote-code"] };
+    expect(await deployedConfig(custom)).toMatchObject({ container_image: "tenant.example/engine:1", extra_args: ["--trust-remote-code"] });
     // Revoking the image grant (the other fields stay) refuses it again.
     const back = await api("PUT", `/admin/tenants/${tenantId}/deploy-grant`, { container_image: false }, ADMIN);
     expect(back.json).toMatchObject({ container_image: false, extra_args: true, gpu_quota: 20 });

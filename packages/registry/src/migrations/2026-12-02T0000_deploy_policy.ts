@@ -34,6 +34,5 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.schema.dropTable("tenant_deploy_grants").execute();
-  await db.schema.dropTable("engine_profiles").execute();
+  for (const table of ["tenant_deploy_grants", "engine_profiles"]) await db.schema.dropTable(table).execute();
 }
