@@ -203,6 +203,10 @@ describe("an admin key", () => {
       ADMIN,
     );
     expect(r.status, JSON.stringify(r.json)).toBe(200);
+    // Rescaling past the profile's instances and the default quota too.
+    const up = await api<{ settings: { max_instances: number } }>("PUT", `/deploy/${r.json.deploy_id}`, { settings: { max_instances: 64 } }, ADMIN);
+    expect(up.status, JSON.stringify(up.json)).toBe(200);
+    expect(up.json.settings.max_instances).toBe(64);
   });
 });
 

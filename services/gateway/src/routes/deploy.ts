@@ -438,16 +438,15 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
         const d = await own(req, (req.params as DeploymentParams).id);
         const body = req.body as UpdateDeploymentRequest;
         const settings = mergeSettings(d.settings, body.settings);
+        // Admin keys are the operator's: no profile limit, no quota.
         const p = principalOf(req);
-        if (!p.scopes.includes("admin") && d.config.profile) {
+        const admin = p.scopes.includes("admin");
+        if (!admin && d.config.profile) {
           const profile = await getEngineProfile(db, d.config.profile);
           if (profile) checkInstances(settings.max_instances, profile);
         }
-        const grant = await getDeployGrant(db, p.tenantId);
-        const updated = await changeDeploymentSettings(db, d.id, settings, {
-          quota: grant?.gpu_quota ?? deps.defaultGpuQuota,
-          param: "settings.max_instances",
-        });
+        const quota = admin ? null : ((await getDeployGrant(db, p.tenantId))?.gpu_quota ?? deps.defaultGpuQuota);
+        const updated = await changeDeploymentSettings(db, d.id, settings, { quota, param: "settings.max_instances" });
         await changed(d.id);
         return show(updated);
       },
