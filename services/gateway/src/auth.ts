@@ -31,6 +31,8 @@ export interface Principal {
   models?: readonly string[] | null;
   /** Tokens per calendar month (UTC); null: no budget. */
   monthlyTokenBudget?: number | null;
+  /** The hash of the secret this principal was authenticated with (the admission script checks it against the key's state). */
+  secretHash?: string;
 }
 
 interface Entry {
@@ -49,7 +51,17 @@ export interface Revocations {
   /** Records the revocation and tells every gateway. */
   announce(keyId: string): Promise<void>;
   /** A key changed (expiry, budget, models, secret): the admission script's state and every gateway's cache. */
-  changed(keyId: string, state: { expiresAt: number | null; monthlyTokenBudget: number | null }): Promise<void>;
+  changed(keyId: string, state: KeyState): Promise<void>;
+}
+
+/** What the admission script checks of a key besides its limits (written on every change). */
+export interface KeyState {
+  expiresAt: number | null;
+  monthlyTokenBudget: number | null;
+  /** The current secret's hash, and the replaced one's with the end of its grace (unix ms). */
+  hash: string;
+  previousHash: string | null;
+  previousUntil: number | null;
 }
 
 export class RedisRevocations implements Revocations {
@@ -70,10 +82,22 @@ export class RedisRevocations implements Revocations {
     await this.redis.multi().sadd(this.setKey, keyId).publish(this.channel, keyId).exec();
   }
 
-  async changed(keyId: string, state: { expiresAt: number | null; monthlyTokenBudget: number | null }): Promise<void> {
+  async changed(keyId: string, state: KeyState): Promise<void> {
     await this.redis
       .multi()
-      .hset(this.stateKey(keyId), "exp", state.expiresAt ?? 0, "budget", state.monthlyTokenBudget ?? 0)
+      .hset(
+        this.stateKey(keyId),
+        "exp",
+        state.expiresAt ?? 0,
+        "budget",
+        state.monthlyTokenBudget ?? 0,
+        "h",
+        state.hash,
+        "ph",
+        state.previousHash ?? "",
+        "pu",
+        state.previousUntil ?? 0,
+      )
       .publish(this.channel, keyId)
       .exec();
   }
@@ -109,7 +133,7 @@ export class KeyCache {
         const row = await findKeyByHash(this.db, hashHex);
         const previous = row?.matched === "previous";
         entry = {
-          principal: row && !row.revoked_at ? toPrincipal(row) : null,
+          principal: row && !row.revoked_at ? { ...toPrincipal(row), secretHash: hashHex } : null,
           // A rotated-out secret is the row's previous hash: the one presented.
           hash: row && !previous ? Buffer.from(row.hash, "hex") : hash,
           at: now,

@@ -151,6 +151,19 @@ describe("RateLimiter", () => {
     expect(((await limiter.admit(gone, "dep_1", "e3", 1).catch((err: unknown) => err)) as PlatformError).message).toMatch(/expired/);
   });
 
+  test("a rotated-out secret is refused once its grace ends, whatever a gateway's cache holds", async () => {
+    const p = { ...key({}), secretHash: "old" };
+    const state = (ph: string, pu: number) => redis.hset(limiter.keyStateKey(p.keyId), "exp", 0, "budget", 0, "h", "new", "ph", ph, "pu", pu);
+    await state("old", Date.now() + 60_000);
+    await (await limiter.admit(p, "dep_1", "r1", 1)).settle(1);
+    await (await limiter.admit({ ...p, secretHash: "new" }, "dep_1", "r2", 1)).settle(1);
+    await state("old", Date.now() - 1);
+    expect(((await limiter.admit(p, "dep_1", "r3", 1).catch((err: unknown) => err)) as PlatformError).code).toBe("invalid_api_key");
+    await state("", 0);
+    expect(((await limiter.admit(p, "dep_1", "r4", 1).catch((err: unknown) => err)) as PlatformError).code).toBe("invalid_api_key");
+    await (await limiter.admit({ ...p, secretHash: "new" }, "dep_1", "r5", 1)).settle(1);
+  });
+
   test("costs one round trip per admission (reported; bound generous on a shared machine)", async () => {
     const p = key({ rpm: 1_000_000, tpm: 1_000_000_000, maxConcurrent: 1_000_000 });
     for (let i = 0; i < 50; i++) (await limiter.admit(p, "dep_bench", `w${i}`, 10)).settle(5);

@@ -138,6 +138,7 @@ export class RateLimiter {
         this.options.leaseMs,
         p.expiresAt ?? 0,
         p.monthlyTokenBudget ?? 0,
+        p.secretHash ?? "",
       );
     } catch (err) {
       throw new PlatformError("unavailable", "Rate limiting is temporarily unavailable; retry.", { cause: err, retryAfterS: 1 });

@@ -177,6 +177,9 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
           await deps.revocations.changed(key.id, {
             expiresAt: key.expires_at?.getTime() ?? null,
             monthlyTokenBudget: key.monthly_token_budget === null ? null : Number(key.monthly_token_budget),
+            hash: key.hash,
+            previousHash: key.previous_hash,
+            previousUntil: key.previous_expires_at?.getTime() ?? null,
           });
         } catch (err) {
           throw new PlatformError("unavailable", "The key is changed, but not every gateway could be told yet; repeat the request.", {
