@@ -16,6 +16,7 @@ export interface Deployment {
     engine: string;
     hf: { repo: string; revision: string | null; has_token: boolean } | null;
     container_image: string | null;
+    profile?: string | null;
     extra_args: string[];
   };
   settings: { min_instances: number; max_instances: number };

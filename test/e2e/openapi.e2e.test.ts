@@ -158,6 +158,49 @@ describe("the platform's answers match /openapi.json", () => {
     expect((await call("GET", "/v1/usage?group_by=week")).status).toBe(400);
   });
 
+  it("deploy policy, keys with a lifetime and the audit trail", async () => {
+    expect((await call("GET", "/deploy/llm/profiles")).status).toBe(200);
+    const profile = {
+      name: "doc-profile",
+      engine: "vllm",
+      image: null,
+      allowed_args: [{ flag: "--max-model-len", pattern: "[0-9]+" }],
+      gpu_types: ["L4"],
+      max_num_gpus: 1,
+      max_instances: 2,
+    };
+    expect((await call("POST", "/admin/engine-profiles", profile)).status).toBe(201);
+    expect((await call("POST", "/admin/engine-profiles", profile)).status).toBe(409);
+    expect((await call("GET", "/admin/engine-profiles")).status).toBe(200);
+    expect((await call("GET", "/admin/engine-profiles/doc-profile")).status).toBe(200);
+    const { name: _name, ...rest } = profile;
+    expect((await call("PUT", "/admin/engine-profiles/doc-profile", { ...rest, max_instances: 3 })).status).toBe(200);
+    expect((await call("DELETE", "/admin/engine-profiles/doc-profile")).status).toBe(200);
+    const tenant = await call<{ id: string }>("POST", "/admin/tenants", { name: "policy-doc-co" });
+    expect((await call("GET", `/admin/tenants/${tenant.json.id}/deploy-grant`)).status).toBe(200);
+    expect((await call("PUT", `/admin/tenants/${tenant.json.id}/deploy-grant`, { container_image: true, gpu_quota: 4 })).status).toBe(200);
+    const key = await call<{ id: string; secret: string }>("POST", "/admin/api-keys", {
+      tenant_id: tenant.json.id,
+      name: "lifetime",
+      scopes: ["deploy"],
+      expires_at: Math.floor(Date.now() / 1000) + 3600,
+      models: [CHAT],
+      monthly_token_budget: 1000,
+    });
+    expect(key.status).toBe(201);
+    expect((await call("PATCH", `/admin/api-keys/${key.json.id}`, { monthly_token_budget: null })).status).toBe(200);
+    expect((await call("POST", `/admin/api-keys/${key.json.id}/rotate`, { grace_seconds: 0 })).status).toBe(200);
+    const denied = await call<{ error: { param: string } }>(
+      "POST",
+      "/deploy/llm",
+      { model_name: "x", gpu: "L4", extra_args: ["--trust-remote-code"] },
+      { key: key.json.secret },
+    );
+    expect(denied.status).toBe(401); // the rotated-out secret, grace 0
+    expect((await call("GET", "/admin/audit?limit=5")).status).toBe(200);
+    expect((await call("GET", "/admin/audit?limit=0")).status).toBe(400);
+  });
+
   it("checked an answer of every operation in the document", () => {
     expect(checker.operations().filter((op) => !checker.checked.has(op))).toEqual([]);
   });

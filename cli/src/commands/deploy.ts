@@ -40,6 +40,7 @@ function deploymentFields(d: Deployment): string {
     ["replicas", `${d.instances.running} running, ${d.instances.pending} pending`],
     ["gpu", `${d.config.num_gpus}× ${d.config.gpu}`],
     ["engine", d.config.engine],
+    ["profile", d.config.profile ?? null],
     ["max batch size", d.config.max_batch_size],
     [
       "weights",
@@ -58,6 +59,7 @@ interface CreateOptions {
   numGpus?: number;
   maxBatchSize?: number;
   engine?: string;
+  profile?: string;
   hfRepo?: string;
   hfRevision?: string;
   hfTokenEnv?: string;
@@ -83,7 +85,8 @@ export function registerDeployCommands(program: Command, ctx: (cmd: Command) => 
     .option("--hf-repo <repo>", "Hugging Face repository of the weights")
     .option("--hf-revision <rev>", "its revision (branch, tag or commit)")
     .option("--hf-token-env <VAR>", "read a Hugging Face token from this environment variable (stored sealed; never printed)")
-    .option("--image <image>", "container image instead of the engine's default")
+    .option("--profile <name>", "the engine profile (its image, allowed arguments, limits); default: the one named like --engine")
+    .option("--image <image>", "container image instead of the profile's (admin keys, or a tenant granted it)")
     .option("--arg <arg...>", "extra engine arguments")
     .option("--min <n>", "fewest replicas (0: scale to zero when idle)", intIn(0, 64))
     .option("--max <n>", "most replicas", intIn(1, 64))
@@ -105,6 +108,7 @@ export function registerDeployCommands(program: Command, ctx: (cmd: Command) => 
         num_gpus: o.numGpus,
         max_batch_size: o.maxBatchSize,
         engine: o.engine,
+        profile: o.profile,
         hf: o.hfRepo ? { repo: o.hfRepo, revision: o.hfRevision, token } : undefined,
         container_image: o.image,
         extra_args: o.arg,

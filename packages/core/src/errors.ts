@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   "uri_too_long", // 414: a path parameter past the router's limit
   "rate_limited", // 429
   "queue_full", // 429: the deployment's queue is at its bound
+  "insufficient_quota", // 429: the key's monthly budget is spent (OpenAI's code)
   "unavailable", // 503: nothing can serve it now (stopped, still deploying, queue wait exceeded)
   "engine_error", // an engine answered with an error
   "timeout", // 504

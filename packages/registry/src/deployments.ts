@@ -4,6 +4,7 @@ import type { DB, Deployment, DeploymentConfig, DeploymentSettings, DeploymentSt
 import type { Db } from "./db.ts";
 import { PlatformError } from "@infera/core";
 import { newId } from "./ids.ts";
+import { assertGpuQuota, type GpuQuotaCheck } from "./deploy-policy.ts";
 
 /** A deployment with what the API and the scheduler show of its model. */
 export interface DeploymentView extends Deployment {
@@ -90,6 +91,8 @@ export interface CreateCustomDeploymentInput {
   settings: DeploymentSettings;
   /** The Hugging Face token, already sealed (secrets.ts); stored apart from the deployment row. */
   hfTokenSealed?: string;
+  /** The tenant's GPU quota, checked under the tenant's lock in this transaction. */
+  gpuQuota?: GpuQuotaCheck;
 }
 
 /**
@@ -100,6 +103,7 @@ export interface CreateCustomDeploymentInput {
  */
 export async function createCustomDeployment(db: Kysely<DB>, input: CreateCustomDeploymentInput): Promise<DeploymentView> {
   return db.transaction().execute(async (trx) => {
+    if (input.gpuQuota) await assertGpuQuota(trx, input.tenantId, input.config.num_gpus * input.settings.max_instances, input.gpuQuota);
     await trx
       .insertInto("models")
       .values({ id: newId("mdl"), tenant_id: input.tenantId, name: input.modelName, task: input.task })
@@ -144,8 +148,13 @@ export async function createCustomDeployment(db: Kysely<DB>, input: CreateCustom
  * state stays: from_status = to_status), in one transaction. A deleted deployment's
  * settings cannot change.
  */
-export async function changeDeploymentSettings(db: Kysely<DB>, id: string, settings: DeploymentSettings): Promise<DeploymentView> {
+export async function changeDeploymentSettings(db: Kysely<DB>, id: string, settings: DeploymentSettings, gpuQuota?: GpuQuotaCheck): Promise<DeploymentView> {
   return db.transaction().execute(async (trx) => {
+    // The tenant's lock first (the order every create takes too), then the deployment's.
+    if (gpuQuota) {
+      const d = await trx.selectFrom("deployments").select(["tenant_id", "config"]).where("id", "=", id).executeTakeFirst();
+      if (d?.tenant_id) await assertGpuQuota(trx, d.tenant_id, d.config.num_gpus * settings.max_instances, gpuQuota, id);
+    }
     const current = await trx.selectFrom("deployments").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
     if (!current) throw new PlatformError("not_found", `deployment ${id} does not exist`, { param: "deploy_id" });
     if (current.status === "deleted") throw new PlatformError("conflict", `deployment ${id} is deleted; its settings cannot change`, { param: "status" });

@@ -5,6 +5,8 @@ export * from "./tenants.ts";
 export * from "./api-keys.ts";
 export * from "./models.ts";
 export * from "./deployments.ts";
+export * from "./deploy-policy.ts";
+export * from "./audit.ts";
 export * from "./lifecycle.ts";
 export * from "./secrets.ts";
 export * from "./catalog.ts";

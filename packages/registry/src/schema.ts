@@ -34,6 +34,15 @@ export interface ApiKeysTable {
   max_concurrent: number | null;
   created_at: CreatedAt;
   revoked_at: Date | null;
+  /** After this the key is refused (401); null: never. */
+  expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The secret before the last rotation, accepted until `previous_expires_at`. */
+  previous_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  previous_expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** Models (full names) this key may use; null: every model its tenant sees. */
+  models: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
+  /** Tokens (prompt + completion) per calendar month (UTC); null: no budget. bigint: read as a string. */
+  monthly_token_budget: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
 export interface ModelsTable {
@@ -70,6 +79,8 @@ export interface DeploymentConfig {
   extra_args: string[];
   /** Placement policy for this deployment. */
   placement: PolicyName;
+  /** The engine profile it was deployed with (absent on deployments made before profiles). */
+  profile?: string | null;
 }
 
 export interface DeploymentSettings {
@@ -131,6 +142,62 @@ export interface UsageRecordsTable {
   created_at: CreatedAt;
 }
 
+/** One `extra_args` flag a profile allows: `--flag` alone (pattern null) or `--flag VALUE` / `--flag=VALUE`, VALUE matching the pattern whole. */
+export interface AllowedArg {
+  flag: string;
+  pattern: string | null;
+}
+
+/** An engine profile: what tenants may deploy (seeded from Helm values, changed through the admin API). */
+export interface EngineProfilesTable {
+  name: string;
+  engine: EngineKind;
+  /** The engine image pinned by digest (`repo@sha256:…`); null: the runtime's configured image for the engine. */
+  image: string | null;
+  allowed_args: Json<AllowedArg[]>;
+  /** GPU types a deployment of this profile may use; empty: any the cluster offers. */
+  gpu_types: ColumnType<string[], string[] | undefined, string[]>;
+  max_num_gpus: number;
+  max_instances: number;
+  description: string | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+/** What an admin granted one tenant beyond its profiles, and its GPU quota. */
+export interface TenantDeployGrantsTable {
+  tenant_id: string;
+  /** May set `container_image` (any image). */
+  container_image: ColumnType<boolean, boolean | undefined, boolean>;
+  /** May set `extra_args` the profile does not list. */
+  extra_args: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Most GPUs (sum of num_gpus × max_instances over its deployments not deleted); null: the configured default. */
+  gpu_quota: number | null;
+  updated_at: UpdatedAt;
+}
+
+/** One admin or deploy action (append-only: inserted, never updated). */
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: CreatedAt;
+  actor_key_id: string;
+  actor_tenant_id: string;
+  /** `deployment.create`, `api_key.rotate`, …: what was asked. */
+  action: string;
+  method: string;
+  path: string;
+  /** The HTTP status answered. */
+  status: number;
+  /** `ok` (done) or `denied` (refused by scope or policy). */
+  outcome: "ok" | "denied";
+  target_id: string | null;
+  /** The tenant the action concerns. */
+  tenant_id: string | null;
+  request_id: string;
+  /** The request's body and parameters, secrets removed. */
+  details: ColumnType<Record<string, unknown> | null, string | null, never>;
+}
+
 export interface DB {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -140,6 +207,9 @@ export interface DB {
   deployment_events: DeploymentEventsTable;
   deployment_secrets: DeploymentSecretsTable;
   usage_records: UsageRecordsTable;
+  engine_profiles: EngineProfilesTable;
+  tenant_deploy_grants: TenantDeployGrantsTable;
+  audit_log: AuditLogTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -151,4 +221,8 @@ export type Deployment = Selectable<DeploymentsTable>;
 export type DeploymentUpdate = Updateable<DeploymentsTable>;
 export type DeploymentEvent = Selectable<DeploymentEventsTable>;
 export type UsageRecord = Selectable<UsageRecordsTable>;
+export type EngineProfile = Selectable<EngineProfilesTable>;
+export type TenantDeployGrant = Selectable<TenantDeployGrantsTable>;
+export type AuditEvent = Selectable<AuditLogTable>;
+export type NewAuditEvent = Insertable<AuditLogTable>;
 export type NewUsageRecord = Insertable<UsageRecordsTable>;

@@ -12,3 +12,4 @@ export * from "./kube/pod-env.ts";
 export * from "./kube/host-pods.ts";
 export * from "./kube/host-platform.ts";
 export * from "./wait.ts";
+export * from "./http.ts";

@@ -12,7 +12,18 @@ import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { startTracing } from "@infera/telemetry";
 import { assertRedisAccess, QueueClient, queueKeys } from "@infera/queue";
-import { createApiKey, createDb, ensureTenant, findKeyByHash, hashSecret, listDeployments, liveTokenizers, secretsKeyFrom, type DB } from "@infera/registry";
+import {
+  createApiKey,
+  createDb,
+  ensureTenant,
+  findKeyByHash,
+  hashSecret,
+  listDeployments,
+  liveTokenizers,
+  secretsKeyFrom,
+  seedEngineProfiles,
+  type DB,
+} from "@infera/registry";
 import { AgentClients } from "./agents.ts";
 import { KeyCache, RedisRevocations } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -23,6 +34,8 @@ import { ModelResolver } from "./resolver.ts";
 import { Tokenizers } from "./prompt-tokens.ts";
 import { registerOpenAIRoutes } from "./routes/openai.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
+import { registerAdminPolicyRoutes } from "./routes/admin-policy.ts";
+import { auditHook, registerAuditRoutes } from "./audit.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { registerDeployRoutes } from "./routes/deploy.ts";
@@ -73,6 +86,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     r.on("error", (err) => logger.warn({ err, connection: name }, "redis error"));
 
   if (config.bootstrapAdminKey) await bootstrapAdmin(db, config.bootstrapAdminKey);
+  // The operator's engine profiles (Helm values): what they say is what the registry holds.
+  await seedEngineProfiles(db, config.deployPolicy.profiles);
 
   const limiter = new RateLimiter({
     redis,
@@ -81,7 +96,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     leaseMs: config.rateLimitLeaseMs,
     logger: logger.child({ component: "ratelimit" }),
   });
-  const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`);
+  const revocations = new RedisRevocations(redis, limiter.revokedKeysKey, `${config.redisPrefix}:keys`, (id) => limiter.keyStateKey(id));
   const keyCache = new KeyCache(db, config.cacheTtlMs, Date.now, revocations);
   const resolver = new ModelResolver(db, config.cacheTtlMs);
   // The catalog's tokenizers load before the gateway listens (each takes a moment of CPU); others on first use.
@@ -295,6 +310,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 
   for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, prefix }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
+  registerAdminPolicyRoutes(app, { db, keys: keyCache, defaultGpuQuota: config.deployPolicy.tenantGpuQuota, logger: logger.child({ component: "admin-api" }) });
+  registerAuditRoutes(app, { db, keys: keyCache });
   registerUsageRoutes(app, { db, keys: keyCache });
   registerDeployRoutes(app, {
     db,
@@ -303,6 +320,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     redisKeys: keys,
     gpuTypes: await gpuTypesFrom(config.gpuTypes),
     secretsKey: config.secretsKey ? secretsKeyFrom(config.secretsKey) : undefined,
+    defaultGpuQuota: config.deployPolicy.tenantGpuQuota,
     logger: logger.child({ component: "deploy-api" }),
   });
   await registerConsole(app, config.consoleDir);
@@ -329,6 +347,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     }
     void req;
   });
+  // Every admin and deploy action, before its answer leaves.
+  app.addHook("onSend", auditHook(db, logger.child({ component: "audit" })));
   app.addHook("onSend", async (req, reply, payload) => {
     if (!reply.hasHeader("x-request-id")) reply.header("x-request-id", req.id);
     const client = clientRequestId(req);

@@ -25,12 +25,22 @@ export interface Principal {
   rpm: number | null;
   tpm: number | null;
   maxConcurrent: number | null;
+  /** Unix ms after which the key is refused; null: never. */
+  expiresAt?: number | null;
+  /** Models (full names) the key may use; null: every model its tenant sees. */
+  models?: readonly string[] | null;
+  /** Tokens per calendar month (UTC); null: no budget. */
+  monthlyTokenBudget?: number | null;
+  /** The hash of the secret this principal was authenticated with (the admission script checks it against the key's state). */
+  secretHash?: string;
 }
 
 interface Entry {
   principal: Principal | null;
   hash: Buffer;
   at: number;
+  /** A secret replaced by a rotation: accepted until then (unix ms). */
+  graceUntil?: number;
   /** When the revocation set was last consulted for this key. */
   checkedAt: number;
 }
@@ -40,6 +50,18 @@ export interface Revocations {
   isRevoked(keyId: string): Promise<boolean>;
   /** Records the revocation and tells every gateway. */
   announce(keyId: string): Promise<void>;
+  /** A key changed (expiry, budget, models, secret): the admission script's state and every gateway's cache. */
+  changed(keyId: string, state: KeyState): Promise<void>;
+}
+
+/** What the admission script checks of a key besides its limits (written on every change). */
+export interface KeyState {
+  expiresAt: number | null;
+  monthlyTokenBudget: number | null;
+  /** The current secret's hash, and the replaced one's with the end of its grace (unix ms). */
+  hash: string;
+  previousHash: string | null;
+  previousUntil: number | null;
 }
 
 export class RedisRevocations implements Revocations {
@@ -48,6 +70,8 @@ export class RedisRevocations implements Revocations {
     /** The set's key (shared with the admission script) and the pub/sub channel. */
     private readonly setKey: string,
     private readonly channel: string,
+    /** The key's state hash (shared with the admission script). */
+    private readonly stateKey: (keyId: string) => string,
   ) {}
 
   async isRevoked(keyId: string): Promise<boolean> {
@@ -56,6 +80,26 @@ export class RedisRevocations implements Revocations {
 
   async announce(keyId: string): Promise<void> {
     await this.redis.multi().sadd(this.setKey, keyId).publish(this.channel, keyId).exec();
+  }
+
+  async changed(keyId: string, state: KeyState): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(
+        this.stateKey(keyId),
+        "exp",
+        state.expiresAt ?? 0,
+        "budget",
+        state.monthlyTokenBudget ?? 0,
+        "h",
+        state.hash,
+        "ph",
+        state.previousHash ?? "",
+        "pu",
+        state.previousUntil ?? 0,
+      )
+      .publish(this.channel, keyId)
+      .exec();
   }
 }
 
@@ -87,7 +131,15 @@ export class KeyCache {
     if (!entry || now - entry.at > (entry.principal ? this.ttlMs : Math.min(this.ttlMs, NEGATIVE_TTL_MS))) {
       try {
         const row = await findKeyByHash(this.db, hashHex);
-        entry = { principal: row && !row.revoked_at ? toPrincipal(row) : null, hash: row ? Buffer.from(row.hash, "hex") : hash, at: now, checkedAt: now };
+        const previous = row?.matched === "previous";
+        entry = {
+          principal: row && !row.revoked_at ? { ...toPrincipal(row), secretHash: hashHex } : null,
+          // A rotated-out secret is the row's previous hash: the one presented.
+          hash: row && !previous ? Buffer.from(row.hash, "hex") : hash,
+          at: now,
+          checkedAt: now,
+          graceUntil: previous ? row.previous_expires_at?.getTime() : undefined,
+        };
         this.byHash.set(hashHex, entry);
         if (this.byHash.size > 100_000) this.byHash.delete(this.byHash.keys().next().value!);
       } catch (err) {
@@ -96,6 +148,9 @@ export class KeyCache {
       }
     }
     if (!entry.principal || !timingSafeEqual(entry.hash, hash)) throw invalidKey();
+    if (entry.graceUntil !== undefined && now >= entry.graceUntil) throw invalidKey();
+    const exp = entry.principal.expiresAt;
+    if (exp != null && now >= exp) throw new PlatformError("invalid_api_key", "This API key has expired.");
     if (this.revocations && now - entry.checkedAt > REVOCATION_CHECK_MS) {
       const e = entry;
       e.checkedAt = now;
@@ -124,7 +179,25 @@ function invalidKey(): PlatformError {
 }
 
 function toPrincipal(k: ApiKey): Principal {
-  return { keyId: k.id, tenantId: k.tenant_id, scopes: k.scopes, tier: k.tier, rpm: k.rpm, tpm: k.tpm, maxConcurrent: k.max_concurrent };
+  return {
+    keyId: k.id,
+    tenantId: k.tenant_id,
+    scopes: k.scopes,
+    tier: k.tier,
+    rpm: k.rpm,
+    tpm: k.tpm,
+    maxConcurrent: k.max_concurrent,
+    expiresAt: k.expires_at?.getTime() ?? null,
+    models: k.models,
+    monthlyTokenBudget: k.monthly_token_budget === null ? null : Number(k.monthly_token_budget),
+  };
+}
+
+/** The key's model allow-list: a model outside it is, to this key, a model that does not exist (404 model_not_found). */
+export function requireModel(p: Principal, requested: string, modelName: string): void {
+  if (p.models && !p.models.includes(modelName) && !p.models.includes(requested)) {
+    throw new PlatformError("not_found", `The model '${requested}' does not exist or you do not have access to it.`, { param: "model" });
+  }
 }
 
 export function requireScope(p: Principal, scope: Scope): void {

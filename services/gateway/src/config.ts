@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { ConfigError, int, num, optionalStr, redisUrl, str } from "@infera/core";
 import { type TracingConfig, tracingConfig } from "@infera/telemetry";
+import { parseDeployPolicy, type DeployPolicyConfig } from "./deploy-policy.ts";
 
 export interface GatewayConfig {
   port: number;
@@ -47,6 +48,8 @@ export interface GatewayConfig {
   tracing: TracingConfig;
   /** Share of successful requests the access log writes a line for (0..1; failed ones always). */
   accessLogSample: number;
+  /** Engine profiles seeded at start and the default tenant GPU quota (DEPLOY_POLICY, JSON; Helm's deployPolicy). */
+  deployPolicy: DeployPolicyConfig;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
@@ -78,6 +81,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     consoleDir: optionalStr(env, "CONSOLE_DIR"),
     tracing: tracingConfig(env, "gateway"),
     accessLogSample: num(env, "ACCESS_LOG_SAMPLE", 1, 0, 1),
+    deployPolicy: parseDeployPolicy(env.DEPLOY_POLICY),
   };
 }
 

@@ -48,6 +48,13 @@ export const DeployLlmRequest = Type.Object(
     extra_args: Type.Optional(Type.Array(Type.String({ maxLength: 1000 }), { maxItems: 64 })),
     settings: Type.Optional(DeploySettings),
     engine: Type.Optional(Type.Enum(ENGINES.map((e) => e.engine))),
+    profile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        description: "The engine profile (GET /deploy/llm/profiles): its image, the arguments it allows, its limits. Default: the profile named like `engine`.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -67,6 +74,7 @@ export const CONFIG_FIELDS: readonly string[] = [
   "container_image",
   "extra_args",
   "engine",
+  "profile",
   "config",
   "task",
   "version",
@@ -159,6 +167,7 @@ export const Deployment = Type.Object(
       container_image: OrNull(Type.String()),
       extra_args: Type.Array(Type.String()),
       placement: Type.Enum(["round-robin", "least-loaded", "prefix-affinity"]),
+      profile: Type.Optional(OrNull(Type.String({ description: "The engine profile it was deployed with." }))),
     }),
     settings: Type.Object({ min_instances: Type.Integer(), max_instances: Type.Integer() }),
   },
@@ -277,6 +286,33 @@ export const ReplicaList = Type.Object(
 export const LogLine = Type.Object(
   { replica_id: Type.String(), source: Type.Enum(["engine", "agent"]), line: Type.String() },
   { $id: "LogLine", description: 'One line of application/x-ndjson. A stream that breaks off ends with one `{"error": …}` line.' },
+);
+
+export const ProfileList = Type.Object(
+  {
+    object: Type.Literal("list"),
+    data: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        engine: Type.String(),
+        description: OrNull(Type.String()),
+        allowed_args: Type.Array(Type.Object({ flag: Type.String(), pattern: OrNull(Type.String()) })),
+        gpu_types: Type.Array(Type.String(), { description: "Empty: any the cluster offers." }),
+        max_num_gpus: Type.Integer(),
+        max_instances: Type.Integer(),
+      }),
+    ),
+    grant: Type.Object(
+      {
+        container_image: Type.Boolean(),
+        extra_args: Type.Boolean(),
+        gpu_quota: OrNull(Type.Integer({ description: "null: no quota." })),
+        gpus_in_use: Type.Integer(),
+      },
+      { description: "What your key may do beyond the profiles (admin keys: everything), and your tenant's GPU quota." },
+    ),
+  },
+  { $id: "DeployProfileList" },
 );
 
 export const ModelVersionsParams = Type.Object({ model_name: Type.String({ description: "May hold a slash (`tenant/model`)." }) });

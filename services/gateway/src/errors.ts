@@ -14,6 +14,7 @@ const STATUS: Record<ErrorCode, number> = {
   uri_too_long: 414,
   rate_limited: 429,
   queue_full: 429,
+  insufficient_quota: 429,
   unavailable: 503,
   engine_error: 502,
   timeout: 504,
@@ -30,6 +31,7 @@ const TYPE: Record<ErrorCode, string> = {
   uri_too_long: "invalid_request_error",
   rate_limited: "rate_limit_error",
   queue_full: "rate_limit_error",
+  insufficient_quota: "insufficient_quota",
   unavailable: "server_error",
   engine_error: "server_error",
   timeout: "server_error",
@@ -41,6 +43,7 @@ const CODE: Partial<Record<ErrorCode, string>> = {
   invalid_api_key: "invalid_api_key",
   rate_limited: "rate_limit_exceeded",
   queue_full: "queue_full",
+  insufficient_quota: "insufficient_quota",
   unavailable: "service_unavailable",
   payload_too_large: "request_too_large",
 };

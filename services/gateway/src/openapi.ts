@@ -14,7 +14,20 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, RouteOptions } from "fastify";
 import type { TSchema } from "typebox";
-import { ApiKey, ApiKeyCreated, ApiKeyDeleted, ApiKeyList, Tenant, TenantList, UsageReport } from "./admin-schema.ts";
+import {
+  ApiKey,
+  ApiKeyCreated,
+  ApiKeyDeleted,
+  ApiKeyList,
+  DeployGrant,
+  EngineProfile,
+  EngineProfileDeleted,
+  EngineProfileList,
+  Tenant,
+  TenantList,
+  UsageReport,
+} from "./admin-schema.ts";
+import { AuditEventOut, AuditPage } from "./audit.ts";
 import {
   DeployCreated,
   Deployment,
@@ -25,6 +38,7 @@ import {
   GpuAvailability,
   LogLine,
   ModelVersions,
+  ProfileList,
   Replica,
   ReplicaList,
 } from "./deploy-schema.ts";
@@ -51,6 +65,13 @@ export const SHARED_SCHEMAS: readonly TSchema[] = [
   ApiKeyList,
   ApiKeyDeleted,
   UsageReport,
+  EngineProfile,
+  EngineProfileList,
+  EngineProfileDeleted,
+  DeployGrant,
+  ProfileList,
+  AuditEventOut,
+  AuditPage,
 ];
 
 /** Per-route documentation the route's schema cannot say (config.openapi). */

@@ -15,7 +15,7 @@ let redis: Redis;
 let limiter: RateLimiter;
 let n = 0;
 
-function key(limits: Partial<Pick<Principal, "rpm" | "tpm" | "maxConcurrent">>, tenantId = `ten_${++n}`): Principal {
+function key(limits: Partial<Pick<Principal, "rpm" | "tpm" | "maxConcurrent" | "expiresAt" | "monthlyTokenBudget">>, tenantId = `ten_${++n}`): Principal {
   return { keyId: `key_${++n}`, tenantId, scopes: ["inference"], tier: "standard", rpm: null, tpm: null, maxConcurrent: null, ...limits };
 }
 
@@ -118,6 +118,50 @@ describe("RateLimiter", () => {
     const e = await limiter.admit(p, "dep_1", "rv", 1).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(PlatformError);
     expect((e as PlatformError).code).toBe("invalid_api_key");
+  });
+
+  test("monthly token budget: reservations and settled counts add up; once spent, 429 insufficient_quota on every gateway", async () => {
+    const p = key({ monthlyTokenBudget: 100 });
+    const conn = redis.duplicate();
+    const other = new RateLimiter({ redis: conn, prefix, tenantModelConcurrency: 0, leaseMs: 60_000, logger: createLogger({ service: "t", level: "silent" }) });
+    await (await limiter.admit(p, "dep_1", "b1", 80)).settle(30); // 30 used
+    expect(await limiter.monthUsed(p.keyId)).toBe(30);
+    const open = await other.admit(p, "dep_1", "b2", 60); // 90 held while it runs
+    await (await limiter.admit(p, "dep_1", "b3", 5)).settle(5); // 95
+    await open.settle(70); // 105: over, by what the engine really produced
+    expect(await limiter.monthUsed(p.keyId)).toBe(105);
+    for (const l of [limiter, other]) {
+      const e = (await l.admit(p, "dep_1", "b4", 1).catch((err: unknown) => err)) as PlatformError;
+      expect(e.code).toBe("insufficient_quota");
+    }
+    // The admin API raising the budget (state hash) lets it through at once, whatever the principal says.
+    await redis.hset(limiter.keyStateKey(p.keyId), "exp", 0, "budget", 1000);
+    await (await other.admit(p, "dep_1", "b5", 1)).settle(1);
+    conn.disconnect();
+  });
+
+  test("expiry: a key past it is refused as expired; the admin API's state wins over the cached principal", async () => {
+    const p = key({ expiresAt: Date.now() + 60_000 });
+    await (await limiter.admit(p, "dep_1", "e1", 1)).settle(1);
+    await redis.hset(limiter.keyStateKey(p.keyId), "exp", Date.now() - 1, "budget", 0);
+    const e = (await limiter.admit(p, "dep_1", "e2", 1).catch((err: unknown) => err)) as PlatformError;
+    expect(e.code).toBe("invalid_api_key");
+    expect(e.message).toBe("This API key has expired.");
+    const gone = key({ expiresAt: Date.now() - 1 });
+    expect(((await limiter.admit(gone, "dep_1", "e3", 1).catch((err: unknown) => err)) as PlatformError).message).toMatch(/expired/);
+  });
+
+  test("a rotated-out secret is refused once its grace ends, whatever a gateway's cache holds", async () => {
+    const p = { ...key({}), secretHash: "old" };
+    const state = (ph: string, pu: number) => redis.hset(limiter.keyStateKey(p.keyId), "exp", 0, "budget", 0, "h", "new", "ph", ph, "pu", pu);
+    await state("old", Date.now() + 60_000);
+    await (await limiter.admit(p, "dep_1", "r1", 1)).settle(1);
+    await (await limiter.admit({ ...p, secretHash: "new" }, "dep_1", "r2", 1)).settle(1);
+    await state("old", Date.now() - 1);
+    expect(((await limiter.admit(p, "dep_1", "r3", 1).catch((err: unknown) => err)) as PlatformError).code).toBe("invalid_api_key");
+    await state("", 0);
+    expect(((await limiter.admit(p, "dep_1", "r4", 1).catch((err: unknown) => err)) as PlatformError).code).toBe("invalid_api_key");
+    await (await limiter.admit({ ...p, secretHash: "new" }, "dep_1", "r5", 1)).settle(1);
   });
 
   test("costs one round trip per admission (reported; bound generous on a shared machine)", async () => {

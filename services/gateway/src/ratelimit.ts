@@ -12,8 +12,11 @@
  * set of open request ids scored by a lease deadline, so a gateway that dies without
  * settling leaks a slot for one lease at most.
  *
- * Cost: admission is ONE script call (EVALSHA, one round trip) that checks revocation,
- * all limits and the tenant cap, and commits them only if all pass. Settling is one more
+ * Cost: admission is ONE script call (EVALSHA, one round trip) that checks revocation, the
+ * key's expiry and monthly token budget (from a state hash the admin API rewrites on every
+ * change, so a change made on one gateway holds on all at once), all limits and the tenant
+ * cap, and commits them only if all pass. The month's count takes each admitted request's
+ * reservation and is settled to the real count, so reservations in flight count too. Settling is one more
  * script call after the response has ended, off the latency path. Redis' own clock
  * (TIME) is used, so gateways' clocks do not matter.
  */
@@ -69,17 +72,39 @@ export class RateLimiter {
 
   constructor(private readonly options: RateLimiterOptions) {
     this.redis = options.redis as Redis & LimiterCommands;
-    this.redis.defineCommand("inferaAdmit", { numberOfKeys: 5, lua: ADMIT });
-    this.redis.defineCommand("inferaSettle", { numberOfKeys: 3, lua: SETTLE });
+    this.redis.defineCommand("inferaAdmit", { numberOfKeys: 7, lua: ADMIT });
+    this.redis.defineCommand("inferaSettle", { numberOfKeys: 4, lua: SETTLE });
   }
 
   get revokedKeysKey(): string {
     return `${this.options.prefix}:keys:revoked`;
   }
 
+  /** A key's expiry and budget as the admin API last set them (read by the admission script). */
+  keyStateKey(keyId: string): string {
+    return `${this.options.prefix}:keys:state:${keyId}`;
+  }
+
+  /** The key's tokens this calendar month (UTC, by this gateway's clock). */
+  budgetKey(keyId: string, at = new Date()): string {
+    return `${this.options.prefix}:keys:used:${keyId}:${at.toISOString().slice(0, 7)}`;
+  }
+
+  /** Tokens the key used (and holds reserved) this month. */
+  async monthUsed(keyId: string): Promise<number> {
+    return Number((await this.options.redis.get(this.budgetKey(keyId))) ?? 0);
+  }
+
   private keysOf(p: Principal, deploymentId: string) {
     const k = `${this.options.prefix}:rl:${p.keyId}`;
-    return { requests: `${k}:req`, tokens: `${k}:tok`, open: `${k}:open`, tenantOpen: `${this.options.prefix}:rl:tenant:${p.tenantId}:${deploymentId}:open` };
+    return {
+      requests: `${k}:req`,
+      tokens: `${k}:tok`,
+      open: `${k}:open`,
+      tenantOpen: `${this.options.prefix}:rl:tenant:${p.tenantId}:${deploymentId}:open`,
+      state: this.keyStateKey(p.keyId),
+      used: this.budgetKey(p.keyId),
+    };
   }
 
   /**
@@ -101,6 +126,8 @@ export class RateLimiter {
         keys.tokens,
         keys.open,
         keys.tenantOpen,
+        keys.state,
+        keys.used,
         p.keyId,
         rpm,
         tpm,
@@ -109,12 +136,19 @@ export class RateLimiter {
         cost,
         requestId,
         this.options.leaseMs,
+        p.expiresAt ?? 0,
+        p.monthlyTokenBudget ?? 0,
+        p.secretHash ?? "",
       );
     } catch (err) {
       throw new PlatformError("unavailable", "Rate limiting is temporarily unavailable; retry.", { cause: err, retryAfterS: 1 });
     }
     const [code, retryMs, reqLeft, reqReset, tokLeft, tokReset] = reply;
     if (code === 1) throw new PlatformError("invalid_api_key", "Incorrect API key provided.");
+    if (code === 7) throw new PlatformError("invalid_api_key", "This API key has expired.");
+    if (code === 6) {
+      throw new PlatformError("insufficient_quota", "You exceeded your current quota: this API key's monthly token budget is spent.", { retryable: false });
+    }
     const headers: Record<string, string> = {};
     if (rpm > 0) {
       headers["x-ratelimit-limit-requests"] = String(rpm);
@@ -143,8 +177,8 @@ export class RateLimiter {
       settle: async (tokensUsed: number) => {
         if (settled) return;
         settled = true;
-        if (tpm <= 0 && maxc <= 0 && cap <= 0) return;
-        await this.redis.inferaSettle(keys.tokens, keys.open, keys.tenantOpen, tpm, tpm > 0 ? cost - tokensUsed : 0, requestId).then(
+        if (tpm <= 0 && maxc <= 0 && cap <= 0 && cost === tokensUsed) return;
+        await this.redis.inferaSettle(keys.tokens, keys.open, keys.tenantOpen, keys.used, tpm, cost - tokensUsed, requestId).then(
           () => undefined,
           (err: unknown) => this.options.logger.warn({ err }, "could not settle a rate-limit reservation"),
         );

@@ -3,6 +3,9 @@ import * as init from "./2026-11-25T0800_init.ts";
 import * as deploymentSecrets from "./2026-11-26T0900_deployment_secrets.ts";
 import * as usageByDeployment from "./2026-12-01T1200_usage_by_deployment.ts";
 import * as modalitiesTokenizer from "./2026-12-01T2100_modalities_tokenizer_usage_fields.ts";
+import * as deployPolicy from "./2026-12-02T0000_deploy_policy.ts";
+import * as keyLifetime from "./2026-12-02T0100_key_lifetime.ts";
+import * as auditLog from "./2026-12-02T0200_audit_log.ts";
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +13,7 @@ export const migrations: Record<string, Migration> = {
   "2026-11-26T0900_deployment_secrets": deploymentSecrets,
   "2026-12-01T1200_usage_by_deployment": usageByDeployment,
   "2026-12-01T2100_modalities_tokenizer_usage_fields": modalitiesTokenizer,
+  "2026-12-02T0000_deploy_policy": deployPolicy,
+  "2026-12-02T0100_key_lifetime": keyLifetime,
+  "2026-12-02T0200_audit_log": auditLog,
 };

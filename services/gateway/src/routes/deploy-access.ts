@@ -6,17 +6,20 @@
 import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { PlatformError } from "@infera/core";
-import { getDeployment, type DB, type DeploymentView } from "@infera/registry";
+import { getDeployment, type DB, type DeploymentView, type Scope } from "@infera/registry";
 import { requireScope, type KeyCache, type Principal } from "../auth.ts";
 
-/** The onRequest hook of every deploy API route: authenticates and keeps the principal on the request. */
-export function deployAuth(keys: KeyCache) {
+/** The onRequest hook of every admin or deploy API route: authenticates, checks the scope, keeps the principal on the request. */
+export function scopeAuth(keys: KeyCache, scope: Scope) {
   return async (req: FastifyRequest): Promise<void> => {
     const p = await keys.authenticate(req.headers.authorization);
-    requireScope(p, "deploy");
+    // Kept before the scope check: a refusal is audited with who asked.
     (req as FastifyRequest & { principal: Principal }).principal = p;
+    requireScope(p, scope);
   };
 }
+
+export const deployAuth = (keys: KeyCache) => scopeAuth(keys, "deploy");
 
 export function principalOf(req: FastifyRequest): Principal {
   return (req as FastifyRequest & { principal: Principal }).principal;

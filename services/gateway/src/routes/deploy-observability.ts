@@ -6,6 +6,7 @@
  * `/logs` (the engine's and agent's log lines, read by the scheduler's runtime driver and
  * streamed; `follow` keeps the response open).
  */
+import { cursorPage } from "../list-page.ts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
@@ -87,8 +88,7 @@ export function registerDeployObservabilityRoutes(app: FastifyInstance, deps: De
         const d = await own(req);
         const q = req.query as EventsQuery;
         const { events, hasMore } = await listDeploymentEventsPage(db, d.id, { after: q.after, limit: q.limit ?? 20, order: q.order ?? "asc" });
-        const data = events.map(eventOut);
-        return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
+        return cursorPage(events.map(eventOut), hasMore);
       },
     );
 

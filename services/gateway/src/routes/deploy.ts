@@ -17,7 +17,11 @@ import {
   changeDeploymentSettings,
   createCustomDeployment,
   deleteDeploymentSecrets,
+  getDeployGrant,
   getDeployment,
+  getEngineProfile,
+  listEngineProfiles,
+  tenantGpuUse,
   getTenant,
   listDeployments,
   listModelVersions,
@@ -46,8 +50,10 @@ import {
   DeploymentParams,
   type DeploySettings,
   ListQuery,
+  ProfileList,
   UpdateDeploymentRequest,
 } from "../deploy-schema.ts";
+import { allowanceOf, checkDeploy, checkInstances } from "../deploy-policy.ts";
 
 export interface DeployRouteDeps {
   db: Kysely<DB>;
@@ -57,6 +63,8 @@ export interface DeployRouteDeps {
   gpuTypes: readonly GpuType[];
   /** Seals Hugging Face tokens (from SECRETS_KEY); without it a token is refused, never stored in clear. */
   secretsKey: Buffer | undefined;
+  /** GPUs a tenant may hold when its grant sets none (null: no quota). */
+  defaultGpuQuota: number | null;
   logger: Logger;
 }
 
@@ -230,6 +238,31 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
         }
         // Default 1/1; a min above 1 given alone raises the default max with it.
         const settings = mergeSettings({ min_instances: 1, max_instances: Math.max(1, body.settings?.min_instances ?? 1) }, body.settings);
+        // The operator's policy: the profile, what this key may ask beyond it (403 naming the field).
+        const admin = p.scopes.includes("admin");
+        const profileName = body.profile ?? body.engine ?? "vllm";
+        const profile = await getEngineProfile(db, profileName);
+        if (!profile && (body.profile !== undefined || !admin)) {
+          throw new PlatformError(
+            "invalid_request",
+            `Invalid value for 'profile': there is no engine profile named '${profileName}' (GET /deploy/llm/profiles lists them).`,
+            {
+              param: "profile",
+            },
+          );
+        }
+        const grant = await getDeployGrant(db, p.tenantId);
+        if (profile) {
+          const ask = {
+            gpu: body.gpu,
+            numGpus,
+            maxInstances: settings.max_instances,
+            engine: body.engine,
+            containerImage: body.container_image,
+            extraArgs: body.extra_args ?? [],
+          };
+          checkDeploy(ask, profile, allowanceOf(p, grant));
+        }
         const tenant = await getTenant(db, p.tenantId);
         if (!tenant) throw new PlatformError("invalid_api_key", "Incorrect API key provided.");
         const slash = body.model_name.indexOf("/");
@@ -249,11 +282,12 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
           gpu: body.gpu,
           num_gpus: numGpus,
           max_batch_size: body.max_batch_size ?? 96,
-          engine: body.engine ?? "vllm",
+          engine: profile?.engine ?? body.engine ?? "vllm",
           hf: body.hf ? { repo: body.hf.repo, revision: body.hf.revision ?? null, has_token: token !== undefined } : null,
-          container_image: body.container_image ?? null,
+          container_image: body.container_image ?? profile?.image ?? null,
           extra_args: body.extra_args ?? [],
           placement: "prefix-affinity",
+          profile: profile?.name ?? null,
         };
         const d = await createCustomDeployment(db, {
           tenantId: p.tenantId,
@@ -262,6 +296,7 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
           config,
           settings,
           hfTokenSealed: token !== undefined && deps.secretsKey ? sealSecret(token, deps.secretsKey) : undefined,
+          gpuQuota: { quota: admin ? null : (grant?.gpu_quota ?? deps.defaultGpuQuota), param: "num_gpus" },
         });
         deps.logger.info({ deploymentId: d.id, model: d.model_name, version: d.version, tenantId: p.tenantId }, "deployment created");
         await changed(d.id);
@@ -327,6 +362,40 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
     );
 
     scope.get(
+      "/deploy/llm/profiles",
+      {
+        schema: {
+          tags: ["deploy"],
+          summary: "The engine profiles a deployment may choose, and what your key may do beyond them",
+          response: { 200: ProfileList, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const p = principalOf(req);
+        const grant = await getDeployGrant(db, p.tenantId);
+        const allowance = allowanceOf(p, grant);
+        return {
+          object: "list",
+          data: (await listEngineProfiles(db)).map((x) => ({
+            name: x.name,
+            engine: x.engine,
+            description: x.description,
+            allowed_args: x.allowed_args,
+            gpu_types: x.gpu_types,
+            max_num_gpus: x.max_num_gpus,
+            max_instances: x.max_instances,
+          })),
+          grant: {
+            container_image: allowance.image,
+            extra_args: allowance.args,
+            gpu_quota: grant?.gpu_quota ?? deps.defaultGpuQuota,
+            gpus_in_use: await tenantGpuUse(db, p.tenantId),
+          },
+        };
+      },
+    );
+
+    scope.get(
       "/deploy/llm/engines",
       { schema: { tags: ["deploy"], summary: "The engines a deployment may run", response: { 200: EngineList, ...errorResponses } } },
       async () => ({
@@ -369,7 +438,15 @@ export function registerDeployRoutes(app: FastifyInstance, deps: DeployRouteDeps
         const d = await own(req, (req.params as DeploymentParams).id);
         const body = req.body as UpdateDeploymentRequest;
         const settings = mergeSettings(d.settings, body.settings);
-        const updated = await changeDeploymentSettings(db, d.id, settings);
+        // Admin keys are the operator's: no profile limit, no quota.
+        const p = principalOf(req);
+        const admin = p.scopes.includes("admin");
+        if (!admin && d.config.profile) {
+          const profile = await getEngineProfile(db, d.config.profile);
+          if (profile) checkInstances(settings.max_instances, profile);
+        }
+        const quota = admin ? null : ((await getDeployGrant(db, p.tenantId))?.gpu_quota ?? deps.defaultGpuQuota);
+        const updated = await changeDeploymentSettings(db, d.id, settings, { quota, param: "settings.max_instances" });
         await changed(d.id);
         return show(updated);
       },

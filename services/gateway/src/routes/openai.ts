@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "@infera/core";
 import type { Task } from "@infera/contracts";
 import { listVisibleModels, type ResolvedModel } from "@infera/registry";
-import { requireScope, type Principal } from "../auth.ts";
+import { requireModel, requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps, type RequestAttributes } from "../inference.ts";
 import { sendError } from "../responses.ts";
 import { errorBody } from "../errors.ts";
@@ -119,7 +119,9 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
 
   async function resolveFor(req: FastifyRequest, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
-    const m = await ctx.resolver.resolve(principalOf(req).tenantId, model);
+    const p = principalOf(req);
+    const m = await ctx.resolver.resolve(p.tenantId, model);
+    requireModel(p, model, m.modelName);
     if (!TASKS_OF[endpoint].includes(m.task)) {
       throw new PlatformError("invalid_request", `The model '${model}' does not support ${ENDPOINT_NAME[endpoint]}.`, { param: "model" });
     }
@@ -347,16 +349,18 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         });
       });
 
-      scope.get("/models", async (req) => {
-        const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
-        return { object: "list", data: rows.map((m) => modelObject(m)) };
-      });
+      // A key with an allow-list sees only those models.
+      const visible = async (req: FastifyRequest) => {
+        const p = principalOf(req);
+        const rows = await listVisibleModels(ctx.db, p.tenantId);
+        return p.models ? rows.filter((m) => p.models!.includes(m.name)) : rows;
+      };
+      scope.get("/models", async (req) => ({ object: "list", data: (await visible(req)).map((m) => modelObject(m)) }));
 
       // Model ids hold slashes: a wildcard here, one path parameter in the document.
       scope.get("/models/*", { config: { openapi: { path: `${ctx.prefix}/models/{model}`, params: ModelParams } } }, async (req) => {
         const id = (req.params as { "*": string })["*"];
-        const rows = await listVisibleModels(ctx.db, principalOf(req).tenantId);
-        const m = rows.find((x) => x.name === id);
+        const m = (await visible(req)).find((x) => x.name === id);
         if (!m) throw new PlatformError("not_found", `The model '${id}' does not exist or you do not have access to it.`, { param: "model" });
         return modelObject(m);
       });
