@@ -6,6 +6,8 @@
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
+import { GenerateResponseSchema } from "./gen/infera/agent/v1/agent_pb.ts";
+import { decodeGenerateResponse, encodeGenerateResponse } from "./generate-wire.ts";
 
 type MethodDefs<T extends GenServiceMethods> = {
   [K in keyof T]: grpc.MethodDefinition<MessageShape<T[K]["input"]>, MessageShape<T[K]["output"]>>;
@@ -13,6 +15,11 @@ type MethodDefs<T extends GenServiceMethods> = {
 
 function lowerFirst(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
+}
+
+/** The encoded message as a Buffer over the same memory (toBinary's array is fresh and ours): no copy per message. */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 export function serviceDefinition<T extends GenServiceMethods>(service: GenService<T>): MethodDefs<T> {
@@ -24,10 +31,13 @@ export function serviceDefinition<T extends GenServiceMethods>(service: GenServi
       path: `/${service.typeName}/${method.name}`,
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: (m: unknown) => Buffer.from(toBinary(input, m as MessageShape<DescMessage>)),
+      requestSerialize: (m: unknown) => asBuffer(toBinary(input, m as MessageShape<DescMessage>)),
       requestDeserialize: (b: Buffer) => fromBinary(input, b),
-      responseSerialize: (m: unknown) => Buffer.from(toBinary(output, m as MessageShape<DescMessage>)),
-      responseDeserialize: (b: Buffer) => fromBinary(output, b),
+      responseSerialize:
+        output === GenerateResponseSchema
+          ? (m: unknown) => encodeGenerateResponse(m as MessageShape<typeof GenerateResponseSchema>)
+          : (m: unknown) => asBuffer(toBinary(output, m as MessageShape<DescMessage>)),
+      responseDeserialize: output === GenerateResponseSchema ? (b: Buffer) => decodeGenerateResponse(b) : (b: Buffer) => fromBinary(output, b),
       originalName: lowerFirst(method.name),
     };
   }

@@ -27,8 +27,11 @@ function view(b: Uint8Array): Buffer {
 
 /** Whether a chunk carries a finish_reason (a string, not null). */
 function finishes(b: Buffer): boolean {
-  if (b.indexOf('"finish_reason":"') !== -1) return true;
-  return b.indexOf('"finish_reason"') !== -1 && b.indexOf('"finish_reason":null') === -1;
+  // One scan to the first finish_reason (chunks carry it near their end); the others start there.
+  const i = b.indexOf('"finish_reason"');
+  if (i === -1) return false;
+  if (b.indexOf('"finish_reason":"', i) !== -1) return true;
+  return b.indexOf('"finish_reason":null', i) === -1;
 }
 
 const FINISH_REASON = /"finish_reason"\s*:\s*"([A-Za-z_]{1,32})"/g;
@@ -105,7 +108,7 @@ export class SseRelay {
       const meta = this.first ? (JSON.parse(this.first.toString()) as Record<string, unknown>) : {};
       this.write(Buffer.from(JSON.stringify({ id: meta.id, object: meta.object, created: meta.created, model: meta.model, choices: [], usage: u })));
     }
-    this.res.end(DONE);
+    this.end(DONE);
   }
 
   /** An error after the stream started: one error event, then the stream ends. */
@@ -113,26 +116,45 @@ export class SseRelay {
     this.start();
     if (this.held !== undefined) this.write(this.held);
     this.held = undefined;
-    this.res.end(`data: ${JSON.stringify(body)}\n\n`);
+    this.end(Buffer.from(`data: ${JSON.stringify(body)}\n\n`));
   }
+
+  /** Frames not yet handed to the socket, and their length. */
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushing = false;
 
   private write(json: Buffer): void {
-    // Chunks that arrive in one turn of the event loop (a burst from the agent, or a backlog
-    // behind a slow client) leave in one socket write instead of one write each.
-    if (!this.corked) {
-      this.corked = true;
-      this.res.cork();
-      setImmediate(this.uncork);
+    // Frames that arrive in one turn of the event loop (the chunks of one agent message, a
+    // burst, or a backlog behind a slow client) leave as one buffer in one response write:
+    // one chunked-encoding frame and one socket write, not one of each per token.
+    this.out.push(DATA, json, END);
+    this.outBytes += DATA.length + json.length + END.length;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flush);
     }
-    this.res.write(Buffer.concat([DATA, json, END], DATA.length + json.length + END.length));
   }
 
-  private corked = false;
-  /** `end()` uncorks fully by itself; after it the socket may already serve the next request. */
-  private readonly uncork = (): void => {
-    this.corked = false;
-    if (!this.res.writableEnded) this.res.uncork();
+  private take(): Buffer {
+    const b = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    return b;
+  }
+
+  private readonly flush = (): void => {
+    this.flushing = false;
+    if (this.out.length === 0 || this.res.writableEnded) return;
+    this.res.write(this.take());
   };
+
+  /** The last frame, with whatever is waiting, in the response's one closing write. */
+  private end(last: Buffer): void {
+    this.out.push(last);
+    this.outBytes += last.length;
+    this.res.end(this.take());
+  }
 }
 
 /** OpenAI's ImageGenUsage, for image servers that report no token counts. */

@@ -42,6 +42,8 @@ const ENDPOINTS: Record<number, EndpointKind> = {
 };
 
 const encoder = new TextEncoder();
+const GENERATE_RESPONSE = GenerateResponseSchema.typeName as GenerateResponse["$typeName"];
+const CHUNKS = ChunksSchema.typeName as "infera.agent.v1.Chunks";
 
 export interface AgentServiceOptions {
   adapter: EngineAdapter;
@@ -218,14 +220,16 @@ export class AgentServer {
       if (pending.length === 0) return;
       const items = pending;
       pending = [];
-      if (items.length === 1) write({ case: "chunk", value: items[0]! });
-      else write({ case: "chunks", value: create(ChunksSchema, { items }) });
+      // Plain message objects (what `create` would make, without its reflection): this runs per engine read.
+      if (call.cancelled || call.writableEnded) return;
+      if (items.length === 1) call.write({ $typeName: GENERATE_RESPONSE, event: { case: "chunk", value: items[0]! } } satisfies GenerateResponse);
+      else call.write({ $typeName: GENERATE_RESPONSE, event: { case: "chunks", value: { $typeName: CHUNKS, items } } } satisfies GenerateResponse);
     };
     const sink: EngineSink = {
       chunk(json) {
         if (firstAt === 0) firstAt = performance.now();
         if (stop.signal.aborted) return; // nobody reads them now; only the usage matters
-        if (pending.push(encoder.encode(json)) === 1) queueMicrotask(flush);
+        if (pending.push(typeof json === "string" ? encoder.encode(json) : json) === 1) queueMicrotask(flush);
       },
       body(json) {
         if (firstAt === 0) firstAt = performance.now();

@@ -23,8 +23,8 @@ export interface NormalizedError {
 
 /** Where an adapter writes what the engine produced. Exactly one of usage/error ends a call. */
 export interface EngineSink {
-  /** One OpenAI-shaped stream chunk (JSON text). */
-  chunk(json: string): void;
+  /** One OpenAI-shaped stream chunk (JSON text, or its UTF-8 bytes as the engine wrote them: passed on as they are). */
+  chunk(json: string | Uint8Array): void;
   /** The whole OpenAI-shaped response (JSON text), non-streaming. */
   body(json: string): void;
   usage(usage: EngineUsage): void;

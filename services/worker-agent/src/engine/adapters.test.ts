@@ -30,7 +30,7 @@ function capture(): { sink: EngineSink; out: Captured } {
   return {
     out,
     sink: {
-      chunk: (json) => out.chunks.push(JSON.parse(json) as Record<string, unknown>),
+      chunk: (json) => out.chunks.push(JSON.parse(typeof json === "string" ? json : Buffer.from(json).toString()) as Record<string, unknown>),
       body: (json) => (out.body = JSON.parse(json) as Record<string, unknown>),
       usage: (u) => (out.usage = u),
       error: (e) => (out.error = e),

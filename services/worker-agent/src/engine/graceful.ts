@@ -60,11 +60,3 @@ export class GracefulClient {
     this.agent.destroy();
   }
 }
-
-/** The usage object a continuous-usage chunk ends with, and the chunk without it (what the client asked for). */
-export function splitContinuousUsage(data: string): { chunk: string; usage: string | undefined } {
-  const i = data.lastIndexOf(',"usage":{');
-  if (i < 0 || data.includes('"choices":[]')) return { chunk: data, usage: undefined };
-  // The usage object is the chunk's last member: `…,"usage":{…}}`.
-  return { chunk: `${data.slice(0, i)}}`, usage: data.slice(i + 9, -1) };
-}

@@ -4,10 +4,10 @@
  * is passed through as the engine wrote it, except the usage-only chunk, which
  * becomes the call's usage event.
  */
-import { SseParser } from "@infera/core";
+import { SseByteParser } from "@infera/core";
 import { engineGone, normalizeEngineError, notServed, type EngineCall, type EngineSink, type EngineUsage } from "./adapter.ts";
 import { engineHeaders, HttpEngineAdapter, readText } from "./http.ts";
-import { GracefulClient, splitContinuousUsage } from "./graceful.ts";
+import { GracefulClient } from "./graceful.ts";
 
 const PATHS = {
   chat: "/v1/chat/completions",
@@ -93,38 +93,60 @@ export function relayOpenAIBody(text: string, sink: EngineSink, images: boolean)
   sink.usage(usageFrom(parsed.usage, images ? (parsed.data?.length ?? 0) : 0));
 }
 
-/** Relays an OpenAI-shaped SSE stream (vLLM, TGI's Messages API) to the sink. */
+const DONE = Buffer.from("[DONE]");
+const ERROR = Buffer.from('{"error"');
+const OBJECT_ERROR = Buffer.from('{"object":"error"');
+const USAGE = Buffer.from('"usage":{');
+const CONTINUOUS_USAGE = Buffer.from(',"usage":{');
+const NO_CHOICES = Buffer.from('"choices":[]');
+const CLOSE = Buffer.from("}");
+
+function startsWith(b: Buffer, prefix: Buffer): boolean {
+  return b.length >= prefix.length && b.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
+
+/**
+ * Relays an OpenAI-shaped SSE stream (vLLM, TGI's Messages API) to the sink. Per token this
+ * is a byte scan, never a decode or JSON parse: each chunk leaves as a view of the bytes
+ * read, less the trailing continuous-usage object (one small copy); only error and
+ * usage-only chunks, and the last usage on a stop, are parsed.
+ */
 export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: EngineSink, stop?: AbortSignal): Promise<void> {
   let usage: EngineUsage | undefined;
-  /** The newest cumulative usage the engine reported (continuous_usage_stats), as JSON text. */
-  let latest: string | undefined;
+  /** The newest cumulative usage the engine reported (continuous_usage_stats), as JSON bytes. */
+  let latest: Buffer | undefined;
   let done = false;
   let failed = false;
   let contentChunks = 0;
-  const parser = new SseParser((data) => {
+  const parser = new SseByteParser((data) => {
     if (done || failed) return;
-    if (data === "[DONE]") {
+    if (data.length === DONE.length && data.equals(DONE)) {
       done = true;
       return;
     }
-    if (data.startsWith('{"error"') || data.startsWith('{"object":"error"')) {
+    if (startsWith(data, ERROR) || startsWith(data, OBJECT_ERROR)) {
       failed = true;
-      const parsed = safeParse(data) as { error?: { code?: unknown } } | undefined;
+      const text = data.toString();
+      const parsed = safeParse(text) as { error?: { code?: unknown } } | undefined;
       const code = parsed?.error?.code;
-      sink.error(normalizeEngineError(typeof code === "number" ? code : 500, data));
+      sink.error(normalizeEngineError(typeof code === "number" ? code : 500, text));
       return;
     }
+    const u = data.lastIndexOf(CONTINUOUS_USAGE);
     // The usage-only chunk (include_usage): `"choices":[]` with a usage object.
-    if (data.includes('"usage":{') && data.includes('"choices":[]')) {
-      const parsed = safeParse(data) as { usage?: OpenAIUsage } | undefined;
-      usage = usageFrom(parsed?.usage);
+    if ((u !== -1 || data.indexOf(USAGE) !== -1) && data.indexOf(NO_CHOICES) !== -1) {
+      usage = usageFrom((safeParse(data.toString()) as { usage?: OpenAIUsage } | undefined)?.usage);
       latest = undefined;
       return;
     }
     contentChunks++;
-    const split = splitContinuousUsage(data);
-    if (split.usage !== undefined) latest = split.usage;
-    sink.chunk(split.chunk);
+    if (u === -1) {
+      sink.chunk(data);
+      return;
+    }
+    // The usage object is the chunk's last member: `…,"usage":{…}}`; the client did not ask for it.
+    latest = data.subarray(u + 9, data.length - 1);
+    sink.chunk(Buffer.concat([data.subarray(0, u), CLOSE], u + 1));
   });
   try {
     for await (const c of body) {
@@ -138,7 +160,7 @@ export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: E
   parser.end();
   if (failed) return;
   if (stop?.aborted && !done) {
-    const u = latest === undefined ? usage : usageFrom(safeParse(latest) as OpenAIUsage | undefined);
+    const u = latest === undefined ? usage : usageFrom(safeParse(latest.toString()) as OpenAIUsage | undefined);
     sink.usage(u ?? { promptTokens: 0, completionTokens: 0, images: 0 });
     return;
   }

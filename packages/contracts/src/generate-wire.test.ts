@@ -1,0 +1,45 @@
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import { ChunksSchema, EngineErrorSchema, GenerateResponseSchema, UsageSchema, type GenerateResponse } from "./gen/infera/agent/v1/agent_pb.ts";
+import { decodeGenerateResponse, encodeGenerateResponse } from "./generate-wire.ts";
+
+const bytes = (n: number, fill = 0x61) => new Uint8Array(n).fill(fill);
+
+const messages: GenerateResponse[] = [
+  ...[0, 1, 127, 128, 300, 16_383, 16_384, 70_000, 2_100_000].map((n) => create(GenerateResponseSchema, { event: { case: "chunk", value: bytes(n) } })),
+  ...[[], [0], [5, 127, 128], [16_380, 3], Array.from({ length: 40 }, (_, i) => i * 17)].map((sizes) =>
+    create(GenerateResponseSchema, { event: { case: "chunks", value: create(ChunksSchema, { items: sizes.map((n, i) => bytes(n, 0x30 + (i % 10))) }) } }),
+  ),
+  create(GenerateResponseSchema, { event: { case: "body", value: bytes(200) } }),
+  create(GenerateResponseSchema, { event: { case: "usage", value: create(UsageSchema, { promptTokens: 12, completionTokens: 300, ttftMs: 3.5 }) } }),
+  create(GenerateResponseSchema, {
+    event: { case: "error", value: create(EngineErrorSchema, { status: 400, message: "bad", type: "invalid_request_error", param: "n", code: "x" }) },
+  }),
+  create(GenerateResponseSchema, {}),
+];
+
+describe("GenerateResponse's fast wire codec", () => {
+  it("writes exactly the bytes protobuf-es writes, and reads back an equal message", () => {
+    for (const m of messages) {
+      const ours = encodeGenerateResponse(m);
+      expect(Buffer.compare(ours, Buffer.from(toBinary(GenerateResponseSchema, m))), m.event.case ?? "empty").toBe(0);
+      expect(equals(GenerateResponseSchema, decodeGenerateResponse(ours), m), m.event.case ?? "empty").toBe(true);
+      expect(equals(GenerateResponseSchema, decodeGenerateResponse(ours), fromBinary(GenerateResponseSchema, ours))).toBe(true);
+    }
+  });
+
+  it("hands chunk bytes out as views of the message read (no copy per token)", () => {
+    const wire = encodeGenerateResponse(
+      create(GenerateResponseSchema, { event: { case: "chunks", value: create(ChunksSchema, { items: [bytes(10), bytes(20)] }) } }),
+    );
+    const got = decodeGenerateResponse(wire);
+    expect(got.event.case).toBe("chunks");
+    if (got.event.case === "chunks") for (const item of got.event.value.items) expect(item.buffer).toBe(wire.buffer);
+  });
+
+  it("falls back to protobuf-es for anything else: a truncated message is refused as it would be", () => {
+    const wire = encodeGenerateResponse(create(GenerateResponseSchema, { event: { case: "chunk", value: bytes(300) } }));
+    expect(() => decodeGenerateResponse(wire.subarray(0, 100))).toThrow();
+    expect(() => fromBinary(GenerateResponseSchema, wire.subarray(0, 100))).toThrow();
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * GenerateResponse's stream chunks on the wire without protobuf-es's reflection: a
+ * `chunk` (field 1) or `chunks` (field 5, `repeated bytes items = 1`) message is written
+ * straight into one buffer of its exact size and read back as views into the received
+ * bytes. Those are nearly every message of a stream, so this is the per-token path; the
+ * rest (body, usage, error) and anything unexpected take `toBinary`/`fromBinary`. The
+ * bytes are exactly what `toBinary` writes (the test compares them).
+ */
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type GenerateResponse, GenerateResponseSchema } from "./gen/infera/agent/v1/agent_pb.ts";
+
+/** Field 1 (chunk) or field 1 of Chunks (items), length-delimited: (1 << 3) | 2. */
+const TAG_BYTES_1 = 0x0a;
+/** Field 5 (chunks), length-delimited: (5 << 3) | 2. */
+const TAG_CHUNKS = 0x2a;
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+function writeField(buf: Buffer, pos: number, tag: number, b: Uint8Array): number {
+  buf[pos++] = tag;
+  pos = writeVarint(buf, pos, b.byteLength);
+  buf.set(b, pos);
+  return pos + b.byteLength;
+}
+
+export function encodeGenerateResponse(m: GenerateResponse): Buffer {
+  const e = m.event;
+  if (e.case === "chunk") {
+    const buf = Buffer.allocUnsafe(1 + varintSize(e.value.byteLength) + e.value.byteLength);
+    writeField(buf, 0, TAG_BYTES_1, e.value);
+    return buf;
+  }
+  if (e.case === "chunks") {
+    let inner = 0;
+    for (const item of e.value.items) inner += 1 + varintSize(item.byteLength) + item.byteLength;
+    const buf = Buffer.allocUnsafe(1 + varintSize(inner) + inner);
+    buf[0] = TAG_CHUNKS;
+    let pos = writeVarint(buf, 1, inner);
+    for (const item of e.value.items) pos = writeField(buf, pos, TAG_BYTES_1, item);
+    return buf;
+  }
+  const b = toBinary(GenerateResponseSchema, m);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Reads a varint at `pos`: [value, next position], or undefined past the end or over 2^53. */
+function readVarint(b: Uint8Array, pos: number): [number, number] | undefined {
+  let n = 0;
+  let mul = 1;
+  for (let i = 0; i < 8 && pos < b.length; i++) {
+    const byte = b[pos++]!;
+    n += (byte & 0x7f) * mul;
+    if (byte < 0x80) return [n, pos];
+    mul *= 128;
+  }
+  return undefined;
+}
+
+/** One length-delimited field with this tag spanning exactly [pos, end): its bytes (a view), else undefined. */
+function readField(b: Uint8Array, pos: number, end: number, tag: number): [Uint8Array, number] | undefined {
+  if (b[pos] !== tag) return undefined;
+  const v = readVarint(b, pos + 1);
+  if (!v || v[1] + v[0] > end) return undefined;
+  return [b.subarray(v[1], v[1] + v[0]), v[1] + v[0]];
+}
+
+export function decodeGenerateResponse(b: Uint8Array): GenerateResponse {
+  const one = readField(b, 0, b.length, b[0] === TAG_CHUNKS ? TAG_CHUNKS : TAG_BYTES_1);
+  if (one && one[1] === b.length) {
+    if (b[0] === TAG_BYTES_1) return { $typeName: "infera.agent.v1.GenerateResponse", event: { case: "chunk", value: one[0] } };
+    const inner = one[0];
+    const items: Uint8Array[] = [];
+    let pos = 0;
+    while (pos < inner.length) {
+      const item = readField(inner, pos, inner.length, TAG_BYTES_1);
+      if (!item) return fromBinary(GenerateResponseSchema, b);
+      items.push(item[0]);
+      pos = item[1];
+    }
+    return { $typeName: "infera.agent.v1.GenerateResponse", event: { case: "chunks", value: { $typeName: "infera.agent.v1.Chunks", items } } };
+  }
+  return fromBinary(GenerateResponseSchema, b);
+}
