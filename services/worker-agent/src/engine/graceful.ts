@@ -33,9 +33,18 @@ export class GracefulClient {
         path,
         method: "POST",
         agent: this.agent,
-        signal,
         headers: { ...headers, "content-length": body.byteLength },
       });
+      // `signal` is listened to here rather than given to http.request, which would attach an
+      // end-of-stream watcher (a dozen listeners) to every request to remove its own listener.
+      const abort = (): void => {
+        const err = new Error("The operation was aborted", { cause: signal.reason });
+        err.name = "AbortError";
+        req.destroy(err);
+      };
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+      req.once("close", () => signal.removeEventListener("abort", abort));
       const halfClose = (): void => {
         const s = req.socket;
         // Not connected yet: nothing reached the engine, so nothing was generated.
