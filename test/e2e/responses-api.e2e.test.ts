@@ -5,7 +5,8 @@
  * trip, `previous_response_id`, retrieve / input items / delete, another tenant's 404, an
  * unsupported tool type's 400, retention, and one usage row per request, as for chat.
  */
-import OpenAI, { APIError } from "openai";
+import { readdirSync, readFileSync } from "node:fs";
+import OpenAI, { type APIError } from "openai";
 import { afterAll, describe, expect } from "vitest";
 import { createDb } from "@infera/registry";
 import { waitFor, type Platform } from "@infera/testkit";
@@ -38,6 +39,35 @@ afterAll(async () => {
 
 async function usageRows(requestId: string) {
   return db.selectFrom("usage_records").selectAll().where("request_id", "=", requestId).execute();
+}
+
+/** The chat model's engine-sim (its agent's log names it). */
+async function chatEngineUrl(): Promise<string> {
+  const dir = `/tmp/infera-test-logs/${platform.redisPrefix}`;
+  for (const f of readdirSync(dir).filter((x) => x.endsWith("-agent.log"))) {
+    const line = readFileSync(`${dir}/${f}`, "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"agent listening"'))
+      .at(-1);
+    const url = line && (JSON.parse(line) as { engineUrl: string }).engineUrl;
+    const stats = url
+      ? await fetch(`${url}/sim/stats`).then(
+          (r) => (r.ok ? (r.json() as Promise<{ model: string }>) : undefined),
+          () => undefined,
+        )
+      : undefined;
+    if (url && stats?.model === MODEL) return url;
+  }
+  throw new Error(`no engine for ${MODEL}`);
+}
+
+async function setFaults(rate: number, kinds: string[]): Promise<void> {
+  const r = await fetch(`${await chatEngineUrl()}/sim/faults`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ rate, kinds }),
+  });
+  expect(r.status).toBe(200);
 }
 
 /** A key of a new tenant (inference scope). */
@@ -290,6 +320,30 @@ describe("the Responses API, with the official client", () => {
     await new Promise((r) => setTimeout(r, 500));
     const after = await db.selectFrom("usage_records").select(db.fn.countAll().as("n")).executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
+  });
+
+  test("faults as for chat: an engine error before the answer is OpenAI's error; mid-stream it is response.failed, then an error event", async () => {
+    await setFaults(1, ["server_error"]);
+    try {
+      const e = await client.responses.create({ model: MODEL, input: "hi", max_output_tokens: 4 }).catch((x: unknown) => x);
+      expect((e as APIError).status).toBeGreaterThanOrEqual(500);
+      await setFaults(1, ["stream_error"]);
+      const stream = await client.responses.create({ model: MODEL, input: "Tell me a long story.", max_output_tokens: 60, stream: true });
+      const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+      for await (const ev of stream) events.push(ev);
+      // The failed response, then the error event (the SDK hands both on), and the stream ends.
+      const [failed, error] = events.slice(-2);
+      expect(failed?.type).toBe("response.failed");
+      expect(error).toMatchObject({ type: "error", message: expect.any(String) });
+      const response = (failed as OpenAI.Responses.ResponseFailedEvent).response;
+      expect(response.status).toBe("failed");
+      expect(response.error?.message.length).toBeGreaterThan(0);
+      expect(events.slice(0, 2).map((x) => x.type)).toEqual(["response.created", "response.in_progress"]);
+      // Stored as failed.
+      expect((await client.responses.retrieve(response.id)).status).toBe("failed");
+    } finally {
+      await setFaults(0, []);
+    }
   });
 
   test("retention: a response past RESPONSES_RETENTION_DAYS reads as absent", async () => {
