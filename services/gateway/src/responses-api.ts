@@ -220,11 +220,6 @@ function responseUsage(u: ChatUsage | undefined) {
   };
 }
 
-/** What a finished response is stored as and answered with. */
-export interface Finished {
-  response: Item;
-}
-
 /** Everything the Response object echoes of the request, and where the answer goes when done. */
 export interface ResponseContext {
   id: string;
