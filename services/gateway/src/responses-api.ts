@@ -37,6 +37,9 @@ export interface ResponsesRequest {
   reasoning?: Item | null;
   background?: boolean | null;
   stream_options?: Item | null;
+  conversation?: string | Item | null;
+  prompt?: Item | null;
+  context_management?: Item[] | null;
 }
 
 export function newId(prefix: string): string {
@@ -177,6 +180,9 @@ function chatResponseFormat(format: Item | undefined): ChatCompletionRequest["re
 /** The chat completion request a Responses request is served as, over the conversation's items. */
 export function toChat(body: ResponsesRequest, conversation: Item[]): ChatCompletionRequest {
   if (body.background === true) throw bad("Background responses are not supported.", "background");
+  if (body.conversation != null) throw bad("Conversations are not supported; use 'previous_response_id'.", "conversation");
+  if (body.prompt != null) throw bad("Prompt templates are not supported; send 'input' and 'instructions'.", "prompt");
+  if (body.context_management != null) throw bad("'context_management' is not supported.", "context_management");
   const chat: Record<string, unknown> = {
     model: body.model,
     messages: chatMessages(body.instructions, conversation),

@@ -43,6 +43,12 @@ export const CreateResponseRequest = Type.Object(
     include: Nullable(Type.Array(Type.String())),
     reasoning: Nullable(AnyObject),
     background: Nullable(Type.Boolean()),
+    // In the SDK's params; not built: refused with a 400 naming them unless null.
+    conversation: Nullable(Type.Union([Type.String(), AnyObject])),
+    prompt: Nullable(AnyObject),
+    context_management: Nullable(Type.Array(AnyObject)),
+    // Accepted and ignored: the engine's prefix cache is the cache.
+    prompt_cache_retention: Nullable(Type.Union([Type.Literal("in-memory"), Type.Literal("24h")])),
   },
   { additionalProperties: false },
 );
