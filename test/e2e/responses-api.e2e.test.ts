@@ -25,7 +25,8 @@ let platform: Platform;
 let client: OpenAI;
 let db: ReturnType<typeof createDb>;
 
-const test = platformTest({ label: "responses-api", env: { SIM_TTFT_MS: "10" } });
+// 15 ms a token: a client that leaves after the first delta leaves well before the answer ends.
+const test = platformTest({ label: "responses-api", env: { SIM_TTFT_MS: "10", SIM_ITL_MS: "15" } });
 
 test.beforeAll(async ({ platform: started }) => {
   platform = started;
@@ -344,6 +345,25 @@ describe("the Responses API, with the official client", () => {
     } finally {
       await setFaults(0, []);
     }
+  });
+
+  test("cancellation as for chat: a client that leaves a stream stops the engine; the usage row is the cancelled request's", async () => {
+    const { data: stream, request_id } = await client.responses
+      .create({ model: MODEL, input: "Write a very long story about the sea.", max_output_tokens: 3000, stream: true })
+      .withResponse();
+    let id = "";
+    for await (const e of stream) {
+      if (e.type === "response.created") id = e.response.id;
+      if (e.type === "response.output_text.delta") break;
+    }
+    const [row] = await waitFor("the usage row", async () => ((await usageRows(request_id!)).length > 0 ? usageRows(request_id!) : undefined), {
+      timeoutMs: 20_000,
+    });
+    expect(row!.status, JSON.stringify(row)).toBe("cancelled");
+    expect(row!.completion_tokens).toBeGreaterThanOrEqual(1);
+    // Nothing was stored: the response never finished.
+    expect(id).toMatch(/^resp_/);
+    expect(await client.responses.retrieve(id).catch((e: unknown) => e)).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
   test("retention: a response past RESPONSES_RETENTION_DAYS reads as absent", async () => {
