@@ -129,6 +129,26 @@ describe("the Responses API, with the official client", () => {
     expect(await client.responses.retrieve(r.id)).toMatchObject({ id: r.id, status: "completed", output: r.output, usage: r.usage });
   });
 
+  test("text.format json_schema: the answer is JSON with the schema's required properties; json_object: a JSON object", async () => {
+    const schema = {
+      type: "object",
+      properties: { city: { type: "string" }, days: { type: "integer" } },
+      required: ["city", "days"],
+      additionalProperties: false,
+    };
+    const r = await client.responses.create({
+      model: MODEL,
+      input: "Plan a trip.",
+      text: { format: { type: "json_schema", name: "trip", schema, strict: true } },
+    });
+    expect(r.text?.format).toMatchObject({ type: "json_schema", name: "trip" });
+    const value = JSON.parse(r.output_text) as Record<string, unknown>;
+    expect(typeof value.city).toBe("string");
+    expect(Number.isInteger(value.days)).toBe(true);
+    const o = await client.responses.create({ model: MODEL, input: "Answer in JSON.", text: { format: { type: "json_object" } } });
+    expect(typeof JSON.parse(o.output_text)).toBe("object");
+  });
+
   test("max_output_tokens cutting the answer: status incomplete with incomplete_details", async () => {
     const r = await client.responses.create({ model: MODEL, input: "Write a long story about a lighthouse.", max_output_tokens: 3 });
     expect(r.status).toBe("incomplete");
