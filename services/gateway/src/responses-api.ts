@@ -8,6 +8,7 @@
 import type { ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import { PlatformError } from "@infera/core";
+import { errorBody } from "./errors.ts";
 import type { ChatCompletionRequest } from "./openai-schema.ts";
 
 type Item = Record<string, unknown>;
@@ -425,7 +426,18 @@ export class ResponsesWriter {
       else this.failStream(failure);
       return this;
     }
-    const response = responseFromChat(this.c, JSON.parse(this.pending) as Item);
+    let response: Item;
+    try {
+      response = responseFromChat(this.c, JSON.parse(this.pending) as Item);
+    } catch (err) {
+      // Never thrown into the agent call's event handler: the client gets OpenAI's error JSON.
+      this.onError(err);
+      const out = JSON.stringify(errorBody(new PlatformError("internal", "The server had an error while processing your request.")));
+      this.status = 500;
+      this.res.writeHead(500, { ...this.headers, "content-length": Buffer.byteLength(out) });
+      this.res.end(out);
+      return this;
+    }
     void this.deliver(response, () => {
       const out = JSON.stringify(response);
       const h = { ...this.headers, "content-length": Buffer.byteLength(out) };
@@ -461,7 +473,13 @@ export class ResponsesWriter {
       if (!frame.startsWith("data: ")) continue;
       const payload = frame.slice(6);
       if (payload === "[DONE]") continue;
-      const chunk = JSON.parse(payload) as Item;
+      let chunk: Item;
+      try {
+        chunk = JSON.parse(payload) as Item;
+      } catch (err) {
+        this.onError(err);
+        continue;
+      }
       if (chunk.error) failure = chunk.error as Item;
       else this.chunk(chunk);
     }
