@@ -38,12 +38,25 @@ afterAll(async () => {
   await platform?.stop();
 }, 120_000);
 
-const ENDPOINTS = ["/chat/completions", "/completions", "/embeddings", "/images/generations"] as const;
+const ENDPOINTS = ["/chat/completions", "/completions", "/embeddings", "/images/generations", "/responses"] as const;
 const VALID: Record<(typeof ENDPOINTS)[number], Record<string, unknown>> = {
   "/chat/completions": { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 3 },
   "/completions": { model: MODEL, prompt: "hi", max_tokens: 3 },
   "/embeddings": { model: "BAAI/bge-large-en-v1.5", input: "hi" },
   "/images/generations": { prompt: "a cat", n: 1 },
+  // Items, tools and a format: what the Responses translation reads, for the mutations to reach.
+  "/responses": {
+    model: MODEL,
+    input: [
+      { role: "user", content: [{ type: "input_text", text: "hi" }] },
+      { type: "function_call", call_id: "c1", name: "f", arguments: "{}" },
+      { type: "function_call_output", call_id: "c1", output: "ok" },
+    ],
+    tools: [{ type: "function", name: "f", parameters: { type: "object", properties: {} } }],
+    tool_choice: "auto",
+    text: { format: { type: "json_schema", name: "n", schema: { type: "object" } } },
+    max_output_tokens: 3,
+  },
 };
 
 interface Case {
