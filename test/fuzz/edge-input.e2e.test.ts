@@ -9,7 +9,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engineUrls, metricSum, startPlatform, type Platform } from "@infera/testkit";
-import { gatewayMetrics, isOpenAIError, MODEL } from "../faults/harness.ts";
+import { gatewayMetrics, isOpenAIError, MODEL, RESPONSES_INPUT } from "../faults/harness.ts";
 
 const DEADLINE_MS = 10_000;
 const DEEP = 10_000;
@@ -121,11 +121,7 @@ const BODY_ROUTES: Route[] = [
     path: () => "/v1/openai/responses",
     body: () => ({
       model: MODEL,
-      input: [
-        { role: "user", content: [{ type: "input_text", text: "hi" }] },
-        { type: "function_call", call_id: "c1", name: "f", arguments: "{}" },
-        { type: "function_call_output", call_id: "c1", output: "ok" },
-      ],
+      input: structuredClone(RESPONSES_INPUT),
       instructions: "be brief",
       max_output_tokens: 2,
       metadata: { a: "b" },

@@ -12,7 +12,7 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRng } from "../../services/engine-sim/src/random.ts";
 import { metricSum, sampleProcess, servicePids, startPlatform, type Platform } from "@infera/testkit";
-import { gatewayMetrics, isOpenAIError, MODEL } from "../faults/harness.ts";
+import { gatewayMetrics, isOpenAIError, MODEL, RESPONSES_INPUT } from "../faults/harness.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240917);
 const CASES = Number(process.env.FUZZ_CASES ?? 300);
@@ -47,11 +47,7 @@ const VALID: Record<(typeof ENDPOINTS)[number], Record<string, unknown>> = {
   // Items, tools and a format: what the Responses translation reads, for the mutations to reach.
   "/responses": {
     model: MODEL,
-    input: [
-      { role: "user", content: [{ type: "input_text", text: "hi" }] },
-      { type: "function_call", call_id: "c1", name: "f", arguments: "{}" },
-      { type: "function_call_output", call_id: "c1", output: "ok" },
-    ],
+    input: structuredClone(RESPONSES_INPUT),
     tools: [{ type: "function", name: "f", parameters: { type: "object", properties: {} } }],
     tool_choice: "auto",
     text: { format: { type: "json_schema", name: "n", schema: { type: "object" } } },
