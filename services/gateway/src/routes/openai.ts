@@ -160,50 +160,6 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
     }
   }
 
-  function registerScopeHooks(scope: FastifyInstance): void {
-    // A request refused before the pipeline (key, body, model) gets its access line here; the pipeline writes its own.
-    scope.addHook("onResponse", async (req, reply) => {
-      const r = req as FastifyRequest & { inPipeline?: boolean; startedAt: number; principal?: Principal; errorCode?: string };
-      if (r.inPipeline) return;
-      const route = req.routeOptions.url ?? "";
-      const errorCode = r.errorCode ?? (reply.statusCode >= 400 ? "error" : undefined);
-      // Traced too (tracing on): a span of its own, continuing the client's traceparent.
-      const span = deps.tracing?.enabled
-        ? deps.tracing.start(`${req.method} ${route}`, {
-            parent: typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined,
-            kind: "server",
-            startTime: r.startedAt,
-            attributes: {
-              "http.request.method": req.method,
-              "http.route": route,
-              "http.response.status_code": reply.statusCode,
-              "infera.request.id": req.id,
-            },
-          })
-        : undefined;
-      if (span && errorCode) span.fail(errorCode);
-      span?.end();
-      deps.accessLog?.write({
-        requestId: req.id,
-        clientRequestId: clientRequestId(req),
-        traceId: span?.traceId,
-        tenantId: r.principal?.tenantId,
-        keyId: r.principal?.keyId,
-        tier: r.principal?.tier,
-        route,
-        status: reply.statusCode,
-        totalMs: performance.now() - r.startedAt,
-        errorCode,
-      });
-    });
-    scope.addHook("onRequest", async (req) => {
-      (req as FastifyRequest & { startedAt: number }).startedAt = performance.now();
-      const p = await ctx.keys.authenticate(req.headers.authorization);
-      requireScope(p, "inference");
-      (req as FastifyRequest & { principal: Principal }).principal = p;
-    });
-  }
-
   /** A chat completion, answered on `res` (the Responses API passes its translating writer). */
   async function chat(req: FastifyRequest, reply: FastifyReply, body: ChatCompletionRequest, res: ServerResponse = reply.raw) {
     const m = await resolveFor(req, body.model, "chat");
@@ -233,7 +189,47 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
 
   app.register(
     async (scope) => {
-      registerScopeHooks(scope);
+      // A request refused before the pipeline (key, body, model) gets its access line here; the pipeline writes its own.
+      scope.addHook("onResponse", async (req, reply) => {
+        const r = req as FastifyRequest & { inPipeline?: boolean; startedAt: number; principal?: Principal; errorCode?: string };
+        if (r.inPipeline) return;
+        const route = req.routeOptions.url ?? "";
+        const errorCode = r.errorCode ?? (reply.statusCode >= 400 ? "error" : undefined);
+        // Traced too (tracing on): a span of its own, continuing the client's traceparent.
+        const span = deps.tracing?.enabled
+          ? deps.tracing.start(`${req.method} ${route}`, {
+              parent: typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined,
+              kind: "server",
+              startTime: r.startedAt,
+              attributes: {
+                "http.request.method": req.method,
+                "http.route": route,
+                "http.response.status_code": reply.statusCode,
+                "infera.request.id": req.id,
+              },
+            })
+          : undefined;
+        if (span && errorCode) span.fail(errorCode);
+        span?.end();
+        deps.accessLog?.write({
+          requestId: req.id,
+          clientRequestId: clientRequestId(req),
+          traceId: span?.traceId,
+          tenantId: r.principal?.tenantId,
+          keyId: r.principal?.keyId,
+          tier: r.principal?.tier,
+          route,
+          status: reply.statusCode,
+          totalMs: performance.now() - r.startedAt,
+          errorCode,
+        });
+      });
+      scope.addHook("onRequest", async (req) => {
+        (req as FastifyRequest & { startedAt: number }).startedAt = performance.now();
+        const p = await ctx.keys.authenticate(req.headers.authorization);
+        requireScope(p, "inference");
+        (req as FastifyRequest & { principal: Principal }).principal = p;
+      });
       scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => chat(req, reply, req.body as ChatCompletionRequest));
       registerResponsesRoutes(scope, { db: ctx.db, retentionDays: ctx.responsesRetentionDays ?? 30, logger: deps.logger, principalOf, chat });
 
