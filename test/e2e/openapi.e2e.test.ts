@@ -44,13 +44,16 @@ async function call<T = unknown>(
   let parsed: unknown = text;
   if (type.startsWith("application/json")) parsed = JSON.parse(text);
   if (type.startsWith("text/event-stream")) {
-    // Each `data:` event against the documented chunk schema; the stream ends with [DONE].
+    // Each `data:` event against the documented chunk schema; a chunk stream ends with [DONE],
+    // the Responses API's typed events (each `event:` naming the `data:`'s type) do not.
     const events = text
       .split("\n")
       .filter((l) => l.startsWith("data: "))
       .map((l) => l.slice(6));
-    expect(events.at(-1)).toBe("[DONE]");
-    for (const e of events.slice(0, -1)) checker.expect(method, path, r.status, type, JSON.parse(e));
+    const typed = text.startsWith("event: ");
+    if (typed) expect(events).not.toContain("[DONE]");
+    else expect(events.at(-1)).toBe("[DONE]");
+    for (const e of typed ? events : events.slice(0, -1)) checker.expect(method, path, r.status, type, JSON.parse(e));
   } else if (type.startsWith("application/x-ndjson")) {
     // Each line of the stream against the documented line schema.
     for (const line of text.split("\n").filter((l) => l.trim())) checker.expect(method, path, r.status, type, JSON.parse(line));
@@ -101,6 +104,21 @@ describe("the platform's answers match /openapi.json", () => {
       expect(bad.status).toBe(400);
       expect((await call("POST", `${prefix}/chat/completions`, { model: "no/such-model", messages })).status).toBe(404);
       expect((await call("GET", `${prefix}/models`, undefined, { key: null })).status).toBe(401);
+      // The Responses API: whole, streamed (a tool call too), stored, its input items, deleted.
+      const tool = { type: "function", name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } };
+      const resp = await call<{ id: string }>("POST", `${prefix}/responses`, { model: CHAT, input: "Hello", max_output_tokens: 4 });
+      expect(resp.status).toBe(200);
+      expect((await call("POST", `${prefix}/responses`, { model: CHAT, input: "Hello", max_output_tokens: 4, stream: true })).type).toContain(
+        "text/event-stream",
+      );
+      expect((await call("POST", `${prefix}/responses`, { model: CHAT, input: "use the get_weather tool", tools: [tool], stream: true })).status).toBe(200);
+      expect((await call("POST", `${prefix}/responses`, { model: CHAT, input: "x", tools: [{ type: "web_search" }] })).status).toBe(400);
+      expect((await call("GET", `${prefix}/responses/${resp.json.id}`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/responses/${resp.json.id}/input_items?limit=5&order=asc`)).status).toBe(200);
+      expect((await call("DELETE", `${prefix}/responses/${resp.json.id}`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/responses/${resp.json.id}`)).status).toBe(404);
+      expect((await call("DELETE", `${prefix}/responses/${resp.json.id}`)).status).toBe(404);
+      expect((await call("GET", `${prefix}/responses/${resp.json.id}/input_items`)).status).toBe(404);
     }
   }, 120_000);
 

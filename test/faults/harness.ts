@@ -13,6 +13,13 @@ import { metricSum, parseMetrics, platformReplicas, startPlatform, waitFor, type
 
 export const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 
+/** The Responses API's input items of every kind, for the fuzz tests' valid Responses bodies. */
+export const RESPONSES_INPUT = [
+  { role: "user", content: [{ type: "input_text", text: "hi" }] },
+  { type: "function_call", call_id: "c1", name: "f", arguments: "{}" },
+  { type: "function_call_output", call_id: "c1", output: "ok" },
+];
+
 /** Timeouts the fault tests run with (short, so a fault resolves within a test). */
 export const FAULT_ENV: Record<string, string> = {
   HEARTBEAT_MS: "200",

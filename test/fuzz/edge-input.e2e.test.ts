@@ -9,7 +9,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engineUrls, metricSum, startPlatform, type Platform } from "@infera/testkit";
-import { gatewayMetrics, isOpenAIError, MODEL } from "../faults/harness.ts";
+import { gatewayMetrics, isOpenAIError, MODEL, RESPONSES_INPUT } from "../faults/harness.ts";
 
 const DEADLINE_MS = 10_000;
 const DEEP = 10_000;
@@ -68,7 +68,17 @@ function expectClean(a: Answer, what: string): void {
 async function stateCounts(): Promise<Record<string, number>> {
   await new Promise((r) => setTimeout(r, 1000));
   const out: Record<string, number> = {};
-  for (const t of ["tenants", "api_keys", "models", "model_versions", "deployments", "deployment_events", "deployment_secrets", "usage_records"]) {
+  for (const t of [
+    "tenants",
+    "api_keys",
+    "models",
+    "model_versions",
+    "deployments",
+    "deployment_events",
+    "deployment_secrets",
+    "usage_records",
+    "stored_responses",
+  ]) {
     out[t] = Number((await db.query(`select count(*)::int as n from ${t}`)).rows[0].n);
   }
   return out;
@@ -106,6 +116,20 @@ const BODY_ROUTES: Route[] = [
   { method: "POST", path: () => "/v1/openai/completions", body: () => ({ model: MODEL, prompt: ["hi"], max_tokens: 2, stop: "x", user: "u" }) },
   { method: "POST", path: () => "/v1/openai/embeddings", body: () => ({ model: "BAAI/bge-large-en-v1.5", input: ["hi"], user: "u" }) },
   { method: "POST", path: () => "/v1/openai/images/generations", body: () => ({ prompt: "a cat", n: 1, size: "256x256", user: "u" }) },
+  {
+    method: "POST",
+    path: () => "/v1/openai/responses",
+    body: () => ({
+      model: MODEL,
+      input: structuredClone(RESPONSES_INPUT),
+      instructions: "be brief",
+      max_output_tokens: 2,
+      metadata: { a: "b" },
+      user: "u",
+      tools: [{ type: "function", name: "f", parameters: { type: "object", properties: {} } }],
+      text: { format: { type: "json_schema", name: "n", schema: { type: "object" } } },
+    }),
+  },
   { method: "POST", path: () => "/admin/tenants", body: () => ({ name: "fuzz-tenant" }) },
   { method: "POST", path: () => "/admin/api-keys", body: () => ({ tenant_id: "ten_x", name: "k", scopes: ["inference"] }) },
   {
@@ -255,6 +279,10 @@ describe("NUL and unpaired surrogates in every string field, path segment and qu
         ["POST", `/deploy/${s}/start`],
         ["GET", `/models/${s}/versions`],
         ["GET", `/v1/openai/models/${s}`],
+        ["GET", `/v1/openai/responses/${s}`],
+        ["DELETE", `/v1/openai/responses/${s}`],
+        ["GET", `/v1/openai/responses/${s}/input_items`],
+        ["GET", `/v1/openai/responses/resp_x/input_items?after=${s}`],
         ["DELETE", `/admin/api-keys/${s}`],
         ["GET", `/admin/api-keys?tenant_id=${s}`],
         ["GET", `/v1/usage?tenant_id=${s}`],

@@ -12,7 +12,7 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRng } from "../../services/engine-sim/src/random.ts";
 import { metricSum, sampleProcess, servicePids, startPlatform, type Platform } from "@infera/testkit";
-import { gatewayMetrics, isOpenAIError, MODEL } from "../faults/harness.ts";
+import { gatewayMetrics, isOpenAIError, MODEL, RESPONSES_INPUT } from "../faults/harness.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240917);
 const CASES = Number(process.env.FUZZ_CASES ?? 300);
@@ -38,12 +38,21 @@ afterAll(async () => {
   await platform?.stop();
 }, 120_000);
 
-const ENDPOINTS = ["/chat/completions", "/completions", "/embeddings", "/images/generations"] as const;
+const ENDPOINTS = ["/chat/completions", "/completions", "/embeddings", "/images/generations", "/responses"] as const;
 const VALID: Record<(typeof ENDPOINTS)[number], Record<string, unknown>> = {
   "/chat/completions": { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 3 },
   "/completions": { model: MODEL, prompt: "hi", max_tokens: 3 },
   "/embeddings": { model: "BAAI/bge-large-en-v1.5", input: "hi" },
   "/images/generations": { prompt: "a cat", n: 1 },
+  // Items, tools and a format: what the Responses translation reads, for the mutations to reach.
+  "/responses": {
+    model: MODEL,
+    input: structuredClone(RESPONSES_INPUT),
+    tools: [{ type: "function", name: "f", parameters: { type: "object", properties: {} } }],
+    tool_choice: "auto",
+    text: { format: { type: "json_schema", name: "n", schema: { type: "object" } } },
+    max_output_tokens: 3,
+  },
 };
 
 interface Case {

@@ -11,12 +11,17 @@ import { dirname, join } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { ChatCompletionRequest, ChatMessage, CompletionRequest, EmbeddingRequest } from "../../services/gateway/src/openai-schema.ts";
+import { CreateResponseRequest } from "../../services/gateway/src/routes/responses.ts";
 
 // The package's root: its main entry lives there (`openai/package.json` is not exported).
 const sdkRoot = dirname(createRequire(import.meta.url).resolve("openai"));
-const files = ["resources/chat/completions/completions.d.ts", "resources/completions.d.ts", "resources/embeddings.d.ts", "resources/shared.d.ts"].map((f) =>
-  join(sdkRoot, f),
-);
+const files = [
+  "resources/chat/completions/completions.d.ts",
+  "resources/completions.d.ts",
+  "resources/embeddings.d.ts",
+  "resources/responses/responses.d.ts",
+  "resources/shared.d.ts",
+].map((f) => join(sdkRoot, f));
 const program = ts.createProgram(files, { strict: true, noEmit: true });
 const checker = program.getTypeChecker();
 
@@ -65,6 +70,7 @@ describe("the gateway's request schemas take every field the official SDK's type
     ["chat completions", "resources/chat/completions/completions.d.ts", "ChatCompletionCreateParamsBase", ChatCompletionRequest],
     ["completions", "resources/completions.d.ts", "CompletionCreateParamsBase", CompletionRequest],
     ["embeddings", "resources/embeddings.d.ts", "EmbeddingCreateParams", EmbeddingRequest],
+    ["responses", "resources/responses/responses.d.ts", "ResponseCreateParamsBase", CreateResponseRequest],
   ] as const;
   for (const [what, file, name, schema] of cases) {
     it(`${what}: ${name}`, () => {

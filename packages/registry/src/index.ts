@@ -7,6 +7,7 @@ export * from "./models.ts";
 export * from "./deployments.ts";
 export * from "./deploy-policy.ts";
 export * from "./audit.ts";
+export * from "./stored-responses.ts";
 export * from "./lifecycle.ts";
 export * from "./secrets.ts";
 export * from "./catalog.ts";

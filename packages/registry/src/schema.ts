@@ -198,6 +198,20 @@ export interface AuditLogTable {
   details: ColumnType<Record<string, unknown> | null, string | null, never>;
 }
 
+/** A stored response (Responses API, `store: true`), kept until `expires_at`. */
+export interface StoredResponsesTable {
+  id: string;
+  tenant_id: string;
+  created_at: Date;
+  expires_at: Date;
+  /** The response object as answered. */
+  response: Json<Record<string, unknown>>;
+  /** This request's input items (with their ids). */
+  input_items: Json<Record<string, unknown>[]>;
+  /** The items the model saw: the previous response's conversation and output, then these input items. */
+  conversation: Json<Record<string, unknown>[]>;
+}
+
 export interface DB {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -210,6 +224,7 @@ export interface DB {
   engine_profiles: EngineProfilesTable;
   tenant_deploy_grants: TenantDeployGrantsTable;
   audit_log: AuditLogTable;
+  stored_responses: StoredResponsesTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

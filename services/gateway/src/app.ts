@@ -308,7 +308,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     },
   );
 
-  for (const prefix of ["/v1/openai", "/v1"]) registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, prefix }, deps);
+  for (const prefix of ["/v1/openai", "/v1"])
+    registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, prefix, responsesRetentionDays: config.responsesRetentionDays }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
   registerAdminPolicyRoutes(app, { db, keys: keyCache, defaultGpuQuota: config.deployPolicy.tenantGpuQuota, logger: logger.child({ component: "admin-api" }) });
   registerAuditRoutes(app, { db, keys: keyCache });

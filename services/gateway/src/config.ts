@@ -48,6 +48,8 @@ export interface GatewayConfig {
   tracing: TracingConfig;
   /** Share of successful requests the access log writes a line for (0..1; failed ones always). */
   accessLogSample: number;
+  /** Days the Responses API keeps a stored response (RESPONSES_RETENTION_DAYS, default 30). */
+  responsesRetentionDays: number;
   /** Engine profiles seeded at start and the default tenant GPU quota (DEPLOY_POLICY, JSON; Helm's deployPolicy). */
   deployPolicy: DeployPolicyConfig;
 }
@@ -78,6 +80,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     agentIdleTimeoutMs: int(env, "AGENT_IDLE_TIMEOUT_MS", 60_000, 100, 3_600_000),
     agentCallTimeoutMs: int(env, "AGENT_CALL_TIMEOUT_MS", 600_000, 100, 3_600_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
+    responsesRetentionDays: int(env, "RESPONSES_RETENTION_DAYS", 30, 1, 3650),
     consoleDir: optionalStr(env, "CONSOLE_DIR"),
     tracing: tracingConfig(env, "gateway"),
     accessLogSample: num(env, "ACCESS_LOG_SAMPLE", 1, 0, 1),

@@ -11,6 +11,8 @@ export interface GatewayContext {
   resolver: ModelResolver;
   /** Prompt token counts by the model's own tokenizer (routes that reserve tokens). */
   tokenizers: Tokenizers;
+  /** Days a stored response (Responses API) is kept; default 30. */
+  responsesRetentionDays?: number;
   /** Mount point of a route group (`/v1/openai` or `/v1`). */
   prefix: string;
 }

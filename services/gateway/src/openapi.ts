@@ -146,7 +146,9 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       let doc = o?.params ? { ...schema, params: o.params } : schema;
       // The OpenAI routes answer in OpenAI's shapes (openai-responses.ts), under both prefixes.
       const openai = /^\/v1(\/openai)?(\/.*)$/.exec(path);
-      const answer = openai ? OPENAI_ROUTE_DOCS[openai[2]!] : undefined;
+      const sub = openai?.[2]?.replace(/:(\w+)/g, "{$1}");
+      const method = typeof route.method === "string" ? route.method : "";
+      const answer = sub ? (OPENAI_ROUTE_DOCS[`${method} ${sub}`] ?? OPENAI_ROUTE_DOCS[sub]) : undefined;
       if (answer)
         doc = {
           ...doc,

@@ -6,6 +6,7 @@ import * as modalitiesTokenizer from "./2026-12-01T2100_modalities_tokenizer_usa
 import * as deployPolicy from "./2026-12-02T0000_deploy_policy.ts";
 import * as keyLifetime from "./2026-12-02T0100_key_lifetime.ts";
 import * as auditLog from "./2026-12-02T0200_audit_log.ts";
+import * as storedResponses from "./2026-12-02T0300_stored_responses.ts";
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-02T0000_deploy_policy": deployPolicy,
   "2026-12-02T0100_key_lifetime": keyLifetime,
   "2026-12-02T0200_audit_log": auditLog,
+  "2026-12-02T0300_stored_responses": storedResponses,
 };

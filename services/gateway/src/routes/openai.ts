@@ -4,6 +4,7 @@
  * then hand the request to the inference pipeline.
  */
 import Type from "typebox";
+import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "@infera/core";
 import type { Task } from "@infera/contracts";
@@ -28,6 +29,7 @@ import { chatEngineBody, completionEngineBody, embeddingEngineBody } from "../en
 import { PER_MESSAGE, type PromptCounter } from "../prompt-tokens.ts";
 import { assertServable } from "../resolver.ts";
 import type { GatewayContext } from "../context.ts";
+import { registerResponsesRoutes } from "./responses.ts";
 
 const DEFAULT_IMAGE_MODEL = "black-forest-labs/FLUX-1-schnell";
 const IMAGE_SIZES = new Set(["256x256", "512x512", "768x768", "1024x1024", "1024x768", "768x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536"]);
@@ -133,13 +135,14 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
     req: FastifyRequest,
     reply: FastifyReply,
     input: Omit<Parameters<typeof runInference>[2], "principal" | "startedAt" | "requestId" | "clientRequestId" | "traceparent" | "route">,
+    res: ServerResponse = reply.raw,
   ) {
     // Fastify's request id is the platform's own (app.ts: genReqId); the client's is a correlation field.
     const requestId = req.id;
     (req as FastifyRequest & { inPipeline?: boolean }).inPipeline = true;
     reply.hijack();
     try {
-      await runInference(deps, reply.raw, {
+      await runInference(deps, res, {
         ...input,
         requestId,
         clientRequestId: clientRequestId(req),
@@ -152,9 +155,36 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
       // The reply is the pipeline's from here: whatever escapes it still gets an answer.
       deps.logger.error({ err, requestId }, "inference pipeline failed");
       const e = new PlatformError("internal", "The server had an error while processing your request.", { cause: err });
-      if (!reply.raw.headersSent) sendError(reply.raw, e, { "x-request-id": requestId }, deps.metrics);
-      else if (!reply.raw.writableEnded) reply.raw.end(`data: ${JSON.stringify(errorBody(e))}\n\n`);
+      if (!res.headersSent) sendError(res, e, { "x-request-id": requestId }, deps.metrics);
+      else if (!res.writableEnded) res.end(`data: ${JSON.stringify(errorBody(e))}\n\n`);
     }
+  }
+
+  /** A chat completion, answered on `res` (the Responses API passes its translating writer). */
+  async function chat(req: FastifyRequest, reply: FastifyReply, body: ChatCompletionRequest, res: ServerResponse = reply.raw) {
+    const m = await resolveFor(req, body.model, "chat");
+    checkChat(m.engine, body, { name: body.model, modalities: m.modalities });
+    const stream = body.stream === true;
+    const prompt = chatPrompt(body, ctx.tokenizers.counter(m.tokenizer));
+    const maxOut = body.max_completion_tokens ?? body.max_tokens ?? 256;
+    await start(
+      req,
+      reply,
+      {
+        model: m,
+        endpoint: "chat",
+        engineBody: chatEngineBody(body, m.modelName, m.engine),
+        stream,
+        includeUsage: body.stream_options?.include_usage === true,
+        promptText: prompt.text,
+        cacheKey: body.prompt_cache_key,
+        promptTokens: prompt.tokens,
+        estimatedTokens: prompt.tokens + maxOut * (body.n ?? 1),
+        serviceTier: body.service_tier,
+        attributes: attributesOf(body),
+      },
+      res,
+    );
   }
 
   app.register(
@@ -200,28 +230,8 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         requireScope(p, "inference");
         (req as FastifyRequest & { principal: Principal }).principal = p;
       });
-
-      scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => {
-        const body = req.body as ChatCompletionRequest;
-        const m = await resolveFor(req, body.model, "chat");
-        checkChat(m.engine, body, { name: body.model, modalities: m.modalities });
-        const stream = body.stream === true;
-        const prompt = chatPrompt(body, ctx.tokenizers.counter(m.tokenizer));
-        const maxOut = body.max_completion_tokens ?? body.max_tokens ?? 256;
-        await start(req, reply, {
-          model: m,
-          endpoint: "chat",
-          engineBody: chatEngineBody(body, m.modelName, m.engine),
-          stream,
-          includeUsage: body.stream_options?.include_usage === true,
-          promptText: prompt.text,
-          cacheKey: body.prompt_cache_key,
-          promptTokens: prompt.tokens,
-          estimatedTokens: prompt.tokens + maxOut * (body.n ?? 1),
-          serviceTier: body.service_tier,
-          attributes: attributesOf(body),
-        });
-      });
+      scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => chat(req, reply, req.body as ChatCompletionRequest));
+      registerResponsesRoutes(scope, { db: ctx.db, retentionDays: ctx.responsesRetentionDays ?? 30, logger: deps.logger, principalOf, chat });
 
       scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) => {
         const body = req.body as CompletionRequest;
