@@ -75,6 +75,16 @@ export interface Engine {
   default: boolean;
 }
 
+/** An operator's engine profile (GET /deploy/llm/profiles). */
+export interface Profile {
+  name: string;
+  engine: string;
+  description: string | null;
+  gpu_types: string[];
+  max_num_gpus: number;
+  max_instances: number;
+}
+
 export interface ApiKey {
   id: string;
   tenant_id: string;

@@ -92,7 +92,7 @@ describe("the web console", () => {
     expect(await page.evaluate(() => [sessionStorage.getItem("infera.key") !== null, localStorage.length, document.cookie])).toEqual([true, 0, ""]);
   });
 
-  it("deploys a model from a form that knows the GPU types and engines, naming a bad field beside it", async () => {
+  it("deploys a model from a form that knows the GPU types, engines and engine profiles, naming a bad field beside it", async () => {
     // By keyboard: the navigation is reachable with Tab, and Enter follows a link.
     await page.keyboard.press("Tab"); // skip link
     await page.keyboard.press("Tab"); // first nav link
@@ -104,7 +104,9 @@ describe("the web console", () => {
     const gpu = page.getByLabel("GPU type");
     // Local mode's GPU types; the catalog's chat model holds one A100.
     await expect.poll(() => gpu.locator("option").allTextContents()).toEqual(["A100-80GB (7 of 8 free)", "H100-80GB (8 of 8 free)", "L4 (8 of 8 free)"]);
-    expect(await page.getByLabel("Engine").locator("option").allTextContents()).toEqual(["vLLM", "Text Generation Inference"]);
+    expect(await page.getByLabel("Engine", { exact: true }).locator("option").allTextContents()).toEqual(["vLLM", "Text Generation Inference"]);
+    // The operator's profiles for the chosen engine (local mode: the built-in one per engine).
+    await expect.poll(() => page.getByLabel("Engine profile").locator("option").allTextContents()).toEqual(["vllm"]);
 
     await page.getByLabel("Model name").fill("not a name!");
     await gpu.selectOption("L4");

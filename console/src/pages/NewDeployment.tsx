@@ -1,25 +1,30 @@
 /**
- * The deploy form: GPU types (with what is free) and engines as the cluster offers them;
+ * The deploy form: GPU types (with what is free), engines and the operator's engine profiles
+ * as the cluster offers them;
  * the API's message appears next to the field it names, and nothing is created until it
  * accepts the whole form.
  */
 import { type FormEvent, useState } from "react";
 import { api } from "../api.ts";
 import { navigate } from "../App.tsx";
-import type { Engine, Gpu } from "../types.ts";
+import type { Engine, Gpu, Profile } from "../types.ts";
 import { ErrorNote, Field, errorFor, usePoll } from "../ui.tsx";
 
-const FIELDS = ["model_name", "gpu", "num_gpus", "max_batch_size", "engine", "hf", "settings", "container_image", "extra_args"];
+const FIELDS = ["model_name", "gpu", "num_gpus", "max_batch_size", "engine", "hf", "settings", "container_image", "extra_args", "profile"];
 
 export function NewDeployment() {
   const gpus = usePoll(() => api<{ gpus: Gpu[] }>("GET", "/deploy/llm/gpu_availability"), 0);
   const engines = usePoll(() => api<{ engines: Engine[] }>("GET", "/deploy/llm/engines"), 0);
-  const [f, setF] = useState({ model: "", gpu: "", numGpus: "1", batch: "96", engine: "", repo: "", revision: "", token: "", min: "1", max: "1" });
+  const profiles = usePoll(() => api<{ data: Profile[] }>("GET", "/deploy/llm/profiles"), 0);
+  const [f, setF] = useState({ model: "", gpu: "", numGpus: "1", batch: "96", engine: "", profile: "", repo: "", revision: "", token: "", min: "1", max: "1" });
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
   const gpu = f.gpu || gpus.data?.gpus[0]?.gpu || "";
   const engine = f.engine || engines.data?.engines.find((e) => e.default)?.engine || "";
+  // The engine's profiles; the API's default is the one named like the engine.
+  const offered = profiles.data?.data.filter((p) => p.engine === engine) ?? [];
+  const profile = offered.find((p) => p.name === f.profile) ?? offered.find((p) => p.name === engine) ?? offered[0];
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -32,6 +37,7 @@ export function NewDeployment() {
         num_gpus: Number(f.numGpus),
         max_batch_size: Number(f.batch),
         engine,
+        ...(profile ? { profile: profile.name } : {}),
         hf: f.repo.trim() ? { repo: f.repo.trim(), revision: f.revision.trim() || null, token: f.token || null } : null,
         settings: { min_instances: Number(f.min), max_instances: Number(f.max) },
       };
@@ -80,6 +86,15 @@ export function NewDeployment() {
               ))}
             </select>
           </Field>
+          <Field id="profile" label="Engine profile" error={err("profile")} hint={profile ? profileHint(profile) : "The operator offers none for this engine."}>
+            <select id="profile" value={profile?.name ?? ""} onChange={set("profile")} {...described("profile", "profile")}>
+              {offered.map((p) => (
+                <option key={p.name} value={p.name}>
+                  {p.name}
+                </option>
+              ))}
+            </select>
+          </Field>
           <Field id="batch" label="Max batch size" error={err("max_batch_size")} hint="Requests one replica runs at once.">
             <input id="batch" type="number" min={1} max={256} value={f.batch} onChange={set("batch")} {...described("batch", "max_batch_size")} />
           </Field>
@@ -123,11 +138,17 @@ export function NewDeployment() {
           </Field>
         </div>
         {unplaced ? <ErrorNote error={error} /> : null}
-        <ErrorNote error={gpus.error ?? engines.error} />
+        <ErrorNote error={gpus.error ?? engines.error ?? profiles.error} />
         <button type="submit" disabled={busy}>
           {busy ? "Deploying…" : "Deploy"}
         </button>
       </form>
     </section>
   );
+}
+
+/** What a profile allows, in a line. */
+function profileHint(p: Profile): string {
+  const gpus = p.gpu_types.length > 0 ? p.gpu_types.join(", ") : "any GPU type";
+  return `${p.description ?? p.engine}: ${gpus}, up to ${p.max_num_gpus} GPUs and ${p.max_instances} replicas.`;
 }
