@@ -310,7 +310,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   );
 
   const blobs = createBlobStore(config.storage);
-  const files = { maxBytes: config.filesMaxBytes, maxLines: config.filesMaxLines };
+  // A line of a batch file is one request: the request body limit bounds it.
+  const files = { maxBytes: config.filesMaxBytes, maxLines: config.filesMaxLines, maxLineBytes: config.bodyLimitBytes };
   for (const prefix of ["/v1/openai", "/v1"])
     registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, blobs, files, prefix, responsesRetentionDays: config.responsesRetentionDays }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });

@@ -17,7 +17,7 @@ export interface GatewayContext {
   /** File bodies (Files API): local disk or S3. */
   blobs: BlobStore;
   /** Limits on an uploaded file. */
-  files: { maxBytes: number; maxLines: number };
+  files: { maxBytes: number; maxLines: number; maxLineBytes: number };
   /** Mount point of a route group (`/v1/openai` or `/v1`). */
   prefix: string;
 }

@@ -30,6 +30,7 @@ import { PER_MESSAGE, type PromptCounter } from "../prompt-tokens.ts";
 import { assertServable } from "../resolver.ts";
 import type { GatewayContext } from "../context.ts";
 import { registerResponsesRoutes } from "./responses.ts";
+import { registerFilesRoutes } from "./files.ts";
 
 const DEFAULT_IMAGE_MODEL = "black-forest-labs/FLUX-1-schnell";
 const IMAGE_SIZES = new Set(["256x256", "512x512", "768x768", "1024x1024", "1024x768", "768x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536"]);
@@ -120,13 +121,19 @@ const ModelParams = Type.Object({ model: Type.String({ description: "A model id;
 export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, deps: InferenceDeps): void {
   const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
 
-  async function resolveFor(req: FastifyRequest, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
+  /** The model this key may call on this endpoint (whether it serves now or not: batch lines run later). */
+  async function usableModel(req: FastifyRequest, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
     const p = principalOf(req);
     const m = await ctx.resolver.resolve(p.tenantId, model);
     requireModel(p, model, m.modelName);
     if (!TASKS_OF[endpoint].includes(m.task)) {
       throw new PlatformError("invalid_request", `The model '${model}' does not support ${ENDPOINT_NAME[endpoint]}.`, { param: "model" });
     }
+    return m;
+  }
+
+  async function resolveFor(req: FastifyRequest, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
+    const m = await usableModel(req, model, endpoint);
     assertServable(m, model);
     return m;
   }
@@ -232,6 +239,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
       });
       scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => chat(req, reply, req.body as ChatCompletionRequest));
       registerResponsesRoutes(scope, { db: ctx.db, retentionDays: ctx.responsesRetentionDays ?? 30, logger: deps.logger, principalOf, chat });
+      await registerFilesRoutes(scope, { db: ctx.db, blobs: ctx.blobs, limits: ctx.files, logger: deps.logger, principalOf, checkModel: usableModel });
 
       scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) => {
         const body = req.body as CompletionRequest;
