@@ -11,6 +11,7 @@ import { join } from "node:path";
 import OpenAI, { type APIError, toFile } from "openai";
 import { describe, expect } from "vitest";
 import type { Platform } from "@infera/testkit";
+import { expectSchema } from "../openapi/validate.ts";
 import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -85,6 +86,7 @@ describe("the Files API, with the official client", () => {
       status: "processed",
     });
     expect(f.created_at).toBeGreaterThanOrEqual(before - 1);
+    expectSchema("OpenAIFile", f);
     expect(await client.files.retrieve(f.id)).toEqual(f);
     const listed = await client.files.list({ purpose: "batch" });
     expect(listed.data[0]).toEqual(f);
@@ -99,7 +101,9 @@ describe("the Files API, with the official client", () => {
       }/${f.id}`,
     );
 
-    expect(await client.files.delete(f.id)).toEqual({ id: f.id, object: "file", deleted: true });
+    const deleted = await client.files.delete(f.id);
+    expect(deleted).toEqual({ id: f.id, object: "file", deleted: true });
+    expectSchema("DeleteFileResponse", deleted);
     for (const attempt of [() => client.files.retrieve(f.id), () => client.files.content(f.id), () => client.files.delete(f.id)]) {
       const e = await attempt().catch((x: unknown) => x);
       expect(e).toBeInstanceOf(OpenAI.NotFoundError);
@@ -127,7 +131,9 @@ describe("the Files API, with the official client", () => {
     expect(page1.has_more).toBe(true);
     expect(page1.data.map((f) => f.id)).toEqual([ids[2]]);
     const raw = await fetch(`${platform.openaiURL}/files?order=desc&limit=1`, { headers: { authorization: `Bearer ${platform.adminKey}` } });
-    expect(await raw.json()).toMatchObject({ object: "list", has_more: true, first_id: ids[2], last_id: ids[2] });
+    const rawPage = await raw.json();
+    expect(rawPage).toMatchObject({ object: "list", has_more: true, first_id: ids[2], last_id: ids[2] });
+    expectSchema("ListFilesResponse", rawPage);
     expect((await client.files.list({ purpose: "batch_output" })).data).toEqual([]);
     const bad = await client.files.list({ purpose: "fine-tune" }).catch((x: unknown) => x);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
