@@ -38,6 +38,7 @@ export function PRODUCTION_SECRETS(o: { databaseUrl: string; redisUrl: string; a
     "hf-token": { token: "hf_defaultTokenOfTheCluster" },
     "infera-secrets-key": { "secrets-key": "kube-test-secrets-key-0123456789abcdef" },
     "infera-agent-token": { "agent-token": "kube-test-agent-token-0123456789abcdefghij" },
+    "infera-s3": { "access-key-id": "kube-test-access-key", "secret-access-key": "kube-test-secret-access-key-0123456789" },
   };
 }
 

@@ -262,6 +262,65 @@ lifecycle:
       command: ["sleep", {{ . | toString | quote }}]
 {{- end -}}
 
+{{/* Where file bodies live (Files and Batch APIs): the gateway's and the scheduler's env. */}}
+{{- define "infera.env.storage" -}}
+{{- $s := .Values.storage -}}
+- name: STORAGE_BACKEND
+  value: {{ $s.backend | quote }}
+{{- if eq $s.backend "local" }}
+- name: STORAGE_DIR
+  value: /var/lib/infera/files
+{{- else }}
+{{- $o := $s.s3 }}
+- name: S3_BUCKET
+  value: {{ $o.bucket | quote }}
+- name: S3_REGION
+  value: {{ $o.region | quote }}
+{{- with $o.endpoint }}
+- name: S3_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $o.forcePathStyle) }}
+- name: S3_FORCE_PATH_STYLE
+  value: {{ $o.forcePathStyle | quote }}
+{{- end }}
+{{- with $o.prefix }}
+- name: S3_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+{{- with $o.existingSecret }}
+- name: S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $o.accessKeyIdKey }}
+- name: S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $o.secretAccessKeyKey }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "infera.storage.volumeMount" -}}
+{{- if eq .Values.storage.backend "local" }}
+- { name: files, mountPath: /var/lib/infera/files }
+{{- end }}
+{{- end -}}
+
+{{- define "infera.storage.volume" -}}
+{{- if eq .Values.storage.backend "local" }}
+- name: files
+{{- with .Values.storage.local.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ . }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Render-time checks of impossible values. Included from every template that
      needs them (helm renders all templates, so one include point is enough). */}}
 {{- define "infera.validate" -}}
@@ -286,6 +345,12 @@ lifecycle:
 {{- end -}}
 {{- if and $v.scheduler.engineNamespace (ne $v.scheduler.engineNamespace $.Release.Namespace) (not $v.agent.auth.existingSecret) -}}
 {{- fail "scheduler.engineNamespace differs from the release namespace: the agents there need the token Secret, so set agent.auth.existingSecret to a Secret of the same name in both namespaces" -}}
+{{- end -}}
+{{- if and (eq $v.storage.backend "s3") (not $v.storage.s3.bucket) -}}
+{{- fail "storage.backend=s3 needs storage.s3.bucket (and storage.s3.existingSecret with the access keys, unless the pods get them from IRSA or an instance profile)" -}}
+{{- end -}}
+{{- if and (eq $v.storage.backend "local") (not $v.storage.local.existingClaim) (or (gt (int $v.gateway.replicas) 1) $v.gateway.autoscaling.enabled (gt (int $v.scheduler.replicas) 1)) -}}
+{{- fail "storage.backend=local without storage.local.existingClaim gives each pod its own files: with several gateways or schedulers set storage.backend=s3 (storage.s3.bucket), or a ReadWriteMany claim in storage.local.existingClaim" -}}
 {{- end -}}
 {{- if and (eq $v.engine.mode "gpu") (eq (len $v.gpuTypes) 0) -}}
 {{- fail "engine.mode=gpu needs at least one entry in gpuTypes (name, count, nodeSelector, tolerations)" -}}
