@@ -10,7 +10,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { type APIError, toFile } from "openai";
 import { describe, expect } from "vitest";
-import type { Platform } from "@infera/testkit";
+import { newTenantKey, type Platform } from "@infera/testkit";
 import { expectSchema } from "../openapi/validate.ts";
 import { platformTest } from "@infera/testkit/fixtures";
 
@@ -57,18 +57,7 @@ async function allFileIds(c = client): Promise<string[]> {
   return ids;
 }
 
-/** A key of a new tenant (inference scope). */
-async function otherTenantKey(): Promise<string> {
-  const admin = (path: string, body: unknown) =>
-    fetch(`${platform.baseURL}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${platform.adminKey}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    }).then((r) => r.json() as Promise<Record<string, unknown>>);
-  const t = await admin("/admin/tenants", { name: `other-${Date.now()}` });
-  const k = await admin("/admin/api-keys", { tenant_id: t.id, name: "k", scopes: ["inference"] });
-  return k.secret as string;
-}
+const otherTenantKey = () => newTenantKey(platform);
 
 describe("the Files API, with the official client", () => {
   test("create, retrieve, list, content and delete: OpenAI's shapes, the body byte for byte, gone after delete", async () => {

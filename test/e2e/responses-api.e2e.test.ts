@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import OpenAI, { type APIError } from "openai";
 import { afterAll, describe, expect } from "vitest";
 import { createDb } from "@infera/registry";
-import { waitFor, type Platform } from "@infera/testkit";
+import { newTenantKey, waitFor, type Platform } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -71,18 +71,7 @@ async function setFaults(rate: number, kinds: string[]): Promise<void> {
   expect(r.status).toBe(200);
 }
 
-/** A key of a new tenant (inference scope). */
-async function otherTenantKey(): Promise<string> {
-  const admin = (path: string, body: unknown) =>
-    fetch(`${platform.baseURL}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${platform.adminKey}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    }).then((r) => r.json() as Promise<Record<string, unknown>>);
-  const t = await admin("/admin/tenants", { name: `other-${Date.now()}` });
-  const k = await admin("/admin/api-keys", { tenant_id: t.id, name: "k", scopes: ["inference"] });
-  return k.secret as string;
-}
+const otherTenantKey = () => newTenantKey(platform);
 
 describe("the Responses API, with the official client", () => {
   test("responses.create: a Response object in OpenAI's shape, stored, with usage counted once", async () => {

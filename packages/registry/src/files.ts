@@ -3,9 +3,9 @@
  * Per tenant: another tenant's id reads as absent, and so do deleted and expired files.
  */
 import { randomBytes } from "node:crypto";
-import { sql } from "kysely";
+import { type ExpressionBuilder, sql } from "kysely";
 import type { Db } from "./db.ts";
-import type { FilePurpose, FileRow } from "./schema.ts";
+import type { DB, FilePurpose, FileRow } from "./schema.ts";
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz";
 
@@ -52,6 +52,10 @@ export interface NewFile {
   expiresAt?: Date | null;
 }
 
+/** Not deleted and not past its expiry: what a tenant can see. */
+const live = (now: Date) => (eb: ExpressionBuilder<DB, "files">) =>
+  eb.and([eb("deleted_at", "is", null), eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)])]);
+
 function toFile(r: FileRow): StoredFile {
   return {
     id: r.id,
@@ -92,14 +96,7 @@ export async function createFile(db: Db, f: NewFile): Promise<StoredFile> {
 
 /** The tenant's file `id`; undefined for another tenant's, a deleted or an expired one. */
 export async function getFile(db: Db, tenantId: string, id: string, now = new Date()): Promise<StoredFile | undefined> {
-  const row = await db
-    .selectFrom("files")
-    .selectAll()
-    .where("id", "=", id)
-    .where("tenant_id", "=", tenantId)
-    .where("deleted_at", "is", null)
-    .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
-    .executeTakeFirst();
+  const row = await db.selectFrom("files").selectAll().where("id", "=", id).where("tenant_id", "=", tenantId).where(live(now)).executeTakeFirst();
   return row && toFile(row);
 }
 
@@ -113,12 +110,7 @@ export interface ListFilesOptions {
 
 /** One page of the tenant's live files by creation time; `hasMore` when another page follows. */
 export async function listFiles(db: Db, tenantId: string, o: ListFilesOptions, now = new Date()): Promise<{ data: StoredFile[]; hasMore: boolean }> {
-  let q = db
-    .selectFrom("files")
-    .selectAll()
-    .where("tenant_id", "=", tenantId)
-    .where("deleted_at", "is", null)
-    .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]));
+  let q = db.selectFrom("files").selectAll().where("tenant_id", "=", tenantId).where(live(now));
   if (o.purpose) q = q.where("purpose", "=", o.purpose);
   if (o.after !== undefined) {
     const c = await db.selectFrom("files").select(["created_at", "id"]).where("id", "=", o.after).where("tenant_id", "=", tenantId).executeTakeFirst();
@@ -141,8 +133,7 @@ export async function deleteFile(db: Db, tenantId: string, id: string, now = new
     .set({ deleted_at: now })
     .where("id", "=", id)
     .where("tenant_id", "=", tenantId)
-    .where("deleted_at", "is", null)
-    .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
+    .where(live(now))
     .returningAll()
     .executeTakeFirst();
   return row && toFile(row);

@@ -11,3 +11,14 @@ export async function callJson<T = Record<string, unknown>>(url: string, method:
   const r = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as JsonAnswer<T>["json"] };
 }
+
+/** A new tenant and an inference key of it, made with the platform's admin key: its secret. */
+export async function newTenantKey(platform: { baseURL: string; adminKey: string }, name = `other-${Date.now()}`): Promise<string> {
+  const t = await callJson<{ id: string }>(`${platform.baseURL}/admin/tenants`, "POST", platform.adminKey, { name });
+  const k = await callJson<{ secret: string }>(`${platform.baseURL}/admin/api-keys`, "POST", platform.adminKey, {
+    tenant_id: t.json.id,
+    name: "k",
+    scopes: ["inference"],
+  });
+  return k.json.secret;
+}

@@ -2,6 +2,7 @@
  * Turns JSON-schema validation errors into one OpenAI-style 400 that names the
  * attribute at fault (`param`), the way the hosted API does.
  */
+import { Ajv } from "ajv";
 import { PlatformError } from "@infera/core";
 
 export interface SchemaError {
@@ -83,3 +84,7 @@ export function validationError(all: readonly SchemaError[], body: unknown): Pla
     { param },
   );
 }
+
+// Query strings are strings: a route whose query has numbers (`limit`) validates with this, which coerces them.
+const coercing = new Ajv({ coerceTypes: true, allErrors: true, useDefaults: false, removeAdditional: false, strict: false });
+export const queryValidator = ({ schema }: { schema: object }) => coercing.compile(schema);

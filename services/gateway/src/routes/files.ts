@@ -10,13 +10,13 @@ import Type from "typebox";
 import multipart from "@fastify/multipart";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
-import { Ajv } from "ajv";
 import { type Logger, PlatformError } from "@infera/core";
 import { createFile, deleteFile, fileStorageKey, getFile, listFiles, newFileId, type DB, type FilePurpose, type StoredFile } from "@infera/registry";
 import { BlobNotFound, type BlobStore } from "@infera/storage";
 import type { Principal } from "../auth.ts";
 import { BATCH_ENDPOINTS, BatchInputChecker, type BatchInputSummary, checking, lineError } from "../batch-input.ts";
 import type { EndpointKind } from "../inference.ts";
+import { queryValidator } from "../validation.ts";
 
 /** Purposes a tenant may upload: `batch` only (this platform has no assistants, vision or fine-tuning to feed). */
 const UPLOAD_PURPOSES = ["batch"] as const;
@@ -188,10 +188,7 @@ export async function registerFilesRoutes(scope: FastifyInstance, d: FilesRouteD
     },
   );
 
-  // Query strings are strings: `limit` is read from one.
-  const coercing = new Ajv({ coerceTypes: true, allErrors: true, useDefaults: false, removeAdditional: false, strict: false });
-  const validatorCompiler = ({ schema }: { schema: object }) => coercing.compile(schema);
-  scope.get("/files", { schema: { querystring: ListQuery }, validatorCompiler }, async (req) => {
+  scope.get("/files", { schema: { querystring: ListQuery }, validatorCompiler: queryValidator }, async (req) => {
     const q = req.query as { purpose?: string; limit?: number; order?: "asc" | "desc"; after?: string };
     if (q.purpose !== undefined && !(LIST_PURPOSES as readonly string[]).includes(q.purpose)) {
       throw new PlatformError(
