@@ -8,7 +8,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
-import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
+import { lazyChild, type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { startTracing } from "@infera/telemetry";
 import { assertRedisAccess, QueueClient, queueKeys } from "@infera/queue";
@@ -154,6 +154,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const app = Fastify({
     loggerInstance: logger.child({ component: "http" }) as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Fastify makes every request a child logger (its reqId bound); made only if it logs (no route sets a log level).
+    childLoggerFactory: (logger, bindings) => lazyChild(logger as unknown as Logger, bindings) as unknown as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
     // The platform's own id for every request; a client's X-Request-Id is never taken as it.
