@@ -477,7 +477,7 @@ async function throughput(p: BenchPlatform, prompts: string[], suffix: string): 
     const steps: Json[] = [];
     const pids = [...platformPids(p), ...(p.redisPid ? [{ name: "redis", pid: p.redisPid }] : [])];
     const engines = enginePids(p);
-    if (flags.profile) restartProfiles(pids.map((x) => x.pid));
+    if (flags.profile) restartProfiles(platformPids(p).map((x) => x.pid));
     const attempt = async (rate: number): Promise<boolean> => {
       const e0 = cpuSum(engines);
       const d = await measureNonStream(t.direct, rate, tp.stepS, body(true));

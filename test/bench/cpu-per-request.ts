@@ -69,7 +69,7 @@ try {
     await run(direct, stream, true, 1);
     await run([platform], stream, false, 2); // warm-up
   }
-  if (values.profile) restartProfiles(procs.map((x) => x.pid));
+  if (values.profile) restartProfiles(procs.filter((x) => x.name !== "redis").map((x) => x.pid));
   const result: Record<string, unknown> = { rate: RATE, seconds: SECONDS, load1_at_start: load0.load1 };
   for (const stream of [false, true]) {
     const e0 = engines.reduce((a, pid) => a + cpuMicros(pid), 0);

@@ -107,7 +107,7 @@ const m=/(?:services|deploy)\\/([^/]+)\\//.exec(process.argv[1]||"");const name=
 process.on("exit",()=>{if(done)return;done=true;s.post("Profiler.stop",(err,r)=>{if(!err)writeFileSync(${JSON.stringify(dir)}+"/"+process.pid+"-"+name+".cpuprofile",JSON.stringify(r.profile))})});`;
 }
 
-/** Profiled processes (`--profile`) start their profile over from now: what follows warm-up. */
+/** Profiled processes (`--profile`) start their profile over from now: what follows warm-up. Node processes only (SIGUSR2 ends redis-server). */
 export function restartProfiles(pids: number[]): void {
   for (const pid of pids) {
     try {

@@ -89,8 +89,21 @@ export class RateLimiter {
   }
 
   /** The key's tokens this calendar month (UTC, by this gateway's clock). */
-  budgetKey(keyId: string, at = new Date()): string {
-    return `${this.options.prefix}:keys:used:${keyId}:${at.toISOString().slice(0, 7)}`;
+  budgetKey(keyId: string, at?: Date): string {
+    return `${this.options.prefix}:keys:used:${keyId}:${at ? at.toISOString().slice(0, 7) : this.month()}`;
+  }
+
+  /** This UTC month as `YYYY-MM`, worked out once a month rather than once a request. */
+  private monthName = "";
+  private monthEnds = 0;
+  private month(): string {
+    const now = Date.now();
+    if (now >= this.monthEnds) {
+      const d = new Date(now);
+      this.monthName = d.toISOString().slice(0, 7);
+      this.monthEnds = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+    }
+    return this.monthName;
   }
 
   /** Tokens the key used (and holds reserved) this month. */
