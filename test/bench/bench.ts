@@ -646,7 +646,9 @@ async function fairnessPhase(pool_: PromptPool): Promise<void> {
     console.log(
       `\nnoisy neighbour (${REPLICAS} replicas × ${f.batch} slots, ITL ${f.itlMs} ms; a flood tenant keeps ${f.flood} streams open; a light tenant one at a time; load ${machineLoad().load1})`,
     );
-    const r = await noisyNeighbour(p, MODEL, pool_.atLeast(f.maxTokens), { ...f, slots: REPLICAS * f.batch }, chatBody);
+    // Two flood streams' lives: the reserved slots its first streams took are free again by then.
+    const settleMs = 2 * (SIM_TTFT_MS + f.itlMs * f.maxTokens);
+    const r = await noisyNeighbour(p, MODEL, pool_.atLeast(f.maxTokens), { ...f, slots: REPLICAS * f.batch, settleMs }, chatBody);
     out.fairness = r;
     out.fairness_bound_holds = r.bound_holds;
     const a = r.alone as Record<string, number>;

@@ -1,6 +1,6 @@
 /**
  * The noisy neighbour through the platform's request path as it is configured (the fast path
- * when it is on): a light tenant sends one stream at a time, first alone, then beside a flood
+ * when it is on): a light tenant sends one short stream at a time, first alone, then beside a flood
  * tenant that keeps more streams open than the replicas have slots (the rest wait in the fair
  * queue). The bound is the one the simulator holds (README, "Scheduling"): the light tenant's
  * p99 TTFT beside the flood at most 2× its p99 alone. engine-sim direct is measured the same
@@ -17,10 +17,16 @@ export interface FairnessPlan {
   seconds: number;
   /** Streams the flood tenant keeps open (closed loop): more than the replicas' slots. */
   flood: number;
-  /** Tokens per stream (light and flood). */
+  /** Tokens per flood stream. */
   maxTokens: number;
   /** Slots of the deployment (replicas × batch), for the report. */
   slots: number;
+  /**
+   * How long the flood runs before the light tenant is measured beside it: at least one flood
+   * stream's life. The flood's first requests reach an idle deployment with nothing of theirs
+   * queued, so they may take the reserved slots too; those free only when those streams end.
+   */
+  settleMs: number;
 }
 
 async function adminCall<T>(p: BenchPlatform, path: string, body: unknown): Promise<T> {
@@ -33,12 +39,18 @@ async function adminCall<T>(p: BenchPlatform, path: string, body: unknown): Prom
   return (await res.json()) as T;
 }
 
-/** A second tenant with an inference key: the light one (the bench's own key is the flood's). */
-async function lightTenantKey(p: BenchPlatform): Promise<string> {
-  const t = await adminCall<{ id: string }>(p, "/admin/tenants", { name: `bench-light-${process.pid}` });
-  const k = await adminCall<{ secret: string }>(p, "/admin/api-keys", { tenant_id: t.id, name: "light", scopes: ["inference"] });
+/**
+ * A tenant of its own with a standard-tier inference key (the bench's bootstrap key is
+ * priority tier, a strict class ahead of standard: the flood must not use it).
+ */
+async function tenantKey(p: BenchPlatform, name: string): Promise<string> {
+  const t = await adminCall<{ id: string }>(p, "/admin/tenants", { name: `bench-${name}-${process.pid}` });
+  const k = await adminCall<{ secret: string }>(p, "/admin/api-keys", { tenant_id: t.id, name, scopes: ["inference"], tier: "standard" });
   return k.secret;
 }
+
+/** Tokens of each light stream: its TTFT is what is measured, so short streams give more samples. */
+const LIGHT_TOKENS = 2;
 
 export async function noisyNeighbour(
   p: BenchPlatform,
@@ -54,8 +66,13 @@ export async function noisyNeighbour(
     return pl;
   };
   const headers = (key: string) => ({ "content-type": "application/json", authorization: `Bearer ${key}` });
-  const light: Target = { label: "light", pool: mk(p.baseURL, 4), path: "/v1/openai/chat/completions", headers: headers(await lightTenantKey(p)) };
-  const flood: Target = { label: "flood", pool: mk(p.baseURL, plan.flood + 10), path: "/v1/openai/chat/completions", headers: headers(p.apiKey) };
+  const light: Target = { label: "light", pool: mk(p.baseURL, 4), path: "/v1/openai/chat/completions", headers: headers(await tenantKey(p, "light")) };
+  const flood: Target = {
+    label: "flood",
+    pool: mk(p.baseURL, plan.flood + 10),
+    path: "/v1/openai/chat/completions",
+    headers: headers(await tenantKey(p, "flood")),
+  };
   const engines = p.replicas.filter((r) => r.model === model);
   const direct: Target[] = engines.map((r) => ({
     label: "direct",
@@ -72,10 +89,10 @@ export async function noisyNeighbour(
       const end = performance.now() + plan.seconds * 1000;
       for (let i = 0; performance.now() < end; i++) {
         const prompt = prompts[i % prompts.length]!;
-        const g = await call(light, chatBody(prompt, plan.maxTokens, true, false), { stream: true });
+        const g = await call(light, chatBody(prompt, LIGHT_TOKENS, true, false), { stream: true });
         if (g.ok) platform.push(g.firstMs);
         else errors++;
-        const d = await call(direct[i % direct.length]!, chatBody(prompt, plan.maxTokens, true, true), { stream: true });
+        const d = await call(direct[i % direct.length]!, chatBody(prompt, LIGHT_TOKENS, true, true), { stream: true });
         if (d.ok) eng.push(d.firstMs);
       }
       const s = summarize(platform);
@@ -101,8 +118,8 @@ export async function noisyNeighbour(
           floodResults.push(await call(flood, chatBody(prompts[i % prompts.length]!, plan.maxTokens, true, false), { stream: true }));
       }),
     );
-    // Let the flood fill every slot and queue the rest before measuring.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Let the flood fill every slot, queue the rest, and hand back the reserved slots its first streams took.
+    await new Promise((r) => setTimeout(r, plan.settleMs));
     const beside = await lightRun();
     stopFlood = true;
     await floodLoop;
@@ -112,6 +129,8 @@ export async function noisyNeighbour(
       flood_streams: plan.flood,
       slots: plan.slots,
       max_tokens: plan.maxTokens,
+      light_max_tokens: LIGHT_TOKENS,
+      flood_settle_ms: plan.settleMs,
       alone,
       beside_flood: beside,
       flood: { requests: floodResults.length, errors: floodResults.length - floodOk.length, ttft_p50_ms: r3(summarize(floodOk.map((r) => r.firstMs)).p50) },
