@@ -8,7 +8,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Endpoint, GenerateRequestSchema, type GenerateResponse } from "@infera/contracts";
 import { AgentClients } from "../../services/gateway/src/agents.ts";
-import type { CallOptions, CallResult } from "./load.ts";
+import { type CallOptions, type CallResult, EventClock } from "./load.ts";
 import type { BenchPlatform } from "./platform.ts";
 
 export interface AgentDirect {
@@ -28,11 +28,7 @@ export function agentDirect(p: BenchPlatform, model: string): AgentDirect {
     send: (i, body, o) =>
       new Promise<CallResult>((resolve) => {
         const t0 = performance.now();
-        const gaps: number[] | undefined = o.keepGaps ? [] : undefined;
-        let events = 0;
-        let first = 0;
-        let last = 0;
-        let maxGap = 0;
+        const clock = new EventClock(t0, o.keepGaps ? [] : undefined);
         let usage = false;
         let error: string | undefined;
         const c = agents[i % agents.length]!.generate(
@@ -45,17 +41,8 @@ export function agentDirect(p: BenchPlatform, model: string): AgentDirect {
           }),
         );
         const seen = (n: number) => {
-          const now = performance.now();
           o.onEvents?.(n);
-          if (events === 0) first = now - t0;
-          else {
-            const g = now - last;
-            if (g > maxGap) maxGap = g;
-            gaps?.push(g);
-          }
-          for (let k = 1; k < n; k++) gaps?.push(0);
-          events += n;
-          last = now;
+          clock.seen(n);
         };
         c.on("data", (ev: GenerateResponse) => {
           const e = ev.event;
@@ -71,11 +58,11 @@ export function agentDirect(p: BenchPlatform, model: string): AgentDirect {
             ok,
             status: ok ? 200 : 0,
             // Non-streamed: the whole answer, as the HTTP load generator counts it.
-            firstMs: o.stream ? first : ms,
+            firstMs: o.stream ? clock.first : ms,
             totalMs: ms,
-            events,
-            gaps,
-            maxGapMs: maxGap,
+            events: clock.events,
+            gaps: clock.gaps,
+            maxGapMs: clock.maxGap,
             error: ok ? undefined : (err ?? error ?? "the call ended without usage"),
           });
         };
