@@ -70,6 +70,31 @@ export interface CallOptions {
   onEvents?: (n: number) => void;
 }
 
+/** One response's events as they arrive: time to the first, the gaps between reads (events that arrive in one read count 0). */
+export class EventClock {
+  events = 0;
+  first = 0;
+  maxGap = 0;
+  private last = 0;
+
+  constructor(
+    private readonly t0: number,
+    readonly gaps: number[] | undefined,
+  ) {}
+
+  seen(n: number, now = performance.now()): void {
+    if (this.events === 0) this.first = now - this.t0;
+    else {
+      const g = now - this.last;
+      if (g > this.maxGap) this.maxGap = g;
+      this.gaps?.push(g);
+    }
+    for (let k = 1; k < n; k++) this.gaps?.push(0);
+    this.events += n;
+    this.last = now;
+  }
+}
+
 export async function call(t: Target, body: string, o: CallOptions): Promise<CallResult> {
   const { stream, keepGaps = false, extraHeaders, onEvents } = o;
   const t0 = performance.now();
@@ -85,37 +110,25 @@ export async function call(t: Target, body: string, o: CallOptions): Promise<Cal
       return { ok: false, status: res.statusCode, firstMs: 0, totalMs: performance.now() - t0, events: 0, maxGapMs: 0, error: text.slice(0, 300) };
     }
     const counter = new EventCounter();
-    const gaps: number[] | undefined = keepGaps ? [] : undefined;
-    let events = 0;
-    let first = 0;
-    let last = 0;
-    let maxGap = 0;
+    const clock = new EventClock(t0, keepGaps ? [] : undefined);
     let tail = "";
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       const now = performance.now();
       const n = counter.count(chunk);
       if (n === 0) continue;
       onEvents?.(n);
-      if (events === 0) first = now - t0;
-      else {
-        const g = now - last;
-        if (g > maxGap) maxGap = g;
-        gaps?.push(g);
-      }
-      for (let k = 1; k < n; k++) gaps?.push(0);
-      events += n;
-      last = now;
+      clock.seen(n, now);
       tail = chunk.length >= 16 ? chunk.toString("latin1", chunk.length - 16) : tail + chunk.toString("latin1");
     }
     const ok = tail.includes("[DONE]");
     return {
       ok,
       status: 200,
-      firstMs: first,
+      firstMs: clock.first,
       totalMs: performance.now() - t0,
-      events,
-      gaps,
-      maxGapMs: maxGap,
+      events: clock.events,
+      gaps: clock.gaps,
+      maxGapMs: clock.maxGap,
       error: ok ? undefined : `stream ended without [DONE]: …${tail}`,
     };
   } catch (err) {

@@ -96,12 +96,26 @@ export function machineLoad(): { load1: number; load5: number; cores: number } {
 /**
  * `--cpu-prof` is not allowed in NODE_OPTIONS, so every child process preloads this: the
  * in-process inspector samples from start to exit and writes `<pid>-<service>.cpuprofile`.
+ * SIGUSR2 starts the profile over (`restartProfiles`): the bench sends it after warm-up, so
+ * the profile holds the measured requests, not start-up (module loading, schema compilation).
  */
 function profilerPreload(dir: string): string {
   return `import{Session}from"node:inspector";import{writeFileSync}from"node:fs";
 const s=new Session();s.connect();s.post("Profiler.enable");s.post("Profiler.setSamplingInterval",{interval:250});s.post("Profiler.start");
+process.on("SIGUSR2",()=>s.post("Profiler.stop",()=>s.post("Profiler.start")));
 const m=/(?:services|deploy)\\/([^/]+)\\//.exec(process.argv[1]||"");const name=m?m[1]:"node";let done=false;
 process.on("exit",()=>{if(done)return;done=true;s.post("Profiler.stop",(err,r)=>{if(!err)writeFileSync(${JSON.stringify(dir)}+"/"+process.pid+"-"+name+".cpuprofile",JSON.stringify(r.profile))})});`;
+}
+
+/** Profiled processes (`--profile`) start their profile over from now: what follows warm-up. Node processes only (SIGUSR2 ends redis-server). */
+export function restartProfiles(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGUSR2");
+    } catch {
+      // gone
+    }
+  }
 }
 
 /** NODE_OPTIONS that make every Node child process profile itself into `dir`. */

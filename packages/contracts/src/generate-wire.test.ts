@@ -1,7 +1,15 @@
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { ChunksSchema, EngineErrorSchema, GenerateResponseSchema, UsageSchema, type GenerateResponse } from "./gen/infera/agent/v1/agent_pb.ts";
-import { decodeGenerateResponse, encodeGenerateResponse } from "./generate-wire.ts";
+import {
+  ChunksSchema,
+  Endpoint,
+  EngineErrorSchema,
+  GenerateRequestSchema,
+  GenerateResponseSchema,
+  UsageSchema,
+  type GenerateResponse,
+} from "./gen/infera/agent/v1/agent_pb.ts";
+import { decodeGenerateRequest, decodeGenerateResponse, encodeGenerateRequest, encodeGenerateResponse } from "./generate-wire.ts";
 
 const bytes = (n: number, fill = 0x61) => new Uint8Array(n).fill(fill);
 
@@ -41,5 +49,52 @@ describe("GenerateResponse's fast wire codec", () => {
     const wire = encodeGenerateResponse(create(GenerateResponseSchema, { event: { case: "chunk", value: bytes(300) } }));
     expect(() => decodeGenerateResponse(wire.subarray(0, 100))).toThrow();
     expect(() => fromBinary(GenerateResponseSchema, wire.subarray(0, 100))).toThrow();
+  });
+});
+
+describe("GenerateRequest's wire codec", () => {
+  const requests = [
+    create(GenerateRequestSchema, {}),
+    create(GenerateRequestSchema, {
+      requestId: "req_0123456789abcdef01234567",
+      endpoint: Endpoint.CHAT_COMPLETIONS,
+      body: bytes(300),
+      stream: true,
+      tenantId: "ten_1",
+    }),
+    create(GenerateRequestSchema, {
+      requestId: "r",
+      endpoint: Endpoint.DETOKENIZE,
+      body: bytes(70_000),
+      tenantId: "t",
+      correlationId: "ten_1:client-id-é-漢字-😀",
+    }),
+    create(GenerateRequestSchema, { requestId: "x".repeat(200), stream: false, correlationId: "\ud800 lone surrogate" }),
+  ];
+
+  it("writes exactly the bytes protobuf-es writes, and reads back an equal message", () => {
+    for (const m of requests) {
+      const ours = encodeGenerateRequest(m);
+      expect(Buffer.compare(ours, Buffer.from(toBinary(GenerateRequestSchema, m)))).toBe(0);
+      expect(equals(GenerateRequestSchema, decodeGenerateRequest(ours), fromBinary(GenerateRequestSchema, ours))).toBe(true);
+    }
+  });
+
+  it("reads what it does not know as protobuf-es does: unknown fields kept, bad bytes refused", () => {
+    const withUnknown = Buffer.concat([encodeGenerateRequest(requests[1]!), Buffer.from([0x78, 0x05])]); // field 15, varint 5
+    expect(equals(GenerateRequestSchema, decodeGenerateRequest(withUnknown), fromBinary(GenerateRequestSchema, withUnknown))).toBe(true);
+    expect(decodeGenerateRequest(withUnknown).$unknown?.length).toBe(1);
+    const truncated = encodeGenerateRequest(requests[2]!).subarray(0, 50);
+    expect(() => decodeGenerateRequest(truncated)).toThrow();
+    const badUtf8 = Buffer.from([0x0a, 0x02, 0xc3, 0x28]);
+    const theirs = (() => {
+      try {
+        return fromBinary(GenerateRequestSchema, badUtf8);
+      } catch (err) {
+        return err as Error;
+      }
+    })();
+    if (theirs instanceof Error) expect(() => decodeGenerateRequest(badUtf8)).toThrow();
+    else expect(decodeGenerateRequest(badUtf8).requestId).toBe(theirs.requestId);
   });
 });

@@ -6,8 +6,8 @@
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
-import { GenerateResponseSchema } from "./gen/infera/agent/v1/agent_pb.ts";
-import { decodeGenerateResponse, encodeGenerateResponse } from "./generate-wire.ts";
+import { GenerateRequestSchema, GenerateResponseSchema } from "./gen/infera/agent/v1/agent_pb.ts";
+import { decodeGenerateRequest, decodeGenerateResponse, encodeGenerateRequest, encodeGenerateResponse } from "./generate-wire.ts";
 
 type MethodDefs<T extends GenServiceMethods> = {
   [K in keyof T]: grpc.MethodDefinition<MessageShape<T[K]["input"]>, MessageShape<T[K]["output"]>>;
@@ -31,8 +31,11 @@ export function serviceDefinition<T extends GenServiceMethods>(service: GenServi
       path: `/${service.typeName}/${method.name}`,
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: (m: unknown) => asBuffer(toBinary(input, m as MessageShape<DescMessage>)),
-      requestDeserialize: (b: Buffer) => fromBinary(input, b),
+      requestSerialize:
+        input === GenerateRequestSchema
+          ? (m: unknown) => encodeGenerateRequest(m as MessageShape<typeof GenerateRequestSchema>)
+          : (m: unknown) => asBuffer(toBinary(input, m as MessageShape<DescMessage>)),
+      requestDeserialize: input === GenerateRequestSchema ? (b: Buffer) => decodeGenerateRequest(b) : (b: Buffer) => fromBinary(input, b),
       responseSerialize:
         output === GenerateResponseSchema
           ? (m: unknown) => encodeGenerateResponse(m as MessageShape<typeof GenerateResponseSchema>)

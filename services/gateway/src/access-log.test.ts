@@ -36,4 +36,12 @@ describe("access log sampling (ACCESS_LOG_SAMPLE)", () => {
     all.log.write(ok);
     expect(all.lines[0]).toMatchObject({ requestId: "req_1", totalMs: 12.3, queueMs: 0 });
   });
+
+  test("a line holds the access fields only: anything else on the object passed stays out", () => {
+    const all = capture(1, () => 0);
+    const extra = { ...ok, prompt: "a user's prompt", authorization: "Bearer sk-live", headers: { cookie: "c" } };
+    all.log.write(extra);
+    expect(all.lines[0]).toMatchObject({ requestId: "req_1", tenantId: "ten_1", keyId: "key_1", route: "/v1/chat/completions", status: 200 });
+    expect(JSON.stringify(all.lines[0])).not.toMatch(/prompt|authorization|cookie|sk-live/);
+  });
 });

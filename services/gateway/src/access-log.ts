@@ -46,21 +46,39 @@ export class AccessLog {
   private readonly random: () => number;
 
   constructor(private readonly o: AccessLogOptions) {
-    this.log = o.logger.child({ component: "access" });
+    // Not redacted: a line holds only the fields below (ids, numbers, the route), none of
+    // them a path the logger's redaction names, and redacting costs ~10 µs a line (a request's).
+    this.log = o.logger.child({ component: "access" }, { redact: [] });
     this.random = o.random ?? Math.random;
   }
 
-  write(line: AccessLine): void {
-    if (line.errorCode === undefined && (this.o.sample <= 0 || (this.o.sample < 1 && this.random() >= this.o.sample))) return;
-    this.log.info(
-      {
-        ...line,
-        queueMs: round(line.queueMs),
-        ttftMs: round(line.ttftMs),
-        totalMs: round(line.totalMs),
-      },
-      "request",
-    );
+  write(l: AccessLine): void {
+    if (l.errorCode === undefined && (this.o.sample <= 0 || (this.o.sample < 1 && this.random() >= this.o.sample))) return;
+    // Field by field, never a spread: whatever else the object passed holds stays out of the log.
+    const line: AccessLine = {
+      requestId: l.requestId,
+      clientRequestId: l.clientRequestId,
+      traceId: l.traceId,
+      tenantId: l.tenantId,
+      keyId: l.keyId,
+      tier: l.tier,
+      route: l.route,
+      endpoint: l.endpoint,
+      model: l.model,
+      deploymentId: l.deploymentId,
+      replicaId: l.replicaId,
+      stream: l.stream,
+      status: l.status,
+      tokensIn: l.tokensIn,
+      tokensOut: l.tokensOut,
+      queueMs: round(l.queueMs),
+      ttftMs: round(l.ttftMs),
+      totalMs: round(l.totalMs),
+      finishReason: l.finishReason,
+      errorCode: l.errorCode,
+      attempts: l.attempts,
+    };
+    this.log.info(line, "request");
   }
 }
 

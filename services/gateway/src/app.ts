@@ -3,12 +3,13 @@
  * and metrics; the key cache and model resolver over Postgres; the queue dispatch
  * and reply channel over Redis; gRPC clients to agents; the usage recorder.
  */
+import type { ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
-import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
+import { lazyChild, type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { startTracing } from "@infera/telemetry";
 import { createBlobStore } from "@infera/storage";
@@ -155,6 +156,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const app = Fastify({
     loggerInstance: logger.child({ component: "http" }) as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Fastify makes every request a child logger (its reqId bound); made only if it logs (no route sets a log level).
+    childLoggerFactory: (logger, bindings) => lazyChild(logger as unknown as Logger, bindings) as unknown as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
     // The platform's own id for every request; a client's X-Request-Id is never taken as it.
@@ -219,9 +222,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   });
   // Path parameters and query values: no NUL, no unpaired surrogate, bounded length (they reach
   // Postgres lookups, Redis keys and Kubernetes names).
-  app.addHook("preValidation", async (req) => {
-    checkParams(req.params);
-    checkParams(req.query);
+  // Callback-style (as the per-request hooks below): no promise and microtask per request.
+  app.addHook("preValidation", (req, _reply, done) => {
+    try {
+      checkParams(req.params);
+      checkParams(req.query);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -338,19 +348,18 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     closing: closing.signal,
   });
 
-  // Keep track of open hijacked responses so a drain can wait for them.
-  const open = new Set<FastifyRequest>();
-  app.addHook("onRequest", async (req, reply) => {
-    open.add(req);
-    reply.raw.once("close", () => open.delete(req));
-  });
-  app.addHook("onRequest", async (req, reply) => {
-    if (draining) {
-      reply.header("connection", "close");
-      const e = new PlatformError("unavailable", "This gateway is shutting down; retry.", { retryAfterS: 1 });
-      reply.header("retry-after", "1").code(503).send(errorBody(e));
-    }
-    void req;
+  // Keep track of open (hijacked too) responses so a drain can wait for them; refuse new ones while draining.
+  const open = new Set<ServerResponse>();
+  function closed(this: ServerResponse): void {
+    open.delete(this);
+  }
+  app.addHook("onRequest", (_req, reply, done) => {
+    open.add(reply.raw);
+    reply.raw.once("close", closed);
+    if (!draining) return done();
+    reply.header("connection", "close");
+    const e = new PlatformError("unavailable", "This gateway is shutting down; retry.", { retryAfterS: 1 });
+    reply.header("retry-after", "1").code(503).send(errorBody(e));
   });
   // Every admin and deploy action, before its answer leaves.
   app.addHook("onSend", auditHook(db, logger.child({ component: "audit" })));

@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { EndpointKind } from "@infera/contracts";
-import { type Logger, PlatformError } from "@infera/core";
+import { type Logger, lazyChild, PlatformError } from "@infera/core";
 import { DEFAULT_BLOCK_CHARS, prefixHashes } from "@infera/policy";
 import { type Assigned, type InferJob, PRIORITY, type QueueClient } from "@infera/queue";
 import type { ResolvedModel } from "@infera/registry";
@@ -129,7 +129,8 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   res.on("close", onClose);
   if (r.stream) metrics.openStreams.inc();
   const a = r.attributes;
-  const log = deps.logger.child(
+  const log = lazyChild(
+    deps.logger,
     a && (a.endUser || a.safetyIdentifier || a.metadata)
       ? { requestId: r.requestId, clientRequestId: r.clientRequestId, user: a.endUser, safetyIdentifier: a.safetyIdentifier, metadata: a.metadata }
       : { requestId: r.requestId, clientRequestId: r.clientRequestId },

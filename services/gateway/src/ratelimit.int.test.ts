@@ -97,6 +97,16 @@ describe("RateLimiter", () => {
     await limiter.admit(key({}, tenant), "dep_cap", "cap8", 1);
   });
 
+  test("settles of one turn go out together, each one applied: every slot freed, every token refunded", async () => {
+    const p = key({ maxConcurrent: 4, tpm: 1000 });
+    const open = await Promise.all([0, 1, 2, 3].map((i) => limiter.admit(p, "dep_1", `s${i}`, 250)));
+    await refused(limiter.admit(p, "dep_1", "s4", 1));
+    await Promise.all(open.map((a) => a.settle(50)));
+    const again = await Promise.all([5, 6, 7, 8].map((i) => limiter.admit(p, "dep_1", `s${i}`, 150)));
+    // Unsettled, the slots would be taken and the bucket empty: these four would be refused.
+    expect(Number(again.at(-1)!.headers["x-ratelimit-remaining-tokens"])).toBeGreaterThanOrEqual(1000 - 4 * 50 - 4 * 150);
+  });
+
   test("holds under concurrent admission from many clients (atomic script)", async () => {
     const p = key({ rpm: 25 });
     // Three gateways: three connections of their own.

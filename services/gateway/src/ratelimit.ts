@@ -17,11 +17,12 @@
  * change, so a change made on one gateway holds on all at once), all limits and the tenant
  * cap, and commits them only if all pass. The month's count takes each admitted request's
  * reservation and is settled to the real count, so reservations in flight count too. Settling is one more
- * script call after the response has ended, off the latency path. Redis' own clock
+ * script call after the response has ended, off the latency path; the settles of one event-loop
+ * turn go out as one pipeline (one write, not one per request). Redis' own clock
  * (TIME) is used, so gateways' clocks do not matter.
  */
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import { PlatformError, type Logger } from "@infera/core";
 import type { Principal } from "./auth.ts";
 
@@ -32,8 +33,8 @@ type Reply = [number, number, number, number, number, number];
 
 interface LimiterCommands {
   inferaAdmit(...args: (string | number)[]): Promise<Reply>;
-  inferaSettle(...args: (string | number)[]): Promise<number>;
 }
+type SettlePipeline = ChainableCommander & { inferaSettle(...args: (string | number)[]): SettlePipeline };
 
 export interface RateLimiterOptions {
   redis: Redis;
@@ -69,6 +70,8 @@ export function formatReset(ms: number): string {
 
 export class RateLimiter {
   private readonly redis: Redis & LimiterCommands;
+  /** Settles waiting for this turn's pipeline, each with what resolves its promise. */
+  private settles: { args: (string | number)[]; done: () => void }[] = [];
 
   constructor(private readonly options: RateLimiterOptions) {
     this.redis = options.redis as Redis & LimiterCommands;
@@ -86,8 +89,21 @@ export class RateLimiter {
   }
 
   /** The key's tokens this calendar month (UTC, by this gateway's clock). */
-  budgetKey(keyId: string, at = new Date()): string {
-    return `${this.options.prefix}:keys:used:${keyId}:${at.toISOString().slice(0, 7)}`;
+  budgetKey(keyId: string, at?: Date): string {
+    return `${this.options.prefix}:keys:used:${keyId}:${at ? at.toISOString().slice(0, 7) : this.month()}`;
+  }
+
+  /** This UTC month as `YYYY-MM`, worked out once a month rather than once a request. */
+  private monthName = "";
+  private monthEnds = 0;
+  private month(): string {
+    const now = Date.now();
+    if (now >= this.monthEnds) {
+      const d = new Date(now);
+      this.monthName = d.toISOString().slice(0, 7);
+      this.monthEnds = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+    }
+    return this.monthName;
   }
 
   /** Tokens the key used (and holds reserved) this month. */
@@ -178,12 +194,30 @@ export class RateLimiter {
         if (settled) return;
         settled = true;
         if (tpm <= 0 && maxc <= 0 && cap <= 0 && cost === tokensUsed) return;
-        await this.redis.inferaSettle(keys.tokens, keys.open, keys.tenantOpen, keys.used, tpm, cost - tokensUsed, requestId).then(
-          () => undefined,
-          (err: unknown) => this.options.logger.warn({ err }, "could not settle a rate-limit reservation"),
-        );
+        await new Promise<void>((done) => {
+          if (this.settles.push({ args: [keys.tokens, keys.open, keys.tenantOpen, keys.used, tpm, cost - tokensUsed, requestId], done }) === 1)
+            setImmediate(() => this.flushSettles());
+        });
       },
     };
+  }
+
+  private flushSettles(): void {
+    const batch = this.settles;
+    this.settles = [];
+    const pipeline = this.redis.pipeline() as SettlePipeline;
+    for (const s of batch) pipeline.inferaSettle(...s.args);
+    const warn = (err: unknown) => this.options.logger.warn({ err }, "could not settle a rate-limit reservation");
+    pipeline.exec().then(
+      (results) => {
+        for (const [err] of results ?? []) if (err) warn(err);
+        for (const s of batch) s.done();
+      },
+      (err: unknown) => {
+        warn(err);
+        for (const s of batch) s.done();
+      },
+    );
   }
 }
 

@@ -197,9 +197,10 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   app.register(
     async (scope) => {
       // A request refused before the pipeline (key, body, model) gets its access line here; the pipeline writes its own.
-      scope.addHook("onResponse", async (req, reply) => {
+      // Callback-style: a pipeline request (nearly all) passes with no promise made for it.
+      scope.addHook("onResponse", (req, reply, done) => {
         const r = req as FastifyRequest & { inPipeline?: boolean; startedAt: number; principal?: Principal; errorCode?: string };
-        if (r.inPipeline) return;
+        if (r.inPipeline) return done();
         const route = req.routeOptions.url ?? "";
         const errorCode = r.errorCode ?? (reply.statusCode >= 400 ? "error" : undefined);
         // Traced too (tracing on): a span of its own, continuing the client's traceparent.
@@ -230,6 +231,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
           totalMs: performance.now() - r.startedAt,
           errorCode,
         });
+        done();
       });
       scope.addHook("onRequest", async (req) => {
         (req as FastifyRequest & { startedAt: number }).startedAt = performance.now();
