@@ -83,8 +83,9 @@ export class ReplicaDirectory {
       out.push({
         id: r.replicaId,
         capacity,
-        // The agent's running count includes what this scheduler placed (and the gateways' fast-path requests) once it arrived.
-        running: Math.max(0, r.running - s.inflight - s.fastUse),
+        // The agent's running count includes what this scheduler placed and what gateways run on
+        // their leases (at most what those hold) once it arrived: only the rest is unaccounted.
+        running: Math.max(0, r.running - s.inflight - s.fastHeld),
         waiting: r.waiting,
         // Slots lent to gateways count as taken: granted + placed ≤ capacity.
         inflight: s.inflight + s.fastHeld,

@@ -25,6 +25,8 @@ const DISPATCHING = new Set(["initializing", "downloading", "deploying", "runnin
 
 export interface RunningScheduler {
   metricsPort: number;
+  /** Its replicas as its dispatchers see them (what the tests check capacity against). */
+  directory: ReplicaDirectory;
   /** What stops, in order (for main.ts's shutdown helper). */
   stoppers: readonly Stoppable[];
   /** All of `stoppers`, in order. */
@@ -265,5 +267,5 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     { name: "postgres", stop: () => (dbOverride ? undefined : db.destroy()) },
     { name: "tracing", stop: () => tracing.stop() },
   ];
-  return { metricsPort, stoppers, stop: () => stopInOrder(logger, stoppers) };
+  return { metricsPort, directory, stoppers, stop: () => stopInOrder(logger, stoppers) };
 }

@@ -202,7 +202,7 @@ export class TestCluster {
   private reqSeq = 0;
   readonly heartbeatMs: number;
 
-  constructor(private readonly o: ClusterOptions) {
+  constructor(readonly o: ClusterOptions) {
     this.keys = redisKeys(this.prefix);
     this.qkeys = queueKeys(this.prefix);
     this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3 });
