@@ -49,6 +49,7 @@ describe("observability after an end-to-end run", () => {
       "gateway_inter_token_latency_seconds",
       "gateway_tokens_total",
       "gateway_errors_total",
+      "gateway_placements_total",
     ])
       expect(gateway, name).toContain(name);
 
@@ -58,6 +59,7 @@ describe("observability after an end-to-end run", () => {
       "scheduler_queue_depth",
       "scheduler_queue_time_seconds",
       "scheduler_dispatched_total",
+      "scheduler_granted_slots",
       "scheduler_replicas",
       "scheduler_autoscaler_decisions_total",
     ]) {
