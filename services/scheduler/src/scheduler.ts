@@ -187,7 +187,8 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
           touched.add(r.deploymentId);
         }
         // Fairness by tokens served: output tokens are charged when the request ends.
-        for (const u of r.usage ?? []) disp?.charge(u.tenantId, u.promptTokens - u.estimatedTokens, u.completionTokens);
+        // A fast-path request was never charged at dispatch (the fair queue never held it): its whole prompt now.
+        for (const u of r.usage ?? []) disp?.charge(u.tenantId, r.lease ? u.promptTokens : u.promptTokens - u.estimatedTokens, u.completionTokens);
       }
       for (const id of touched) dispatchers.get(id)?.pump();
     }
