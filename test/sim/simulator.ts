@@ -217,6 +217,8 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const fastReq = new Uint8Array(n);
   const queuePlaced = new Int32Array(R);
   const unlent = new Int32Array(R);
+  // The prompt work each gateway placed on each replica (its own estimate of pending prefill).
+  const gwPrefill = Array.from({ length: G * R }, () => ({ prefillTokens: 0, prefillAt: 0 }));
   const gwPolicies = Array.from({ length: G }, () => createPlacementPolicy(config.policy, env, { prefillTokensPerMs: prefillRate, ...config.placement }));
   let fastPlacements = 0;
   let maxCounted = 0;
@@ -291,7 +293,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     const lv: ReplicaView[] = [];
     for (let r = 0; r < R; r++) {
       const k = kApplied[g * R + r]!;
-      if (k > 0) lv.push({ id: views[r]!.id, capacity: k, running: use[g * R + r]!, waiting: 0, inflight: 0, kvCacheUsage: 0 });
+      if (k > 0) lv.push({ id: views[r]!.id, capacity: k, running: use[g * R + r]!, waiting: 0, inflight: 0, kvCacheUsage: 0, ...gwPrefill[g * R + r]! });
     }
     if (lv.length === 0) return false;
     const t = w.tenant[q]!;
@@ -302,6 +304,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     if (id === null) return false;
     const r = indexOfId.get(id)!;
     use[g * R + r]!++;
+    addPrefill(gwPrefill[g * R + r]!, w.prompt[q]!, now, prefillRate);
     fastReq[q] = 1;
     fastPlacements++;
     // Charged as the scheduler charges a fast request's release: its prompt (the fair queue never held it).

@@ -95,7 +95,10 @@ export class QueueClient {
    * when it holds a free one and none of its requests of the deployment waits in the queue.
    * Undefined: enqueue. Counts the placement's path.
    */
-  place(deploymentId: string, req: { requestId: string; tenantId: string; prefixHashes: readonly string[]; estimatedTokens: number }): Assigned | undefined {
+  place(
+    deploymentId: string,
+    req: { requestId: string; tenantId: string; prefixHashes: readonly string[]; estimatedTokens: number; promptTokens?: number },
+  ): Assigned | undefined {
     const a = this.slots?.take(deploymentId, req, this.waitingBy.get(deploymentId) ?? 0);
     this.o.metrics.placements?.inc({ path: a ? "fast" : "queue" });
     return a;

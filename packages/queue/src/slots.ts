@@ -13,7 +13,15 @@
  * request of that deployment waiting in the queue.
  */
 import type { Logger } from "@infera/core";
-import { createPlacementPolicy, isPolicyName, type PlacementPolicy, type PolicyName, type ReplicaView } from "@infera/policy";
+import {
+  addPrefill,
+  createPlacementPolicy,
+  DEFAULT_PREFILL_TOKENS_PER_MS,
+  isPolicyName,
+  type PlacementPolicy,
+  type PolicyName,
+  type ReplicaView,
+} from "@infera/policy";
 import type { Redis } from "ioredis";
 import Type from "typebox";
 import { Compile } from "typebox/compile";
@@ -78,6 +86,8 @@ interface DeploymentSlots {
   lease: SlotLease | undefined;
   /** Fast-path requests running per replica. */
   inUse: Map<string, number>;
+  /** Prompt tokens this gateway placed per replica, drained at the prefill rate (placement's pending-prefill estimate, of its own requests). */
+  prefill: Map<string, { prefillTokens: number; prefillAt: number }>;
   policy: PlacementPolicy | undefined;
   /** Requests seen for the deployment (fast or queued) since the last sync, and the rate they make. */
   arrivals: number;
@@ -127,7 +137,7 @@ export class SlotLeases {
    */
   take(
     deploymentId: string,
-    req: { requestId: string; tenantId: string; prefixHashes: readonly string[]; estimatedTokens: number },
+    req: { requestId: string; tenantId: string; prefixHashes: readonly string[]; estimatedTokens: number; promptTokens?: number },
     waiting: number,
   ): Assigned | undefined {
     const d = this.state(deploymentId);
@@ -138,13 +148,17 @@ export class SlotLeases {
     if (!l || waiting > 0 || this.now() > l.until - this.syncMs) return undefined;
     const views: ReplicaView[] = [];
     for (const [id, [, k]] of Object.entries(l.slots)) {
-      if (k > 0) views.push({ id, capacity: k, running: d.inUse.get(id) ?? 0, waiting: 0, inflight: 0, kvCacheUsage: 0 });
+      if (k > 0) views.push({ id, capacity: k, running: d.inUse.get(id) ?? 0, waiting: 0, inflight: 0, kvCacheUsage: 0, ...d.prefill.get(id) });
     }
     if (views.length === 0) return undefined;
-    if (d.policy?.name !== l.policy) d.policy = createPlacementPolicy(l.policy, { now: this.now, random: Math.random });
+    if (d.policy?.name !== l.policy)
+      d.policy = createPlacementPolicy(l.policy, { now: this.now, random: Math.random }, { prefillTokensPerMs: DEFAULT_PREFILL_TOKENS_PER_MS });
     const replicaId = d.policy.place({ ...req, backlogged: false }, views);
     if (!replicaId) return undefined;
     d.inUse.set(replicaId, (d.inUse.get(replicaId) ?? 0) + 1);
+    let p = d.prefill.get(replicaId);
+    if (!p) d.prefill.set(replicaId, (p = { prefillTokens: 0, prefillAt: 0 }));
+    addPrefill(p, req.promptTokens ?? 0, this.now(), DEFAULT_PREFILL_TOKENS_PER_MS);
     const address = l.slots[replicaId]![0];
     return { type: "assigned", requestId: req.requestId, replicaId, address, queuedMs: 0, schedulerId: l.scheduler, deploymentId, epoch: l.epoch };
   }
@@ -179,7 +193,7 @@ export class SlotLeases {
   private state(deploymentId: string): DeploymentSlots {
     let d = this.deps.get(deploymentId);
     if (!d) {
-      d = { lease: undefined, inUse: new Map(), policy: undefined, arrivals: 0, rate: 0, activeAt: this.now(), published: false };
+      d = { lease: undefined, inUse: new Map(), prefill: new Map(), policy: undefined, arrivals: 0, rate: 0, activeAt: this.now(), published: false };
       this.deps.set(deploymentId, d);
     }
     return d;

@@ -180,6 +180,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
               tenantId: request.tenantId,
               prefixHashes: prefixes,
               estimatedTokens: r.estimatedTokens,
+              promptTokens: r.promptTokens,
             })
           : undefined;
       const wait = fast
