@@ -101,6 +101,7 @@ export class QueueClient {
   ): Assigned | undefined {
     const a = this.slots?.take(deploymentId, req, this.waitingBy.get(deploymentId) ?? 0);
     this.o.metrics.placements?.inc({ path: a ? "fast" : "queue" });
+    if (a) this.o.logger.debug({ requestId: a.requestId, replicaId: a.replicaId, epoch: a.epoch }, "placed on a leased slot");
     return a;
   }
 

@@ -156,8 +156,8 @@ export class SlotLeases {
     const replicaId = d.policy.place({ ...req, backlogged: false }, views);
     if (!replicaId) return undefined;
     d.inUse.set(replicaId, (d.inUse.get(replicaId) ?? 0) + 1);
-    let p = d.prefill.get(replicaId);
-    if (!p) d.prefill.set(replicaId, (p = { prefillTokens: 0, prefillAt: 0 }));
+    const p = d.prefill.get(replicaId) ?? { prefillTokens: 0, prefillAt: 0 };
+    d.prefill.set(replicaId, p);
     addPrefill(p, req.promptTokens ?? 0, this.now(), DEFAULT_PREFILL_TOKENS_PER_MS);
     const address = l.slots[replicaId]![0];
     return { type: "assigned", requestId: req.requestId, replicaId, address, queuedMs: 0, schedulerId: l.scheduler, deploymentId, epoch: l.epoch };
