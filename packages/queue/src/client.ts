@@ -8,6 +8,9 @@
  * A request that would take its deployment's queue past the bound (`QueueBound`) is
  * refused at once with `queue_full` (429); one that waits past its deadline gets
  * `unavailable` (503).
+ *
+ * The fast path (`place`, `slots.ts`): while the scheduler lends this gateway slots, a first
+ * attempt is placed here without Redis; its release tells the scheduler what runs there now.
  */
 import { type Logger, PlatformError } from "@infera/core";
 import type { Redis } from "ioredis";

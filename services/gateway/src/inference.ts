@@ -1,6 +1,6 @@
 /**
- * One inference request, end to end: admission (rate limits), enqueue on the deployment's
- * queue and wait for the scheduler's assignment, the agent call (`agent-call.ts`), and what
+ * One inference request, end to end: admission (rate limits), a leased slot (the fast path)
+ * or enqueue on the deployment's queue and wait for the scheduler's assignment, the agent call (`agent-call.ts`), and what
  * is recorded when it ends (`outcome.ts`). A replica that fails before the first byte sends
  * the request back to the front of the queue (up to maxAttempts), that replica excluded.
  */
