@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { Endpoint, GenerateRequestSchema } from "@infera/contracts";
+import { metricSum, parseMetrics } from "@infera/testkit";
 import { AgentClients } from "../../services/gateway/src/agents.ts";
 import { call, pool, type Target } from "./load.ts";
 import { startBenchPlatform } from "./platform.ts";
@@ -70,11 +71,16 @@ try {
     if (!res.ok) throw new Error(`platform answered ${res.status}: ${res.error}`);
     return res.firstMs;
   });
+  // Which path the platform's requests took (FAST_PATH=false: all through the queue).
+  const metrics = parseMetrics(await (await fetch(`${p.baseURL}/metrics`)).text());
+  const fast = metricSum(metrics, "gateway_placements_total", { path: "fast" });
+  const queued = metricSum(metrics, "gateway_placements_total", { path: "queue" });
   const f = (x: number) => x.toFixed(3).padStart(8);
   console.log(`\ntime to first byte at concurrency 1, ${N} requests (ms)      p50      p99`);
   console.log(`  engine-sim direct                                 ${f(direct.p50)} ${f(direct.p99)}`);
   console.log(`  worker agent over gRPC                            ${f(grpcHop.p50)} ${f(grpcHop.p99)}   (+${(grpcHop.p50 - direct.p50).toFixed(3)} p50)`);
   console.log(`  whole platform (gateway, queue, scheduler, agent) ${f(full.p50)} ${f(full.p99)}   (+${(full.p50 - grpcHop.p50).toFixed(3)} p50)`);
+  console.log(`  platform placements: ${fast} on leased slots (fast path), ${queued} through the queue`);
 } finally {
   agents.stop();
   await p.stop();

@@ -106,8 +106,9 @@ function sseData(text: string): string[] {
     .map((f) => f.slice(6));
 }
 
+/** Requests that reached placement (a leased slot or the queue): a refused one never does. */
 async function enqueued(): Promise<number> {
-  return metricSum(parseMetrics(await (await fetch(`${platform.baseURL}/metrics`)).text()), "gateway_enqueued_total");
+  return metricSum(parseMetrics(await (await fetch(`${platform.baseURL}/metrics`)).text()), "gateway_placements_total");
 }
 
 function decodeBase64Floats(b64: string): number[] {

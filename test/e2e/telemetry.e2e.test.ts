@@ -2,7 +2,8 @@
  * Following one request end to end, as an operator would: the platform exports its traces
  * over OTLP/HTTP to a real receiver (the protobuf the SDK's exporter sends, decoded), one
  * trace per request continuing the client's `traceparent`, with the gateway, queue,
- * scheduler, agent and engine spans in order under the right parents and the GenAI
+ * scheduler (or, on a leased slot, the gateway's own placement), agent and engine spans in
+ * order under the right parents and the GenAI
  * attributes; the engine receives that trace context and the client's id as X-Request-Id;
  * `/metrics` has the GenAI semantic-convention series after traffic; the access log has one
  * line per request and nothing secret in it.
@@ -38,7 +39,9 @@ function openai(): OpenAI {
 const accessLines = () => jsonLines(platform.output()).filter((l) => l.component === "access" && l.msg === "request");
 
 describe("one trace per request", () => {
-  test("a streamed chat with the client's traceparent: gateway, queue, scheduler, agent and engine spans in order, and the engine got the context", async () => {
+  // The gateway's first request for the model: it holds no slot lease for it yet, so the request
+  // goes through the queue and the scheduler (a leased slot's trace is the last test's).
+  test("a streamed chat with the client's traceparent, through the queue: gateway, queue, scheduler, agent and engine spans in order, and the engine got the context", async () => {
     const traceId = randomBytes(16).toString("hex");
     const clientSpan = randomBytes(8).toString("hex");
     const traceparent = `00-${traceId}-${clientSpan}-01`;
@@ -239,5 +242,44 @@ describe("the access log", () => {
     expect(all).not.toContain(PROMPT);
     expect(all).not.toContain(platform.adminKey);
     expect(all).not.toContain(wrongKey);
+  });
+});
+
+describe("the fast path's trace", () => {
+  test("once the gateway holds a slot lease, its own placement span stands where the queue wait and the scheduler's were", async () => {
+    let traceId = "";
+    const spansOf = () => receiver.trace(traceId);
+    await waitFor("a request placed on a leased slot", async () => {
+      traceId = randomBytes(16).toString("hex");
+      await openai().chat.completions.create(
+        { model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 2 },
+        { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01` } },
+      );
+      await waitFor("its spans", () => spansOf().some((s) => s.name === "infera.engine.call") && spansOf().some((s) => s.name === `chat ${MODEL}`));
+      return spansOf().some((s) => s.name === "infera.gateway.place");
+    });
+    const spans = spansOf();
+    const names = spans.map((s) => s.name).sort();
+    expect(names).toEqual(
+      [
+        `chat ${MODEL}`,
+        "infera.gateway.admission",
+        "infera.gateway.place",
+        "infera.agent.v1.AgentService/Generate",
+        "infera.agent.v1.AgentService/Generate",
+        "infera.engine.call",
+      ].sort(),
+    );
+    const root = spans.find((s) => s.name === `chat ${MODEL}`)!;
+    const place = spans.find((s) => s.name === "infera.gateway.place")!;
+    const agentCall = spans.find((s) => s.name === "infera.agent.v1.AgentService/Generate" && s.kind === 3)!;
+    expect(place).toMatchObject({ service: "infera-gateway", parentSpanId: root.spanId });
+    expect(place.attributes["infera.placement.path"]).toBe("fast");
+    expect(place.attributes["infera.deployment.id"]).toMatch(/^dep_/);
+    expect(place.attributes["infera.replica.id"]).toBe(agentCall.attributes["infera.replica.id"]);
+    expect(place.endNs).toBeLessThanOrEqual(agentCall.startNs);
+    const m = parseMetrics(await (await fetch(`${platform.baseURL}/metrics`)).text());
+    expect(metricSum(m, "gateway_placements_total", { path: "fast" })).toBeGreaterThan(0);
+    expect(metricSum(m, "gateway_placements_total", { path: "queue" })).toBeGreaterThan(0);
   });
 });

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
 import { describe, expect } from "vitest";
-import { metricSum, parseMetrics, type Platform } from "@infera/testkit";
+import { metricSum, parseMetrics, type Platform, waitFor } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
@@ -197,7 +197,7 @@ describe("bad input", () => {
       .catch((e: unknown) => e);
     expect(rejected).toBeInstanceOf(OpenAI.BadRequestError);
     const gatewayAfter = await metricsAt(`${platform.baseURL}/metrics`);
-    expect(metricSum(gatewayAfter, "gateway_enqueued_total")).toBe(metricSum(gatewayBefore, "gateway_enqueued_total"));
+    expect(metricSum(gatewayAfter, "gateway_placements_total")).toBe(metricSum(gatewayBefore, "gateway_placements_total"));
     // Still serving normally afterwards.
     const ok = await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 3 });
     expect(ok.usage?.completion_tokens).toBe(3);
@@ -216,15 +216,25 @@ describe("models", () => {
 
 describe("every hop is real", () => {
   test("shows the request in the gateway's, scheduler's, agent's and engine's own metrics", async () => {
-    await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "count me" }], max_tokens: 4 });
+    const schedulerPort = logLine(platform.output(), "scheduler started")?.metricsPort;
+    expect(schedulerPort).toBeTypeOf("number");
+    const schedulerAt = () => metricsAt(`http://127.0.0.1:${schedulerPort}/metrics`);
+    // Until the gateway holds a slot lease for the deployment its requests go through the queue
+    // (the scheduler dispatches them); then it places them itself on the slots the scheduler lent it.
+    await waitFor("a request placed by the gateway on a leased slot", async () => {
+      await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "count me" }], max_tokens: 4 });
+      return metricSum(await metricsAt(`${platform.baseURL}/metrics`), "gateway_placements_total", { path: "fast" }) > 0;
+    });
     const gateway = await metricsAt(`${platform.baseURL}/metrics`);
     expect(metricSum(gateway, "gateway_enqueued_total")).toBeGreaterThan(0);
     expect(metricSum(gateway, "gateway_agent_calls_total", { outcome: "ok" })).toBeGreaterThan(0);
-
-    const schedulerPort = logLine(platform.output(), "scheduler started")?.metricsPort;
-    expect(schedulerPort).toBeTypeOf("number");
-    const scheduler = await metricsAt(`http://127.0.0.1:${schedulerPort}/metrics`);
-    expect(metricSum(scheduler, "scheduler_dispatched_total")).toBeGreaterThanOrEqual(metricSum(gateway, "gateway_agent_calls_total", { outcome: "ok" }));
+    const scheduler = await schedulerAt();
+    // Each call was placed by the scheduler (dispatched) or on a slot it lent (fast); it is lending some now.
+    expect(metricSum(scheduler, "scheduler_dispatched_total") + metricSum(gateway, "gateway_placements_total", { path: "fast" })).toBeGreaterThanOrEqual(
+      metricSum(gateway, "gateway_agent_calls_total", { outcome: "ok" }),
+    );
+    expect(metricSum(scheduler, "scheduler_dispatched_total")).toBeGreaterThan(0);
+    expect(metricSum(scheduler, "scheduler_granted_slots")).toBeGreaterThan(0);
 
     const logDir = `/tmp/infera-test-logs/${platform.redisPrefix}`;
     const agentLog = readdirSync(logDir).find((f) => f.endsWith("-agent.log"))!;

@@ -190,7 +190,7 @@ describe("deep nesting, in every field of every route", () => {
     console.log(`[edge-input] ${cases} nesting cases`);
     expect(cases).toBeGreaterThan(60);
     expect(await stateCounts()).toEqual(before);
-    expect(metricSum(await gatewayMetrics(platform), "gateway_enqueued_total")).toBe(metricSum(metrics0, "gateway_enqueued_total"));
+    expect(metricSum(await gatewayMetrics(platform), "gateway_placements_total")).toBe(metricSum(metrics0, "gateway_placements_total"));
   }, 300_000);
 
   it("finding 2: tools[].function.parameters and response_format.json_schema.schema 10,000 deep are answered (they used to hang)", async () => {
@@ -249,7 +249,7 @@ describe("NUL and unpaired surrogates in every string field, path segment and qu
     console.log(`[edge-input] ${cases} bad-text cases`);
     expect(cases).toBeGreaterThan(60);
     expect(await stateCounts()).toEqual(before);
-    expect(metricSum(await gatewayMetrics(platform), "gateway_enqueued_total")).toBe(metricSum(metrics0, "gateway_enqueued_total"));
+    expect(metricSum(await gatewayMetrics(platform), "gateway_placements_total")).toBe(metricSum(metrics0, "gateway_placements_total"));
   }, 300_000);
 
   it("finding 4: model with NUL (plain, NAME:VERSION, deploy_id:) is a 400, not 503 'temporarily unavailable'", async () => {

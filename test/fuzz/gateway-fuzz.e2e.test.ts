@@ -235,9 +235,9 @@ describe("hostile input: random and mutated bodies", () => {
     console.log("[fuzz] answers", counts);
     const after = await gatewayMetrics(platform);
     const delta = (name: string, match: Record<string, string> = {}) => metricSum(after, name, match) - metricSum(before, name, match);
-    // Every job the gateway enqueued went to an engine (served, or refused by the engine itself);
-    // everything the gateway rejected was rejected before the queue.
-    expect(delta("gateway_enqueued_total")).toBe(
+    // Every request the gateway placed (a leased slot or the queue) went to an engine (served, or
+    // refused by the engine itself); everything the gateway rejected was rejected before placement.
+    expect(delta("gateway_placements_total")).toBe(
       delta("gateway_agent_calls_total", { outcome: "ok" }) + delta("gateway_agent_calls_total", { outcome: "engine_error" }),
     );
     expect(delta("gateway_agent_calls_total", { outcome: "ok" })).toBe(ok);

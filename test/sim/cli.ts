@@ -1,7 +1,7 @@
 /**
  * pnpm sim --workload shared-prefix|noisy-neighbour [--replicas N] [--requests N] [--seed S]
  *          [--out FILE] [--policies a,b] [--load X] [--report-lag-ms MS]
- *          [--workload-file FILE.jsonl] [--write-workload FILE.jsonl]
+ *          [--workload-file FILE.jsonl] [--write-workload FILE.jsonl] [--fast-path-gateways G]
  *
  * Runs every placement policy on the same workload and prints a table; --out writes JSON.
  */
@@ -25,6 +25,8 @@ const { values } = parseArgs({
     "workload-file": { type: "string" },
     "write-workload": { type: "string" },
     "no-contrast": { type: "boolean", default: false },
+    // The fast path (slot leases) with G gateways; 0: every request through the queue.
+    "fast-path-gateways": { type: "string", default: "0" },
   },
 });
 
@@ -53,6 +55,7 @@ const result: ExperimentResult = runExperiment(kind, workload, {
   reportLagMs: Number(values["report-lag-ms"]),
   seed,
   contrast: !values["no-contrast"],
+  fastPath: Number(values["fast-path-gateways"]) > 0 ? { gateways: Number(values["fast-path-gateways"]) } : undefined,
   onPolicy: (name, r) => console.error(`  ${name}: simulated in ${r.sim_wall_s.toFixed(1)} s`),
 });
 
@@ -66,6 +69,8 @@ const cols: [string, string][] = [
   ["light_tenant_ttft_ms_p99", "light p99"],
   ["light_tenant_alone_ttft_ms_p99", "alone p99"],
   ["light_tenant_ttft_ms_p99_fifo", "light p99 FIFO"],
+  ["fast_path_fraction", "fast"],
+  ["max_counted_per_replica", "max counted"],
   ["sim_wall_s", "sim s"],
 ];
 const present = cols.filter(([k]) => Object.values(result.policies).some((p) => p[k] !== undefined));

@@ -28,6 +28,8 @@ export interface ExperimentOptions {
   /** noisy-neighbour: also run the light tenant alone and a FIFO queue for contrast. */
   contrast: boolean;
   weights?: { input: number; output: number };
+  /** The fast path (slot leases) with this many gateways; absent: every request through the queue. */
+  fastPath?: { gateways: number };
   onPolicy?: (name: string, report: { sim_wall_s: number }) => void;
 }
 
@@ -59,6 +61,9 @@ function summary(w: Workload, r: SimResult): PolicyReport {
     max_service_gap_tokens: r.maxServiceGap,
     makespan_s: r.makespanS,
     sim_wall_s: r.wallS,
+    fast_path_fraction: r.requests > 0 ? r.fastPlacements / r.requests : 0,
+    max_counted_per_replica: r.maxCounted,
+    placed_twice: r.placedTwice,
     ...(r.placements !== null ? { placements: r.placements } : {}),
   };
 }
@@ -70,7 +75,7 @@ export function runExperiment(kind: string, w: Workload, o: ExperimentOptions): 
   const light = w.tenantNames.indexOf(LIGHT);
   const alone = light >= 0 && o.contrast ? onlyTenant(w, LIGHT) : undefined;
   for (const policy of o.policies) {
-    const base = { replicas: o.replicas, policy, cost: o.cost, weights, reportLagMs: o.reportLagMs, seed: o.seed };
+    const base = { replicas: o.replicas, policy, cost: o.cost, weights, reportLagMs: o.reportLagMs, seed: o.seed, fastPath: o.fastPath };
     const r = simulate(w, { ...base, queue: "fair" });
     const rep = summary(w, r);
     if (light >= 0) {
@@ -84,7 +89,7 @@ export function runExperiment(kind: string, w: Workload, o: ExperimentOptions): 
         const a = simulate(alone, { ...base, queue: "fair" });
         rep.light_tenant_alone_ttft_ms_p50 = percentile(a.ttftMs, 50, (i) => alone.t[i]! >= warm);
         rep.light_tenant_alone_ttft_ms_p99 = percentile(a.ttftMs, 99, (i) => alone.t[i]! >= warm);
-        const f = simulate(w, { ...base, queue: "fifo" });
+        const f = simulate(w, { ...base, queue: "fifo", fastPath: undefined });
         rep.light_tenant_ttft_ms_p99_fifo = percentile(f.ttftMs, 99, lightSteady);
       }
     }

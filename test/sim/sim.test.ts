@@ -97,6 +97,40 @@ describe("cluster simulator", () => {
     expect(Number.isFinite(percentile(lagged.ttftMs, 99))).toBe(true);
   });
 
+  it("fast path: at light load most requests take a leased slot; each runs once, a replica's count never exceeds its batch", () => {
+    const w = sharedPrefix({ requests: 4000, replicas: 4, seed: 13, cost: DEFAULT_COST, load: 0.5 });
+    const queued = simulate(w, { replicas: 4, policy: "prefix-affinity" });
+    const r = simulate(w, { replicas: 4, policy: "prefix-affinity", fastPath: { gateways: 3 } });
+    expect(r.outputTokens).toBe(queued.outputTokens);
+    expect(r.placedTwice).toBe(0);
+    expect(r.fastPlacements).toBeGreaterThan(w.n / 2);
+    // Requests at a replica plus slots lent and unused there: never past max_batch_size.
+    expect(r.maxCounted).toBeLessThanOrEqual(DEFAULT_COST.maxBatchSize);
+    for (let i = 0; i < w.n; i++) expect(r.ttftMs[i]).toBeGreaterThanOrEqual(r.queueWaitMs[i]! + DEFAULT_COST.stepBaseMs);
+  });
+
+  it("fast path on: the light tenant beside a flood keeps its bound (leases drain while the queue holds anything)", () => {
+    const w = noisyNeighbour({ requests: 80_000, replicas: 8, seed: 7, cost: DEFAULT_COST });
+    const fastPath = { gateways: 3 };
+    const res = runExperiment("noisy-neighbour", w, {
+      replicas: 8,
+      cost: DEFAULT_COST,
+      policies: ["least-loaded"],
+      reportLagMs: 0,
+      seed: 7,
+      contrast: true,
+      fastPath,
+    });
+    const p = res.policies["least-loaded"]!;
+    expect(p.light_tenant_ttft_ms_p99 as number).toBeLessThan(2 * (p.light_tenant_alone_ttft_ms_p99 as number));
+    expect(p.max_service_gap_tokens as number).toBeLessThanOrEqual(res.vtc_bound_tokens);
+    expect(p.placed_twice).toBe(0);
+    expect(p.max_counted_per_replica as number).toBeLessThanOrEqual(DEFAULT_COST.maxBatchSize);
+    // The flood's first wave finds leases out; after that the queue holds it.
+    expect(p.fast_path_fraction as number).toBeGreaterThan(0);
+    expect(p.fast_path_fraction as number).toBeLessThan(0.1);
+  });
+
   it("is deterministic for a seed", () => {
     const a = sharedPrefix({ requests: 2000, replicas: 4, seed: 11, cost: DEFAULT_COST });
     const b = sharedPrefix({ requests: 2000, replicas: 4, seed: 11, cost: DEFAULT_COST });

@@ -12,7 +12,11 @@ import {
   addPrefill,
   createPlacementPolicy,
   FairQueue,
+  type GatewaySlots,
   hasRoom,
+  heldSlots,
+  planGrants,
+  reservedSlots,
   type PlacementOptions,
   type PlacementPolicy,
   type PlacementRequest,
@@ -43,6 +47,14 @@ export interface SimConfig {
   /** Tokens per block in the prefix hashes handed to placement (the gateway's ~512 chars). */
   hashBlockTokens?: number;
   hashMaxBlocks?: number;
+  /**
+   * The fast path (slot leases, as the scheduler and gateways run it): `gateways` gateways
+   * (request i arrives at gateway i mod G) hold leases the scheduler rewrites every `tickMs`
+   * (`planGrants`; nothing while the queue holds anything) and read every `syncMs` (their
+   * report acknowledges the version read one sync before). A gateway with a free leased slot
+   * and none of its requests queued places a request itself. Exact load only (reportLagMs 0).
+   */
+  fastPath?: { gateways: number; tickMs?: number; syncMs?: number };
 }
 
 export interface SimResult {
@@ -62,6 +74,12 @@ export interface SimResult {
   maxServiceGap: number;
   placements: { hit: number; busy: number; miss: number } | null;
   events: number;
+  /** Requests placed by their gateway on a leased slot (the fast path). */
+  fastPlacements: number;
+  /** The most any replica had counted at once: its requests plus the slots lent and unused (≤ max_batch_size). */
+  maxCounted: number;
+  /** Requests placed more than once (must be 0). */
+  placedTwice: number;
 }
 
 interface CentralQueue {
@@ -97,6 +115,8 @@ class FifoQueue implements CentralQueue {
 }
 
 const REPORT_TICK = -1;
+const LEASE_TICK = -2;
+const GATEWAY_SYNC = -3;
 
 export function simulate(w: Workload, config: SimConfig): SimResult {
   const started = performance.now();
@@ -110,6 +130,8 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const hashMax = config.hashMaxBlocks ?? 64;
   const queueKind = config.queue ?? "fair";
   const n = w.n;
+  const fp = config.fastPath;
+  if (fp && lag > 0) throw new Error("the fast path is modelled with exact load (reportLagMs 0)");
 
   let now = 0;
   const rng = new Rng(config.seed ?? 1);
@@ -121,7 +143,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   const queue: CentralQueue = queueKind === "fair" ? new FairQueue<number>({ weights }) : new FifoQueue();
 
   // Per request.
-  const dispatchT = new Float64Array(n);
+  const dispatchT = new Float64Array(n).fill(Number.NaN);
   const firstT = new Float64Array(n).fill(Number.NaN);
   const remaining = new Int32Array(n);
 
@@ -173,6 +195,133 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
   let lastDone = 0;
   let events = 0;
   const heap = new EventHeap(R + 16);
+
+  // The fast path, per gateway g × replica r at g * R + r: the lease as written (kCur), the most
+  // an unacknowledged version lent (ceil), the lease the gateway applied (kApplied), what it
+  // runs (use) and what the scheduler last heard it runs (reported).
+  const G = fp?.gateways ?? 0;
+  const tickMs = fp?.tickMs ?? 250;
+  const syncMs = fp?.syncMs ?? 200;
+  const reserved = reservedSlots(cap);
+  const kCur = new Int32Array(G * R);
+  const ceil = new Int32Array(G * R);
+  const kApplied = new Int32Array(G * R);
+  const use = new Int32Array(G * R);
+  const reported = new Int32Array(G * R);
+  const version = new Int32Array(G);
+  const applied = new Int32Array(G);
+  const seenBySched = new Int32Array(G);
+  const gwQueued = new Int32Array(G);
+  const arrivals = new Float64Array(G);
+  const rate = new Float64Array(G);
+  const fastReq = new Uint8Array(n);
+  const queuePlaced = new Int32Array(R);
+  const unlent = new Int32Array(R);
+  // The prompt work each gateway placed on each replica (its own estimate of pending prefill).
+  const gwPrefill = Array.from({ length: G * R }, () => ({ prefillTokens: 0, prefillAt: 0 }));
+  const gwPolicies = Array.from({ length: G }, () => createPlacementPolicy(config.policy, env, { prefillTokensPerMs: prefillRate, ...config.placement }));
+  let fastPlacements = 0;
+  let maxCounted = 0;
+  let placedTwice = 0;
+  let ticksQueued = 0;
+
+  const heldAt = (g: number, r: number): number => {
+    const i = g * R + r;
+    const acked = seenBySched[g] === version[g];
+    return heldSlots({ inUse: reported[i]!, ceiling: acked ? kCur[i]! : Math.max(ceil[i]!, kCur[i]!) });
+  };
+
+  /** Lent and unused slots count as in flight for the queue's placement. */
+  function recount(r: number): void {
+    if (G === 0) return;
+    let s = 0;
+    for (let g = 0; g < G; g++) s += Math.max(0, heldAt(g, r) - use[g * R + r]!);
+    unlent[r] = s;
+    views[r]!.inflight = s;
+    refreshRoom(r);
+    const counted = batch[r]! + localWait[r]!.length + s;
+    if (counted > maxCounted) maxCounted = counted;
+  }
+
+  /** The scheduler's round: new leases per gateway (a version when its slots change). */
+  function leaseTick(): void {
+    const drain = queue.size > 0;
+    const next = new Int32Array(G * R);
+    for (let r = 0; r < R; r++) {
+      const standing: GatewaySlots[] = [];
+      for (let g = 0; g < G; g++) {
+        const i = g * R + r;
+        const acked = seenBySched[g] === version[g];
+        standing.push({ granted: kCur[i]!, ceiling: acked ? kCur[i]! : Math.max(ceil[i]!, kCur[i]!), inUse: reported[i]!, rate: rate[g]! });
+      }
+      const ks = planGrants(cap - reserved - queuePlaced[r]!, standing, drain);
+      for (let g = 0; g < G; g++) next[g * R + r] = ks[g]!;
+    }
+    for (let g = 0; g < G; g++) {
+      let changed = false;
+      for (let r = 0; r < R; r++) if (next[g * R + r] !== kCur[g * R + r]) changed = true;
+      if (!changed) continue;
+      const acked = seenBySched[g] === version[g];
+      for (let r = 0; r < R; r++) {
+        const i = g * R + r;
+        ceil[i] = Math.max(next[i]!, acked ? kCur[i]! : Math.max(ceil[i]!, kCur[i]!));
+        kCur[i] = next[i]!;
+      }
+      version[g]!++;
+    }
+    for (let r = 0; r < R; r++) recount(r);
+  }
+
+  /** Each gateway's sync: it reports what it runs and the version it had applied, then applies the current one. */
+  function gatewaySync(): void {
+    for (let g = 0; g < G; g++) {
+      for (let r = 0; r < R; r++) reported[g * R + r] = use[g * R + r]!;
+      seenBySched[g] = applied[g]!;
+      applied[g] = version[g]!;
+      for (let r = 0; r < R; r++) kApplied[g * R + r] = kCur[g * R + r]!;
+      rate[g] = 0.5 * rate[g]! + 0.5 * (arrivals[g]! / syncMs);
+      arrivals[g] = 0;
+    }
+    for (let r = 0; r < R; r++) recount(r);
+  }
+
+  /** The gateway of request q places it on one of its leased slots, if it has one free. */
+  function placeFast(q: number): boolean {
+    const g = q % G;
+    arrivals[g]!++;
+    if (gwQueued[g]! > 0) return false;
+    const lv: ReplicaView[] = [];
+    for (let r = 0; r < R; r++) {
+      const k = kApplied[g * R + r]!;
+      if (k > 0) lv.push({ id: views[r]!.id, capacity: k, running: use[g * R + r]!, waiting: 0, inflight: 0, kvCacheUsage: 0, ...gwPrefill[g * R + r]! });
+    }
+    if (lv.length === 0) return false;
+    const t = w.tenant[q]!;
+    const id = gwPolicies[g]!.place(
+      { requestId: String(q), tenantId: w.tenantNames[t]!, prefixHashes: wantsHashes ? hashesOf(q) : [], estimatedTokens: w.prompt[q]! + w.output[q]! },
+      lv,
+    );
+    if (id === null) return false;
+    const r = indexOfId.get(id)!;
+    use[g * R + r]!++;
+    addPrefill(gwPrefill[g * R + r]!, w.prompt[q]!, now, prefillRate);
+    fastReq[q] = 1;
+    fastPlacements++;
+    // Charged as the scheduler charges a fast request's release: its prompt (the fair queue never held it).
+    queue.charge(w.tenantNames[t]!, w.prompt[q]!, 0);
+    gap.serve(t, weights.input * w.prompt[q]!);
+    placed(r, q);
+    return true;
+  }
+
+  function placed(r: number, q: number): void {
+    if (!Number.isNaN(dispatchT[q]!)) placedTwice++;
+    addPrefill(views[r]!, w.prompt[q]!, now, prefillRate);
+    dispatchT[q] = now;
+    admit(r, q);
+    syncView(r);
+    recount(r);
+  }
 
   function refreshRoom(r: number): void {
     const room = hasRoom(views[r]!) ? 1 : 0;
@@ -315,6 +464,14 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       caches[r]!.touch(P + c, Math.floor((w.prompt[q]! + out) / B) - sysBlocks);
     }
     const t = w.tenant[q]!;
+    if (G > 0) {
+      if (fastReq[q] === 1) {
+        // Its release tells the scheduler what the gateway runs there now.
+        const i = (q % G) * R + r;
+        use[i]!--;
+        reported[i] = use[i]!;
+      } else queuePlaced[r]!--;
+    }
     queue.charge(w.tenantNames[t]!, 0, out);
     gap.serve(t, weights.output * out);
     const waiting = localWait[r]!;
@@ -335,6 +492,7 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     }
     while (fLen[r]! > 0 && fKey[r * cap]! <= k) complete(r, finishPop(r));
     syncView(r);
+    recount(r);
     startStep(r);
   }
 
@@ -360,14 +518,15 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       gap.serve(t, weights.input * w.prompt[q]!);
       const backlog = --queued[t]!;
       if (backlog === 0) gap.end(t);
-      addPrefill(views[r]!, w.prompt[q]!, now, prefillRate);
-      dispatchT[q] = now;
+      if (G > 0) {
+        gwQueued[q % G]!--;
+        queuePlaced[r]!++;
+      }
       if (lag > 0) {
         views[r]!.inflight++;
         refreshRoom(r);
       }
-      admit(r, q);
-      syncView(r);
+      placed(r, q);
     }
   }
 
@@ -384,6 +543,13 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
 
   let ai = 0;
   if (lag > 0) heap.push(lag, REPORT_TICK);
+  if (G > 0) {
+    heap.push(tickMs, LEASE_TICK);
+    heap.push(syncMs, GATEWAY_SYNC);
+    ticksQueued = 2;
+  }
+  // Periodic events go on while anything else is left to happen.
+  const more = () => ai < n || heap.size > ticksQueued || queue.size > 0;
   while (ai < n || heap.size > 0) {
     const tA = ai < n ? w.t[ai]! : Number.POSITIVE_INFINITY;
     const tE = heap.peekTime();
@@ -392,8 +558,11 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       now = tA;
       do {
         const t = w.tenant[ai]!;
-        queue.push(ai, { tenantId: w.tenantNames[t]!, inputTokens: w.prompt[ai]! });
-        if (queued[t]!++ === 0) gap.start(t);
+        if (G === 0 || !placeFast(ai)) {
+          queue.push(ai, { tenantId: w.tenantNames[t]!, inputTokens: w.prompt[ai]! });
+          if (queued[t]!++ === 0) gap.start(t);
+          if (G > 0) gwQueued[ai % G]!++;
+        }
         ai++;
       } while (ai < n && w.t[ai] === now);
     } else {
@@ -402,6 +571,14 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
       if (r === REPORT_TICK) {
         report();
         if (ai < n || heap.size > 0 || queue.size > 0) heap.push(now + lag, REPORT_TICK);
+      } else if (r === LEASE_TICK || r === GATEWAY_SYNC) {
+        ticksQueued--;
+        if (r === LEASE_TICK) leaseTick();
+        else gatewaySync();
+        if (more()) {
+          heap.push(now + (r === LEASE_TICK ? tickMs : syncMs), r);
+          ticksQueued++;
+        }
       } else stepEnd(r);
     }
     dispatch();
@@ -429,6 +606,9 @@ export function simulate(w: Workload, config: SimConfig): SimResult {
     maxServiceGap: gap.maxGap,
     placements: pa === null ? null : { ...pa },
     events,
+    fastPlacements,
+    maxCounted,
+    placedTwice,
   };
 }
 

@@ -21,3 +21,4 @@ export {
   type ScaleDecision,
   type ScaleReason,
 } from "./autoscaler.ts";
+export { heldSlots, planGrants, type GatewaySlots } from "./slot-grants.ts";

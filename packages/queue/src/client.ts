@@ -8,6 +8,9 @@
  * A request that would take its deployment's queue past the bound (`QueueBound`) is
  * refused at once with `queue_full` (429); one that waits past its deadline gets
  * `unavailable` (503).
+ *
+ * The fast path (`place`, `slots.ts`): while the scheduler lends this gateway slots, a first
+ * attempt is placed here without Redis; its release tells the scheduler what runs there now.
  */
 import { type Logger, PlatformError } from "@infera/core";
 import type { Redis } from "ioredis";
@@ -15,6 +18,7 @@ import { QUEUE_FIELD, type QueueKeys } from "./keys.ts";
 import { type Assigned, type Assignment, type InferJob, parseAssignments } from "./messages.ts";
 import { QueueBound } from "./queue-bound.ts";
 import { ReleaseBatcher, type UsedTokens } from "./releases.ts";
+import { SlotLeases } from "./slots.ts";
 
 /** How long past the job's deadline the gateway still waits for an answer (ms). */
 const DEADLINE_SLACK_MS = 250;
@@ -32,6 +36,8 @@ interface Pending {
 export interface QueueClientMetrics {
   assignments: { inc(labels: { outcome: "assigned" | "rejected" | "orphan" | "queue_full" }): void };
   enqueued: { inc(labels: { deployment: string }): void };
+  /** How each first attempt got its replica: a leased slot (`fast`) or the queue. */
+  placements?: { inc(labels: { path: "fast" | "queue" }): void };
 }
 
 export interface QueueClientOptions {
@@ -46,6 +52,8 @@ export interface QueueClientOptions {
   queueMax?: number;
   /** How often gateways exchange their waiting counts (ms). Default 200. */
   syncMs?: number;
+  /** The fast path (slot leases, `slots.ts`): place on a leased slot while one is free. Default true (FAST_PATH). */
+  fastPath?: boolean;
   now?: () => number;
 }
 
@@ -53,10 +61,15 @@ export class QueueClient {
   private readonly pending = new Map<string, Pending>();
   private readonly bound: QueueBound;
   private readonly releases: ReleaseBatcher;
+  private readonly slots: SlotLeases | undefined;
+  /** Requests waiting for a replica, per deployment (this gateway's). */
+  private readonly waitingBy = new Map<string, number>();
 
   constructor(private readonly o: QueueClientOptions) {
     this.bound = new QueueBound({ redis: o.redis, keys: o.keys, gatewayId: o.gatewayId, logger: o.logger, max: o.queueMax, syncMs: o.syncMs, now: o.now });
     this.releases = new ReleaseBatcher({ redis: o.redis, keys: o.keys, logger: o.logger });
+    if (o.fastPath !== false)
+      this.slots = new SlotLeases({ redis: o.redis, keys: o.keys, gatewayId: o.gatewayId, logger: o.logger, syncMs: o.syncMs, now: o.now });
   }
 
   /** The channel this gateway's assignments arrive on; its messages go to `deliver`. */
@@ -77,6 +90,27 @@ export class QueueClient {
   /** Starts exchanging waiting counts with the other gateways (only needed with a bound). */
   start(): void {
     this.bound.start();
+    this.slots?.start();
+  }
+
+  /**
+   * The fast path: a replica from this gateway's leased slots, placed here and now (no Redis),
+   * when it holds a free one and none of its requests of the deployment waits in the queue.
+   * Undefined: enqueue. Counts the placement's path.
+   */
+  place(
+    deploymentId: string,
+    req: { requestId: string; tenantId: string; prefixHashes: readonly string[]; estimatedTokens: number; promptTokens?: number },
+  ): Assigned | undefined {
+    const a = this.slots?.take(deploymentId, req, this.waitingBy.get(deploymentId) ?? 0);
+    this.o.metrics.placements?.inc({ path: a ? "fast" : "queue" });
+    if (a) this.o.logger.debug({ requestId: a.requestId, replicaId: a.replicaId, epoch: a.epoch }, "placed on a leased slot");
+    return a;
+  }
+
+  /** Fast-path requests this gateway runs on a deployment now. */
+  fastInUse(deploymentId: string): number {
+    return this.slots?.inUse(deploymentId) ?? 0;
   }
 
   /**
@@ -101,6 +135,7 @@ export class QueueClient {
         waitMs + DEADLINE_SLACK_MS,
       );
       this.pending.set(job.requestId, { deploymentId, resolve, reject, timer, withdraw });
+      this.waitingBy.set(deploymentId, (this.waitingBy.get(deploymentId) ?? 0) + 1);
     });
     // It may reject (deadline, client gone) while the add below still waits for Redis.
     assigned.catch(() => {});
@@ -148,14 +183,14 @@ export class QueueClient {
    * `used` (what the request consumed) lets the scheduler's fair queue charge output tokens.
    */
   release(a: Assigned, failed: boolean, used?: UsedTokens): void {
-    this.releases.add(a, failed, used);
+    this.releases.add(a, failed, used, a.epoch !== undefined ? this.slots?.release(a) : undefined);
   }
 
   /** Answers every waiting request `unavailable`, sends the releases batched so far, and clears this gateway's counts. */
   async stop(): Promise<void> {
     for (const id of [...this.pending.keys()]) this.withdraw(id, new PlatformError("unavailable", "The gateway is shutting down.", { retryAfterS: 1 }));
     this.releases.flush();
-    await this.bound.stop();
+    await Promise.all([this.bound.stop(), this.slots?.stop()]);
   }
 
   private answer(a: Assignment): void {
@@ -183,6 +218,9 @@ export class QueueClient {
     this.pending.delete(requestId);
     clearTimeout(p.timer);
     this.bound.leave(p.deploymentId);
+    const w = (this.waitingBy.get(p.deploymentId) ?? 1) - 1;
+    if (w > 0) this.waitingBy.set(p.deploymentId, w);
+    else this.waitingBy.delete(p.deploymentId);
     return p;
   }
 }

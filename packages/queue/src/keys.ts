@@ -35,6 +35,12 @@ export function queueKeys(prefix: string) {
     queuedByGateway: (deploymentId: string) => `${prefix}:queued:${deploymentId}`,
     /** Lease on dispatching one deployment (the scheduler id that holds it). */
     dispatchLease: (deploymentId: string) => `${prefix}:dispatch-lease:${deploymentId}`,
+    /** Hash: the slots the dispatching scheduler lends one gateway on a deployment's replicas (the fast path; `slots.ts`). */
+    slots: (deploymentId: string, gatewayId: string) => `${prefix}:slots:${deploymentId}:${gatewayId}`,
+    /** Hash gatewayId → JSON SlotReport: what each gateway runs on its leased slots (the fast path). */
+    slotReports: (deploymentId: string) => `${prefix}:slot-reports:${deploymentId}`,
+    /** Counter: the slot-lease epoch of a deployment, bumped by each new dispatch-lease holder. */
+    slotEpoch: (deploymentId: string) => `${prefix}:slot-epoch:${deploymentId}`,
   };
 }
 export type QueueKeys = ReturnType<typeof queueKeys>;

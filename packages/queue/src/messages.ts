@@ -50,6 +50,8 @@ export const Assigned = Type.Object({
   queuedMs: Type.Number(),
   schedulerId: Type.String(),
   deploymentId: Type.String(),
+  /** Set by the gateway itself when it placed the request on a leased slot (the fast path): the lease's epoch. */
+  epoch: Type.Optional(Count),
 });
 export type Assigned = Static<typeof Assigned>;
 
@@ -92,12 +94,29 @@ export const Release = Type.Object({
    * charge output tokens at completion (and correct the estimate it charged at dispatch).
    */
   usage: Type.Optional(Type.Array(ReleaseUsage)),
+  /** Fast-path requests (placed by their gateway on a leased slot): what that gateway now runs on the replica. */
+  lease: Type.Optional(Type.Object({ gatewayId: Type.String(), epoch: Count, seq: Count, seen: Count, inUse: Count })),
 });
 export type Release = Static<typeof Release>;
+
+/**
+ * What a gateway runs on its leased slots of one deployment (a field of `slotReports`), written
+ * every sync tick. `seen`: the lease version it applied; `seq` orders its reports and releases.
+ */
+export const SlotReport = Type.Object({
+  seq: Count,
+  seen: Count,
+  use: Type.Record(Type.String(), Count),
+  /** Requests per second it received for the deployment lately (its share's weight). */
+  rate: Type.Number({ minimum: 0 }),
+  at: Type.Number(),
+});
+export type SlotReport = Static<typeof SlotReport>;
 
 const jobCheck = Compile(InferJob);
 const assignmentCheck = Compile(Assignment);
 const releaseCheck = Compile(Release);
+const reportCheck = Compile(SlotReport);
 
 function parseJson(text: string | undefined): unknown {
   if (text === undefined) return undefined;
@@ -136,4 +155,10 @@ export function parseAssignments(text: string): Parsed<Assignment> {
 /** A message on a scheduler's channel: a JSON array of releases. */
 export function parseReleases(text: string): Parsed<Release> {
   return parseList(text, releaseCheck);
+}
+
+/** A gateway's slot report, or undefined when it is not one. */
+export function parseSlotReport(text: string | undefined): SlotReport | undefined {
+  const v = parseJson(text);
+  return reportCheck.Check(v) ? v : undefined;
 }

@@ -22,19 +22,22 @@ export class ReleaseBatcher {
 
   constructor(private readonly o: { redis: Redis; keys: QueueKeys; logger: Logger }) {}
 
-  add(a: Assigned, failed: boolean, used?: UsedTokens): void {
+  /** `lease`: a fast-path request's (what its gateway runs on the replica after it). */
+  add(a: Assigned, failed: boolean, used?: UsedTokens, lease?: Release["lease"]): void {
     let rs = this.bySched.get(a.schedulerId);
     if (!rs) {
       rs = new Map();
       this.bySched.set(a.schedulerId, rs);
     }
-    const k = `${a.deploymentId}\u0000${a.replicaId}\u0000${failed ? 1 : 0}`;
+    const k = `${a.deploymentId}\u0000${a.replicaId}\u0000${failed ? 1 : 0}\u0000${lease ? 1 : 0}`;
     let r = rs.get(k);
     if (r) r.count++;
     else {
       r = { deploymentId: a.deploymentId, replicaId: a.replicaId, count: 1, failed };
       rs.set(k, r);
     }
+    // The latest count wins (`seq` orders them).
+    if (lease) r.lease = lease;
     if (used) addUsage(r, used);
     if (!this.scheduled) {
       this.scheduled = true;

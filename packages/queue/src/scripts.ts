@@ -13,6 +13,7 @@ const SCRIPTS = {
   leaseRenew: { numberOfKeys: 1, lua: read(new URL("./lua/lease-renew.lua", import.meta.url)) },
   leaseHold: { numberOfKeys: 1, lua: read(new URL("./lua/lease-hold.lua", import.meta.url)) },
   leaseRelease: { numberOfKeys: 1, lua: read(new URL("./lua/lease-release.lua", import.meta.url)) },
+  slotsGrant: { lua: read(new URL("./lua/slots-grant.lua", import.meta.url)) },
 } as const;
 
 export type ScriptRedis = Redis & {
@@ -21,6 +22,7 @@ export type ScriptRedis = Redis & {
   leaseRenew(lease: string, holder: string, ms: number): Promise<number>;
   leaseHold(lease: string, holder: string, ms: number): Promise<number>;
   leaseRelease(lease: string, holder: string): Promise<number>;
+  slotsGrant(numKeys: number, ...args: string[]): Promise<number>;
 };
 
 const defined = new WeakSet<Redis>();

@@ -112,6 +112,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     metrics,
     logger,
     queueMax: config.queueMaxPerDeployment,
+    fastPath: config.fastPath,
   });
   queue.start();
   if (!config.agentAuthToken) logger.warn("AGENT_AUTH_TOKEN is not set: worker agents will refuse this gateway's calls");

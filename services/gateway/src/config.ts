@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { ConfigError, int, num, optionalStr, redisUrl, str } from "@infera/core";
+import { bool, ConfigError, int, num, optionalStr, redisUrl, str } from "@infera/core";
 import { type TracingConfig, tracingConfig } from "@infera/telemetry";
 import { type StorageConfig, storageConfig } from "@infera/storage";
 import { parseDeployPolicy, type DeployPolicyConfig } from "./deploy-policy.ts";
@@ -18,6 +18,8 @@ export interface GatewayConfig {
   queueWaitMs: number;
   /** Most requests waiting for a replica per deployment (across gateways) before a 429. */
   queueMaxPerDeployment: number;
+  /** FAST_PATH: place a request on a slot the scheduler lent this gateway while nothing waits; false: every request through the queue. */
+  fastPath: boolean;
   shutdownGraceMs: number;
   bootstrapAdminKey: string | undefined;
   /** Re-queues of one request after replicas failed it before its first byte. */
@@ -73,6 +75,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     queueWaitMs: int(env, "QUEUE_WAIT_MS", 120_000, 100, 3_600_000),
     queueMaxPerDeployment: int(env, "QUEUE_MAX_PER_DEPLOYMENT", 10_000, 1, 10_000_000),
+    fastPath: bool(env, "FAST_PATH", true),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),
     bootstrapAdminKey: optionalStr(env, "BOOTSTRAP_ADMIN_KEY"),
     maxAttempts: int(env, "MAX_ATTEMPTS", 3, 1, 10),

@@ -1,6 +1,6 @@
 /**
- * One inference request, end to end: admission (rate limits), enqueue on the deployment's
- * queue and wait for the scheduler's assignment, the agent call (`agent-call.ts`), and what
+ * One inference request, end to end: admission (rate limits), a leased slot (the fast path)
+ * or enqueue on the deployment's queue and wait for the scheduler's assignment, the agent call (`agent-call.ts`), and what
  * is recorded when it ends (`outcome.ts`). A replica that fails before the first byte sends
  * the request back to the front of the queue (up to maxAttempts), that replica excluded.
  */
@@ -173,16 +173,29 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
       attempts = attempt + 1;
       const priority = attempt === 0 ? priorityOf(r) : PRIORITY.requeued;
       const enqueuedAt = performance.now();
-      const wait = tracing.start("infera.queue.wait", {
-        parent: span,
-        kind: "producer",
-        attributes: {
-          "messaging.system": "redis",
-          "infera.deployment.id": r.model.deploymentId,
-          "infera.queue.priority": PRIORITY_NAME[priority],
-          "infera.queue.attempt": attempt,
-        },
-      });
+      // The fast path: a slot the scheduler lent this gateway, placed here without Redis (a retry always queues).
+      const fast =
+        attempt === 0
+          ? queue.place(r.model.deploymentId, {
+              requestId: r.requestId,
+              tenantId: request.tenantId,
+              prefixHashes: prefixes,
+              estimatedTokens: r.estimatedTokens,
+              promptTokens: r.promptTokens,
+            })
+          : undefined;
+      const wait = fast
+        ? fastPlacementSpan(tracing, span, fast)
+        : tracing.start("infera.queue.wait", {
+            parent: span,
+            kind: "producer",
+            attributes: {
+              "messaging.system": "redis",
+              "infera.deployment.id": r.model.deploymentId,
+              "infera.queue.priority": PRIORITY_NAME[priority],
+              "infera.queue.attempt": attempt,
+            },
+          });
       const job: InferJob = {
         requestId: r.requestId,
         gatewayId: deps.gatewayId,
@@ -200,7 +213,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
         traceparent: wait.traceparent,
       };
       try {
-        assigned = await queue.enqueue(r.model.deploymentId, job, gone.signal);
+        assigned = fast ?? (await queue.enqueue(r.model.deploymentId, job, gone.signal));
       } catch (err) {
         wait.fail(err instanceof PlatformError ? err.code : "internal");
         throw err;
@@ -288,6 +301,14 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
     });
     if (tracing.enabled) endRequestSpan(span, res.statusCode, status, usage);
   }
+}
+
+/** A fast-path placement: on the gateway, in place of the queue wait and the scheduler's placement. */
+function fastPlacementSpan(tracing: Tracing, parent: TraceSpan, a: Assigned): TraceSpan {
+  return tracing.start("infera.gateway.place", {
+    parent,
+    attributes: { "infera.deployment.id": a.deploymentId, "infera.placement.path": "fast", "infera.slot.epoch": a.epoch },
+  });
 }
 
 /** The request span's outcome: GenAI usage and finish reasons (never content), the HTTP status, the error's code. */

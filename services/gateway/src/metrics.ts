@@ -11,6 +11,7 @@ export interface GatewayMetrics {
   errors: Counter<"code">;
   enqueued: Counter<"deployment">;
   assignments: Counter<"outcome">;
+  placements: Counter<"path">;
   agentCalls: Counter<"outcome">;
   openStreams: Gauge;
   usagePending: Gauge;
@@ -107,6 +108,12 @@ export function createGatewayMetrics(): GatewayMetrics {
     }),
     errors: new Counter({ name: "gateway_errors_total", help: "Error answers by code.", labelNames: ["code"], registers: [registry] }),
     enqueued: new Counter({ name: "gateway_enqueued_total", help: "Requests put on a deployment's queue.", labelNames: ["deployment"], registers: [registry] }),
+    placements: new Counter({
+      name: "gateway_placements_total",
+      help: "How requests got their replica: on a slot the scheduler lent this gateway (fast) or through the queue (queue); first attempts.",
+      labelNames: ["path"],
+      registers: [registry],
+    }),
     assignments: new Counter({
       name: "gateway_assignments_total",
       help: "Scheduler answers received, by outcome.",

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { int, oneOf, optionalStr, redisUrl, str } from "@infera/core";
+import { bool, int, oneOf, optionalStr, redisUrl, str } from "@infera/core";
 import { DEFAULT_PREFILL_TOKENS_PER_MS } from "@infera/policy";
 import { type TracingConfig, tracingConfig } from "@infera/telemetry";
 
@@ -23,6 +23,8 @@ export interface SchedulerConfig {
   dispatchLeaseMs: number;
   /** Prompt tokens per second one replica prefills: how fast placement's estimate of pending prefill drains. */
   prefillTokensPerS: number;
+  /** FAST_PATH: lend gateways slots while nothing waits (slot leases); false: every request through the queue. */
+  fastPath: boolean;
   logLevel: string;
   /** Traces: the standard OTEL_* variables (`@infera/telemetry`). */
   tracing: TracingConfig;
@@ -73,6 +75,7 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     jobLockMs: int(env, "JOB_LOCK_MS", 15_000, 1_000, 600_000),
     dispatchLeaseMs: int(env, "DISPATCH_LEASE_MS", 2_000, 300, 600_000),
     prefillTokensPerS: int(env, "PREFILL_TOKENS_PER_S", DEFAULT_PREFILL_TOKENS_PER_MS * 1000, 100, 10_000_000),
+    fastPath: bool(env, "FAST_PATH", true),
     logLevel: str(env, "LOG_LEVEL", "info"),
     tracing: tracingConfig(env, "scheduler"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 30_000, 0, 600_000),

@@ -13,9 +13,20 @@
 import type { Logger } from "@infera/core";
 import { noTracing, type TraceSpan, type Tracing } from "@infera/telemetry";
 import { FairQueue, type PlacementPolicy } from "@infera/policy";
-import { type Assignment, entryKey, LeaseKeeper, PRIORITY, type QueueEntry, type QueueKeys, type RedisLease, type StreamConsumer } from "@infera/queue";
+import {
+  type Assignment,
+  entryKey,
+  type Release,
+  LeaseKeeper,
+  PRIORITY,
+  type QueueEntry,
+  type QueueKeys,
+  type RedisLease,
+  type StreamConsumer,
+} from "@infera/queue";
 import type { SchedulerMetrics } from "./metrics.ts";
 import type { ReplicaDirectory } from "./replicas.ts";
+import type { SlotLender } from "./slot-lender.ts";
 
 /** One entry to take off its stream, and the message for its gateway if it is still there. */
 interface Take {
@@ -46,6 +57,8 @@ export interface DispatcherOptions {
   now?: () => number;
   /** Placement spans, continuing each job's traceparent (default: none). */
   tracing?: Tracing;
+  /** The fast path: lends gateways slots while nothing waits (absent: FAST_PATH=false). */
+  lender?: SlotLender;
 }
 
 export class DeploymentDispatcher {
@@ -99,12 +112,14 @@ export class DeploymentDispatcher {
     this.o.logger.info({ deploymentId: this.o.deploymentId }, "dispatching this deployment");
     await this.o.consumer.ensureGroups();
     await this.o.consumer.takeOver();
+    await this.o.lender?.activate();
     this.o.consumer.wake();
   }
 
   /** Lost the lease (another scheduler has it): hand back what this one holds. */
   private async deactivate(): Promise<void> {
     this.o.logger.warn({ deploymentId: this.o.deploymentId }, "another scheduler dispatches this deployment now");
+    this.o.lender?.deactivate();
     await this.handBack();
   }
 
@@ -229,6 +244,22 @@ export class DeploymentDispatcher {
   }
 
   /**
+   * The fast path's round (each replica poll): lend gateways slots, or, while entries wait
+   * here, lend nothing so that every slot that frees goes to the fair queue.
+   */
+  async lend(): Promise<void> {
+    if (!this.o.lender || !this.active || this.stopping) return;
+    await this.o.lender.tick(this.held.size > 0);
+    this.pump();
+  }
+
+  /** Fast-path requests ended on a gateway: the slots its lease held are counted again from what it runs. */
+  leaseReleased(r: Release): void {
+    this.o.lender?.released(r);
+    this.pump();
+  }
+
+  /**
    * Usage learned when requests end (the gateways' releases): output tokens, and the
    * difference between the prompt tokens used and the estimate charged at dispatch.
    */
@@ -257,6 +288,7 @@ export class DeploymentDispatcher {
   async stop(): Promise<void> {
     this.stopping = true;
     this.lease.stop();
+    this.o.lender?.deactivate();
     clearInterval(this.sweepTimer);
     // Ends a blocked read at once; what it had taken stays in this scheduler's pending list
     // and the next holder of the lease takes it over.

@@ -9,6 +9,8 @@ export interface SchedulerMetrics {
   rejected: Counter<"deployment" | "reason">;
   replicas: Gauge<"deployment" | "state">;
   autoscaler: Counter<"deployment" | "reason">;
+  grantedSlots: Gauge<"deployment">;
+  leasedInUse: Gauge<"deployment">;
 }
 
 export function createSchedulerMetrics(): SchedulerMetrics {
@@ -36,6 +38,18 @@ export function createSchedulerMetrics(): SchedulerMetrics {
       registers: [registry],
     }),
     replicas: new Gauge({ name: "scheduler_replicas", help: "Replicas per deployment by state.", labelNames: ["deployment", "state"], registers: [registry] }),
+    grantedSlots: new Gauge({
+      name: "scheduler_granted_slots",
+      help: "Slots lent to gateways for the fast path (their slot leases), per deployment; counted as in flight.",
+      labelNames: ["deployment"],
+      registers: [registry],
+    }),
+    leasedInUse: new Gauge({
+      name: "scheduler_leased_slots_in_use",
+      help: "Fast-path requests the gateways report running on their leased slots, per deployment.",
+      labelNames: ["deployment"],
+      registers: [registry],
+    }),
     autoscaler: new Counter({
       name: "scheduler_autoscaler_decisions_total",
       help: "Autoscaler decisions by reason.",

@@ -7,7 +7,7 @@
  */
 import type { Redis } from "ioredis";
 import { parseReplicaReport, type RedisKeys, type ReplicaReport } from "@infera/contracts";
-import { addPrefill, DEFAULT_PREFILL_TOKENS_PER_MS, type ReplicaView } from "@infera/policy";
+import { addPrefill, DEFAULT_PREFILL_TOKENS_PER_MS, type ReplicaView, reservedSlots } from "@infera/policy";
 
 interface ReplicaState {
   report: ReplicaReport;
@@ -17,6 +17,9 @@ interface ReplicaState {
   /** Prompt tokens placed here, as of prefillAt (placement drains them at the prefill rate). */
   prefillTokens: number;
   prefillAt: number;
+  /** Slots the gateways' leases hold here (the fast path: granted or running, `heldSlots`), and what they report running. */
+  fastHeld: number;
+  fastUse: number;
 }
 
 export interface ReplicaDirectoryOptions {
@@ -56,7 +59,7 @@ export class ReplicaDirectory {
       seen.add(id);
       const s = known.get(id);
       if (!s) {
-        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0, prefillTokens: 0, prefillAt: 0 });
+        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0, prefillTokens: 0, prefillAt: 0, fastHeld: 0, fastUse: 0 });
         continue;
       }
       // With no assignment in transit since the report, the agent's count is the truth:
@@ -80,16 +83,39 @@ export class ReplicaDirectory {
       out.push({
         id: r.replicaId,
         capacity,
-        // The agent's running count includes what this scheduler placed once it arrived.
-        running: Math.max(0, r.running - s.inflight),
+        // The agent's running count includes what this scheduler placed and what gateways run on
+        // their leases (at most what those hold) once it arrived: only the rest is unaccounted.
+        running: Math.max(0, r.running - s.inflight - s.fastHeld),
         waiting: r.waiting,
-        inflight: s.inflight,
+        // Slots lent to gateways count as taken: granted + placed ≤ capacity.
+        inflight: s.inflight + s.fastHeld,
         kvCacheUsage: r.kvCacheUsage,
         prefillTokens: s.prefillTokens,
         prefillAt: s.prefillAt,
       });
     }
     return out;
+  }
+
+  /**
+   * Per placeable replica, the slots free for the gateways' leases: capacity less reserved
+   * slots, less what the queue placed and what runs there that no one accounts for.
+   */
+  leasable(deploymentId: string, capacity: number): { id: string; address: string; free: number }[] {
+    return this.views(deploymentId, capacity).map((v) => ({
+      id: v.id,
+      address: this.address(deploymentId, v.id) ?? "",
+      free: capacity - reservedSlots(capacity) - v.running - (v.inflight - (this.byDeployment.get(deploymentId)?.get(v.id)?.fastHeld ?? 0)),
+    }));
+  }
+
+  /** What the gateways' leases hold on each replica now (absent: nothing). */
+  setLeased(deploymentId: string, held: ReadonlyMap<string, { held: number; use: number }>): void {
+    for (const [id, s] of this.byDeployment.get(deploymentId) ?? []) {
+      const h = held.get(id);
+      s.fastHeld = h?.held ?? 0;
+      s.fastUse = h?.use ?? 0;
+    }
   }
 
   address(deploymentId: string, replicaId: string): string | undefined {
@@ -143,7 +169,7 @@ export class ReplicaDirectory {
     let running = 0;
     let waiting = 0;
     for (const s of this.byDeployment.get(deploymentId)?.values() ?? []) {
-      running += Math.max(s.report.running, s.inflight);
+      running += Math.max(s.report.running, s.inflight + s.fastUse);
       waiting += s.report.waiting;
     }
     return { running, waiting };

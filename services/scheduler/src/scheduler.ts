@@ -18,12 +18,15 @@ import { createSchedulerMetrics } from "./metrics.ts";
 import { Reconciler } from "./reconciler.ts";
 import { LogRelay } from "./log-relay.ts";
 import { ReplicaDirectory } from "./replicas.ts";
+import { SlotLender } from "./slot-lender.ts";
 import type { RuntimeDriver } from "./runtime/driver.ts";
 
 const DISPATCHING = new Set(["initializing", "downloading", "deploying", "running"]);
 
 export interface RunningScheduler {
   metricsPort: number;
+  /** Its replicas as its dispatchers see them (what the tests check capacity against). */
+  directory: ReplicaDirectory;
   /** What stops, in order (for main.ts's shutdown helper). */
   stoppers: readonly Stoppable[];
   /** All of `stoppers`, in order. */
@@ -92,10 +95,26 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       if (!disp) {
         const log = logger.child({ component: "dispatcher", deploymentId: d.id });
         const { schedulerId } = config;
+        const placement = d.config.placement ?? "least-loaded";
         disp = new DeploymentDispatcher({
           deploymentId: d.id,
           capacity: d.config.max_batch_size,
-          policy: createPlacementPolicy(d.config.placement ?? "least-loaded", { now: Date.now, random: Math.random }, { prefillTokensPerMs }),
+          policy: createPlacementPolicy(placement, { now: Date.now, random: Math.random }, { prefillTokensPerMs }),
+          lender: config.fastPath
+            ? new SlotLender({
+                redis,
+                keys: qkeys,
+                deploymentId: d.id,
+                schedulerId,
+                capacity: d.config.max_batch_size,
+                policy: placement,
+                directory,
+                metrics,
+                logger: log,
+                // A few heartbeats: a dead gateway's slots are back this long after its last report.
+                ttlMs: config.heartbeatMs * 3,
+              })
+            : undefined,
           consumer: new StreamConsumer({
             redis,
             blocking: blockingConnection(),
@@ -158,11 +177,18 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       if (dropped) logger.warn({ dropped }, "dropped releases that do not match the schema");
       const touched = new Set<string>();
       for (const r of releases) {
-        directory.released(r.deploymentId, r.replicaId, r.count, r.failed);
-        touched.add(r.deploymentId);
         const disp = dispatchers.get(r.deploymentId);
+        // A fast-path release frees no queue slot: the lease's count comes from what the gateway runs.
+        if (r.lease) {
+          if (r.failed) directory.released(r.deploymentId, r.replicaId, 0, true);
+          disp?.leaseReleased(r);
+        } else {
+          directory.released(r.deploymentId, r.replicaId, r.count, r.failed);
+          touched.add(r.deploymentId);
+        }
         // Fairness by tokens served: output tokens are charged when the request ends.
-        for (const u of r.usage ?? []) disp?.charge(u.tenantId, u.promptTokens - u.estimatedTokens, u.completionTokens);
+        // A fast-path request was never charged at dispatch (the fair queue never held it): its whole prompt now.
+        for (const u of r.usage ?? []) disp?.charge(u.tenantId, r.lease ? u.promptTokens : u.promptTokens - u.estimatedTokens, u.completionTokens);
       }
       for (const id of touched) dispatchers.get(id)?.pump();
     }
@@ -181,6 +207,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
         const states = directory.states(id);
         for (const state of ["ready", "unhealthy", "draining", "stale"] as const) metrics.replicas.set({ deployment: id, state }, states[state]);
         disp.pump();
+        await disp.lend();
       }),
     )
       .catch((err) => logger.warn({ err }, "could not read replica reports"))
@@ -241,5 +268,5 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
     { name: "postgres", stop: () => (dbOverride ? undefined : db.destroy()) },
     { name: "tracing", stop: () => tracing.stop() },
   ];
-  return { metricsPort, stoppers, stop: () => stopInOrder(logger, stoppers) };
+  return { metricsPort, directory, stoppers, stop: () => stopInOrder(logger, stoppers) };
 }

@@ -6,7 +6,7 @@
  */
 import { describe, expect } from "vitest";
 import type { Kysely } from "kysely";
-import { ensureQueueGroups, PRIORITY, QUEUE_FIELD, QUEUE_GROUP, queuedCount, takeEntries } from "@infera/queue";
+import { ensureQueueGroups, PRIORITY, parseSlotLease, QUEUE_FIELD, QUEUE_GROUP, queuedCount, takeEntries, writeSlotLeases } from "@infera/queue";
 import type { DB } from "@infera/registry";
 import { TEST_REDIS_URL, waitFor } from "@infera/testkit";
 import { TestCluster, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
@@ -437,5 +437,146 @@ describe("backpressure", () => {
       expect(late.error?.retryAfterS).toBeGreaterThan(0);
       expect(c.assignmentsPerRequest().get(late.requestId)).toBeUndefined();
       await busy;
+    }));
+});
+
+describe("fast path (slot leases)", () => {
+  /** Slots lent to a gateway now, as its lease in Redis says. */
+  const lent = async (c: TestCluster, gw: string) => {
+    const l = parseSlotLease(await c.redis.hgetall(c.qkeys.slots(c.deploymentId, gw)));
+    return l ? Object.values(l.slots).reduce((n, [, k]) => n + k, 0) : 0;
+  };
+  /** A request through each gateway (a gateway reports a deployment once it served it), then every gateway holds a lease. */
+  const warmUp = async (c: TestCluster) => {
+    for (let g = 0; g < c.gateways.length; g++) expect((await c.request({ tenantId: "warm" }, g)).error).toBeUndefined();
+    await waitFor("every gateway to hold slots", async () => {
+      for (const g of c.gateways) if ((await lent(c, g.id)) === 0) return false;
+      return true;
+    });
+  };
+  /** Samples what the dispatching scheduler counts per replica (placed + lent) until stopped. */
+  const sampleCounted = (c: TestCluster) => {
+    let max = 0;
+    let on = true;
+    const loop = (async () => {
+      while (on) {
+        for (const s of c.schedulers) for (const v of s.running.directory.views(c.deploymentId, c.o.capacity)) max = Math.max(max, v.inflight);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    return async () => {
+      on = false;
+      await loop;
+      return max;
+    };
+  };
+
+  test("with room and nothing queued, gateways place requests themselves; granted + placed never exceeds a replica's capacity, each request runs once", () =>
+    withCluster({ capacity: 4, schedulers: 2, gateways: 3, heartbeatMs: 200 }, async (c) => {
+      const reps = [await c.addReplica("a", 20), await c.addReplica("b", 20), await c.addReplica("c", 20)];
+      await warmUp(c);
+      const counted = sampleCounted(c);
+      // Light load first (fits the leases), then a burst past capacity (some must queue).
+      const light = await load(150, 6, (i) => c.request({ tenantId: `t${i % 3}` }, i % 3));
+      const lightIds = new Set(light.map((r) => r.requestId));
+      // Light load fits the leases: most of it takes the fast path.
+      expect(c.seen.filter((s) => s.fast && lightIds.has(s.requestId)).length).toBeGreaterThan(light.length / 2);
+      const burst = await load(300, 30, (i) => c.request({ tenantId: `t${i % 3}` }, i % 3));
+      const maxCounted = await counted();
+      const results = [...light, ...burst];
+      expect(results.filter((r) => r.error)).toEqual([]);
+      const ids = new Set(results.map((r) => r.requestId));
+      const fast = c.seen.filter((s) => s.fast && ids.has(s.requestId)).length;
+      const queued = c.seen.filter((s) => !s.fast && ids.has(s.requestId)).length;
+      // The burst (30 open for 12 slots) also went through the queue.
+      expect(fast).toBeGreaterThan(light.length / 2);
+      expect(queued).toBeGreaterThan(0);
+      // Exactly once: one placement per request (fast or queued), each served once.
+      const per = c.assignmentsPerRequest();
+      for (const id of ids) expect(per.get(id)).toBe(1);
+      expect(reps.reduce((n, r) => n + r.served, 0)).toBe(450 + c.gateways.length);
+      // As the replicas saw it and as the scheduler counted it (lent + placed).
+      for (const r of reps) expect(r.maxRunning).toBeLessThanOrEqual(4);
+      expect(maxCounted).toBeLessThanOrEqual(4);
+      expect(Math.max(...reps.map((r) => r.maxRunning))).toBe(4);
+    }));
+
+  test("a flood takes the lent slots, the rest queues, and a light tenant still gets a reserved slot at once", () =>
+    withCluster({ capacity: 64, schedulers: 1, gateways: 2 }, async (c) => {
+      const r = await c.addReplica("r", 1_500);
+      r.serveMs = 1;
+      await warmUp(c);
+      r.serveMs = 1_500;
+      const heavy = Array.from({ length: 100 }, () => c.request({ tenantId: "heavy" }, 0));
+      await waitFor("the flood to fill the unreserved slots", () => r.running === 63);
+      // Leases lend only unreserved slots, and drain while the flood waits: the reserved one stays free.
+      await new Promise((res) => setTimeout(res, 300));
+      expect(r.running).toBe(63);
+      expect(await lent(c, "gw-1")).toBe(0);
+      const light = c.request({ tenantId: "light" }, 1);
+      await waitFor("the light request to take the reserved slot", () => r.running === 64);
+      const done = await light;
+      expect(done.error).toBeUndefined();
+      const results = await Promise.all(heavy);
+      expect(results.filter((x) => x.error)).toEqual([]);
+      expect(r.maxRunning).toBe(64);
+      expect([...c.assignmentsPerRequest().values()].every((n) => n === 1)).toBe(true);
+    }));
+
+  test("a gateway that dies loses its slots when its lease lapses; the live one gets them", () =>
+    withCluster({ capacity: 8, schedulers: 1, gateways: 2, heartbeatMs: 200 }, async (c) => {
+      await c.addReplica("r", 5);
+      await warmUp(c);
+      expect((await lent(c, "gw-0")) + (await lent(c, "gw-1"))).toBe(8);
+      const [dead] = c.gateways.splice(1, 1);
+      for (const conn of dead!.conns) conn.disconnect();
+      // The lease lapses a few heartbeats after the gateway's last report (TTL 3 × 200 ms).
+      await waitFor("its lease to lapse", async () => (await c.redis.exists(c.qkeys.slots(c.deploymentId, "gw-1"))) === 0, { timeoutMs: 5_000 });
+      await waitFor("the live gateway to hold every slot", async () => (await lent(c, "gw-0")) === 8);
+      const results = await load(40, 8, () => c.request({ tenantId: "t" }, 0));
+      expect(results.filter((r) => r.error)).toEqual([]);
+    }));
+
+  test("a new dispatch-lease holder bumps the epoch; the old holder's lease writes are fenced off", () =>
+    withCluster({ capacity: 4, schedulers: 2, heartbeatMs: 200 }, async (c) => {
+      await c.addReplica("r", 5);
+      await warmUp(c);
+      const before = parseSlotLease(await c.redis.hgetall(c.qkeys.slots(c.deploymentId, "gw-0")))!;
+      const i = c.schedulers.findIndex((s) => s.id === before.scheduler);
+      const [old] = c.schedulers.splice(i, 1);
+      await old!.running.stop();
+      await waitFor("the other scheduler to lend in a new epoch", async () => {
+        const l = parseSlotLease(await c.redis.hgetall(c.qkeys.slots(c.deploymentId, "gw-0")));
+        return l !== undefined && l.epoch > before.epoch && l.scheduler === c.schedulers[0]!.id && Object.keys(l.slots).length > 0;
+      });
+      // The old holder, back with its old epoch, writes nothing.
+      const wrote = await writeSlotLeases(
+        c.redis,
+        c.qkeys,
+        { deploymentId: c.deploymentId, holder: before.scheduler, epoch: before.epoch, ttlMs: 60_000 },
+        new Map([["gw-0", { ...before, slots: { r: ["x", 99] } }]]),
+      );
+      expect(wrote).toBe(false);
+      expect(await lent(c, "gw-0")).toBeLessThanOrEqual(4);
+      // The gateway picks up the new holder's lease and places on it.
+      const next = c.schedulers[0]!.id;
+      await waitFor("a request placed on the new holder's lease", async () => {
+        const r = await c.request({ tenantId: "t" });
+        const s = c.seen.find((x) => x.requestId === r.requestId);
+        return s?.fast === true && s.schedulerId === next;
+      });
+      const results = await load(40, 2, () => c.request({ tenantId: "t" }));
+      expect(results.filter((r) => r.error)).toEqual([]);
+      expect([...c.assignmentsPerRequest().values()].every((n) => n === 1)).toBe(true);
+    }));
+
+  test("FAST_PATH=false: every request goes through the queue, no slot is lent", () =>
+    withCluster({ capacity: 4, schedulers: 1, gateways: 2, fastPath: false }, async (c) => {
+      await c.addReplica("r", 5);
+      const results = await load(60, 4, (i) => c.request({ tenantId: "t" }, i % 2));
+      expect(results.filter((r) => r.error)).toEqual([]);
+      expect(c.seen.filter((s) => s.fast)).toEqual([]);
+      expect(c.seen.length).toBe(60);
+      expect(await c.redis.exists(c.qkeys.slots(c.deploymentId, "gw-0"), c.qkeys.slots(c.deploymentId, "gw-1"))).toBe(0);
     }));
 });

@@ -141,6 +141,8 @@ export interface SeenAssignment {
   /** Order in which assignments reached the observer, across schedulers. */
   seq: number;
   at: number;
+  /** Placed by its gateway on a leased slot (the fast path), not published by a scheduler. */
+  fast?: boolean;
 }
 
 export interface RequestOptions {
@@ -181,6 +183,8 @@ export interface ClusterOptions {
   maxAttempts?: number;
   /** Record every assignment (a pattern subscription); off for the benchmark. Default true. */
   observe?: boolean;
+  /** FAST_PATH for gateways and schedulers (slot leases). Default true, as deployed. */
+  fastPath?: boolean;
 }
 
 export class TestCluster {
@@ -198,7 +202,7 @@ export class TestCluster {
   private reqSeq = 0;
   readonly heartbeatMs: number;
 
-  constructor(private readonly o: ClusterOptions) {
+  constructor(readonly o: ClusterOptions) {
     this.keys = redisKeys(this.prefix);
     this.qkeys = queueKeys(this.prefix);
     this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3 });
@@ -237,6 +241,7 @@ export class TestCluster {
       logger: silentLogger,
       queueMax: this.o.queueMax,
       syncMs: 50,
+      fastPath: this.o.fastPath !== false,
     });
     queue.start();
     await sub.connect();
@@ -258,6 +263,7 @@ export class TestCluster {
       RECONCILE_MS: "500",
       MAX_QUEUED_PER_DEPLOYMENT: String(this.o.maxQueuedPerScheduler ?? 10_000),
       JOB_LOCK_MS: "5000",
+      FAST_PATH: String(this.o.fastPath !== false),
     });
     const running = await startScheduler(config, silentLogger.child({ schedulerId: id }), staticDriver, this.o.db);
     this.schedulers.push({ id, running });
@@ -303,7 +309,10 @@ export class TestCluster {
       };
       let a: Assigned;
       try {
-        a = await g.queue.enqueue(this.deploymentId, job, new AbortController().signal);
+        // As inference.ts: a first attempt takes a leased slot when its gateway has one free.
+        const fast = attempt === 0 ? g.queue.place(this.deploymentId, job) : undefined;
+        if (fast) this.seen.push({ requestId, replicaId: fast.replicaId, schedulerId: fast.schedulerId, seq: this.seq++, at: Date.now(), fast: true });
+        a = fast ?? (await g.queue.enqueue(this.deploymentId, job, new AbortController().signal));
       } catch (err) {
         return { requestId, tenantId: opts.tenantId, replicas, attempts: attempt + 1, enqueuedAt, queuedMs, error: err as PlatformError };
       }
