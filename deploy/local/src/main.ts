@@ -116,6 +116,8 @@ try {
     REDIS_PREFIX: env.REDIS_PREFIX ?? "infera",
     HEARTBEAT_MS: env.HEARTBEAT_MS ?? "500",
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
+    // File bodies (Files API, batch outputs): the gateway writes them, the scheduler's batch jobs too.
+    STORAGE_DIR: env.STORAGE_DIR ?? join(dataDir, "files"),
     SECRETS_KEY: env.SECRETS_KEY ?? localSecret(dataDir, "secrets.key", () => randomBytes(32).toString("hex")),
     ...tracing,
     // The gateway sends it on every call to a worker agent, and the agents (children of the

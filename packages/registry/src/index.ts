@@ -8,6 +8,7 @@ export * from "./deployments.ts";
 export * from "./deploy-policy.ts";
 export * from "./audit.ts";
 export * from "./stored-responses.ts";
+export * from "./files.ts";
 export * from "./batches.ts";
 export * from "./lifecycle.ts";
 export * from "./secrets.ts";

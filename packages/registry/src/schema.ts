@@ -216,6 +216,27 @@ export interface StoredResponsesTable {
   conversation: Json<Record<string, unknown>[]>;
 }
 
+export type FilePurpose = "batch" | "batch_output";
+
+export interface FilesTable {
+  /** `file-` and 24 random characters, as OpenAI's. */
+  id: string;
+  tenant_id: string;
+  purpose: ColumnType<FilePurpose, FilePurpose, never>;
+  filename: string;
+  /** bigint: read as a string (db.ts). */
+  bytes: ColumnType<string, number | string, never>;
+  line_count: number;
+  /** The one `url` every line of a batch input uses (`/v1/chat/completions`); null for outputs. */
+  batch_endpoint: string | null;
+  /** Where the body is in the blob store. */
+  storage_key: string;
+  status: ColumnType<"processed", "processed" | undefined, "processed">;
+  created_at: CreatedAt;
+  expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  deleted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
 export const BATCH_STATUSES = ["validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled"] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
@@ -274,6 +295,7 @@ export interface DB {
   tenant_deploy_grants: TenantDeployGrantsTable;
   audit_log: AuditLogTable;
   stored_responses: StoredResponsesTable;
+  files: FilesTable;
   batches: BatchesTable;
   batch_lines: BatchLinesTable;
 }
@@ -290,6 +312,7 @@ export type UsageRecord = Selectable<UsageRecordsTable>;
 export type EngineProfile = Selectable<EngineProfilesTable>;
 export type TenantDeployGrant = Selectable<TenantDeployGrantsTable>;
 export type AuditEvent = Selectable<AuditLogTable>;
+export type FileRow = Selectable<FilesTable>;
 export type Batch = Selectable<BatchesTable>;
 export type BatchLine = Selectable<BatchLinesTable>;
 export type NewAuditEvent = Insertable<AuditLogTable>;

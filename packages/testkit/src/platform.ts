@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { createTestDatabase, type TestDatabase } from "./postgres.ts";
 import { flushPrefix, TEST_REDIS_URL, testRedisPrefix } from "./redis.ts";
@@ -38,6 +39,8 @@ export interface Platform {
   agentAuthToken: string;
   /** The launcher's pid (its children: scheduler and gateway). */
   pid: number;
+  /** Where file bodies go (the local blob store). */
+  storageDir: string;
   /** Where the replicas' logs go. */
   logDir: string;
   /** Everything the platform printed (JSON log lines), for assertions. */
@@ -54,6 +57,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const port = await freePort();
   const adminKey = `sk-admin-${randomBytes(16).toString("hex")}`;
   const agentAuthToken = options.env?.AGENT_AUTH_TOKEN ?? randomBytes(32).toString("base64url");
+  // File bodies of this platform's own (local backend), removed at stop.
+  const storageDir = `/tmp/infera-test-files/${redisPrefix}`;
   let out = "";
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "deploy/local/src/main.ts"], {
     cwd: ROOT,
@@ -76,6 +81,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       LOG_LEVEL: "info",
       LOCAL_LOG_DIR: `/tmp/infera-test-logs/${redisPrefix}`,
       AGENT_AUTH_TOKEN: agentAuthToken,
+      STORAGE_DIR: storageDir,
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -88,6 +94,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     await stopChild(child);
     if (!options.redisUrl) await flushPrefix(redisPrefix).catch(() => {});
     await db.drop().catch(() => {});
+    await rm(storageDir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 240_000);
@@ -118,6 +125,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     redisUrl,
     agentAuthToken,
     pid: child.pid ?? 0,
+    storageDir: options.env?.STORAGE_DIR ?? storageDir,
     logDir,
     output: () => out,
     stop,

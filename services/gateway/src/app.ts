@@ -11,6 +11,7 @@ import { sql } from "kysely";
 import { type Logger, PlatformError, type Stoppable, stopInOrder } from "@infera/core";
 import { gpuTypesFrom, redisKeys } from "@infera/contracts";
 import { startTracing } from "@infera/telemetry";
+import { createBlobStore } from "@infera/storage";
 import { assertRedisAccess, QueueClient, queueKeys } from "@infera/queue";
 import {
   createApiKey,
@@ -308,8 +309,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     },
   );
 
+  const blobs = createBlobStore(config.storage);
+  const files = { maxBytes: config.filesMaxBytes, maxLines: config.filesMaxLines };
   for (const prefix of ["/v1/openai", "/v1"])
-    registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, prefix, responsesRetentionDays: config.responsesRetentionDays }, deps);
+    registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, blobs, files, prefix, responsesRetentionDays: config.responsesRetentionDays }, deps);
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
   registerAdminPolicyRoutes(app, { db, keys: keyCache, defaultGpuQuota: config.deployPolicy.tenantGpuQuota, logger: logger.child({ component: "admin-api" }) });
   registerAuditRoutes(app, { db, keys: keyCache });

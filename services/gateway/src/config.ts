@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { ConfigError, int, num, optionalStr, redisUrl, str } from "@infera/core";
 import { type TracingConfig, tracingConfig } from "@infera/telemetry";
+import { type StorageConfig, storageConfig } from "@infera/storage";
 import { parseDeployPolicy, type DeployPolicyConfig } from "./deploy-policy.ts";
 
 export interface GatewayConfig {
@@ -50,6 +51,12 @@ export interface GatewayConfig {
   accessLogSample: number;
   /** Days the Responses API keeps a stored response (RESPONSES_RETENTION_DAYS, default 30). */
   responsesRetentionDays: number;
+  /** Where file bodies live (STORAGE_BACKEND, STORAGE_DIR, S3_*: `@infera/storage`). */
+  storage: StorageConfig;
+  /** Largest file a tenant may upload (FILES_MAX_BYTES, default 200 MB: OpenAI's batch input limit). */
+  filesMaxBytes: number;
+  /** Most lines a batch input file may hold (FILES_MAX_LINES, default 50,000: OpenAI's). */
+  filesMaxLines: number;
   /** Engine profiles seeded at start and the default tenant GPU quota (DEPLOY_POLICY, JSON; Helm's deployPolicy). */
   deployPolicy: DeployPolicyConfig;
 }
@@ -84,6 +91,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     consoleDir: optionalStr(env, "CONSOLE_DIR"),
     tracing: tracingConfig(env, "gateway"),
     accessLogSample: num(env, "ACCESS_LOG_SAMPLE", 1, 0, 1),
+    storage: storageConfig(env),
+    filesMaxBytes: int(env, "FILES_MAX_BYTES", 200 * 1024 * 1024, 1, 1024 * 1024 * 1024 * 1024),
+    filesMaxLines: int(env, "FILES_MAX_LINES", 50_000, 1, 10_000_000),
     deployPolicy: parseDeployPolicy(env.DEPLOY_POLICY),
   };
 }

@@ -3,6 +3,7 @@ import type { DB } from "@infera/registry";
 import type { KeyCache } from "./auth.ts";
 import type { ModelResolver } from "./resolver.ts";
 import type { Tokenizers } from "./prompt-tokens.ts";
+import type { BlobStore } from "@infera/storage";
 
 /** What route modules share: narrow, no container. */
 export interface GatewayContext {
@@ -13,6 +14,10 @@ export interface GatewayContext {
   tokenizers: Tokenizers;
   /** Days a stored response (Responses API) is kept; default 30. */
   responsesRetentionDays?: number;
+  /** File bodies (Files API): local disk or S3. */
+  blobs: BlobStore;
+  /** Limits on an uploaded file. */
+  files: { maxBytes: number; maxLines: number };
   /** Mount point of a route group (`/v1/openai` or `/v1`). */
   prefix: string;
 }
