@@ -72,6 +72,13 @@ export class JobQueues {
     }
   }
 
+  /** Adds many jobs of one name in one round trip; each `jobId` that still exists is left as it is. */
+  async addMany<N extends JobName>(name: N, jobs: readonly { data: JobData<N>; jobId: string }[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const spec = JOBS[name];
+    await this.queue(spec.queue).addBulk(jobs.map((j) => ({ name, data: j.data, opts: { ...spec.defaults, jobId: j.jobId } })));
+  }
+
   /** A repeatable job (a BullMQ job scheduler), every `everyMs`; re-declaring it is harmless. */
   async every<N extends JobName>(name: N, everyMs: number, data: JobData<N>): Promise<void> {
     const spec = JOBS[name];
@@ -129,3 +136,4 @@ export function startJobWorker<Q extends JobQueueName>(
     },
   };
 }
+export { type BatchInputLine, readBatchLines } from "./batch-input.ts";

@@ -28,6 +28,7 @@ import {
 import { checkScoring, checkTokenize } from "../capabilities.ts";
 import type { GatewayContext } from "../context.ts";
 import { registerResponsesRoutes } from "./responses.ts";
+import { registerBatchRoutes } from "./batches.ts";
 
 const DEFAULT_IMAGE_MODEL = "black-forest-labs/FLUX-1-schnell";
 const IMAGE_SIZES = new Set(["256x256", "512x512", "768x768", "1024x1024", "1024x768", "768x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536"]);
@@ -134,6 +135,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
       });
       scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => chat(req, reply, req.body as ChatCompletionRequest));
       registerResponsesRoutes(scope, { db: ctx.db, retentionDays: ctx.responsesRetentionDays ?? 30, logger: deps.logger, principalOf, chat });
+      registerBatchRoutes(scope, { ctx, jobs: ctx.jobs, logger: deps.logger, principalOf });
 
       scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) =>
         start(req, reply, await completionInput(ctx, principalOf(req), req.body as CompletionRequest)),
