@@ -176,9 +176,9 @@ export async function answeredLines(db: Db, batchId: string, from: number, to: n
 export async function answeredPerChunk(db: Db, batchId: string, chunkLines: number): Promise<Map<number, number>> {
   const rows = await db
     .selectFrom("batch_lines")
-    .select([sql<number>`(line_no / ${chunkLines})::int`.as("chunk"), sql<number>`count(*)::int`.as("n")])
+    .select([sql<number>`(line_no / ${sql.lit(Math.trunc(chunkLines))})::int`.as("chunk"), sql<number>`count(*)::int`.as("n")])
     .where("batch_id", "=", batchId)
-    .groupBy(sql`line_no / ${chunkLines}`)
+    .groupBy(sql`line_no / ${sql.lit(Math.trunc(chunkLines))}`)
     .execute();
   return new Map(rows.map((r) => [r.chunk, r.n]));
 }
