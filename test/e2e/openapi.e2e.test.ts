@@ -61,6 +61,17 @@ async function call<T = unknown>(
   return { status: r.status, json: parsed as T, text, type };
 }
 
+/** A file upload (multipart/form-data), its answer checked like call's. */
+async function upload(path: string, text: string): Promise<{ status: number; json: { id: string } }> {
+  const form = new FormData();
+  form.set("purpose", "batch");
+  form.set("file", new Blob([text]), "input.jsonl");
+  const r = await fetch(`${platform.baseURL}${path}`, { method: "POST", headers: { authorization: `Bearer ${platform.adminKey}` }, body: form });
+  const json = (await r.json()) as { id: string };
+  checker.expect("POST", path, r.status, r.headers.get("content-type") ?? "", json);
+  return { status: r.status, json };
+}
+
 async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
@@ -119,6 +130,16 @@ describe("the platform's answers match /openapi.json", () => {
       expect((await call("GET", `${prefix}/responses/${resp.json.id}`)).status).toBe(404);
       expect((await call("DELETE", `${prefix}/responses/${resp.json.id}`)).status).toBe(404);
       expect((await call("GET", `${prefix}/responses/${resp.json.id}/input_items`)).status).toBe(404);
+      // The Files API: an upload (multipart) and a refused one, list, retrieve, content, delete.
+      const line = JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions", body: { model: CHAT, messages } });
+      const file = await upload(`${prefix}/files`, `${line}\n`);
+      expect(file.status).toBe(200);
+      expect((await upload(`${prefix}/files`, `${line}\n${line}\n`)).status).toBe(400);
+      expect((await call("GET", `${prefix}/files?purpose=batch&limit=5`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/files/${file.json.id}`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/files/${file.json.id}/content`)).text).toBe(`${line}\n`);
+      expect((await call("DELETE", `${prefix}/files/${file.json.id}`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/files/${file.json.id}/content`)).status).toBe(404);
     }
   }, 120_000);
 

@@ -19,6 +19,9 @@ export type SchemaName =
   | "ImagesResponse"
   | "ListModelsResponse"
   | "Model"
+  | "OpenAIFile"
+  | "ListFilesResponse"
+  | "DeleteFileResponse"
   | "ErrorResponse";
 
 const spec = JSON.parse(readFileSync(new URL("../../services/gateway/src/openai-responses.json", import.meta.url), "utf8")) as {

@@ -67,7 +67,8 @@ export class S3Store implements BlobStore {
       const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
       return r.Body as Readable;
     } catch (err) {
-      if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) throw new BlobNotFound(key);
+      // Only a missing key: a missing bucket (also a 404) is the deployment's fault, not the file's.
+      if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.name === "NoSuchKey")) throw new BlobNotFound(key);
       throw err;
     }
   }

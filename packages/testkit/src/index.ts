@@ -13,3 +13,4 @@ export * from "./kube/host-pods.ts";
 export * from "./kube/host-platform.ts";
 export * from "./wait.ts";
 export * from "./http.ts";
+export * from "./s3.ts";

@@ -314,7 +314,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   );
 
   const blobs = createBlobStore(config.storage);
-  const files = { maxBytes: config.filesMaxBytes, maxLines: config.filesMaxLines };
+  // A line of a batch file is one request: the request body limit bounds it.
+  const files = { maxBytes: config.filesMaxBytes, maxLines: config.filesMaxLines, maxLineBytes: config.bodyLimitBytes };
   const jobsConnection = { redisUrl: config.redisUrl, prefix: config.redisPrefix };
   const jobs = new JobQueues(jobsConnection, logger.child({ component: "jobs" }));
   for (const prefix of ["/v1/openai", "/v1"])

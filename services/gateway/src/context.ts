@@ -18,7 +18,7 @@ export interface GatewayContext {
   /** File bodies (Files API): local disk or S3. */
   blobs: BlobStore;
   /** Limits on an uploaded file. */
-  files: { maxBytes: number; maxLines: number };
+  files: { maxBytes: number; maxLines: number; maxLineBytes: number };
   /** Background jobs (BullMQ): the Batch API announces batches and cancels on it. */
   jobs: JobQueues;
   /** Mount point of a route group (`/v1/openai` or `/v1`). */

@@ -86,13 +86,19 @@ export function attributesOf(body: {
   return { endUser: body.user, safetyIdentifier: body.safety_identifier, metadata: body.metadata ?? undefined, serviceTier: body.service_tier ?? undefined };
 }
 
-/** The model `model` names for this principal, for `endpoint`: else the 404/400/503 a request gets. */
-export async function resolveModelFor(ctx: Pick<GatewayContext, "resolver">, p: Principal, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
+/** The model this principal may call on this endpoint, whether it serves now or not (a batch file's lines run later): else the 404/400 a request gets. */
+export async function usableModelFor(ctx: Pick<GatewayContext, "resolver">, p: Principal, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
   const m = await ctx.resolver.resolve(p.tenantId, model);
   requireModel(p, model, m.modelName);
   if (!TASKS_OF[endpoint].includes(m.task)) {
     throw new PlatformError("invalid_request", `The model '${model}' does not support ${ENDPOINT_NAME[endpoint]}.`, { param: "model" });
   }
+  return m;
+}
+
+/** The model `model` names for this principal, for `endpoint`, serving now: else the 404/400/503 a request gets. */
+export async function resolveModelFor(ctx: Pick<GatewayContext, "resolver">, p: Principal, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
+  const m = await usableModelFor(ctx, p, model, endpoint);
   assertServable(m, model);
   return m;
 }

@@ -281,4 +281,19 @@ export const OPENAI_ROUTE_DOCS: Record<string, { summary: string; response: Reco
   "GET /responses/{id}": { summary: "A stored response", response: answers(RESPONSE) },
   "DELETE /responses/{id}": { summary: "Delete a stored response", response: answers(RESPONSE_DELETED) },
   "/responses/{id}/input_items": { summary: "A stored response's input items", response: answers(RESPONSE_ITEMS) },
+  "POST /files": {
+    summary: "Upload a batch input file (multipart/form-data: file, purpose `batch`); checked line by line",
+    response: answers(ref("OpenAIFile")),
+  },
+  "GET /files": { summary: "List your files (purpose, limit, after, order)", response: answers(ref("ListFilesResponse")) },
+  "GET /files/{file_id}": { summary: "A file", response: answers(ref("OpenAIFile")) },
+  "DELETE /files/{file_id}": { summary: "Delete a file", response: answers(ref("DeleteFileResponse")) },
+  "/files/{file_id}/content": {
+    summary: "A file's content, as uploaded or written",
+    response: {
+      200: { description: "The file's bytes.", content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
+      "4xx": error,
+      "5xx": error,
+    },
+  },
 };

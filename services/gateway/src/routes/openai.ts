@@ -11,7 +11,7 @@ import type { Task } from "@infera/contracts";
 import { listVisibleModels, type ResolvedModel } from "@infera/registry";
 import { requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps } from "../inference.ts";
-import { attributesOf, chatInput, completionInput, embeddingInput, resolveModelFor } from "../inference-input.ts";
+import { attributesOf, chatInput, completionInput, embeddingInput, resolveModelFor, usableModelFor } from "../inference-input.ts";
 import { sendError } from "../responses.ts";
 import { errorBody } from "../errors.ts";
 import { clientRequestId } from "../request-id.ts";
@@ -29,6 +29,7 @@ import { checkScoring, checkTokenize } from "../capabilities.ts";
 import type { GatewayContext } from "../context.ts";
 import { registerResponsesRoutes } from "./responses.ts";
 import { registerBatchRoutes } from "./batches.ts";
+import { registerFilesRoutes } from "./files.ts";
 
 const DEFAULT_IMAGE_MODEL = "black-forest-labs/FLUX-1-schnell";
 const IMAGE_SIZES = new Set(["256x256", "512x512", "768x768", "1024x1024", "1024x768", "768x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536"]);
@@ -55,6 +56,8 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
   const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
 
   const resolveFor = (req: FastifyRequest, model: string, endpoint: EndpointKind) => resolveModelFor(ctx, principalOf(req), model, endpoint);
+  /** The model this key may call on this endpoint (whether it serves now or not: batch lines run later). */
+  const usableModel = (req: FastifyRequest, model: string, endpoint: EndpointKind) => usableModelFor(ctx, principalOf(req), model, endpoint);
 
   async function start(
     req: FastifyRequest,
@@ -135,6 +138,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
       });
       scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => chat(req, reply, req.body as ChatCompletionRequest));
       registerResponsesRoutes(scope, { db: ctx.db, retentionDays: ctx.responsesRetentionDays ?? 30, logger: deps.logger, principalOf, chat });
+      await registerFilesRoutes(scope, { db: ctx.db, blobs: ctx.blobs, limits: ctx.files, logger: deps.logger, principalOf, checkModel: usableModel });
       registerBatchRoutes(scope, { ctx, jobs: ctx.jobs, logger: deps.logger, principalOf });
 
       scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) =>
