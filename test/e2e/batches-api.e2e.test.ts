@@ -13,6 +13,7 @@ import { createDb } from "@infera/registry";
 import type { Platform } from "@infera/testkit";
 import { waitFor } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
+import { expectSchema } from "../openapi/validate.ts";
 
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 
@@ -120,6 +121,8 @@ describe("the Batch API, with the official client", () => {
     expect(created.expires_at! - created.created_at).toBe(86_400);
     const b = await settle(created.id);
     expect(b.status).toBe("completed");
+    expectSchema("Batch", created);
+    expectSchema("Batch", b);
     expect(b.request_counts).toEqual({ total: 7, completed: 6, failed: 1 });
     for (const at of [b.in_progress_at, b.finalizing_at, b.completed_at]) expect(at).toBeGreaterThanOrEqual(created.created_at);
     const out = await contentLines(b.output_file_id);
@@ -197,6 +200,13 @@ describe("the Batch API, with the official client", () => {
     expect(all.length).toBeGreaterThanOrEqual(2);
     expect(all.at(-1)).toBe(firstBatchId);
     const page = await client.batches.list({ limit: 1 });
+    expectSchema("ListBatchesResponse", {
+      object: "list",
+      data: page.data,
+      first_id: page.data[0]?.id,
+      last_id: page.data.at(-1)?.id,
+      has_more: page.has_more,
+    });
     expect(page.data).toHaveLength(1);
     expect(page.has_more).toBe(true);
     const next = await client.batches.list({ limit: 1, after: page.data[0]!.id });
