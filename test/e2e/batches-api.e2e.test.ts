@@ -11,7 +11,7 @@ import OpenAI, { type APIError, toFile } from "openai";
 import { describe, expect } from "vitest";
 import { createDb } from "@infera/registry";
 import type { Platform } from "@infera/testkit";
-import { waitFor } from "@infera/testkit";
+import { newTenantKey, waitFor } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
 import { expectSchema } from "../openapi/validate.ts";
 
@@ -28,13 +28,10 @@ const test = platformTest({
 });
 
 test.beforeAll(async ({ platform: started }) => {
-  platform = started;
-  client = new OpenAI({ apiKey: platform.adminKey, baseURL: platform.openaiURL, maxRetries: 0 });
-  db = createDb(platform.databaseUrl, { max: 2 });
+  [platform, db] = [started, createDb(started.databaseUrl, { max: 2 })];
+  client = new OpenAI({ baseURL: started.openaiURL, apiKey: started.adminKey, maxRetries: 0 });
 }, 240_000);
-test.afterAll(async () => {
-  await db?.destroy();
-});
+test.afterAll(() => db?.destroy());
 
 const line = (id: string, body: Record<string, unknown> = {}, url = "/v1/chat/completions") =>
   JSON.stringify({ custom_id: id, method: "POST", url, body: { model: MODEL, messages: [{ role: "user", content: `Hello ${id}` }], max_tokens: 8, ...body } });
@@ -70,19 +67,6 @@ const contentLines = async (fileId: string | null | undefined) => {
         },
     );
 };
-
-/** A key of a new tenant (inference scope). */
-async function otherTenantKey(): Promise<string> {
-  const admin = (path: string, body: unknown) =>
-    fetch(`${platform.baseURL}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${platform.adminKey}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    }).then((r) => r.json() as Promise<Record<string, unknown>>);
-  const t = await admin("/admin/tenants", { name: `other-${Date.now()}` });
-  const k = await admin("/admin/api-keys", { tenant_id: t.id, name: "k", scopes: ["inference"] });
-  return k.secret as string;
-}
 
 const batchCount = async () =>
   Number(
@@ -214,7 +198,7 @@ describe("the Batch API, with the official client", () => {
   });
 
   test("another tenant sees none of it: retrieve and cancel are 404, its list is empty, the files are not its to batch", async () => {
-    const other = new OpenAI({ apiKey: await otherTenantKey(), baseURL: platform.openaiURL, maxRetries: 0 });
+    const other = new OpenAI({ apiKey: await newTenantKey(platform.baseURL, platform.adminKey), baseURL: platform.openaiURL, maxRetries: 0 });
     await expect(other.batches.retrieve(firstBatchId)).rejects.toMatchObject({ status: 404 });
     await expect(other.batches.cancel(firstBatchId)).rejects.toMatchObject({ status: 404 });
     expect((await other.batches.list()).data).toEqual([]);

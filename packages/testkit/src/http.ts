@@ -11,3 +11,14 @@ export async function callJson<T = Record<string, unknown>>(url: string, method:
   const r = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as JsonAnswer<T>["json"] };
 }
+
+/** A new tenant (through the admin API) and a key of it with the `inference` scope: its secret. */
+export async function newTenantKey(baseURL: string, adminKey: string, name = `tenant-${Date.now()}`): Promise<string> {
+  const tenant = await callJson<{ id: string }>(`${baseURL}/admin/tenants`, "POST", adminKey, { name });
+  const key = await callJson<{ secret: string }>(`${baseURL}/admin/api-keys`, "POST", adminKey, {
+    tenant_id: tenant.json.id,
+    name: "k",
+    scopes: ["inference"],
+  });
+  return key.json.secret;
+}

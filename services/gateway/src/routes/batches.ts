@@ -7,11 +7,11 @@
  */
 import Type from "typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { Ajv } from "ajv";
 import { type Logger, PlatformError } from "@infera/core";
 import type { JobQueues } from "@infera/jobs";
 import { type BatchWithCounts, createBatch, getBatch, getFile, listBatches, requestCancel } from "@infera/registry";
 import type { Principal } from "../auth.ts";
+import { queryValidatorCompiler } from "../query-validation.ts";
 import { BATCH_ENDPOINTS } from "../batch-runner.ts";
 import type { GatewayContext } from "../context.ts";
 import { cursorPage } from "../list-page.ts";
@@ -128,10 +128,7 @@ export function registerBatchRoutes(scope: FastifyInstance, d: BatchRouteDeps): 
     return batchObject(b);
   });
 
-  // Query strings are strings: `limit` is read from one.
-  const coercing = new Ajv({ coerceTypes: true, allErrors: true, useDefaults: false, removeAdditional: false, strict: false });
-  const validatorCompiler = ({ schema }: { schema: object }) => coercing.compile(schema);
-  scope.get("/batches", { schema: { querystring: ListQuery }, validatorCompiler }, async (req) => {
+  scope.get("/batches", { schema: { querystring: ListQuery }, validatorCompiler: queryValidatorCompiler }, async (req) => {
     const q = req.query as { limit?: number; after?: string };
     const limit = q.limit ?? 20;
     const rows = await listBatches(db, d.principalOf(req).tenantId, { after: q.after, limit: limit + 1 });

@@ -9,8 +9,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Logger, PlatformError } from "@infera/core";
 import { deleteResponse, findResponse, saveResponse, type DB } from "@infera/registry";
 import type { Kysely } from "kysely";
-import { Ajv } from "ajv";
 import type { Principal } from "../auth.ts";
+import { queryValidatorCompiler } from "../query-validation.ts";
 import type { ChatCompletionRequest } from "../openai-schema.ts";
 import { inputItems, newId, type ResponsesRequest, ResponsesWriter, toChat } from "../responses-api.ts";
 
@@ -124,10 +124,7 @@ export function registerResponsesRoutes(scope: FastifyInstance, d: ResponsesRout
     return { id, object: "response", deleted: true };
   });
 
-  // Query strings are strings: `limit` is read from one.
-  const coercing = new Ajv({ coerceTypes: true, allErrors: true, useDefaults: false, removeAdditional: false, strict: false });
-  const validatorCompiler = ({ schema }: { schema: object }) => coercing.compile(schema);
-  scope.get("/responses/:id/input_items", { schema: { params: IdParams, querystring: ItemsQuery }, validatorCompiler }, async (req) => {
+  scope.get("/responses/:id/input_items", { schema: { params: IdParams, querystring: ItemsQuery }, validatorCompiler: queryValidatorCompiler }, async (req) => {
     const r = await stored(req);
     const q = req.query as { limit?: number; order?: "asc" | "desc"; after?: string };
     const limit = q.limit ?? 20;

@@ -122,6 +122,14 @@ async function fileLines(fileId: string | null): Promise<Record<string, unknown>
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** A batch of `lines` started, once it is in progress. */
+async function startedBatch(lines: number, expiresAt?: Date) {
+  const b = await newBatch(lines, expiresAt);
+  await jobs.add("batch.start", { batchId: b.id }, { jobId: `start-${b.id}` });
+  await waitFor("in progress", async () => (await findBatch(db, b.id))?.status === "in_progress", { timeoutMs: 10_000 });
+  return b;
+}
+
 const settled = (batchId: string, status: string) =>
   waitFor(`batch ${status}`, async () => (await findBatch(db, batchId))?.status === status, { timeoutMs: 30_000, intervalMs: 100 });
 
@@ -205,9 +213,7 @@ describe("batch orchestration on BullMQ", () => {
   test("a batch past its window expires: answered lines in the output, the rest batch_expired in the error file", async () => {
     await lineWorker?.stop();
     lineWorker = undefined;
-    const b = await newBatch(12, new Date(Date.now() + 1500));
-    await jobs.add("batch.start", { batchId: b.id }, { jobId: `start-${b.id}` });
-    await waitFor("in progress", async () => (await findBatch(db, b.id))?.status === "in_progress", { timeoutMs: 10_000 });
+    const b = await startedBatch(12, new Date(Date.now() + 1500));
     await recordLine(db, {
       batchId: b.id,
       lineNo: 0,
@@ -228,9 +234,7 @@ describe("batch orchestration on BullMQ", () => {
   });
 
   test("a cancelled batch ends cancelled with what was answered; the rest are batch_cancelled", async () => {
-    const b = await newBatch(12);
-    await jobs.add("batch.start", { batchId: b.id }, { jobId: `start-${b.id}` });
-    await waitFor("in progress", async () => (await findBatch(db, b.id))?.status === "in_progress", { timeoutMs: 10_000 });
+    const b = await startedBatch(12);
     await recordLine(db, {
       batchId: b.id,
       lineNo: 5,
