@@ -22,6 +22,8 @@ export type SchemaName =
   | "OpenAIFile"
   | "ListFilesResponse"
   | "DeleteFileResponse"
+  | "Batch"
+  | "ListBatchesResponse"
   | "ErrorResponse";
 
 const spec = JSON.parse(readFileSync(new URL("../../services/gateway/src/openai-responses.json", import.meta.url), "utf8")) as {

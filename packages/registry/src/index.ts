@@ -9,6 +9,7 @@ export * from "./deploy-policy.ts";
 export * from "./audit.ts";
 export * from "./stored-responses.ts";
 export * from "./files.ts";
+export * from "./batches.ts";
 export * from "./lifecycle.ts";
 export * from "./secrets.ts";
 export * from "./catalog.ts";

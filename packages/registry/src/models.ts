@@ -17,6 +17,8 @@ export interface ResolvedModel {
   priceInputPerM: number;
   priceOutputPerM: number;
   pricePerImage: number;
+  /** Batch API lines are charged the prices above times this (default 0.5). */
+  batchPriceFactor: number;
   /** Input modalities the model takes (content parts beyond text are refused for the others). */
   modalities: Modality[];
   /** The version's tokenizer.json (path or URL), when the registry knows it. */
@@ -69,6 +71,7 @@ export async function resolveModel(db: Db, tenantId: string, model: string): Pro
       "v.price_input_per_m as priceIn",
       "v.price_output_per_m as priceOut",
       "v.price_per_image as priceImage",
+      "v.batch_price_factor as batchFactor",
       "m.modalities as modalities",
       "v.tokenizer as tokenizer",
     ])
@@ -111,6 +114,7 @@ export async function resolveModel(db: Db, tenantId: string, model: string): Pro
       priceInputPerM: Number(r.priceIn),
       priceOutputPerM: Number(r.priceOut),
       pricePerImage: Number(r.priceImage),
+      batchPriceFactor: Number(r.batchFactor),
       modalities: r.modalities,
       tokenizer: r.tokenizer,
     },

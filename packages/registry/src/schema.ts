@@ -65,6 +65,8 @@ export interface ModelVersionsTable {
   price_input_per_m: ColumnType<string, string | number | undefined, string | number>;
   price_output_per_m: ColumnType<string, string | number | undefined, string | number>;
   price_per_image: ColumnType<string, string | number | undefined, string | number>;
+  /** Batch API lines are charged these prices times this factor (default 0.5). */
+  batch_price_factor: ColumnType<string, string | number | undefined, string | number>;
   /** The model's Hugging Face `tokenizer.json` (a path or an https URL); null: the gateway estimates token counts. */
   tokenizer: ColumnType<string | null, string | null | undefined, string | null>;
 }
@@ -139,6 +141,8 @@ export interface UsageRecordsTable {
   service_tier: ColumnType<string | null, string | null | undefined, never>;
   /** The id the client gave the request (X-Client-Request-Id / X-Request-Id); `request_id` is the platform's. */
   client_request_id: ColumnType<string | null, string | null | undefined, never>;
+  /** The batch the request was a line of (Batch API); null: an interactive request. */
+  batch_id: ColumnType<string | null, string | null | undefined, never>;
   created_at: CreatedAt;
 }
 
@@ -233,6 +237,51 @@ export interface FilesTable {
   deleted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
+export const BATCH_STATUSES = ["validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled"] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+/** A batch (the Batch API): OpenAI's Batch object, per tenant; its lines run as the key that created it. */
+export interface BatchesTable {
+  id: string;
+  tenant_id: string;
+  key_id: string;
+  /** `/v1/chat/completions`, `/v1/completions` or `/v1/embeddings`. */
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  status: BatchStatus;
+  /** Lines in the input file. */
+  total: ColumnType<number, number | undefined, number>;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  errors: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  metadata: ColumnType<Record<string, string> | null, string | null | undefined, string | null>;
+  created_at: CreatedAt;
+  in_progress_at: Date | null;
+  expires_at: Date;
+  finalizing_at: Date | null;
+  completed_at: Date | null;
+  failed_at: Date | null;
+  expired_at: Date | null;
+  cancelling_at: Date | null;
+  cancelled_at: Date | null;
+}
+
+/** One answered line of a batch, recorded once (primary key batch_id, line_no). */
+export interface BatchLinesTable {
+  batch_id: string;
+  line_no: number;
+  custom_id: string;
+  /** `completed` (a 2xx answer) or `failed`. */
+  status: "completed" | "failed";
+  status_code: number | null;
+  /** The line's platform request id (deterministic per line: its usage record's). */
+  request_id: string;
+  response: ColumnType<unknown, string | null | undefined, never>;
+  error: ColumnType<{ code: string; message: string } | null, string | null | undefined, never>;
+  created_at: CreatedAt;
+}
+
 export interface DB {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -247,6 +296,8 @@ export interface DB {
   audit_log: AuditLogTable;
   stored_responses: StoredResponsesTable;
   files: FilesTable;
+  batches: BatchesTable;
+  batch_lines: BatchLinesTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -262,5 +313,7 @@ export type EngineProfile = Selectable<EngineProfilesTable>;
 export type TenantDeployGrant = Selectable<TenantDeployGrantsTable>;
 export type AuditEvent = Selectable<AuditLogTable>;
 export type FileRow = Selectable<FilesTable>;
+export type Batch = Selectable<BatchesTable>;
+export type BatchLine = Selectable<BatchLinesTable>;
 export type NewAuditEvent = Insertable<AuditLogTable>;
 export type NewUsageRecord = Insertable<UsageRecordsTable>;

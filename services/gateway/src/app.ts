@@ -19,6 +19,7 @@ import {
   createDb,
   ensureTenant,
   findKeyByHash,
+  getDeployment,
   hashSecret,
   listDeployments,
   liveTokenizers,
@@ -46,6 +47,9 @@ import { registerConsole } from "./console.ts";
 import { registerOpenApi } from "./openapi.ts";
 import gatewayPackage from "../package.json" with { type: "json" };
 import { UsageRecorder } from "./usage.ts";
+import { JobQueues } from "@infera/jobs";
+import { startBatchRunner } from "./batch-runner.ts";
+import { BatchPacer } from "./batch-pacing.ts";
 import { AccessLog } from "./access-log.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 import { clientRequestId, newRequestId } from "./request-id.ts";
@@ -323,8 +327,40 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const blobs = createBlobStore(config.storage);
   // A line of a batch file is one request: the request body limit bounds it.
   const files = { maxBytes: config.filesMaxBytes, maxLines: config.filesMaxLines, maxLineBytes: config.bodyLimitBytes };
+  const jobsConnection = { redisUrl: config.redisUrl, prefix: config.redisPrefix };
+  const jobs = new JobQueues(jobsConnection, logger.child({ component: "jobs" }));
   for (const prefix of ["/v1/openai", "/v1"])
-    registerOpenAIRoutes(app, { db, keys: keyCache, resolver, tokenizers, blobs, files, prefix, responsesRetentionDays: config.responsesRetentionDays }, deps);
+    registerOpenAIRoutes(
+      app,
+      { db, keys: keyCache, resolver, tokenizers, blobs, files, jobs, prefix, responsesRetentionDays: config.responsesRetentionDays },
+      deps,
+    );
+  // Batch lines: this gateway runs its share, paced by the spare capacity the heartbeats show.
+  const capacities = new Map<string, { n: number; at: number }>();
+  const batchRunner = startBatchRunner({
+    db,
+    blobs,
+    keys: keyCache,
+    ctx: { resolver, tokenizers },
+    inference: deps,
+    pacer: new BatchPacer({
+      redis,
+      keys,
+      reserveFraction: config.batchReserveFraction,
+      max: config.batchMaxInflight,
+      capacityOf: async (id) => {
+        const c = capacities.get(id);
+        if (c && Date.now() - c.at < 30_000) return c.n;
+        const n = (await getDeployment(db, id))?.config.max_batch_size ?? 1;
+        capacities.set(id, { n, at: Date.now() });
+        return n;
+      },
+    }),
+    jobs,
+    connection: jobsConnection,
+    logger,
+    concurrency: config.batchWorkerConcurrency,
+  });
   registerAdminRoutes(app, { db, keys: keyCache, revocations, logger: logger.child({ component: "admin-api" }) });
   registerAdminPolicyRoutes(app, { db, keys: keyCache, defaultGpuQuota: config.deployPolicy.tenantGpuQuota, logger: logger.child({ component: "admin-api" }) });
   registerAuditRoutes(app, { db, keys: keyCache });
@@ -380,6 +416,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   // requests answered, releases sent) → usage flushed → gRPC channels → Redis → the pool.
   let deadline = 0;
   const stoppers: Stoppable[] = [
+    // Batch lines in flight are given up on first (another gateway runs them again), then no new chunk is taken.
+    batchRunner,
     {
       name: "http",
       stop: async () => {
@@ -393,6 +431,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         await app.close();
       },
     },
+    { name: "jobs", stop: () => jobs.close() },
     { name: "queue", stop: () => queue.stop() },
     { name: "usage", stop: () => usage.stop(Math.max(1000, deadline - Date.now())) },
     { name: "agents", stop: () => agents.stop() },

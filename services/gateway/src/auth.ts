@@ -15,7 +15,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
 import { PlatformError } from "@infera/core";
-import { findKeyByHash, hashSecret, type ApiKey, type DB, type Scope } from "@infera/registry";
+import { findKeyByHash, getApiKey, hashSecret, type ApiKey, type DB, type Scope } from "@infera/registry";
 
 export interface Principal {
   keyId: string;
@@ -166,6 +166,18 @@ export class KeyCache {
       }
     }
     return entry.principal;
+  }
+
+  /**
+   * A key's principal by its id, for work done on its behalf later (a batch's lines run as the
+   * key that created the batch); null when the key is gone, revoked or expired.
+   */
+  async principalOfKey(keyId: string): Promise<Principal | null> {
+    const k = await getApiKey(this.db, keyId);
+    if (!k || k.revoked_at) return null;
+    const p = toPrincipal(k);
+    if (p.expiresAt != null && this.now() >= p.expiresAt) return null;
+    return { ...p, secretHash: k.hash };
   }
 
   /** A key was revoked somewhere: forget it now. */

@@ -59,6 +59,12 @@ export interface GatewayConfig {
   filesMaxBytes: number;
   /** Most lines a batch input file may hold (FILES_MAX_LINES, default 50,000: OpenAI's). */
   filesMaxLines: number;
+  /** Most batch lines this gateway keeps in flight per deployment (BATCH_MAX_INFLIGHT, default 64). */
+  batchMaxInflight: number;
+  /** Fraction of each replica's capacity batch lines leave to interactive traffic (BATCH_RESERVE_FRACTION, default 0.25). */
+  batchReserveFraction: number;
+  /** Batch chunk jobs this gateway works at once (BATCH_WORKER_CONCURRENCY, default 4; 0: it runs no batch lines). */
+  batchWorkerConcurrency: number;
   /** Engine profiles seeded at start and the default tenant GPU quota (DEPLOY_POLICY, JSON; Helm's deployPolicy). */
   deployPolicy: DeployPolicyConfig;
 }
@@ -97,6 +103,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     storage: storageConfig(env),
     filesMaxBytes: int(env, "FILES_MAX_BYTES", 200 * 1024 * 1024, 1, 1024 * 1024 * 1024 * 1024),
     filesMaxLines: int(env, "FILES_MAX_LINES", 50_000, 1, 10_000_000),
+    batchMaxInflight: int(env, "BATCH_MAX_INFLIGHT", 64, 1, 100_000),
+    batchReserveFraction: num(env, "BATCH_RESERVE_FRACTION", 0.25, 0, 1),
+    batchWorkerConcurrency: int(env, "BATCH_WORKER_CONCURRENCY", 4, 0, 1000),
     deployPolicy: parseDeployPolicy(env.DEPLOY_POLICY),
   };
 }

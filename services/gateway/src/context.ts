@@ -4,6 +4,7 @@ import type { KeyCache } from "./auth.ts";
 import type { ModelResolver } from "./resolver.ts";
 import type { Tokenizers } from "./prompt-tokens.ts";
 import type { BlobStore } from "@infera/storage";
+import type { JobQueues } from "@infera/jobs";
 
 /** What route modules share: narrow, no container. */
 export interface GatewayContext {
@@ -18,6 +19,8 @@ export interface GatewayContext {
   blobs: BlobStore;
   /** Limits on an uploaded file. */
   files: { maxBytes: number; maxLines: number; maxLineBytes: number };
+  /** Background jobs (BullMQ): the Batch API announces batches and cancels on it. */
+  jobs: JobQueues;
   /** Mount point of a route group (`/v1/openai` or `/v1`). */
   prefix: string;
 }

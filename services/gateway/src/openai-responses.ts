@@ -288,6 +288,10 @@ export const OPENAI_ROUTE_DOCS: Record<string, { summary: string; response: Reco
   "GET /files": { summary: "List your files (purpose, limit, after, order)", response: answers(ref("ListFilesResponse")) },
   "GET /files/{file_id}": { summary: "A file", response: answers(ref("OpenAIFile")) },
   "DELETE /files/{file_id}": { summary: "Delete a file", response: answers(ref("DeleteFileResponse")) },
+  "POST /batches": { summary: "Create a batch from an uploaded input file (endpoint, completion_window 24h, metadata)", response: answers(ref("Batch")) },
+  "GET /batches": { summary: "List your batches, newest first (after, limit)", response: answers(ref("ListBatchesResponse")) },
+  "GET /batches/{id}": { summary: "A batch, with its request counts so far", response: answers(ref("Batch")) },
+  "/batches/{id}/cancel": { summary: "Cancel a batch: cancelling, then cancelled with what was answered", response: answers(ref("Batch")) },
   "/files/{file_id}/content": {
     summary: "A file's content, as uploaded or written",
     response: {

@@ -16,6 +16,8 @@ export interface RequestAttributes {
   safetyIdentifier?: string;
   metadata?: Record<string, string>;
   serviceTier?: string;
+  /** The batch this request is a line of (Batch API). */
+  batchId?: string;
 }
 
 /** What a request used, as the engine reported it (or as far as it was relayed). */
@@ -139,5 +141,6 @@ export function recordFinished(deps: { metrics: GatewayMetrics; usage: UsageReco
     metadata: f.attributes?.metadata ? JSON.stringify(f.attributes.metadata) : null,
     service_tier: f.attributes?.serviceTier ?? null,
     client_request_id: f.clientRequestId ?? null,
+    batch_id: f.attributes?.batchId ?? null,
   });
 }

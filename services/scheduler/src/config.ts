@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { bool, int, oneOf, optionalStr, redisUrl, str } from "@infera/core";
 import { DEFAULT_PREFILL_TOKENS_PER_MS } from "@infera/policy";
 import { type TracingConfig, tracingConfig } from "@infera/telemetry";
+import { type StorageConfig, storageConfig } from "@infera/storage";
 
 export interface SchedulerConfig {
   databaseUrl: string;
@@ -40,6 +41,14 @@ export interface SchedulerConfig {
   secretsKeyPrevious: string | undefined;
   /** AGENT_AUTH_TOKEN: the local runtime gives it to the agents it starts (the gateway sends the same). */
   agentAuthToken: string | undefined;
+  /** Lines per batch chunk job (BATCH_CHUNK_LINES, default 20). */
+  batchChunkLines: number;
+  /** How often the batch reconcile sweep runs (BATCH_RECONCILE_MS, default 10 s). */
+  batchReconcileMs: number;
+  /** How often stored responses past their retention are deleted (RESPONSES_PURGE_MS, default 1 h). */
+  responsesPurgeMs: number;
+  /** Where file bodies live (batch input and output files; STORAGE_BACKEND, STORAGE_DIR, S3_*). */
+  storage: StorageConfig;
   local: {
     /** Directory for replica logs. */
     logDir: string | undefined;
@@ -83,6 +92,10 @@ export function loadConfig(env: Record<string, string | undefined>): SchedulerCo
     secretsKey: optionalStr(env, "SECRETS_KEY"),
     secretsKeyPrevious: optionalStr(env, "SECRETS_KEY_PREVIOUS"),
     agentAuthToken: optionalStr(env, "AGENT_AUTH_TOKEN"),
+    batchChunkLines: int(env, "BATCH_CHUNK_LINES", 20, 1, 10_000),
+    batchReconcileMs: int(env, "BATCH_RECONCILE_MS", 10_000, 200, 3_600_000),
+    responsesPurgeMs: int(env, "RESPONSES_PURGE_MS", 3_600_000, 1_000, 86_400_000),
+    storage: storageConfig(env),
     local: {
       logDir: optionalStr(env, "LOCAL_LOG_DIR"),
       simTtftMs: optionalStr(env, "SIM_TTFT_MS"),

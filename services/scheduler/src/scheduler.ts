@@ -20,6 +20,8 @@ import { LogRelay } from "./log-relay.ts";
 import { ReplicaDirectory } from "./replicas.ts";
 import { SlotLender } from "./slot-lender.ts";
 import type { RuntimeDriver } from "./runtime/driver.ts";
+import { createBlobStore } from "@infera/storage";
+import { startChores } from "./jobs/chores.ts";
 
 const DISPATCHING = new Set(["initializing", "downloading", "deploying", "running"]);
 
@@ -219,6 +221,16 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
   const resync = setInterval(() => void syncDeployments().catch(() => {}), Math.max(config.reconcileMs, 2000));
 
   reconciler.start();
+  // Background work on BullMQ: batch orchestration, the batch sweep, stored-response retention.
+  const chores = await startChores({
+    db,
+    blobs: createBlobStore(config.storage),
+    connection: { redisUrl: config.redisUrl, prefix: config.redisPrefix },
+    logger,
+    chunkLines: config.batchChunkLines,
+    reconcileMs: config.batchReconcileMs,
+    responsesPurgeMs: config.responsesPurgeMs,
+  });
 
   // Ready: Postgres and Redis answer, the subscription is up, and the loops run (the replica
   // poll within a few of its intervals, the reconciler within a few passes).
@@ -254,6 +266,7 @@ export async function startScheduler(config: SchedulerConfig, logger: Logger, dr
       },
     },
     { name: "reconciler", stop: () => reconciler.stop() },
+    chores,
     { name: "dispatchers", stop: () => Promise.all([...dispatchers.values()].map((d) => d.stop())).then(() => undefined) },
     { name: "runtime", stop: () => driver.stop() },
     { name: "metrics", stop: () => http.close() },

@@ -9,8 +9,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "@infera/core";
 import type { Task } from "@infera/contracts";
 import { listVisibleModels, type ResolvedModel } from "@infera/registry";
-import { requireModel, requireScope, type Principal } from "../auth.ts";
-import { runInference, type EndpointKind, type InferenceDeps, type RequestAttributes } from "../inference.ts";
+import { requireScope, type Principal } from "../auth.ts";
+import { runInference, type EndpointKind, type InferenceDeps } from "../inference.ts";
+import { attributesOf, chatInput, completionInput, embeddingInput, resolveModelFor, usableModelFor } from "../inference-input.ts";
 import { sendError } from "../responses.ts";
 import { errorBody } from "../errors.ts";
 import { clientRequestId } from "../request-id.ts";
@@ -24,71 +25,14 @@ import {
   ScoreRequest,
   TokenizeRequest,
 } from "../openai-schema.ts";
-import { checkChat, checkCompletion, checkEmbedding, checkScoring, checkTokenize } from "../capabilities.ts";
-import { chatEngineBody, completionEngineBody, embeddingEngineBody } from "../engine-body.ts";
-import { PER_MESSAGE, type PromptCounter } from "../prompt-tokens.ts";
-import { assertServable } from "../resolver.ts";
+import { checkScoring, checkTokenize } from "../capabilities.ts";
 import type { GatewayContext } from "../context.ts";
 import { registerResponsesRoutes } from "./responses.ts";
+import { registerBatchRoutes } from "./batches.ts";
 import { registerFilesRoutes } from "./files.ts";
 
 const DEFAULT_IMAGE_MODEL = "black-forest-labs/FLUX-1-schnell";
 const IMAGE_SIZES = new Set(["256x256", "512x512", "768x768", "1024x1024", "1024x768", "768x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536"]);
-
-/** The model tasks each endpoint serves (rerank and score: pooling models; tokenize: any text model). */
-const TASKS_OF: Record<EndpointKind, readonly Task[]> = {
-  chat: ["chat"],
-  completion: ["chat"],
-  embedding: ["embeddings"],
-  image: ["images"],
-  rerank: ["embeddings"],
-  score: ["embeddings"],
-  tokenize: ["chat", "embeddings"],
-  detokenize: ["chat", "embeddings"],
-};
-const ENDPOINT_NAME: Record<EndpointKind, string> = {
-  chat: "chat completions",
-  completion: "completions",
-  embedding: "embeddings",
-  image: "image generation",
-  rerank: "rerank",
-  score: "score",
-  tokenize: "tokenize",
-  detokenize: "detokenize",
-};
-
-/** Tokens a non-text content part is reserved as (vLLM counts an image as its placeholder tokens: 576 for LLaVA-1.5, up to a few thousand for Qwen2-VL). */
-const MEDIA_PART_TOKENS = 2048;
-/** Characters of the templated prompt hashed for prefix-affine placement (64 blocks of 512). */
-const PREFIX_CHARS = 32_768;
-
-/** The prompt's text for placement and its token count for reservations and the fair queue. */
-function chatPrompt(body: ChatCompletionRequest, counter: PromptCounter): { text: string; tokens: number } {
-  let text = "";
-  let tokens = PER_MESSAGE;
-  for (const msg of body.messages) {
-    tokens += PER_MESSAGE;
-    const c = msg.content;
-    if (typeof c === "string") {
-      tokens += counter.count(c);
-      if (text.length < PREFIX_CHARS) text += `${msg.role}:${c}\n`;
-    } else if (Array.isArray(c)) {
-      if (text.length < PREFIX_CHARS) text += `${msg.role}:`;
-      for (const part of c) {
-        if (part.type === "text") {
-          tokens += counter.count(part.text);
-          if (text.length < PREFIX_CHARS) text += part.text;
-        } else if (part.type === "refusal") tokens += counter.count(part.refusal);
-        else if (part.type === "file") tokens += Math.ceil(((part.file.file_data?.length ?? 0) * 3) / 4);
-        else tokens += MEDIA_PART_TOKENS;
-      }
-      if (text.length < PREFIX_CHARS) text += "\n";
-    }
-    if (msg.role === "assistant" && msg.tool_calls) tokens += counter.count(JSON.stringify(msg.tool_calls));
-  }
-  if (body.tools) tokens += counter.count(JSON.stringify(body.tools));
-  return { text, tokens };
-}
 
 /** A whole-answer request to a pooling or tokenizer endpoint: tokens it reserves are its prompt tokens (none for tokenize). */
 function scoringInput(m: ResolvedModel, endpoint: EndpointKind, engineBody: Record<string, unknown>, tokens: number, body: { user?: string }) {
@@ -106,37 +50,14 @@ function scoringInput(m: ResolvedModel, endpoint: EndpointKind, engineBody: Reco
   };
 }
 
-/** What the gateway keeps of a request on its usage record (OpenAI's `user`, `safety_identifier`, `metadata`, `service_tier`). */
-function attributesOf(body: {
-  user?: string;
-  safety_identifier?: string;
-  metadata?: Record<string, string> | null;
-  service_tier?: string | null;
-}): RequestAttributes {
-  return { endUser: body.user, safetyIdentifier: body.safety_identifier, metadata: body.metadata ?? undefined, serviceTier: body.service_tier ?? undefined };
-}
-
 const ModelParams = Type.Object({ model: Type.String({ description: "A model id; it may hold slashes (`meta-llama/Meta-Llama-3-8B-Instruct`)." }) });
 
 export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, deps: InferenceDeps): void {
   const principalOf = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
 
+  const resolveFor = (req: FastifyRequest, model: string, endpoint: EndpointKind) => resolveModelFor(ctx, principalOf(req), model, endpoint);
   /** The model this key may call on this endpoint (whether it serves now or not: batch lines run later). */
-  async function usableModel(req: FastifyRequest, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
-    const p = principalOf(req);
-    const m = await ctx.resolver.resolve(p.tenantId, model);
-    requireModel(p, model, m.modelName);
-    if (!TASKS_OF[endpoint].includes(m.task)) {
-      throw new PlatformError("invalid_request", `The model '${model}' does not support ${ENDPOINT_NAME[endpoint]}.`, { param: "model" });
-    }
-    return m;
-  }
-
-  async function resolveFor(req: FastifyRequest, model: string, endpoint: EndpointKind): Promise<ResolvedModel> {
-    const m = await usableModel(req, model, endpoint);
-    assertServable(m, model);
-    return m;
-  }
+  const usableModel = (req: FastifyRequest, model: string, endpoint: EndpointKind) => usableModelFor(ctx, principalOf(req), model, endpoint);
 
   async function start(
     req: FastifyRequest,
@@ -169,29 +90,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
 
   /** A chat completion, answered on `res` (the Responses API passes its translating writer). */
   async function chat(req: FastifyRequest, reply: FastifyReply, body: ChatCompletionRequest, res: ServerResponse = reply.raw) {
-    const m = await resolveFor(req, body.model, "chat");
-    checkChat(m.engine, body, { name: body.model, modalities: m.modalities });
-    const stream = body.stream === true;
-    const prompt = chatPrompt(body, ctx.tokenizers.counter(m.tokenizer));
-    const maxOut = body.max_completion_tokens ?? body.max_tokens ?? 256;
-    await start(
-      req,
-      reply,
-      {
-        model: m,
-        endpoint: "chat",
-        engineBody: chatEngineBody(body, m.modelName, m.engine),
-        stream,
-        includeUsage: body.stream_options?.include_usage === true,
-        promptText: prompt.text,
-        cacheKey: body.prompt_cache_key,
-        promptTokens: prompt.tokens,
-        estimatedTokens: prompt.tokens + maxOut * (body.n ?? 1),
-        serviceTier: body.service_tier,
-        attributes: attributesOf(body),
-      },
-      res,
-    );
+    await start(req, reply, await chatInput(ctx, principalOf(req), body), res);
   }
 
   app.register(
@@ -242,61 +141,15 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
       scope.post("/chat/completions", { schema: { body: ChatCompletionRequest } }, async (req, reply) => chat(req, reply, req.body as ChatCompletionRequest));
       registerResponsesRoutes(scope, { db: ctx.db, retentionDays: ctx.responsesRetentionDays ?? 30, logger: deps.logger, principalOf, chat });
       await registerFilesRoutes(scope, { db: ctx.db, blobs: ctx.blobs, limits: ctx.files, logger: deps.logger, principalOf, checkModel: usableModel });
+      registerBatchRoutes(scope, { ctx, jobs: ctx.jobs, logger: deps.logger, principalOf });
 
-      scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) => {
-        const body = req.body as CompletionRequest;
-        const m = await resolveFor(req, body.model, "completion");
-        checkCompletion(m.engine, body);
-        const stream = body.stream === true;
-        const counter = ctx.tokenizers.counter(m.tokenizer);
-        const p = body.prompt;
-        let promptText = "";
-        let promptTokens = 1;
-        if (typeof p === "string") {
-          promptText = p;
-          promptTokens += counter.count(p);
-        } else if (Array.isArray(p) && p.length > 0) {
-          if (typeof p[0] === "string") {
-            promptText = p[0];
-            for (const x of p as string[]) promptTokens += counter.count(x) + 1;
-          } else if (typeof p[0] === "number") promptTokens = p.length;
-          else promptTokens = (p as number[][]).reduce((n, ids) => n + ids.length, 0);
-        }
-        const prompts = Array.isArray(p) && typeof p[0] !== "number" ? p.length : 1;
-        await start(req, reply, {
-          model: m,
-          endpoint: "completion",
-          engineBody: completionEngineBody(body, m.modelName, m.engine),
-          stream,
-          includeUsage: body.stream_options?.include_usage === true,
-          promptText,
-          promptTokens,
-          estimatedTokens: promptTokens + (body.max_tokens ?? 16) * Math.max(body.n ?? 1, body.best_of ?? 1) * prompts,
-          serviceTier: body.service_tier,
-          attributes: attributesOf(body),
-        });
-      });
+      scope.post("/completions", { schema: { body: CompletionRequest } }, async (req, reply) =>
+        start(req, reply, await completionInput(ctx, principalOf(req), req.body as CompletionRequest)),
+      );
 
-      scope.post("/embeddings", { schema: { body: EmbeddingRequest } }, async (req, reply) => {
-        const body = req.body as EmbeddingRequest;
-        const m = await resolveFor(req, body.model, "embedding");
-        checkEmbedding(m.engine, body);
-        const counter = ctx.tokenizers.counter(m.tokenizer);
-        const inputs = typeof body.input === "string" ? [body.input] : (body.input as unknown[]);
-        let tokens = 0;
-        for (const x of inputs) tokens += typeof x === "string" ? counter.count(x) + 2 : Array.isArray(x) ? x.length : 1;
-        await start(req, reply, {
-          model: m,
-          endpoint: "embedding",
-          engineBody: embeddingEngineBody(body, m.modelName),
-          stream: false,
-          includeUsage: false,
-          promptText: "",
-          promptTokens: tokens,
-          estimatedTokens: tokens,
-          attributes: attributesOf(body),
-        });
-      });
+      scope.post("/embeddings", { schema: { body: EmbeddingRequest } }, async (req, reply) =>
+        start(req, reply, await embeddingInput(ctx, principalOf(req), req.body as EmbeddingRequest)),
+      );
 
       // vLLM's serving API beside OpenAI's: through the queue to an agent like the rest, admitted, metered.
       scope.post("/rerank", { schema: { body: RerankRequest } }, async (req, reply) => {

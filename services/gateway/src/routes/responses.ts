@@ -7,7 +7,7 @@ import type { ServerResponse } from "node:http";
 import Type from "typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Logger, PlatformError } from "@infera/core";
-import { deleteResponse, findResponse, purgeExpiredResponses, saveResponse, type DB } from "@infera/registry";
+import { deleteResponse, findResponse, saveResponse, type DB } from "@infera/registry";
 import type { Kysely } from "kysely";
 import { queryValidator } from "../validation.ts";
 import type { Principal } from "../auth.ts";
@@ -61,9 +61,6 @@ const ItemsQuery = Type.Object({
   include: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
 });
 
-/** A stored response is purged at most this often by one gateway (reads never see expired ones anyway). */
-const PURGE_EVERY_MS = 3_600_000;
-
 export interface ResponsesRouteDeps {
   db: Kysely<DB>;
   retentionDays: number;
@@ -76,13 +73,6 @@ export interface ResponsesRouteDeps {
 const notFound = (id: string, param: string | null = null) => new PlatformError("not_found", `No response found with id '${id}'.`, { param });
 
 export function registerResponsesRoutes(scope: FastifyInstance, d: ResponsesRouteDeps): void {
-  let purgedAt = 0;
-  const purge = () => {
-    if (Date.now() - purgedAt < PURGE_EVERY_MS) return;
-    purgedAt = Date.now();
-    purgeExpiredResponses(d.db).catch((err: unknown) => d.logger.warn({ err }, "purging expired responses failed"));
-  };
-
   scope.post("/responses", { schema: { body: CreateResponseRequest } }, async (req, reply) => {
     const body = req.body as ResponsesRequest;
     const tenantId = d.principalOf(req).tenantId;
@@ -112,7 +102,6 @@ export function registerResponsesRoutes(scope: FastifyInstance, d: ResponsesRout
             inputItems: items,
             conversation,
           });
-          purge();
         },
       },
       (err) => d.logger.error({ err, requestId: req.id }, "storing the response failed"),
