@@ -140,6 +140,25 @@ describe("the platform's answers match /openapi.json", () => {
       expect((await call("GET", `${prefix}/files/${file.json.id}/content`)).text).toBe(`${line}\n`);
       expect((await call("DELETE", `${prefix}/files/${file.json.id}`)).status).toBe(200);
       expect((await call("GET", `${prefix}/files/${file.json.id}/content`)).status).toBe(404);
+      // The Batch API: a refused batch, one created, retrieved, listed and cancelled.
+      // Enough lines that the batch is still running when it is cancelled.
+      const lines = Array.from({ length: 20 }, (_, n) =>
+        JSON.stringify({ custom_id: `b${n}`, method: "POST", url: "/v1/chat/completions", body: { model: CHAT, messages, max_tokens: 200 } }),
+      );
+      const input = await upload(`${prefix}/files`, `${lines.join("\n")}\n`);
+      expect(
+        (await call("POST", `${prefix}/batches`, { input_file_id: input.json.id, endpoint: "/v1/chat/completions", completion_window: "1h" })).status,
+      ).toBe(400);
+      const batch = await call<{ id: string }>("POST", `${prefix}/batches`, {
+        input_file_id: input.json.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      expect(batch.status).toBe(200);
+      expect((await call("GET", `${prefix}/batches/${batch.json.id}`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/batches?limit=5`)).status).toBe(200);
+      expect((await call("POST", `${prefix}/batches/${batch.json.id}/cancel`)).status).toBe(200);
+      expect((await call("GET", `${prefix}/batches/batch_nope`)).status).toBe(404);
     }
   }, 120_000);
 
