@@ -162,10 +162,22 @@ export async function embeddingInput(ctx: InputContext, p: Principal, body: Embe
   const inputs = typeof body.input === "string" ? [body.input] : (body.input as unknown[]);
   let tokens = 0;
   for (const x of inputs) tokens += typeof x === "string" ? counter.count(x) + 2 : Array.isArray(x) ? x.length : 1;
+  return wholeInput(m, "embedding", embeddingEngineBody(body, m.modelName), tokens, body);
+}
+
+/** A whole-answer request to a pooling or tokenizer endpoint: tokens it reserves are its prompt tokens (none for tokenize). */
+export function wholeInput(
+  m: ResolvedModel,
+  endpoint: EndpointKind,
+  engineBody: Record<string, unknown>,
+  tokens: number,
+  body: { user?: string },
+): PreparedInput {
+  if ("user" in engineBody) delete engineBody.user;
   return {
     model: m,
-    endpoint: "embedding",
-    engineBody: embeddingEngineBody(body, m.modelName),
+    endpoint,
+    engineBody,
     stream: false,
     includeUsage: false,
     promptText: "",

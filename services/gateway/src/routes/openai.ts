@@ -8,10 +8,10 @@ import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PlatformError } from "@infera/core";
 import type { Task } from "@infera/contracts";
-import { listVisibleModels, type ResolvedModel } from "@infera/registry";
+import { listVisibleModels } from "@infera/registry";
 import { requireScope, type Principal } from "../auth.ts";
 import { runInference, type EndpointKind, type InferenceDeps } from "../inference.ts";
-import { attributesOf, chatInput, completionInput, embeddingInput, resolveModelFor, usableModelFor } from "../inference-input.ts";
+import { attributesOf, chatInput, completionInput, embeddingInput, resolveModelFor, usableModelFor, wholeInput } from "../inference-input.ts";
 import { sendError } from "../responses.ts";
 import { errorBody } from "../errors.ts";
 import { clientRequestId } from "../request-id.ts";
@@ -33,22 +33,6 @@ import { registerFilesRoutes } from "./files.ts";
 
 const DEFAULT_IMAGE_MODEL = "black-forest-labs/FLUX-1-schnell";
 const IMAGE_SIZES = new Set(["256x256", "512x512", "768x768", "1024x1024", "1024x768", "768x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536"]);
-
-/** A whole-answer request to a pooling or tokenizer endpoint: tokens it reserves are its prompt tokens (none for tokenize). */
-function scoringInput(m: ResolvedModel, endpoint: EndpointKind, engineBody: Record<string, unknown>, tokens: number, body: { user?: string }) {
-  if ("user" in engineBody) delete engineBody.user;
-  return {
-    model: m,
-    endpoint,
-    engineBody,
-    stream: false,
-    includeUsage: false,
-    promptText: "",
-    promptTokens: tokens,
-    estimatedTokens: tokens,
-    attributes: attributesOf(body),
-  };
-}
 
 const ModelParams = Type.Object({ model: Type.String({ description: "A model id; it may hold slashes (`meta-llama/Meta-Llama-3-8B-Instruct`)." }) });
 
@@ -160,7 +144,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         const q = counter.count(body.query) + 2;
         let tokens = 0;
         for (const d of body.documents) tokens += q + counter.count(typeof d === "string" ? d : d.text);
-        await start(req, reply, scoringInput(m, "rerank", { ...body, model: m.modelName }, tokens, body));
+        await start(req, reply, wholeInput(m, "rerank", { ...body, model: m.modelName }, tokens, body));
       });
 
       scope.post("/score", { schema: { body: ScoreRequest } }, async (req, reply) => {
@@ -172,21 +156,21 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: GatewayContext, 
         const b = typeof body.text_2 === "string" ? [body.text_2] : body.text_2;
         let tokens = 0;
         for (const [i, t2] of b.entries()) tokens += counter.count(a.length === 1 ? a[0]! : (a[i] ?? "")) + counter.count(t2) + 2;
-        await start(req, reply, scoringInput(m, "score", { ...body, model: m.modelName }, tokens, body));
+        await start(req, reply, wholeInput(m, "score", { ...body, model: m.modelName }, tokens, body));
       });
 
       scope.post("/tokenize", { schema: { body: TokenizeRequest } }, async (req, reply) => {
         const body = req.body as TokenizeRequest;
         const m = await resolveFor(req, body.model, "tokenize");
         checkTokenize(m.engine, "tokenize", body);
-        await start(req, reply, scoringInput(m, "tokenize", { ...body, model: m.modelName }, 0, {}));
+        await start(req, reply, wholeInput(m, "tokenize", { ...body, model: m.modelName }, 0, {}));
       });
 
       scope.post("/detokenize", { schema: { body: DetokenizeRequest } }, async (req, reply) => {
         const body = req.body as DetokenizeRequest;
         const m = await resolveFor(req, body.model, "detokenize");
         checkTokenize(m.engine, "detokenize", body);
-        await start(req, reply, scoringInput(m, "detokenize", { ...body, model: m.modelName }, 0, {}));
+        await start(req, reply, wholeInput(m, "detokenize", { ...body, model: m.modelName }, 0, {}));
       });
 
       scope.post("/images/generations", { schema: { body: ImageRequest } }, async (req, reply) => {
