@@ -56,6 +56,8 @@ export const JOBS = {
   "batches.reconcile": chore(Nothing, 1),
   /** Repeatable: deletes stored responses past their retention. */
   "responses.purge": chore(Nothing, 3),
+  /** Repeatable: deletes files past their `expires_at` (body first, then the row marked deleted). */
+  "files.expire": chore(Nothing, 3),
   /** A chunk of a batch's lines [from, to), run through the gateway's inference pipeline. */
   "batch.lines": {
     queue: "batch-lines",
