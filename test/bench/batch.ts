@@ -78,15 +78,13 @@ try {
   const alone = await run([platform], false, SECONDS);
   console.log("alone      ", JSON.stringify({ direct: directAlone, platform: alone }));
 
-  const lines = Array.from({ length: LINES }, (_, n) =>
-    JSON.stringify({
-      custom_id: `line-${n}`,
-      method: "POST",
-      url: "/v1/chat/completions",
-      body: { model: MODEL, messages: [{ role: "user", content: `Batch ${n % 1000}: summarise a short story.` }], max_tokens: 16 },
-    }),
-  );
-  const file = await client.files.create({ file: await toFile(Buffer.from(`${lines.join("\n")}\n`), "bench.jsonl"), purpose: "batch" });
+  // One JSONL line per request: the same body, its prompt varied (engine-sim's answers stay 16 tokens).
+  let jsonl = "";
+  for (let n = 0; n < LINES; n++) {
+    const request = { model: MODEL, messages: [{ role: "user", content: `Batch ${n % 1000}: summarise a short story.` }], max_tokens: 16 };
+    jsonl += `${JSON.stringify({ custom_id: `b${n}`, method: "POST", url: "/v1/chat/completions", body: request })}\n`;
+  }
+  const file = await client.files.create({ file: await toFile(Buffer.from(jsonl), "bench.jsonl"), purpose: "batch" });
   const createdAt = performance.now();
   const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
   const counts = async () => {
