@@ -78,6 +78,16 @@ describe("fault: the scheduler killed and Redis restarted while a batch runs", (
       { timeoutMs: 240_000, intervalMs: 500 },
     );
     console.log("[batch faults] ended", b.status, b.request_counts);
+    if (b.request_counts!.failed > 0) {
+      // What a line recorded as failed got: the status and the answer, to tell a platform fault from a bad line.
+      const db = createDb(platform.databaseUrl, { max: 1 });
+      try {
+        const failed = await db.selectFrom("batch_lines").selectAll().where("batch_id", "=", batchId).where("status", "=", "failed").execute();
+        console.log("[batch faults] failed lines", JSON.stringify(failed, null, 1));
+      } finally {
+        await db.destroy();
+      }
+    }
     expect(b.status).toBe("completed");
     expect(b.request_counts).toEqual({ total: LINES, completed: LINES, failed: 0 });
     outputFileId = b.output_file_id ?? null;

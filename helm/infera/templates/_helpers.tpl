@@ -441,3 +441,34 @@ lifecycle:
 {{- define "infera.clusterName" -}}
 {{- printf "%s-%s-%s" .root.Release.Namespace (include "infera.fullname" .root | trunc 30 | trimSuffix "-") .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/*
+The batch and file settings each service reads (values `batches`, `files`): a variable only
+for a value that is set, so null leaves the service's default. Integers as integers (values
+arrive as float64), the fraction as written.
+*/}}
+{{- define "infera.env.optional" -}}
+{{- range $name, $v := .ints }}
+{{- if not (kindIs "invalid" $v) }}
+- name: {{ $name }}
+  value: {{ $v | int64 | quote }}
+{{- end }}
+{{- end }}
+{{- range $name, $v := .numbers }}
+{{- if not (kindIs "invalid" $v) }}
+- name: {{ $name }}
+  value: {{ $v | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "infera.env.batches.gateway" -}}
+{{- $b := .Values.batches -}}
+{{- $f := .Values.files -}}
+{{- include "infera.env.optional" (dict "ints" (dict "BATCH_MAX_INFLIGHT" $b.maxInflight "BATCH_WORKER_CONCURRENCY" $b.workerConcurrency "FILES_MAX_BYTES" $f.maxBytes "FILES_MAX_LINES" $f.maxLines) "numbers" (dict "BATCH_RESERVE_FRACTION" $b.reserveFraction)) }}
+{{- end }}
+
+{{- define "infera.env.batches.scheduler" -}}
+{{- $b := .Values.batches -}}
+{{- include "infera.env.optional" (dict "ints" (dict "BATCH_CHUNK_LINES" $b.chunkLines "BATCH_RECONCILE_MS" $b.reconcileMs "RESPONSES_PURGE_MS" $b.responsesPurgeMs) "numbers" (dict)) }}
+{{- end }}

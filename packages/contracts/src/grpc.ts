@@ -71,3 +71,10 @@ export function clientConstructor<T extends GenServiceMethods>(
 
 /** The method map of a generated service, for TypedClient. */
 export type ServiceMethods<S> = S extends GenService<infer T> ? T : never;
+
+/**
+ * `EngineError.code` when the agent could not reach its engine or lost the connection to it
+ * (the engine process died, refused, hung up): a fault of the replica, not an answer of the
+ * engine. A gateway that has sent nothing to its client yet gives the request to another replica.
+ */
+export const ENGINE_UNREACHABLE = "engine_unreachable";

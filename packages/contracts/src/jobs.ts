@@ -15,9 +15,19 @@ const Nothing = Type.Object({});
 /** What BullMQ is told for a job (a subset of its JobsOptions, declared here without importing it). */
 export interface JobDefaults {
   attempts: number;
-  backoff?: { type: "exponential" | "fixed"; delay: number };
+  /** `capped`: exponential from `delay`, never longer than CAPPED_BACKOFF_MAX_MS (`cappedBackoffMs`). */
+  backoff?: { type: "exponential" | "fixed" | "capped"; delay: number };
   removeOnComplete: boolean | { age: number; count?: number };
   removeOnFail: boolean | { age: number; count?: number };
+}
+
+/** The longest a `capped` backoff waits: a job refused through an outage runs again within seconds of its end. */
+export const CAPPED_BACKOFF_MAX_MS = 5_000;
+
+/** The `capped` backoff before try `attemptsMade + 1`: delay·2^(n−1), at most CAPPED_BACKOFF_MAX_MS, less up to a fifth at random (jobs failed together spread out). */
+export function cappedBackoffMs(attemptsMade: number, delay: number, random: () => number = Math.random): number {
+  const ms = Math.min(CAPPED_BACKOFF_MAX_MS, delay * 2 ** Math.min(30, Math.max(0, attemptsMade - 1)));
+  return Math.round(ms * (1 - 0.2 * random()));
 }
 
 interface JobSpec<S extends TSchema> {
@@ -46,12 +56,16 @@ export const JOBS = {
   "batches.reconcile": chore(Nothing, 1),
   /** Repeatable: deletes stored responses past their retention. */
   "responses.purge": chore(Nothing, 3),
+  /** Repeatable: deletes files past their `expires_at` (body first, then the row marked deleted). */
+  "files.expire": chore(Nothing, 3),
   /** A chunk of a batch's lines [from, to), run through the gateway's inference pipeline. */
   "batch.lines": {
     queue: "batch-lines",
     data: Type.Object({ batchId: Type.String({ minLength: 1 }), from: Type.Integer({ minimum: 0 }), to: Type.Integer({ minimum: 1 }) }),
-    // A line refused for now (rate limit, no replica) fails the chunk: it runs again later, its answered lines skipped.
-    defaults: { attempts: 1_000, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: true, removeOnFail: { age: 86_400, count: 1000 } },
+    // A line refused for now (rate limit, no replica, Redis away) fails the chunk: it runs again within
+    // seconds (capped backoff), its answered lines skipped, for as long as the batch is open — its
+    // expiry, not a count of tries, ends it (the attempts are only a bound BullMQ needs).
+    defaults: { attempts: 1_000_000, backoff: { type: "capped", delay: 1_000 }, removeOnComplete: true, removeOnFail: { age: 86_400, count: 1000 } },
   } satisfies JobSpec<TSchema>,
 } as const;
 

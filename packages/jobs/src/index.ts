@@ -9,7 +9,7 @@ import { type Job, Queue, Worker, type JobsOptions } from "bullmq";
 import { Redis } from "ioredis";
 import { Compile } from "typebox/compile";
 import type { Logger } from "@infera/core";
-import { type JobData, type JobName, type JobQueueName, JOBS, type JobsOn } from "@infera/contracts/jobs";
+import { cappedBackoffMs, type JobData, type JobName, type JobQueueName, JOBS, type JobsOn } from "@infera/contracts/jobs";
 
 export type { Job };
 
@@ -124,6 +124,13 @@ export function startJobWorker<Q extends JobQueueName>(
       lockDuration: options.lockDurationMs ?? 30_000,
       // A job whose worker died is taken up again (stalled) rather than failed.
       maxStalledCount: 1_000,
+      // The catalog's `capped` backoff (BullMQ calls this for the types it does not know).
+      settings: {
+        backoffStrategy: (attemptsMade, type, _err, job) =>
+          type === "capped"
+            ? cappedBackoffMs(attemptsMade, job?.opts.backoff && typeof job.opts.backoff === "object" ? (job.opts.backoff.delay ?? 1_000) : 1_000)
+            : 0,
+      },
     },
   );
   worker.on("error", (err) => options.logger.warn({ err, queue }, "job worker error"));

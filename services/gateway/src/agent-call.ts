@@ -3,7 +3,8 @@
  * relaying what it streams as SSE (or gathering the whole answer), ending in an `Outcome`.
  *
  * Before anything reached the client, a replica that is unreachable, draining, already has
- * the request, or stays silent, makes the outcome `retry` (another replica takes it). After
+ * the request, stays silent, or lost its engine (ENGINE_UNREACHABLE), makes the outcome
+ * `retry` (another replica takes it). After
  * that every failure takes one path (`fail`): counted, told to the client (an error event
  * mid-stream, else OpenAI's error JSON), done with what was relayed. A client that leaves
  * makes the agent stop the engine; the call then ends with the engine's usage.
@@ -11,7 +12,7 @@
 import type { ServerResponse } from "node:http";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { CancelRequestSchema, Endpoint, type EndpointKind, GenerateRequestSchema, type GenerateResponse } from "@infera/contracts";
+import { CancelRequestSchema, Endpoint, ENGINE_UNREACHABLE, type EndpointKind, GenerateRequestSchema, type GenerateResponse } from "@infera/contracts";
 import { type Logger, PlatformError } from "@infera/core";
 import type { Assigned } from "@infera/queue";
 import type { ResolvedModel } from "@infera/registry";
@@ -223,6 +224,12 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
           break;
         }
         case "error":
+          // The agent lost its engine before anything reached the client: another replica can take it.
+          if (e.value.code === ENGINE_UNREACHABLE && !relay?.hasStarted && bodyJson === undefined) {
+            log.warn({ replica: a.replicaId, message: e.value.message }, "replica's engine unreachable; re-queued");
+            finish({ kind: "retry", reason: a.replicaId });
+            break;
+          }
           fail(engineError(e.value), "engine_error", "engine_error", false);
           break;
       }

@@ -9,12 +9,19 @@
  * Each line runs in the batch class (the key's principal with tier `batch`), with a request id
  * derived from batch and line, so its usage record is written once however often it runs,
  * at the model's batch price (its prices × `batch_price_factor`). Its answer is recorded once
- * (`recordLine`); a line refused for now (rate limit, queue full, no replica, this gateway
- * stopping) is not recorded, and the chunk fails so BullMQ runs it again later — its answered
- * lines skipped. A batch that leaves in_progress (cancelled, expired) aborts its lines in flight.
+ * (`recordLine`). What a line's answer is depends on whose fault a failure is:
+ * - the request itself (a 4xx: validation, unknown model, the engine refused it): recorded, failed, at once;
+ * - the platform (nothing written, 429, 500, 503, 504: rate limit, queue full, no replica, Redis
+ *   or the scheduler away, this gateway stopping, a replica lost, an error of our own): not
+ *   recorded — the chunk fails so BullMQ runs it again shortly, its answered lines skipped;
+ * - the engine (502: it answered a 5xx): tried again in place, `lineAttempts` times in all,
+ *   then recorded with its last answer — so a line an engine always fails on ends (the batch's
+ *   expiry bounds the rest).
+ * A batch that leaves in_progress (cancelled, expired) aborts its lines in flight.
  */
 import { EventEmitter } from "node:events";
 import type { ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Ajv } from "ajv";
 import type { Kysely } from "kysely";
 import { type Logger, PlatformError, type Stoppable } from "@infera/core";
@@ -39,8 +46,22 @@ const ENDPOINTS = {
 export type BatchEndpoint = keyof typeof ENDPOINTS;
 export const BATCH_ENDPOINTS = Object.keys(ENDPOINTS) as BatchEndpoint[];
 
-/** Statuses a line gets again later rather than as its answer. */
-const RETRY_STATUSES = new Set([0, 429, 503]);
+/**
+ * Whose fault a line's status is: its own (recorded), the platform's (run again later,
+ * unrecorded, however often), or the engine's (tried again in place, then recorded). 502 is
+ * what an engine's 5xx becomes (agent-call's engineError); an agent that lost its engine is
+ * re-queued there, so it does not end here as a 502.
+ */
+export function lineFault(statusCode: number): "answer" | "platform" | "engine" {
+  if (statusCode === 502) return "engine";
+  if (statusCode === 0 || statusCode === 429 || statusCode >= 500) return "platform";
+  return "answer";
+}
+
+/** Tries of a line the engine answers with a 5xx, in one run of its chunk, before that answer is its own. */
+const LINE_ATTEMPTS = 3;
+/** The wait before the second try of such a line, doubling. */
+const LINE_RETRY_MS = 500;
 
 /** What `runInference` writes, kept: the status and the whole body (batch lines never stream). */
 class LineWriter extends EventEmitter {
@@ -95,6 +116,8 @@ export interface BatchRunnerOptions {
   concurrency: number;
   /** How often a running chunk checks that its batch is still in progress. */
   watchMs?: number;
+  /** Tries of a line the engine answers with a 5xx before that is its answer (default 3). */
+  lineAttempts?: number;
 }
 
 export function startBatchRunner(o: BatchRunnerOptions): Stoppable {
@@ -125,44 +148,57 @@ export function startBatchRunner(o: BatchRunnerOptions): Stoppable {
       input = await ENDPOINTS[endpoint].input(o.ctx, principal, body as never);
     } catch (err) {
       const r = answer(err);
-      return r !== "retry" && RETRY_STATUSES.has(r.statusCode) ? "retry" : r;
+      return r !== "retry" && lineFault(r.statusCode) === "platform" ? "retry" : r;
     }
     const m = input.model;
     const f = m.batchPriceFactor;
     const model = { ...m, priceInputPerM: m.priceInputPerM * f, priceOutputPerM: m.priceOutputPerM * f, pricePerImage: m.pricePerImage * f };
-    let release: () => void;
-    try {
-      release = await o.pacer.acquire(m.deploymentId, signal);
-    } catch {
-      return "retry";
+    const attempts = o.lineAttempts ?? LINE_ATTEMPTS;
+    for (let attempt = 1; ; attempt++) {
+      let release: () => void;
+      try {
+        release = await o.pacer.acquire(m.deploymentId, signal);
+      } catch {
+        return "retry";
+      }
+      const w = new LineWriter();
+      const onAbort = () => w.abort();
+      signal.addEventListener("abort", onAbort);
+      try {
+        await runInference(o.inference, w.asResponse(), {
+          ...input,
+          model,
+          // The batch class, whatever the key's tier or the line's service_tier.
+          serviceTier: undefined,
+          principal: { ...principal, tier: "batch" },
+          requestId: batchLineRequestId(batch.id, line.lineNo),
+          route: "/v1/openai/batches",
+          startedAt: performance.now(),
+          attributes: { ...input.attributes, batchId: batch.id },
+        });
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        release();
+      }
+      const fault = lineFault(w.statusCode);
+      if (signal.aborted || fault === "platform") return "retry";
+      if (fault === "engine" && attempt < attempts) {
+        log.warn({ batchId: batch.id, line: line.lineNo, attempt, status: w.statusCode }, "the engine failed a batch line; it is tried again");
+        try {
+          await sleep(LINE_RETRY_MS * 2 ** (attempt - 1), undefined, { signal });
+        } catch {
+          return "retry";
+        }
+        continue;
+      }
+      let response: unknown = w.body;
+      try {
+        response = JSON.parse(w.body);
+      } catch {
+        // kept as the text it was
+      }
+      return { statusCode: w.statusCode, response };
     }
-    const w = new LineWriter();
-    const onAbort = () => w.abort();
-    signal.addEventListener("abort", onAbort);
-    try {
-      await runInference(o.inference, w.asResponse(), {
-        ...input,
-        model,
-        // The batch class, whatever the key's tier or the line's service_tier.
-        serviceTier: undefined,
-        principal: { ...principal, tier: "batch" },
-        requestId: batchLineRequestId(batch.id, line.lineNo),
-        route: "/v1/openai/batches",
-        startedAt: performance.now(),
-        attributes: { ...input.attributes, batchId: batch.id },
-      });
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      release();
-    }
-    if (signal.aborted || RETRY_STATUSES.has(w.statusCode)) return "retry";
-    let response: unknown = w.body;
-    try {
-      response = JSON.parse(w.body);
-    } catch {
-      // kept as the text it was
-    }
-    return { statusCode: w.statusCode, response };
   }
 
   async function runChunk(data: { batchId: string; from: number; to: number }, job: Job): Promise<void> {

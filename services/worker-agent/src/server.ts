@@ -20,6 +20,7 @@ import {
   EngineErrorSchema,
   serviceDefinition,
   AgentTokenCheck,
+  ENGINE_UNREACHABLE,
   type CancelRequest,
   type CancelResponse,
   type GenerateRequest,
@@ -273,11 +274,14 @@ export class AgentServer {
       } else {
         status = "engine_error";
         log.warn({ err }, "engine call failed");
-        sink.error({ status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: "engine_error" });
+        sink.error({ status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: ENGINE_UNREACHABLE });
       }
     } finally {
       finished = true;
       this.stops.delete(req.requestId);
+      // The engine answered an error (or could not be reached): nothing it made counts, so the
+      // same request may run here again (a batch line tried again keeps its request id).
+      if (status === "engine_error") this.seen.delete(req.requestId);
       this.open.delete(controller);
       metrics.inflight.set(this.open.size);
       metrics.requests.inc({ endpoint, status });

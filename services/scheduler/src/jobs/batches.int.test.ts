@@ -31,7 +31,7 @@ import {
 import { LocalDiskStore } from "@infera/storage";
 import { flushPrefix, waitFor } from "@infera/testkit";
 import { test } from "@infera/testkit/fixtures";
-import { startChores } from "./chores.ts";
+import { expireFiles, startChores } from "./chores.ts";
 
 const logger = createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const dir = mkdtempSync(join(tmpdir(), "batches-int-"));
@@ -253,5 +253,25 @@ describe("batch orchestration on BullMQ", () => {
     expect((await fileLines(done.output_file_id)).map((l) => l.custom_id)).toEqual(["req-5"]);
     expect((await fileLines(done.error_file_id)).every((l) => (l.error as { code: string }).code === "batch_cancelled")).toBe(true);
     expect({ completed: done.completed, failed: done.failed }).toEqual({ completed: 1, failed: 11 });
+  });
+
+  test("files past their expires_at lose their body and are marked deleted; the rest stay", async () => {
+    const file = async (expiresAt: Date | null) => {
+      const id = newFileId();
+      const key = fileStorageKey(tenantId, id);
+      const { bytes } = await blobs.put(key, Buffer.from("{}\n"));
+      await createFile(db, { id, tenantId, purpose: "batch_output", filename: "o.jsonl", bytes, lineCount: 1, storageKey: key, expiresAt });
+      return { id, key };
+    };
+    const now = new Date();
+    const past = await file(new Date(now.getTime() - 1000));
+    const future = await file(new Date(now.getTime() + 86_400_000));
+    const forever = await file(null);
+    expect(await expireFiles(db, blobs, now)).toBeGreaterThanOrEqual(1);
+    const deleted = await db.selectFrom("files").select(["id", "deleted_at"]).where("id", "in", [past.id, future.id, forever.id]).execute();
+    expect(Object.fromEntries(deleted.map((r) => [r.id, r.deleted_at !== null]))).toEqual({ [past.id]: true, [future.id]: false, [forever.id]: false });
+    await expect(blobs.get(past.key)).rejects.toThrow();
+    expect(await text(await blobs.get(future.key))).toBe("{}\n");
+    expect(await expireFiles(db, blobs, now)).toBe(0);
   });
 });

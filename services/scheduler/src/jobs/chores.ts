@@ -1,13 +1,13 @@
 /**
  * The scheduler's BullMQ side: a worker on `platform-chores` (batch orchestration, the
- * reconcile sweep, stored-response retention) and the repeatable jobs it declares. The
+ * reconcile sweep, stored-response retention, file expiry) and the repeatable jobs it declares. The
  * repeatable jobs live in Redis, so they are declared again every reconcile interval (5 s to a
  * minute): a Redis that came back empty has them again soon.
  */
 import type { Kysely } from "kysely";
 import type { Logger, Stoppable } from "@infera/core";
 import { JobQueues, type JobsConnection, startJobWorker } from "@infera/jobs";
-import { type DB, purgeExpiredResponses } from "@infera/registry";
+import { type DB, expiredFiles, markFilesDeleted, purgeExpiredResponses } from "@infera/registry";
 import type { BlobStore } from "@infera/storage";
 import { BatchChores } from "./batches.ts";
 
@@ -39,12 +39,18 @@ export async function startChores(o: ChoresOptions): Promise<Stoppable> {
         const n = await purgeExpiredResponses(o.db);
         if (n > 0) logger.info({ deleted: n }, "purged stored responses past their retention");
       },
+      "files.expire": async () => {
+        const n = await expireFiles(o.db, o.blobs);
+        if (n > 0) logger.info({ deleted: n }, "deleted files past their expiry");
+      },
     },
     { concurrency: o.concurrency ?? 4, logger },
   );
   const declare = async () => {
     await jobs.every("batches.reconcile", o.reconcileMs, {});
     await jobs.every("responses.purge", o.responsesPurgeMs, {});
+    // Retention, like the purge: an expired file is already invisible to the API; this frees its body.
+    await jobs.every("files.expire", o.responsesPurgeMs, {});
   };
   await declare().catch((err: unknown) => logger.warn({ err }, "could not declare the repeatable jobs; retrying"));
   const timer = setInterval(
@@ -59,4 +65,27 @@ export async function startChores(o: ChoresOptions): Promise<Stoppable> {
       await jobs.close();
     },
   };
+}
+
+/**
+ * Deletes the files past their `expires_at` (already invisible to the Files API): each body
+ * from the blob store, then the rows marked deleted, 500 at a time. A body already gone counts
+ * as deleted; one that cannot be deleted now is left for the next run. Returns how many.
+ */
+export async function expireFiles(db: Kysely<DB>, blobs: BlobStore, now = new Date()): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const files = await expiredFiles(db, now);
+    const gone: string[] = [];
+    for (const f of files) {
+      try {
+        await blobs.delete(f.storageKey);
+        gone.push(f.id);
+      } catch {
+        // the store is away: the next run tries again
+      }
+    }
+    total += await markFilesDeleted(db, gone, now);
+    if (files.length < 500 || gone.length === 0) return total;
+  }
 }

@@ -8,6 +8,7 @@
  * up to exactly the engine's count. A batch the engine refuses as a client error is
  * retried one request at a time, so one bad input fails only its own request.
  */
+import { ENGINE_UNREACHABLE } from "@infera/contracts";
 import type { AgentMetrics } from "../metrics.ts";
 import type { EngineAdapter, EngineSink, NormalizedError } from "./adapter.ts";
 import { embeddingInputs, floatsToBase64, type EmbeddingBody } from "./embedding-body.ts";
@@ -134,7 +135,7 @@ export class EmbeddingCoalescer {
         },
       );
     } catch (err) {
-      failure = { status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: "engine_error" };
+      failure = { status: 502, message: `engine unreachable: ${(err as Error).message}`, type: "server_error", param: "", code: ENGINE_UNREACHABLE };
     }
     if (failure || result === undefined) {
       return { ok: false, error: failure ?? { status: 502, message: "engine returned nothing", type: "server_error", param: "", code: "engine_error" } };
