@@ -115,4 +115,35 @@ describe("FairQueue (VTC)", () => {
     expect([q.pop()?.n, q.pop()?.n]).toEqual([0, 2]);
     expect(q.size).toBe(0);
   });
+
+  it("takes a lone tenant's item from behind a backlog it is not lifted ahead of (takeLone)", () => {
+    const q = new FairQueue<Item>();
+    // "light" was served a moment ago: its counter is above the backlog's, so it sits behind it.
+    push(q, item("light", 0, 500));
+    q.pop();
+    for (let i = 0; i < 5; i++) push(q, item("flood", i, 10));
+    push(q, item("light", 1, 10));
+    push(q, item("other", 0, 10));
+    push(q, item("other", 1, 10));
+    expect(q.peekTenant()).not.toBe("light");
+    // Backlogged tenants ("flood", "other") are not lone; "light" is, and is charged as pop would.
+    const seen: string[] = [];
+    expect(
+      q.takeLone((x) => {
+        seen.push(x.tenant);
+        return true;
+      }),
+    ).toEqual(item("light", 1, 10));
+    expect(seen).toEqual(["light"]);
+    expect(q.counter("light")).toBe(510);
+    expect(q.size).toBe(7);
+    expect(q.sizeOf("light")).toBe(0);
+    // Refused by `accept`: it stays, and nothing else is lone.
+    push(q, item("light", 2, 10));
+    expect(q.takeLone(() => false)).toBeUndefined();
+    expect(q.size).toBe(8);
+    const order = Array.from({ length: 8 }, () => q.pop()!.tenant);
+    expect(order.filter((t) => t === "light")).toEqual(["light"]);
+    expect(q.pop()).toBeUndefined();
+  });
 });

@@ -181,6 +181,40 @@ export class FairQueue<T> {
     return undefined;
   }
 
+  /**
+   * The first item, in the order `pop` would serve them, of a tenant that has nothing else
+   * queued and for which `accept` returns true, taken (and charged) as `pop` would take it.
+   * The scheduler calls it when the head of the queue cannot be placed: a backlogged tenant
+   * may not take a replica's reserved slots, a tenant with a single request may, and it must
+   * not wait behind the backlog for them (its counter may be just above the backlog's when a
+   * lift did not apply: it was served a moment ago). O(tenants in the queue).
+   */
+  takeLone(accept: (item: T) => boolean): T | undefined {
+    const lone: Lane<T>[] = [];
+    for (const cls of this.classes) {
+      const start = lone.length;
+      for (const lane of cls.heap) if (lane.items.length - lane.head === 1 && this.sizeOf(lane.tenant.id) === 1) lone.push(lane);
+      // Classes stay strict; within one, the fair order.
+      const mine = lone.splice(start).sort((a, b) => (before(a as Lane<unknown>, b as Lane<unknown>) ? -1 : 1));
+      lone.push(...mine);
+    }
+    for (const lane of lone) {
+      const item = lane.items[lane.head]!;
+      if (!accept(item)) continue;
+      const cost = lane.costs[lane.head]!;
+      lane.items.length = 0;
+      lane.costs.length = 0;
+      lane.head = 0;
+      this.total--;
+      lane.tenant.counter += this.weights.input * cost;
+      lane.cls.floor = lane.tenant.counter;
+      removeAt(lane.cls.heap, lane.pos);
+      lane.pos = -1;
+      return item;
+    }
+    return undefined;
+  }
+
   /** Add usage learned after dispatch (e.g. output tokens at completion). Negative amounts refund. */
   charge(tenantId: string, inputTokens: number, outputTokens: number): void {
     const tenant = this.tenants.get(tenantId);

@@ -192,14 +192,36 @@ export class DeploymentDispatcher {
           exclude: d.excludeReplicas,
           backlogged,
         };
-        const replicaId = policy.place(request, views);
-        if (!replicaId) break;
-        this.queue.pop();
-        directory.assigned(deploymentId, replicaId, d.promptTokens);
+        let replicaId = policy.place(request, views);
+        let e: QueueEntry | undefined = next;
+        if (replicaId) this.queue.pop();
+        else if (backlogged) {
+          // The head's tenant may not take reserved slots; a tenant with nothing else queued may,
+          // and does not wait behind it (head-of-line blocking would keep a light tenant beside a
+          // flood waiting until the flood's counter passes its own).
+          e = this.queue.takeLone((x) => {
+            const j = x.job;
+            replicaId = policy.place(
+              {
+                requestId: j.requestId,
+                tenantId: j.tenantId,
+                prefixHashes: j.prefixHashes,
+                estimatedTokens: j.estimatedTokens,
+                exclude: j.excludeReplicas,
+                backlogged: false,
+              },
+              views,
+            );
+            return replicaId !== null;
+          });
+        }
+        if (!e || !replicaId) break;
+        const job = e.job;
+        directory.assigned(deploymentId, replicaId, job.promptTokens);
         views = directory.views(deploymentId, this.capacity);
         const address = directory.address(deploymentId, replicaId) ?? "";
-        const queuedMs = this.now() - d.enqueuedAt;
-        batch.push({ e: next, replicaId, message: { type: "assigned", requestId: d.requestId, replicaId, address, queuedMs, schedulerId, deploymentId } });
+        const queuedMs = this.now() - job.enqueuedAt;
+        batch.push({ e, replicaId, message: { type: "assigned", requestId: job.requestId, replicaId, address, queuedMs, schedulerId, deploymentId } });
       }
     } finally {
       this.pumping = false;

@@ -501,11 +501,16 @@ describe("fast path (slot leases)", () => {
       expect(Math.max(...reps.map((r) => r.maxRunning))).toBe(4);
     }));
 
-  test("a flood takes the lent slots, the rest queues, and a light tenant still gets a reserved slot at once", () =>
+  /**
+   * A flood through gw-0 fills the unreserved slots (lent, then queued), then one light request through gw-1:
+   * it must take the reserved slot at once. `before` runs first (slots lent, 1 ms requests).
+   */
+  const lightBesideFlood = (before: (c: TestCluster) => Promise<void>) =>
     withCluster({ capacity: 64, schedulers: 1, gateways: 2 }, async (c) => {
       const r = await c.addReplica("r", 1_500);
       r.serveMs = 1;
       await warmUp(c);
+      await before(c);
       r.serveMs = 1_500;
       const heavy = Array.from({ length: 100 }, () => c.request({ tenantId: "heavy" }, 0));
       await waitFor("the flood to fill the unreserved slots", () => r.running === 63);
@@ -513,14 +518,26 @@ describe("fast path (slot leases)", () => {
       await new Promise((res) => setTimeout(res, 300));
       expect(r.running).toBe(63);
       expect(await lent(c, "gw-1")).toBe(0);
+      const sentAt = Date.now();
       const light = c.request({ tenantId: "light" }, 1);
+      // Not behind the flood's head, which may not take the reserved slot: at once, not when the flood's slots free.
       await waitFor("the light request to take the reserved slot", () => r.running === 64);
+      expect(Date.now() - sentAt).toBeLessThan(1_000);
       const done = await light;
       expect(done.error).toBeUndefined();
       const results = await Promise.all(heavy);
       expect(results.filter((x) => x.error)).toEqual([]);
       expect(r.maxRunning).toBe(64);
       expect([...c.assignmentsPerRequest().values()].every((n) => n === 1)).toBe(true);
+    });
+
+  test("a flood takes the lent slots, the rest queues, and a light tenant still gets a reserved slot at once", () => lightBesideFlood(async () => {}));
+
+  test("a light tenant served a moment ago (its counter above the flood's) still gets a reserved slot at once", () =>
+    // A long answer, charged at its release (after it left the queue, if it went through it): the flood's
+    // counter starts below the light tenant's, so the light tenant is not lifted ahead of it when it comes back.
+    lightBesideFlood(async (c) => {
+      expect((await c.request({ tenantId: "light", completionTokens: 20_000 }, 1)).error).toBeUndefined();
     }));
 
   test("a gateway that dies loses its slots when its lease lapses; the live one gets them", () =>
