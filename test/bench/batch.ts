@@ -10,7 +10,7 @@
  * (default test/bench/results/batch-<date>.json).
  *
  *   pnpm bench:batch [--lines 10000] [--rate 8] [--seconds 15] [--wait 300]
- *   (BATCH_MAX_INFLIGHT, BATCH_RESERVE_FRACTION, BATCH_CHUNK_LINES, BATCH_WORKER_CONCURRENCY from the env: the platform's)
+ *   (BATCH_MAX_INFLIGHT, BATCH_RESERVE_FRACTION, BATCH_BACKOFF_*, BATCH_CHUNK_LINES, BATCH_WORKER_CONCURRENCY from the env: the platform's)
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
@@ -35,7 +35,15 @@ const SECONDS = Number(values.seconds);
 const WAIT_S = Number(values.wait);
 const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 const OUT = process.env.BENCH_OUT ?? `test/bench/results/batch-${new Date().toISOString().slice(0, 10)}.json`;
-const PASSED = ["BATCH_MAX_INFLIGHT", "BATCH_RESERVE_FRACTION", "BATCH_CHUNK_LINES", "BATCH_WORKER_CONCURRENCY", "FAST_PATH"];
+const PASSED = [
+  "BATCH_MAX_INFLIGHT",
+  "BATCH_RESERVE_FRACTION",
+  "BATCH_BACKOFF_LATENESS_MS",
+  "BATCH_BACKOFF_INTERVAL_MS",
+  "BATCH_CHUNK_LINES",
+  "BATCH_WORKER_CONCURRENCY",
+  "FAST_PATH",
+];
 
 const env: Record<string, string> = { SIM_TTFT_MS: "25", SIM_ITL_MS: "10", BATCH_RECONCILE_MS: "2000" };
 for (const k of PASSED) if (process.env[k]) env[k] = process.env[k]!;

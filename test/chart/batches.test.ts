@@ -35,6 +35,10 @@ describe("the chart's batch and file settings", () => {
       "--set",
       "batches.workerConcurrency=0",
       "--set",
+      "batches.backoffLatenessMs=0",
+      "--set",
+      "batches.backoffIntervalMs=500",
+      "--set",
       "batches.chunkLines=50",
       "--set",
       "batches.reconcileMs=5000",
@@ -49,6 +53,8 @@ describe("the chart's batch and file settings", () => {
       BATCH_MAX_INFLIGHT: "32",
       BATCH_RESERVE_FRACTION: "0.4",
       BATCH_WORKER_CONCURRENCY: "0",
+      BATCH_BACKOFF_LATENESS_MS: "0",
+      BATCH_BACKOFF_INTERVAL_MS: "500",
       FILES_MAX_BYTES: "104857600",
       FILES_MAX_LINES: "20000",
     });
@@ -58,6 +64,8 @@ describe("the chart's batch and file settings", () => {
       batchMaxInflight: 32,
       batchReserveFraction: 0.4,
       batchWorkerConcurrency: 0,
+      batchBackoffLatenessMs: 0,
+      batchBackoffIntervalMs: 500,
       filesMaxBytes: 104_857_600,
       filesMaxLines: 20_000,
     });
@@ -67,6 +75,7 @@ describe("the chart's batch and file settings", () => {
   it("refuses values the services would refuse", () => {
     expect(() => render(["--set-json", "batches.reserveFraction=1.5"])).toThrow();
     expect(() => render(["--set", "batches.chunkLines=0"])).toThrow();
+    expect(() => render(["--set", "batches.backoffIntervalMs=10"])).toThrow();
     expect(render(["--set-json", "batches.reserveFraction=1"]).length).toBeGreaterThan(0);
   });
 });

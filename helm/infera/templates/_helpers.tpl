@@ -465,7 +465,7 @@ arrive as float64), the fraction as written.
 {{- define "infera.env.batches.gateway" -}}
 {{- $b := .Values.batches -}}
 {{- $f := .Values.files -}}
-{{- include "infera.env.optional" (dict "ints" (dict "BATCH_MAX_INFLIGHT" $b.maxInflight "BATCH_WORKER_CONCURRENCY" $b.workerConcurrency "FILES_MAX_BYTES" $f.maxBytes "FILES_MAX_LINES" $f.maxLines) "numbers" (dict "BATCH_RESERVE_FRACTION" $b.reserveFraction)) }}
+{{- include "infera.env.optional" (dict "ints" (dict "BATCH_MAX_INFLIGHT" $b.maxInflight "BATCH_BACKOFF_LATENESS_MS" $b.backoffLatenessMs "BATCH_BACKOFF_INTERVAL_MS" $b.backoffIntervalMs "BATCH_WORKER_CONCURRENCY" $b.workerConcurrency "FILES_MAX_BYTES" $f.maxBytes "FILES_MAX_LINES" $f.maxLines) "numbers" (dict "BATCH_RESERVE_FRACTION" $b.reserveFraction)) }}
 {{- end }}
 
 {{- define "infera.env.batches.scheduler" -}}

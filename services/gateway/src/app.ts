@@ -49,7 +49,7 @@ import gatewayPackage from "../package.json" with { type: "json" };
 import { UsageRecorder } from "./usage.ts";
 import { JobQueues } from "@infera/jobs";
 import { startBatchRunner } from "./batch-runner.ts";
-import { BatchPacer } from "./batch-pacing.ts";
+import { BatchPacer, eventLoopLateness } from "./batch-pacing.ts";
 import { AccessLog } from "./access-log.ts";
 import { validationError, type SchemaError } from "./validation.ts";
 import { clientRequestId, newRequestId } from "./request-id.ts";
@@ -337,6 +337,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     );
   // Batch lines: this gateway runs its share, paced by the spare capacity the heartbeats show.
   const capacities = new Map<string, { n: number; at: number }>();
+  // And by how late this process's timers run: the CPU the interactive requests need (issue #19).
+  const lateness = config.batchBackoffLatenessMs > 0 ? eventLoopLateness() : undefined;
   const batchRunner = startBatchRunner({
     db,
     blobs,
@@ -348,6 +350,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       keys,
       reserveFraction: config.batchReserveFraction,
       max: config.batchMaxInflight,
+      load: lateness && { signal: lateness, thresholdMs: config.batchBackoffLatenessMs, intervalMs: config.batchBackoffIntervalMs },
       capacityOf: async (id) => {
         const c = capacities.get(id);
         if (c && Date.now() - c.at < 30_000) return c.n;
@@ -431,7 +434,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         await app.close();
       },
     },
-    { name: "jobs", stop: () => jobs.close() },
+    {
+      name: "jobs",
+      stop: () => {
+        lateness?.close();
+        return jobs.close();
+      },
+    },
     { name: "queue", stop: () => queue.stop() },
     { name: "usage", stop: () => usage.stop(Math.max(1000, deadline - Date.now())) },
     { name: "agents", stop: () => agents.stop() },

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { allowedInFlight } from "./batch-pacing.ts";
+import type { Redis } from "ioredis";
+import { redisKeys } from "@infera/contracts";
+import { allowedInFlight, BatchPacer, nextLimit } from "./batch-pacing.ts";
 
 const now = 1_000_000;
 const replica = (running: number, waiting = 0, o: { healthy?: boolean; draining?: boolean; at?: number } = {}) => ({
@@ -30,5 +32,68 @@ describe("batch pacing: lines in flight per deployment", () => {
     const gone = [replica(0, 0, { healthy: false }), replica(0, 0, { draining: true }), replica(0, 0, { at: now - 60_000 })];
     expect(allowedInFlight({ ...base, replicas: gone })).toBe(1);
     expect(allowedInFlight({ ...base, max: 8, replicas: [replica(0), replica(0)] })).toBe(8);
+  });
+});
+
+describe("batch pacing: backing off when the machine is busy (AIMD on event-loop lateness)", () => {
+  it("nextLimit halves above the threshold, grows by one below, stays within 1 … the allowance", () => {
+    expect(nextLimit(40, 64, 50, 20)).toBe(20);
+    expect(nextLimit(20, 64, 5, 20)).toBe(21);
+    expect(nextLimit(1, 64, 500, 20)).toBe(1);
+    expect(nextLimit(64, 64, 0, 20)).toBe(64);
+    // The allowance shrank below the limit: it is the base, and growth never passes it.
+    expect(nextLimit(60, 10, 0, 20)).toBe(10);
+    expect(nextLimit(60, 10, 30, 20)).toBe(5);
+  });
+
+  it("the pacer's limit ramps up, halves under load, recovers, never leaves 1 … the slot allowance", async () => {
+    let t = now;
+    const samples: number[] = [];
+    // One idle replica of 16: the slot allowance is 12 (4 reserved).
+    const report = { replicaId: "r", deploymentId: "d", address: "x:1", running: 0, waiting: 0, kvCacheUsage: 0, healthy: true, draining: false };
+    const redis = { hgetall: async () => ({ r: JSON.stringify({ ...report, at: t }) }) } as unknown as Redis;
+    const pacer = new BatchPacer({
+      redis,
+      keys: redisKeys("t"),
+      capacityOf: async () => 16,
+      reserveFraction: 0.25,
+      max: 64,
+      now: () => t,
+      load: { signal: { sampleMs: () => samples.shift() ?? 0, close() {} }, thresholdMs: 20, intervalMs: 250 },
+    });
+    const signal = new AbortController().signal;
+    const limits: number[] = [];
+    // One interval per step, each with the lateness given (ms).
+    async function run(lateness: number[]) {
+      for (const l of lateness) {
+        samples.push(l);
+        t += 250;
+        (await pacer.acquire("d", signal))();
+        limits.push(pacer.limitOf("d")!);
+      }
+    }
+    await run([0, 0, 0, 0, 0, 0, 0]);
+    expect(limits).toEqual([2, 3, 4, 5, 6, 7, 8]);
+    limits.length = 0;
+    await run([50, 50, 5, 5, 50, 50, 50, 50, 50]);
+    expect(limits).toEqual([4, 2, 3, 4, 2, 1, 1, 1, 1]);
+    limits.length = 0;
+    await run(Array(14).fill(0));
+    expect(limits).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 12, 12]);
+    // Held to the limit: with 3 in flight and a limit of 3 the next line waits (for a release or the next step).
+    limits.length = 0;
+    await run([50, 50]); // 12 → 6 → 3
+    const held = await Promise.all([0, 1, 2].map(() => pacer.acquire("d", signal)));
+    let fourth = false;
+    const next = pacer.acquire("d", signal).then((release) => {
+      fourth = true;
+      return release;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fourth).toBe(false);
+    held[0]!();
+    (await next)();
+    expect(fourth).toBe(true);
+    for (const r of held) r();
   });
 });

@@ -5,6 +5,7 @@
  * are among the running), bounded by BATCH_MAX_INFLIGHT — and at least one, so a batch still
  * drains, in the batch class behind every interactive request, when there is no room.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Redis } from "ioredis";
 import { parseReplicaReport, type RedisKeys } from "@infera/contracts";
 import { HEARTBEAT_STALE_MS } from "./replica-view.ts";
@@ -30,6 +31,40 @@ export function allowedInFlight(p: PacingInput): number {
   return Math.max(1, Math.min(p.max, p.inFlight + spare));
 }
 
+/**
+ * How busy the machine is, as one number per interval: the lateness of this process's timers.
+ * A gateway whose CPU is taken (by its own work, or by the other processes on its cores) runs its
+ * timers late; heartbeats cannot show that, since engine slots may be free while the CPU is not.
+ */
+export interface LoadSignal {
+  /** The 90th percentile lateness (ms) of the event loop since the last call. */
+  sampleMs(): number;
+  close(): void;
+}
+
+export function eventLoopLateness(resolutionMs = 10): LoadSignal {
+  const h = monitorEventLoopDelay({ resolution: resolutionMs });
+  h.enable();
+  return {
+    sampleMs() {
+      // Each recorded delay includes the timer's own interval: lateness is what exceeds it.
+      const ms = h.count > 0 ? Math.max(0, h.percentile(90) / 1e6 - resolutionMs) : 0;
+      h.reset();
+      return ms;
+    },
+    close: () => h.disable(),
+  };
+}
+
+/**
+ * AIMD on a deployment's batch limit: an interval whose lateness is above the threshold halves it,
+ * one below grows it by one; never below one (the batch drains) nor above the slot allowance.
+ */
+export function nextLimit(limit: number, allowance: number, lateMs: number, thresholdMs: number): number {
+  const base = Math.min(limit, allowance);
+  return Math.max(1, lateMs > thresholdMs ? Math.floor(base / 2) : Math.min(allowance, base + 1));
+}
+
 /** Slots per deployment, granted in arrival order as the allowance (re-read from the heartbeats) leaves room. */
 export class BatchPacer {
   private readonly inFlight = new Map<string, number>();
@@ -46,10 +81,42 @@ export class BatchPacer {
       /** How long an allowance is used before the heartbeats are read again. */
       refreshMs?: number;
       now?: () => number;
+      /** Machine load: with it the slot allowance is also bounded by an AIMD limit (`nextLimit`). */
+      load?: { signal: LoadSignal; thresholdMs: number; intervalMs: number };
     },
   ) {}
 
+  /** The AIMD limit per deployment (starts at one: a batch ramps up while the machine keeps up). */
+  private readonly limits = new Map<string, number>();
+  private lastSample = -Infinity;
+
+  /** One step of every deployment's limit per interval, from the lateness since the last step. */
+  private step(now: number): void {
+    const load = this.o.load;
+    if (!load || now - this.lastSample < load.intervalMs) return;
+    // After an idle stretch the first window is that stretch: a fair picture of the machine too.
+    this.lastSample = now;
+    const late = load.signal.sampleMs();
+    for (const [id, limit] of this.limits) {
+      const allowed = this.allowed.get(id)?.n ?? limit;
+      this.limits.set(id, nextLimit(limit, allowed, late, load.thresholdMs));
+    }
+  }
+
+  /** The deployment's limit now (for tests and metrics); the slot allowance when no load signal is set. */
+  limitOf(deploymentId: string): number | undefined {
+    return this.o.load ? (this.limits.get(deploymentId) ?? 1) : this.allowed.get(deploymentId)?.n;
+  }
+
   private async allowance(deploymentId: string): Promise<number> {
+    const n = await this.slotAllowance(deploymentId);
+    if (!this.o.load) return n;
+    if (!this.limits.has(deploymentId)) this.limits.set(deploymentId, 1);
+    this.step((this.o.now ?? Date.now)());
+    return Math.min(n, this.limits.get(deploymentId) ?? 1);
+  }
+
+  private async slotAllowance(deploymentId: string): Promise<number> {
     const now = (this.o.now ?? Date.now)();
     const cached = this.allowed.get(deploymentId);
     if (cached && now - cached.at < (this.o.refreshMs ?? 250)) return cached.n;

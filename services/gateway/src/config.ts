@@ -63,6 +63,10 @@ export interface GatewayConfig {
   batchMaxInflight: number;
   /** Fraction of each replica's capacity batch lines leave to interactive traffic (BATCH_RESERVE_FRACTION, default 0.25). */
   batchReserveFraction: number;
+  /** Event-loop lateness (p90 over an interval, ms) above which the batch limit halves (BATCH_BACKOFF_LATENESS_MS, default 20; 0: off, slots only). */
+  batchBackoffLatenessMs: number;
+  /** How often the lateness is sampled and the limit steps (BATCH_BACKOFF_INTERVAL_MS, default 250). */
+  batchBackoffIntervalMs: number;
   /** Batch chunk jobs this gateway works at once (BATCH_WORKER_CONCURRENCY, default 4; 0: it runs no batch lines). */
   batchWorkerConcurrency: number;
   /** Engine profiles seeded at start and the default tenant GPU quota (DEPLOY_POLICY, JSON; Helm's deployPolicy). */
@@ -106,6 +110,8 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     batchMaxInflight: int(env, "BATCH_MAX_INFLIGHT", 64, 1, 100_000),
     batchReserveFraction: num(env, "BATCH_RESERVE_FRACTION", 0.25, 0, 1),
     batchWorkerConcurrency: int(env, "BATCH_WORKER_CONCURRENCY", 4, 0, 1000),
+    batchBackoffLatenessMs: int(env, "BATCH_BACKOFF_LATENESS_MS", 20, 0, 10_000),
+    batchBackoffIntervalMs: int(env, "BATCH_BACKOFF_INTERVAL_MS", 250, 50, 60_000),
     deployPolicy: parseDeployPolicy(env.DEPLOY_POLICY),
   };
 }
