@@ -267,11 +267,14 @@ export class DeploymentDispatcher {
 
   /**
    * The fast path's round (each replica poll): lend gateways slots, or, while entries wait
-   * here, lend nothing so that every slot that frees goes to the fair queue.
+   * here for a replica, lend nothing so that every slot that frees goes to the fair queue.
+   * An entry already placed (its assignment on the way) waits for nothing and counts in the
+   * replica's in-flight: it does not drain the leases (it did, and under load one queued
+   * request kept every gateway off the fast path: gateways with empty leases queue, which drains again).
    */
   async lend(): Promise<void> {
     if (!this.o.lender || !this.active || this.stopping) return;
-    await this.o.lender.tick(this.held.size > 0);
+    await this.o.lender.tick(this.queue.size > 0);
     this.pump();
   }
 
