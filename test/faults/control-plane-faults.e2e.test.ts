@@ -73,10 +73,17 @@ describe("fault: a scheduler killed (SIGKILL) with requests queued, a second sch
     const load = startLoad({ baseURL: platform.baseURL, key: platform.adminKey, label: "schedkill", concurrency: 6 });
     try {
       await sleep(1200);
+      // Its replicas exit with it, finishing what they hold first; requests wait in the queue until
+      // the new leader's replicas serve. The slack: requests open on the old replicas at any time
+      // until they are gone (open at the kill, or placed there on a leased slot after it), whose
+      // engines may finish work after their last stats were read.
+      const oldEngines = platformReplicas(platform.pid).flatMap((r) => (r.enginePid === undefined ? [] : [r.enginePid]));
+      const startedAtKill = load.started;
       slack = load.inflight;
       expect(signal(schedulerPid!, "SIGKILL")).toBe(true);
-      // Its replicas exit with it; requests wait in the queue until the new leader's replicas serve.
       await waitForExit(schedulerPid!, 5_000);
+      for (const pid of oldEngines) await waitForExit(pid, 30_000);
+      slack += load.started - startedAtKill;
       await waitForHealthyReplicas(platform, 2, 90_000);
       await sleep(1500);
     } finally {
