@@ -110,9 +110,10 @@ export class DeploymentDispatcher {
   /** Took the lease: whatever the previous holder had read is taken over now, then the fetch loop runs. */
   private async activate(): Promise<void> {
     this.o.logger.info({ deploymentId: this.o.deploymentId }, "dispatching this deployment");
+    // The standing leases first: until they are counted, placing could give away slots a gateway still holds.
+    await this.o.lender?.activate();
     await this.o.consumer.ensureGroups();
     await this.o.consumer.takeOver();
-    await this.o.lender?.activate();
     this.o.consumer.wake();
   }
 
@@ -171,6 +172,8 @@ export class DeploymentDispatcher {
   /** Place as many waiting requests as replicas have room for; send the assignments in one batch. */
   pump(): void {
     if (this.pumping || this.queue.size === 0 || this.stopping || !this.active) return;
+    // A new holder places nothing until it counts what the gateways' leases hold (`SlotLender.load`).
+    if (this.o.lender && !this.o.lender.counted) return;
     this.pumping = true;
     const batch: Take[] = [];
     try {

@@ -608,6 +608,35 @@ describe("fast path (slot leases)", () => {
       expect([...c.assignmentsPerRequest().values()].every((n) => n === 1)).toBe(true);
     }));
 
+  test("a new dispatch-lease holder counts the slots standing leases lend before it places anything: a replica never exceeds its capacity across a takeover", () =>
+    // Slow heartbeats: the agent's report of what runs lags, so only the leases can tell the new holder what is taken.
+    withCluster({ capacity: 4, schedulers: 2, gateways: 2, heartbeatMs: 1_000 }, async (c) => {
+      const r = await c.addReplica("r", 1);
+      // Only gw-0 has served the deployment: its lease lends every slot, gw-1 holds none.
+      expect((await c.request({ tenantId: "warm" }, 0)).error).toBeUndefined();
+      await waitFor("gw-0 to hold every slot and to have read its lease", async () => {
+        const l = parseSlotLease(await c.redis.hgetall(c.qkeys.slots(c.deploymentId, "gw-0")));
+        const report = await c.redis.hget(c.qkeys.slotReports(c.deploymentId), "gw-0");
+        return (await lent(c, "gw-0")) === 4 && report !== null && (JSON.parse(report) as { seen: number }).seen === l?.v;
+      });
+      r.serveMs = 2_000;
+      const holder = parseSlotLease(await c.redis.hgetall(c.qkeys.slots(c.deploymentId, "gw-0")))!.scheduler;
+      const [old] = c.schedulers.splice(
+        c.schedulers.findIndex((s) => s.id === holder),
+        1,
+      );
+      await old!.running.stop();
+      // Requests wait in the queue for the next holder (gw-1 has no slots)...
+      const queued = Array.from({ length: 4 }, () => c.request({ tenantId: "q" }, 1));
+      await waitFor("the new holder to place requests", () => r.running > 0, { timeoutMs: 10_000 });
+      // ...while gw-0 may still start requests on the slots its standing lease lends it.
+      const fast = Array.from({ length: 4 }, () => c.request({ tenantId: "f" }, 0));
+      const results = await Promise.all([...queued, ...fast]);
+      expect(results.filter((x) => x.error)).toEqual([]);
+      expect(r.maxRunning).toBeLessThanOrEqual(4);
+      expect([...c.assignmentsPerRequest().values()].every((n) => n === 1)).toBe(true);
+    }));
+
   test("FAST_PATH=false: every request goes through the queue, no slot is lent", () =>
     withCluster({ capacity: 4, schedulers: 1, gateways: 2, fastPath: false }, async (c) => {
       await c.addReplica("r", 5);

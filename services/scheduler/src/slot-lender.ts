@@ -13,7 +13,7 @@
  */
 import type { Logger } from "@infera/core";
 import { type GatewaySlots, heldSlots, planGrants, type PolicyName } from "@infera/policy";
-import { bumpSlotEpoch, type QueueKeys, readSlotLeases, readSlotReports, type Release, type SlotLease, writeSlotLeases } from "@infera/queue";
+import { bumpSlotEpoch, type QueueKeys, readSlotLeases, readSlotReports, type Release, type SlotLease, type SlotReport, writeSlotLeases } from "@infera/queue";
 import type { Redis } from "ioredis";
 import type { SchedulerMetrics } from "./metrics.ts";
 import type { ReplicaDirectory } from "./replicas.ts";
@@ -50,6 +50,8 @@ const VERSIONS_PER_EPOCH = 2 ** 32;
 export class SlotLender {
   private epoch = 0;
   private n = 0;
+  /** Holds the dispatch lease (between `activate` and `deactivate`). */
+  private active = false;
   private loaded = false;
   private ticking = false;
   private readonly leases = new Map<string, SlotLease>();
@@ -60,17 +62,62 @@ export class SlotLender {
     this.now = o.now ?? Date.now;
   }
 
-  /** Took the dispatch lease: a new epoch; the leases as they stand are read on the first tick. */
+  /**
+   * Took the dispatch lease: a new epoch, and the leases as they stand (`load`; on failure the
+   * next tick tries again). Until they are read nothing may be placed: what they lend is not
+   * counted yet, and a gateway may still start requests on it (`counted`).
+   */
   async activate(): Promise<void> {
     this.clear();
-    this.epoch = await bumpSlotEpoch(this.o.redis, this.o.keys, this.o.deploymentId);
-    this.o.logger.info({ epoch: this.epoch }, "lending slots to gateways (fast path)");
+    this.active = true;
+    try {
+      await this.load();
+    } catch (err) {
+      this.o.logger.warn({ err }, "could not read the standing slot leases; nothing is placed until they are read");
+    }
   }
 
   /** Lost or gave up the dispatch lease: lends nothing, counts nothing. */
   deactivate(): void {
+    this.active = false;
     this.clear();
     this.account();
+  }
+
+  /** What the standing leases hold is in the replica directory: queue placement may count on it. */
+  get counted(): boolean {
+    return this.loaded;
+  }
+
+  /** A new holder: its epoch, then the leases as the previous holder left them, so what they lend stays counted. */
+  private async load(): Promise<void> {
+    const { redis, keys, deploymentId } = this.o;
+    if (this.epoch === 0) {
+      this.epoch = await bumpSlotEpoch(redis, keys, deploymentId);
+      this.o.logger.info({ epoch: this.epoch }, "lending slots to gateways (fast path)");
+    }
+    const reports = await readSlotReports(redis, keys, deploymentId);
+    this.absorb(reports);
+    for (const [gw, l] of await readSlotLeases(redis, keys, deploymentId, [...reports.keys()])) this.leases.set(gw, l);
+    this.loaded = true;
+    this.account();
+  }
+
+  /** The gateways' reports: what each runs per replica, the lease version it applied, its rate (the newest wins). */
+  private absorb(reports: Map<string, SlotReport>): void {
+    for (const [gw, rep] of reports) {
+      const g = this.gateway(gw);
+      if (rep.seq <= g.reportSeq) continue;
+      g.reportSeq = rep.seq;
+      g.seen = rep.seen;
+      g.at = rep.at;
+      g.rate = rep.rate;
+      for (const id of new Set([...g.use.keys(), ...Object.keys(rep.use)])) {
+        if (rep.seq <= (g.seqBy.get(id) ?? -1)) continue;
+        g.seqBy.set(id, rep.seq);
+        g.use.set(id, rep.use[id] ?? 0);
+      }
+    }
   }
 
   private clear(): void {
@@ -84,7 +131,7 @@ export class SlotLender {
   /** Fast-path requests ended (a gateway's release): what it runs on that replica now. */
   released(r: Release): void {
     const l = r.lease;
-    if (!l || this.epoch === 0) return;
+    if (!l || !this.active) return;
     const g = this.gateway(l.gatewayId);
     if (l.seq <= (g.seqBy.get(r.replicaId) ?? -1)) return;
     g.seqBy.set(r.replicaId, l.seq);
@@ -97,30 +144,13 @@ export class SlotLender {
    * write the leases, count what they hold. False when this scheduler was fenced off.
    */
   async tick(drain: boolean): Promise<boolean> {
-    if (this.epoch === 0 || this.ticking) return true;
+    if (!this.active || this.ticking) return true;
     this.ticking = true;
     const { redis, keys, deploymentId } = this.o;
     try {
-      const reports = await readSlotReports(redis, keys, deploymentId);
+      if (!this.loaded) await this.load();
+      this.absorb(await readSlotReports(redis, keys, deploymentId));
       const now = this.now();
-      for (const [gw, rep] of reports) {
-        const g = this.gateway(gw);
-        if (rep.seq <= g.reportSeq) continue;
-        g.reportSeq = rep.seq;
-        g.seen = rep.seen;
-        g.at = rep.at;
-        g.rate = rep.rate;
-        for (const id of new Set([...g.use.keys(), ...Object.keys(rep.use)])) {
-          if (rep.seq <= (g.seqBy.get(id) ?? -1)) continue;
-          g.seqBy.set(id, rep.seq);
-          g.use.set(id, rep.use[id] ?? 0);
-        }
-      }
-      if (!this.loaded) {
-        // A new holder: the leases as the previous one left them, so what they lend stays counted.
-        for (const [gw, l] of await readSlotLeases(redis, keys, deploymentId, [...reports.keys()])) this.leases.set(gw, l);
-        this.loaded = true;
-      }
       const live = [...this.gateways.entries()].filter(([, g]) => g.at > now - this.o.ttlMs).map(([gw]) => gw);
       const writes = new Map<string, SlotLease | undefined>();
       // A silent gateway's lease is not renewed; once past its `until` its slots are back.
