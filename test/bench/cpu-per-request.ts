@@ -7,7 +7,8 @@
  * process's CPU time from /proc: gateway, scheduler, agents, Redis. Beside each figure: how
  * the gateway placed the requests (`gateway_placements_total{path}`: fast path or queue) and
  * how many new slot-lease versions the scheduler wrote (`scheduler_slot_lease_versions_total`:
- * the fast path's lease churn). A rate above what the machine carries measures overload.
+ * the fast path's lease churn), and read/write system calls per request by process (/proc/<pid>/io,
+ * steadier than CPU time on a shared machine). A rate above what the machine carries measures overload.
  *
  *   pnpm bench:cpu [--rate 150] [--seconds 6] [--batch 1100] [--profile]   (FAST_PATH=false in the env: that platform)
  */
@@ -16,7 +17,7 @@ import { freePort } from "@infera/testkit";
 import { parseArgs } from "node:util";
 import { call, openLoop, pool, type Target } from "./load.ts";
 import { startBenchPlatform } from "./platform.ts";
-import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles } from "./procs.ts";
+import { cpuMicros, ioSyscalls, machineLoad, profilerNodeOptions, restartProfiles } from "./procs.ts";
 import { r3 } from "./stats.ts";
 
 const { values } = parseArgs({
@@ -101,9 +102,12 @@ try {
     const engineUs = (engines.reduce((a, pid) => a + cpuMicros(pid), 0) - e0) / Math.max(1, d.results.filter((x) => x.ok).length);
     const m0 = await churn();
     const c0 = procs.map((x) => cpuMicros(x.pid));
+    const s0 = procs.map((x) => ioSyscalls(x.pid));
     const g = await run([platform], stream, false, SECONDS);
     const ok = g.results.filter((x) => x.ok).length;
     const c1 = procs.map((x) => cpuMicros(x.pid));
+    const s1 = procs.map((x) => ioSyscalls(x.pid));
+    const sys = Object.fromEntries(procs.map((x, i) => [x.name, Math.round(((s1[i]! - s0[i]!) / Math.max(1, ok)) * 10) / 10]));
     const m1 = await churn();
     const placements = { fast: m1.fast - m0.fast, queue: m1.queue - m0.queue, lease_versions: m1.versions - m0.versions };
     const by = Object.fromEntries(procs.map((x, i) => [x.name, Math.round((c1[i]! - c0[i]!) / Math.max(1, ok))]));
@@ -113,11 +117,12 @@ try {
       cpu_us_per_request: by,
       cpu_us_per_request_total: total,
       direct_engine_cpu_us_per_request: Math.round(engineUs),
+      io_syscalls_per_request: sys,
       errors: g.results.length - ok,
       ...placements,
     };
     console.log(
-      `${kind.padEnd(13)} platform CPU per request ${String(total).padStart(5)} µs ${JSON.stringify(by)}  (engine-sim direct ${Math.round(engineUs)} µs; errors ${g.results.length - ok}; ${JSON.stringify(placements)})`,
+      `${kind.padEnd(13)} platform CPU per request ${String(total).padStart(5)} µs ${JSON.stringify(by)}  (engine-sim direct ${Math.round(engineUs)} µs; errors ${g.results.length - ok}; ${JSON.stringify(placements)}; read/write syscalls ${JSON.stringify(sys)})`,
     );
   }
   result.load1_at_end = r3(machineLoad().load1);
