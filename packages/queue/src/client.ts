@@ -183,7 +183,8 @@ export class QueueClient {
    * `used` (what the request consumed) lets the scheduler's fair queue charge output tokens.
    */
   release(a: Assigned, failed: boolean, used?: UsedTokens): void {
-    this.releases.add(a, failed, used, a.epoch !== undefined ? this.slots?.release(a) : undefined);
+    const fast = a.epoch !== undefined ? this.slots?.release(a) : undefined;
+    this.releases.add(a, failed, used, fast?.lease, fast?.deferrable === true);
   }
 
   /** Answers every waiting request `unavailable`, sends the releases batched so far, and clears this gateway's counts. */

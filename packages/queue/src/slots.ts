@@ -163,13 +163,22 @@ export class SlotLeases {
     return { type: "assigned", requestId: req.requestId, replicaId, address, queuedMs: 0, schedulerId: l.scheduler, deploymentId, epoch: l.epoch };
   }
 
-  /** A fast-path request ended: its slot is free again. What the release tells the scheduler. */
-  release(a: Assigned): NonNullable<Release["lease"]> {
+  /**
+   * A fast-path request ended: its slot is free again. What the release tells the scheduler,
+   * and whether it can wait: it frees nothing the scheduler could give anyone else while the
+   * lease this gateway holds still lends it that slot (the scheduler counts a lease as
+   * max(what runs, what it lends), so the count does not move). A release that takes this
+   * gateway's use below a lease that shrank, or under another epoch, frees a slot: not deferrable.
+   */
+  release(a: Assigned): { lease: NonNullable<Release["lease"]>; deferrable: boolean } {
     const d = this.state(a.deploymentId);
     const n = Math.max(0, (d.inUse.get(a.replicaId) ?? 0) - 1);
     if (n === 0) d.inUse.delete(a.replicaId);
     else d.inUse.set(a.replicaId, n);
-    return { gatewayId: this.o.gatewayId, epoch: a.epoch ?? 0, seq: ++this.seq, seen: d.lease?.v ?? 0, inUse: n };
+    const l = d.lease;
+    // Not near `until` either: past it the scheduler counts only what runs.
+    const deferrable = l !== undefined && l.epoch === a.epoch && (l.slots[a.replicaId]?.[1] ?? 0) > n && this.now() <= l.until - this.syncMs;
+    return { lease: { gatewayId: this.o.gatewayId, epoch: a.epoch ?? 0, seq: ++this.seq, seen: l?.v ?? 0, inUse: n }, deferrable };
   }
 
   /** Fast-path requests this gateway runs on a deployment now. */
