@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { Writable } from "node:stream";
 import { describe, expect, test } from "vitest";
 import { createLogger, lazyChild } from "./logger.ts";
@@ -46,45 +45,5 @@ describe("lazyChild", () => {
     ]);
     log.child({ component: "c" }).info("three");
     expect(lines[2]).toMatchObject({ requestId: "req_2", component: "c", msg: "three" });
-  });
-});
-
-describe("standard output (buffered)", () => {
-  /** Runs `code` (createLogger imported as `createLogger`) in a child process; its stdout lines, with when each arrived. */
-  const run = (code: string) =>
-    new Promise<{ lines: { msg: string; at: number }[]; startedAt: number }>((resolve, reject) => {
-      const src = `import { createLogger } from ${JSON.stringify(new URL("./logger.ts", import.meta.url).pathname)};\n${code}`;
-      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "inherit"] });
-      const lines: { msg: string; at: number }[] = [];
-      let startedAt = 0;
-      let rest = "";
-      child.stdout.on("data", (b: Buffer) => {
-        const parts = (rest + b.toString()).split("\n");
-        rest = parts.pop() ?? "";
-        for (const l of parts) {
-          const { msg } = JSON.parse(l) as { msg: string };
-          if (msg === "start") startedAt = Date.now();
-          else lines.push({ msg, at: Date.now() });
-        }
-      });
-      child.on("error", reject);
-      child.on("exit", () => resolve({ lines, startedAt }));
-    });
-
-  test("every line is written when the process exits, process.exit() included", async () => {
-    const { lines } = await run(`const log = createLogger({ service: "t" });
-      for (let i = 0; i < 500; i++) log.info({ i }, "line " + i);
-      process.exit(3);`);
-    expect(lines.map((l) => l.msg)).toEqual(Array.from({ length: 500 }, (_, i) => `line ${i}`));
-  });
-
-  test("a line on a quiet process shows within the flush interval, not only at exit", async () => {
-    const { lines, startedAt } = await run(`const log = createLogger({ service: "t" });
-      log.info("start");
-      setTimeout(() => log.info("quiet"), 300);
-      setTimeout(() => {}, 2000);`);
-    expect(lines.map((l) => l.msg)).toEqual(["quiet"]);
-    // Written ~300 ms after "start" and well before the process exits at 2 s.
-    expect(lines[0]!.at - startedAt).toBeLessThan(1_500);
   });
 });

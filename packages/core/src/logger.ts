@@ -48,21 +48,7 @@ export function createLogger(config: LoggerConfig): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
-  return pino(options, config.destination ?? bufferedStdout());
-}
-
-/** Most a line waits in the buffer before it is written (ms). */
-const LOG_FLUSH_MS = 100;
-
-/**
- * Standard output through a buffer, written off the event loop once 4 KiB gather or every
- * `LOG_FLUSH_MS` (pino's default writes each line synchronously: with the access log that was
- * one `write` syscall per request, ≈2% of the gateway's CPU). What is buffered is written
- * synchronously when the process exits (pino's exit hook), so only a process killed outright
- * (SIGKILL, OOM) loses its last `LOG_FLUSH_MS` of lines.
- */
-function bufferedStdout(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_MS });
+  return config.destination ? pino(options, config.destination) : pino(options);
 }
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
