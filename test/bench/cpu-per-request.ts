@@ -78,9 +78,11 @@ try {
     for (const line of text.split("\n")) if (line.startsWith(name) && line.includes(match)) n += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
     return n;
   };
+  const REASONS = ["no_lease", "own_queued", "lease_expiring", "lends_none", "slots_taken"];
   const churn = async () => ({
     fast: await counter(`${p.baseURL}/metrics`, "gateway_placements_total", 'path="fast"'),
     queue: await counter(`${p.baseURL}/metrics`, "gateway_placements_total", 'path="queue"'),
+    ...Object.fromEntries(await Promise.all(REASONS.map(async (r) => [r, await counter(`${p.baseURL}/metrics`, "gateway_placements_total", `reason="${r}"`)]))),
     versions: await counter(`http://127.0.0.1:${schedulerMetricsPort}/metrics`, "scheduler_slot_lease_versions_total"),
   });
   const run = (targets: Target[], stream: boolean, engine: boolean, seconds: number) =>
@@ -109,7 +111,8 @@ try {
     const s1 = procs.map((x) => ioSyscalls(x.pid));
     const sys = Object.fromEntries(procs.map((x, i) => [x.name, Math.round(((s1[i]! - s0[i]!) / Math.max(1, ok)) * 10) / 10]));
     const m1 = await churn();
-    const placements = { fast: m1.fast - m0.fast, queue: m1.queue - m0.queue, lease_versions: m1.versions - m0.versions };
+    const why = Object.fromEntries(REASONS.map((r) => [r, (m1 as Record<string, number>)[r]! - (m0 as Record<string, number>)[r]!]).filter(([, n]) => n !== 0));
+    const placements = { fast: m1.fast - m0.fast, queue: m1.queue - m0.queue, queue_reasons: why, lease_versions: m1.versions - m0.versions };
     const by = Object.fromEntries(procs.map((x, i) => [x.name, Math.round((c1[i]! - c0[i]!) / Math.max(1, ok))]));
     const total = Object.values(by).reduce((a, b) => a + b, 0);
     const kind = stream ? "streamed" : "non_streamed";
