@@ -61,6 +61,20 @@ export function cpuMicros(pid: number): number {
   return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
 }
 
+/**
+ * Read and write system calls the process made so far (`syscr` + `syscw` in /proc/<pid>/io:
+ * read, write, writev and the like, sockets and files alike); 0 when it is gone. Unlike CPU
+ * time it hardly depends on what else the machine runs: the A/B figure for a cut in syscalls.
+ */
+export function ioSyscalls(pid: number): number {
+  try {
+    const t = readFileSync(`/proc/${pid}/io`, "utf8");
+    return Number(/syscr:\s+(\d+)/.exec(t)?.[1] ?? 0) + Number(/syscw:\s+(\d+)/.exec(t)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** Resident set size in MB (VmRSS); 0 when the process is gone. */
 export function rssMb(pid: number): number {
   try {

@@ -18,8 +18,15 @@ const messages: GenerateResponse[] = [
   ...[[], [0], [5, 127, 128], [16_380, 3], Array.from({ length: 40 }, (_, i) => i * 17)].map((sizes) =>
     create(GenerateResponseSchema, { event: { case: "chunks", value: create(ChunksSchema, { items: sizes.map((n, i) => bytes(n, 0x30 + (i % 10))) }) } }),
   ),
-  create(GenerateResponseSchema, { event: { case: "body", value: bytes(200) } }),
-  create(GenerateResponseSchema, { event: { case: "usage", value: create(UsageSchema, { promptTokens: 12, completionTokens: 300, ttftMs: 3.5 }) } }),
+  ...[0, 1, 200, 128, 70_000].map((n) => create(GenerateResponseSchema, { event: { case: "body", value: bytes(n, 0x7b) } })),
+  ...[
+    { promptTokens: 12, completionTokens: 300, ttftMs: 3.5 },
+    {},
+    { images: 2 },
+    { promptTokens: 127, completionTokens: 128, images: 16_384, ttftMs: -0.25 },
+    { promptTokens: 0xffffffff, completionTokens: 2 ** 31, ttftMs: 1e-300 },
+    { ttftMs: 123456.789 },
+  ].map((u) => create(GenerateResponseSchema, { event: { case: "usage", value: create(UsageSchema, u) } })),
   create(GenerateResponseSchema, {
     event: { case: "error", value: create(EngineErrorSchema, { status: 400, message: "bad", type: "invalid_request_error", param: "n", code: "x" }) },
   }),
@@ -43,6 +50,16 @@ describe("GenerateResponse's fast wire codec", () => {
     const got = decodeGenerateResponse(wire);
     expect(got.event.case).toBe("chunks");
     if (got.event.case === "chunks") for (const item of got.event.value.items) expect(item.buffer).toBe(wire.buffer);
+  });
+
+  it("reads usage as protobuf-es does when fields repeat or come out of order, and leaves what it does not know to it", () => {
+    // ttft first, prompt tokens twice (the last wins), an unknown field 9 (protobuf-es keeps it as unknown).
+    const inner = Buffer.from([0x21, ...Buffer.from(new Float64Array([2.5]).buffer), 0x08, 0x05, 0x10, 0x07, 0x08, 0x09]);
+    const wire = Buffer.concat([Buffer.from([0x1a, inner.length]), inner]);
+    expect(equals(GenerateResponseSchema, decodeGenerateResponse(wire), fromBinary(GenerateResponseSchema, wire))).toBe(true);
+    const unknown = Buffer.concat([Buffer.from([0x1a, inner.length + 2]), inner, Buffer.from([0x48, 0x01])]);
+    expect(equals(GenerateResponseSchema, decodeGenerateResponse(unknown), fromBinary(GenerateResponseSchema, unknown))).toBe(true);
+    expect(() => decodeGenerateResponse(wire.subarray(0, 6))).toThrow();
   });
 
   it("falls back to protobuf-es for anything else: a truncated message is refused as it would be", () => {

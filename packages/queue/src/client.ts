@@ -18,7 +18,7 @@ import { QUEUE_FIELD, type QueueKeys } from "./keys.ts";
 import { type Assigned, type Assignment, type InferJob, parseAssignments } from "./messages.ts";
 import { QueueBound } from "./queue-bound.ts";
 import { ReleaseBatcher, type UsedTokens } from "./releases.ts";
-import { SlotLeases } from "./slots.ts";
+import { type QueueReason, SlotLeases } from "./slots.ts";
 
 /** How long past the job's deadline the gateway still waits for an answer (ms). */
 const DEADLINE_SLACK_MS = 250;
@@ -37,7 +37,7 @@ export interface QueueClientMetrics {
   assignments: { inc(labels: { outcome: "assigned" | "rejected" | "orphan" | "queue_full" }): void };
   enqueued: { inc(labels: { deployment: string }): void };
   /** How each first attempt got its replica: a leased slot (`fast`) or the queue. */
-  placements?: { inc(labels: { path: "fast" | "queue" }): void };
+  placements?: { inc(labels: { path: "fast" | "queue"; reason?: QueueReason | "fast_path_off" }): void };
 }
 
 export interface QueueClientOptions {
@@ -103,7 +103,8 @@ export class QueueClient {
     req: { requestId: string; tenantId: string; prefixHashes: readonly string[]; estimatedTokens: number; promptTokens?: number },
   ): Assigned | undefined {
     const a = this.slots?.take(deploymentId, req, this.waitingBy.get(deploymentId) ?? 0);
-    this.o.metrics.placements?.inc({ path: a ? "fast" : "queue" });
+    if (a) this.o.metrics.placements?.inc({ path: "fast" });
+    else this.o.metrics.placements?.inc({ path: "queue", reason: this.slots?.missed ?? "fast_path_off" });
     if (a) this.o.logger.debug({ requestId: a.requestId, replicaId: a.replicaId, epoch: a.epoch }, "placed on a leased slot");
     return a;
   }
@@ -183,7 +184,8 @@ export class QueueClient {
    * `used` (what the request consumed) lets the scheduler's fair queue charge output tokens.
    */
   release(a: Assigned, failed: boolean, used?: UsedTokens): void {
-    this.releases.add(a, failed, used, a.epoch !== undefined ? this.slots?.release(a) : undefined);
+    const fast = a.epoch !== undefined ? this.slots?.release(a) : undefined;
+    this.releases.add(a, failed, used, fast?.lease, fast?.deferrable === true);
   }
 
   /** Answers every waiting request `unavailable`, sends the releases batched so far, and clears this gateway's counts. */

@@ -109,7 +109,16 @@ export interface SlotLeasesOptions {
   now?: () => number;
 }
 
+/**
+ * Why the last `take` found no slot: no lease read yet; this gateway's own requests of the
+ * deployment wait in the queue; the lease is about to lapse (not renewed in time); it lends
+ * nothing (drained: entries wait in the queue); every slot it lends is in use.
+ */
+export type QueueReason = "no_lease" | "own_queued" | "lease_expiring" | "lends_none" | "slots_taken";
+
 export class SlotLeases {
+  /** Why the last `take` returned no slot (undefined after one that did). */
+  missed: QueueReason | undefined;
   private readonly deps = new Map<string, DeploymentSlots>();
   private timer: NodeJS.Timeout | undefined;
   private syncing = false;
@@ -145,16 +154,19 @@ export class SlotLeases {
     d.activeAt = this.now();
     const l = d.lease;
     // A margin of one sync tick before `until`: the scheduler counts the lease that long after it.
-    if (!l || waiting > 0 || this.now() > l.until - this.syncMs) return undefined;
+    if (!l) return this.miss("no_lease");
+    if (waiting > 0) return this.miss("own_queued");
+    if (this.now() > l.until - this.syncMs) return this.miss("lease_expiring");
     const views: ReplicaView[] = [];
     for (const [id, [, k]] of Object.entries(l.slots)) {
       if (k > 0) views.push({ id, capacity: k, running: d.inUse.get(id) ?? 0, waiting: 0, inflight: 0, kvCacheUsage: 0, ...d.prefill.get(id) });
     }
-    if (views.length === 0) return undefined;
+    if (views.length === 0) return this.miss("lends_none");
     if (d.policy?.name !== l.policy)
       d.policy = createPlacementPolicy(l.policy, { now: this.now, random: Math.random }, { prefillTokensPerMs: DEFAULT_PREFILL_TOKENS_PER_MS });
     const replicaId = d.policy.place({ ...req, backlogged: false }, views);
-    if (!replicaId) return undefined;
+    if (!replicaId) return this.miss("slots_taken");
+    this.missed = undefined;
     d.inUse.set(replicaId, (d.inUse.get(replicaId) ?? 0) + 1);
     const p = d.prefill.get(replicaId) ?? { prefillTokens: 0, prefillAt: 0 };
     d.prefill.set(replicaId, p);
@@ -163,13 +175,27 @@ export class SlotLeases {
     return { type: "assigned", requestId: req.requestId, replicaId, address, queuedMs: 0, schedulerId: l.scheduler, deploymentId, epoch: l.epoch };
   }
 
-  /** A fast-path request ended: its slot is free again. What the release tells the scheduler. */
-  release(a: Assigned): NonNullable<Release["lease"]> {
+  private miss(reason: QueueReason): undefined {
+    this.missed = reason;
+    return undefined;
+  }
+
+  /**
+   * A fast-path request ended: its slot is free again. What the release tells the scheduler,
+   * and whether it can wait: it frees nothing the scheduler could give anyone else while the
+   * lease this gateway holds still lends it that slot (the scheduler counts a lease as
+   * max(what runs, what it lends), so the count does not move). A release that takes this
+   * gateway's use below a lease that shrank, or under another epoch, frees a slot: not deferrable.
+   */
+  release(a: Assigned): { lease: NonNullable<Release["lease"]>; deferrable: boolean } {
     const d = this.state(a.deploymentId);
     const n = Math.max(0, (d.inUse.get(a.replicaId) ?? 0) - 1);
     if (n === 0) d.inUse.delete(a.replicaId);
     else d.inUse.set(a.replicaId, n);
-    return { gatewayId: this.o.gatewayId, epoch: a.epoch ?? 0, seq: ++this.seq, seen: d.lease?.v ?? 0, inUse: n };
+    const l = d.lease;
+    // Not near `until` either: past it the scheduler counts only what runs.
+    const deferrable = l !== undefined && l.epoch === a.epoch && (l.slots[a.replicaId]?.[1] ?? 0) > n && this.now() <= l.until - this.syncMs;
+    return { lease: { gatewayId: this.o.gatewayId, epoch: a.epoch ?? 0, seq: ++this.seq, seen: l?.v ?? 0, inUse: n }, deferrable };
   }
 
   /** Fast-path requests this gateway runs on a deployment now. */

@@ -11,7 +11,7 @@ export interface GatewayMetrics {
   errors: Counter<"code">;
   enqueued: Counter<"deployment">;
   assignments: Counter<"outcome">;
-  placements: Counter<"path">;
+  placements: Counter<"path" | "reason">;
   agentCalls: Counter<"outcome">;
   openStreams: Gauge;
   usagePending: Gauge;
@@ -110,8 +110,8 @@ export function createGatewayMetrics(): GatewayMetrics {
     enqueued: new Counter({ name: "gateway_enqueued_total", help: "Requests put on a deployment's queue.", labelNames: ["deployment"], registers: [registry] }),
     placements: new Counter({
       name: "gateway_placements_total",
-      help: "How requests got their replica: on a slot the scheduler lent this gateway (fast) or through the queue (queue); first attempts.",
-      labelNames: ["path"],
+      help: "How requests got their replica: on a slot the scheduler lent this gateway (fast) or through the queue (queue; reason: no_lease, own_queued, lease_expiring, lends_none, slots_taken, fast_path_off); first attempts.",
+      labelNames: ["path", "reason"],
       registers: [registry],
     }),
     assignments: new Counter({

@@ -11,6 +11,7 @@ export interface SchedulerMetrics {
   autoscaler: Counter<"deployment" | "reason">;
   grantedSlots: Gauge<"deployment">;
   leasedInUse: Gauge<"deployment">;
+  leaseVersions: Counter<"deployment">;
 }
 
 export function createSchedulerMetrics(): SchedulerMetrics {
@@ -47,6 +48,12 @@ export function createSchedulerMetrics(): SchedulerMetrics {
     leasedInUse: new Gauge({
       name: "scheduler_leased_slots_in_use",
       help: "Fast-path requests the gateways report running on their leased slots, per deployment.",
+      labelNames: ["deployment"],
+      registers: [registry],
+    }),
+    leaseVersions: new Counter({
+      name: "scheduler_slot_lease_versions_total",
+      help: "New slot lease versions written (a lease's slots changed; a renewal is not one), per deployment: the fast path's lease churn.",
       labelNames: ["deployment"],
       registers: [registry],
     }),

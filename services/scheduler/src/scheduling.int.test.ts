@@ -6,7 +6,7 @@
  */
 import { describe, expect } from "vitest";
 import type { Kysely } from "kysely";
-import { ensureQueueGroups, PRIORITY, parseSlotLease, QUEUE_FIELD, QUEUE_GROUP, queuedCount, takeEntries, writeSlotLeases } from "@infera/queue";
+import { ensureQueueGroups, PRIORITY, parseReleases, parseSlotLease, QUEUE_FIELD, QUEUE_GROUP, queuedCount, takeEntries, writeSlotLeases } from "@infera/queue";
 import type { DB } from "@infera/registry";
 import { TEST_REDIS_URL, waitFor } from "@infera/testkit";
 import { TestCluster, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
@@ -519,6 +519,42 @@ describe("fast path (slot leases)", () => {
       for (const r of reps) expect(r.maxRunning).toBeLessThanOrEqual(4);
       expect(maxCounted).toBeLessThanOrEqual(4);
       expect(Math.max(...reps.map((r) => r.maxRunning))).toBe(4);
+    }));
+
+  test("releases of fast-path requests whose slots stay lent wait for company: fewer release messages than requests, the slots still counted exactly", () =>
+    withCluster({ capacity: 8, schedulers: 1, gateways: 1, heartbeatMs: 200 }, async (c) => {
+      const rep = await c.addReplica("r", 5);
+      await warmUp(c);
+      const sub = c.redis.duplicate();
+      let messages = 0;
+      let released = 0;
+      await sub.subscribe(c.qkeys.schedulerChannel(c.schedulers[0]!.id));
+      sub.on("message", (_ch, m) => {
+        const rs = parseReleases(m).items.filter((r) => r.lease);
+        if (rs.length === 0) return;
+        messages++;
+        for (const r of rs) released += r.count;
+      });
+      try {
+        // Two at a time on eight lent slots: every release leaves the slot lent to the gateway.
+        const results = await load(120, 2, () => c.request({ tenantId: "t" }));
+        expect(results.filter((r) => r.error)).toEqual([]);
+        const ids = new Set(results.map((r) => r.requestId));
+        const fast = c.seen.filter((s) => s.fast && ids.has(s.requestId)).length;
+        expect(fast).toBeGreaterThan(60);
+        await waitFor("every fast-path release to reach the scheduler", () => released >= fast);
+        // One message per event-loop turn would be about one per request (two run at once, ending apart).
+        expect(messages).toBeLessThan(fast / 3);
+        expect(rep.maxRunning).toBeLessThanOrEqual(8);
+        // Nothing is left counted as running on the lease (the gauge the scheduler exports).
+        const inUse = async () => {
+          const text = await (await fetch(`http://127.0.0.1:${c.schedulers[0]!.running.metricsPort}/metrics`)).text();
+          return /^scheduler_leased_slots_in_use\{[^}]*\} (\d+)/m.exec(text)?.[1];
+        };
+        await waitFor("the scheduler to count nothing running on the lease", async () => (await inUse()) === "0");
+      } finally {
+        sub.disconnect();
+      }
     }));
 
   /**

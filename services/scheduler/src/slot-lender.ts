@@ -220,6 +220,7 @@ export class SlotLender {
       const c = Math.max(slots[id]?.[1] ?? 0, old ? this.ceiling(old, g, id, now) : 0);
       if (c > 0) ceil[id] = c;
     }
+    this.o.metrics.leaseVersions.inc({ deployment: this.o.deploymentId });
     return { ...base, v: this.epoch * VERSIONS_PER_EPOCH + ++this.n, slots, ceil };
   }
 
