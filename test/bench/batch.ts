@@ -18,7 +18,7 @@ import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import OpenAI, { toFile } from "openai";
 import { type CallResult, call, openLoop, type Target } from "./load.ts";
-import { CHAT_MODEL, chatTargets, startBenchPlatform } from "./platform.ts";
+import { CHAT_MODEL, chatTargets, processesOf, startBenchPlatform } from "./platform.ts";
 import { cpuMicros, machineLoad } from "./procs.ts";
 import { r3, summarize } from "./stats.ts";
 
@@ -55,13 +55,7 @@ const { platform, direct, replicas, close } = chatTargets(p, 128);
 const client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.baseURL}/v1/openai`, maxRetries: 3 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // CPU by process while the interactive load runs beside the batch.
-const procs = [
-  { name: "gateway", pid: p.gatewayPid },
-  ...(p.batchGatewayPid ? [{ name: "batch-gateway", pid: p.batchGatewayPid }] : []),
-  { name: "scheduler", pid: p.schedulerPid },
-  ...replicas.map((r, i) => ({ name: `agent-${i + 1}`, pid: r.agentPid })),
-  ...(p.redisPid ? [{ name: "redis", pid: p.redisPid }] : []),
-];
+const procs = processesOf(p, replicas);
 const cpuSince = (c0: number[], seconds: number) => Object.fromEntries(procs.map((x, i) => [x.name, r3((cpuMicros(x.pid) - c0[i]!) / 1e4 / seconds)]));
 
 try {

@@ -11,7 +11,7 @@
 import { mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { call, openLoop, type Target } from "./load.ts";
-import { CHAT_MODEL, chatTargets, startBenchPlatform } from "./platform.ts";
+import { CHAT_MODEL, chatTargets, processesOf, startBenchPlatform } from "./platform.ts";
 import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles } from "./procs.ts";
 import { r3 } from "./stats.ts";
 
@@ -40,14 +40,8 @@ try {
       stream,
       ...(stream && engine ? { stream_options: { include_usage: true } } : {}),
     });
-  const procs = [
-    { name: "gateway", pid: p.gatewayPid },
-    // Local mode's batch gateway idles here (no batch runs), but its CPU is the platform's too.
-    ...(p.batchGatewayPid ? [{ name: "batch-gateway", pid: p.batchGatewayPid }] : []),
-    { name: "scheduler", pid: p.schedulerPid },
-    ...replicas.map((r, i) => ({ name: `agent-${i + 1}`, pid: r.agentPid })),
-    ...(p.redisPid ? [{ name: "redis", pid: p.redisPid }] : []),
-  ];
+  // Local mode's batch gateway idles here (no batch runs), but its CPU is the platform's too.
+  const procs = processesOf(p, replicas);
   const engines = replicas.map((r) => r.enginePid);
   const run = (targets: Target[], stream: boolean, engine: boolean, seconds: number) =>
     openLoop({

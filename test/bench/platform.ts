@@ -216,7 +216,7 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
   const find = (needle: string) => procs.filter((p) => p.cmdline.includes(needle));
   // Local mode may also start a batch gateway (LOCAL_BATCH_GATEWAY): the gateway is the one on PORT.
   const gateways = find("services/gateway/src/main.ts");
-  const gateway = gateways.find((g) => environOf(g.pid).PORT === String(port));
+  const gateway = gateways.find((g) => environOf(g.pid).INFERA_LOCAL_ROLE !== "batch-gateway");
   const batchGateway = gateways.find((g) => g !== gateway);
   const scheduler = find("services/scheduler/src/main.ts")[0];
   if (!gateway || !scheduler) {
@@ -279,4 +279,18 @@ export function chatTargets(p: BenchPlatform, connections: number): { platform: 
       await Promise.all(pools.map((x) => x.close().catch(() => {})));
     },
   };
+}
+
+/**
+ * The platform's processes by name, for CPU by process: the gateway, the batch gateway (when
+ * local mode started one), the scheduler, the given replicas' agents and the bench's own Redis.
+ */
+export function processesOf(p: BenchPlatform, replicas: readonly Replica[]): { name: string; pid: number }[] {
+  return [
+    { name: "gateway", pid: p.gatewayPid },
+    ...(p.batchGatewayPid ? [{ name: "batch-gateway", pid: p.batchGatewayPid }] : []),
+    { name: "scheduler", pid: p.schedulerPid },
+    ...replicas.map((r, i) => ({ name: `agent-${i + 1}`, pid: r.agentPid })),
+    ...(p.redisPid ? [{ name: "redis", pid: p.redisPid }] : []),
+  ];
 }

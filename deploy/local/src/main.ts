@@ -155,6 +155,8 @@ try {
       HOST: "127.0.0.1",
       BOOTSTRAP_ADMIN_KEY: "",
       BATCH_NICE: env.BATCH_NICE ?? "10",
+      // What tells it from the gateway on PORT (test harnesses, `ps e`); the gateway reads nothing of it.
+      INFERA_LOCAL_ROLE: "batch-gateway",
     });
 
   const base = `http://127.0.0.1:${port}`;
