@@ -10,15 +10,16 @@
  * (default test/bench/results/batch-<date>.json).
  *
  *   pnpm bench:batch [--lines 10000] [--rate 8] [--seconds 15] [--wait 300]
- *   (BATCH_MAX_INFLIGHT, BATCH_RESERVE_FRACTION, BATCH_BACKOFF_*, BATCH_CHUNK_LINES, BATCH_WORKER_CONCURRENCY from the env: the platform's)
+ *   (BATCH_MAX_INFLIGHT, BATCH_RESERVE_FRACTION, BATCH_BACKOFF_*, BATCH_CHUNK_LINES, BATCH_WORKER_CONCURRENCY, BATCH_NICE from the env: the platform's;
+ *    LOCAL_BATCH_GATEWAY=false: the baseline layout, batch lines in the one gateway that serves the interactive requests)
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import OpenAI, { toFile } from "openai";
-import { type CallResult, call, openLoop, pool, type Target } from "./load.ts";
-import { startBenchPlatform } from "./platform.ts";
-import { machineLoad } from "./procs.ts";
+import { type CallResult, call, openLoop, type Target } from "./load.ts";
+import { CHAT_MODEL, chatTargets, processesOf, startBenchPlatform } from "./platform.ts";
+import { cpuMicros, machineLoad } from "./procs.ts";
 import { r3, summarize } from "./stats.ts";
 
 const { values } = parseArgs({
@@ -33,7 +34,6 @@ const LINES = Number(values.lines);
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 const WAIT_S = Number(values.wait);
-const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 const OUT = process.env.BENCH_OUT ?? `test/bench/results/batch-${new Date().toISOString().slice(0, 10)}.json`;
 const PASSED = [
   "BATCH_MAX_INFLIGHT",
@@ -43,28 +43,25 @@ const PASSED = [
   "BATCH_CHUNK_LINES",
   "BATCH_WORKER_CONCURRENCY",
   "FAST_PATH",
+  "LOCAL_BATCH_GATEWAY",
+  "BATCH_NICE",
 ];
 
 const env: Record<string, string> = { SIM_TTFT_MS: "25", SIM_ITL_MS: "10", BATCH_RECONCILE_MS: "2000" };
 for (const k of PASSED) if (process.env[k]) env[k] = process.env[k]!;
 const load0 = machineLoad();
 const p = await startBenchPlatform({ deployments: [{ catalog: "chat", replicas: 2, maxBatchSize: 64 }], env });
-const replicas = p.replicas.filter((r) => r.model === MODEL);
-const pools = [pool(p.baseURL, 128), ...replicas.map((r) => pool(r.engineUrl, 128))];
+const { platform, direct, replicas, close } = chatTargets(p, 128);
 const client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.baseURL}/v1/openai`, maxRetries: 3 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// CPU by process while the interactive load runs beside the batch.
+const procs = processesOf(p, replicas);
+const cpuSince = (c0: number[], seconds: number) => Object.fromEntries(procs.map((x, i) => [x.name, r3((cpuMicros(x.pid) - c0[i]!) / 1e4 / seconds)]));
 
 try {
-  const platform: Target = {
-    label: "platform",
-    pool: pools[0]!,
-    path: "/v1/openai/chat/completions",
-    headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` },
-  };
-  const direct = pools.slice(1).map((pl) => ({ label: "direct", pool: pl, path: "/v1/chat/completions", headers: { "content-type": "application/json" } }));
   const body = (i: number, engine: boolean) =>
     JSON.stringify({
-      model: MODEL,
+      model: CHAT_MODEL,
       messages: [{ role: "user", content: `Interactive ${i % 500}: describe a city you would like to visit.` }],
       max_tokens: 16,
       stream: true,
@@ -89,7 +86,7 @@ try {
   // One JSONL line per request: the same body, its prompt varied (engine-sim's answers stay 16 tokens).
   let jsonl = "";
   for (let n = 0; n < LINES; n++) {
-    const request = { model: MODEL, messages: [{ role: "user", content: `Batch ${n % 1000}: summarise a short story.` }], max_tokens: 16 };
+    const request = { model: CHAT_MODEL, messages: [{ role: "user", content: `Batch ${n % 1000}: summarise a short story.` }], max_tokens: 16 };
     jsonl += `${JSON.stringify({ custom_id: `b${n}`, method: "POST", url: "/v1/chat/completions", body: request })}\n`;
   }
   const file = await client.files.create({ file: await toFile(Buffer.from(jsonl), "bench.jsonl"), purpose: "batch" });
@@ -108,7 +105,9 @@ try {
     await sleep(200);
   }
   const before = await counts();
+  const c0 = procs.map((x) => cpuMicros(x.pid));
   const during = await run([platform], false, SECONDS);
+  const cpuDuring = cpuSince(c0, SECONDS);
   const mid = await counts();
   const directDuring = await run(direct, true, SECONDS);
   const after = await counts();
@@ -146,6 +145,8 @@ try {
       sim_ttft_ms: 25,
       sim_itl_ms: 10,
       interactive: { rate_per_s: RATE, seconds: SECONDS, stream: true, max_tokens: 16 },
+      // Local mode's default: batch lines in a gateway of their own at BATCH_NICE (10); LOCAL_BATCH_GATEWAY=false: in the one gateway.
+      layout: p.batchGatewayPid ? `batch gateway, nice ${env.BATCH_NICE ?? 10}` : "one gateway",
       batch_env: Object.fromEntries(PASSED.filter((k) => env[k]).map((k) => [k, env[k]])),
     },
     interactive: {
@@ -157,6 +158,8 @@ try {
       total_p99_ratio: ratio(during.total.p99, alone.total.p99),
       ttft_p50_ratio: ratio(during.ttft.p50, alone.ttft.p50),
       target_p99_ratio: 1.5,
+      // CPU (% of one core) by process over the platform-during-batch window.
+      cpu_percent_during_batch: cpuDuring,
       target_holds: during.ttft.p99 <= 1.5 * alone.ttft.p99 && during.total.p99 <= 1.5 * alone.total.p99,
     },
     batch: batchResult,
@@ -167,7 +170,7 @@ try {
   console.log(JSON.stringify(batchResult));
   console.log(`written to ${OUT}`);
 } finally {
-  await Promise.all(pools.map((x) => x.close().catch(() => {})));
+  await close();
   await p.stop();
 }
 

@@ -15,8 +15,8 @@
 import { mkdirSync } from "node:fs";
 import { freePort } from "@infera/testkit";
 import { parseArgs } from "node:util";
-import { call, openLoop, pool, type Target } from "./load.ts";
-import { startBenchPlatform } from "./platform.ts";
+import { call, openLoop, type Target } from "./load.ts";
+import { CHAT_MODEL, chatTargets, processesOf, startBenchPlatform } from "./platform.ts";
 import { cpuMicros, ioSyscalls, machineLoad, profilerNodeOptions, restartProfiles } from "./procs.ts";
 import { r3 } from "./stats.ts";
 
@@ -32,7 +32,6 @@ const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 /** Slots per replica (max_batch_size): with few, a rate above what they turn over queues. */
 const BATCH = Number(values.batch);
-const MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ?? "/tmp/infera-bench-prof";
 
 const schedulerMetricsPort = await freePort();
@@ -44,32 +43,18 @@ if (values.profile) {
 }
 const load0 = machineLoad();
 const p = await startBenchPlatform({ deployments: [{ catalog: "chat", replicas: 2, maxBatchSize: BATCH }], env });
-const replicas = p.replicas.filter((r) => r.model === MODEL);
-const pools = [pool(p.baseURL, 256), ...replicas.map((r) => pool(r.engineUrl, 256))];
+const { platform, direct, replicas, close } = chatTargets(p, 256);
 try {
-  const platform: Target = {
-    label: "platform",
-    pool: pools[0]!,
-    path: "/v1/openai/chat/completions",
-    headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` },
-  };
-  const direct: Target[] = pools
-    .slice(1)
-    .map((pl) => ({ label: "direct", pool: pl, path: "/v1/chat/completions", headers: { "content-type": "application/json" } }));
   const body = (i: number, stream: boolean, engine: boolean) =>
     JSON.stringify({
-      model: MODEL,
+      model: CHAT_MODEL,
       messages: [{ role: "user", content: `CPU per request ${i % 500}: describe a city you would like to visit.` }],
       max_tokens: 16,
       stream,
       ...(stream && engine ? { stream_options: { include_usage: true } } : {}),
     });
-  const procs = [
-    { name: "gateway", pid: p.gatewayPid },
-    { name: "scheduler", pid: p.schedulerPid },
-    ...replicas.map((r, i) => ({ name: `agent-${i + 1}`, pid: r.agentPid })),
-    ...(p.redisPid ? [{ name: "redis", pid: p.redisPid }] : []),
-  ];
+  // Local mode's batch gateway idles here (no batch runs), but its CPU is the platform's too.
+  const procs = processesOf(p, replicas);
   const engines = replicas.map((r) => r.enginePid);
   /** Sum of a counter's series (those whose labels contain `match`) in a Prometheus text exposition. */
   const counter = async (url: string, name: string, match = ""): Promise<number> => {
@@ -131,6 +116,6 @@ try {
   result.load1_at_end = r3(machineLoad().load1);
   console.log(JSON.stringify(result));
 } finally {
-  await Promise.all(pools.map((x) => x.close().catch(() => {})));
+  await close();
   await p.stop();
 }

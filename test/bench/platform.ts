@@ -14,6 +14,7 @@ import pg from "pg";
 import { Redis } from "ioredis";
 import { catalogDeploymentConfig, createDb, createDeployment, DEMO_CATALOG, ensureModelVersion, migrateToLatest } from "@infera/registry";
 import { ADMIN_URL, flushPrefix, freePort, stopChild, TEST_REDIS_URL } from "@infera/testkit";
+import { pool, type Target } from "./load.ts";
 import { descendants, environOf } from "./procs.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -50,6 +51,8 @@ export interface BenchPlatform {
   agentAuthToken: string | undefined;
   launcherPid: number;
   gatewayPid: number;
+  /** The gateway that runs the batch lines at a lower CPU priority, when local mode started one. */
+  batchGatewayPid?: number;
   schedulerPid: number;
   replicas: Replica[];
   /** The bench's own redis-server, when it started one. */
@@ -211,7 +214,10 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
 
   const procs = descendants(child.pid!);
   const find = (needle: string) => procs.filter((p) => p.cmdline.includes(needle));
-  const gateway = find("services/gateway/src/main.ts")[0];
+  // Local mode may also start a batch gateway (LOCAL_BATCH_GATEWAY): the gateway is the one on PORT.
+  const gateways = find("services/gateway/src/main.ts");
+  const gateway = gateways.find((g) => environOf(g.pid).INFERA_LOCAL_ROLE !== "batch-gateway");
+  const batchGateway = gateways.find((g) => g !== gateway);
   const scheduler = find("services/scheduler/src/main.ts")[0];
   if (!gateway || !scheduler) {
     await stop();
@@ -240,10 +246,51 @@ export async function startBenchPlatform(spec: PlatformSpec): Promise<BenchPlatf
     agentAuthToken,
     launcherPid: child.pid!,
     gatewayPid: gateway.pid,
+    batchGatewayPid: batchGateway?.pid,
     schedulerPid: scheduler.pid,
     replicas,
     redisPid: redisServer.pid,
     logFile,
     stop,
   };
+}
+
+/** The chat model the bench's chat deployment serves. */
+export const CHAT_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct";
+
+/**
+ * The chat endpoints a bench calls: the platform's (through the gateway on PORT, with the run's
+ * key) and each chat replica's engine-sim directly (the same-run baseline), a connection pool
+ * each; `close` ends the pools.
+ */
+export function chatTargets(p: BenchPlatform, connections: number): { platform: Target; direct: Target[]; replicas: Replica[]; close(): Promise<void> } {
+  const replicas = p.replicas.filter((r) => r.model === CHAT_MODEL);
+  const pools = [pool(p.baseURL, connections), ...replicas.map((r) => pool(r.engineUrl, connections))];
+  return {
+    platform: {
+      label: "platform",
+      pool: pools[0]!,
+      path: "/v1/openai/chat/completions",
+      headers: { "content-type": "application/json", authorization: `Bearer ${p.apiKey}` },
+    },
+    direct: pools.slice(1).map((pl) => ({ label: "direct", pool: pl, path: "/v1/chat/completions", headers: { "content-type": "application/json" } })),
+    replicas,
+    close: async () => {
+      await Promise.all(pools.map((x) => x.close().catch(() => {})));
+    },
+  };
+}
+
+/**
+ * The platform's processes by name, for CPU by process: the gateway, the batch gateway (when
+ * local mode started one), the scheduler, the given replicas' agents and the bench's own Redis.
+ */
+export function processesOf(p: BenchPlatform, replicas: readonly Replica[]): { name: string; pid: number }[] {
+  return [
+    { name: "gateway", pid: p.gatewayPid },
+    ...(p.batchGatewayPid ? [{ name: "batch-gateway", pid: p.batchGatewayPid }] : []),
+    { name: "scheduler", pid: p.schedulerPid },
+    ...replicas.map((r, i) => ({ name: `agent-${i + 1}`, pid: r.agentPid })),
+    ...(p.redisPid ? [{ name: "redis", pid: p.redisPid }] : []),
+  ];
 }

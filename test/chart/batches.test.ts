@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig as gatewayConfig } from "../../services/gateway/src/config.ts";
 import { loadConfig as schedulerConfig } from "../../services/scheduler/src/config.ts";
-import { type Container, find, podOf, render } from "./render.ts";
+import { type Container, find, podOf, type Rendered, render, templateOf } from "./render.ts";
 
 const SETTINGS = /^(BATCH_|FILES_|RESPONSES_PURGE_MS$)/;
 
@@ -77,5 +77,67 @@ describe("the chart's batch and file settings", () => {
     expect(() => render(["--set", "batches.chunkLines=0"])).toThrow();
     expect(() => render(["--set", "batches.backoffIntervalMs=10"])).toThrow();
     expect(render(["--set-json", "batches.reserveFraction=1"]).length).toBeGreaterThan(0);
+  });
+});
+
+describe("batches.gateway: batch lines in a gateway Deployment of their own", () => {
+  const S3 = ["--set", "storage.backend=s3", "--set", "storage.s3.bucket=infera-files"];
+  const labelsOf = (o: Rendered) => templateOf(o).metadata.labels;
+  const envMap = (o: Rendered) => Object.fromEntries((podOf(o).containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+
+  it("is off by default: one gateway Deployment, which runs the batch lines", () => {
+    const objs = render();
+    expect(objs.some((o) => o.metadata.name === "infera-batch-gateway")).toBe(false);
+    expect(envMap(find(objs, "Deployment", "infera-gateway"))).not.toHaveProperty("BATCH_WORKER_CONCURRENCY");
+  });
+
+  it("on: the batch gateways run the lines at BATCH_NICE on pods of their own, the gateways behind the Service none", () => {
+    const objs = render([
+      ...S3,
+      "--set",
+      "batches.gateway.enabled=true",
+      "--set",
+      "batches.gateway.replicas=2",
+      "--set",
+      "batches.gateway.nice=15",
+      "--set",
+      "batches.workerConcurrency=8",
+      "--set-json",
+      'batches.gateway.resources={"requests":{"cpu":"2"}}',
+      "--set-json",
+      'batches.gateway.nodeSelector={"pool":"batch"}',
+      "--set-json",
+      'gateway.nodeSelector={"pool":"web"}',
+    ]);
+    const gw = find(objs, "Deployment", "infera-gateway");
+    const batch = find(objs, "Deployment", "infera-batch-gateway");
+    expect(batch.spec?.replicas).toBe(2);
+    // The Service sends requests to the gateways only.
+    const selector = (find(objs, "Service", "infera-gateway").spec as { selector: Record<string, string> }).selector;
+    const selects = (labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+    expect(selects(labelsOf(gw))).toBe(true);
+    expect(selects(labelsOf(batch))).toBe(false);
+    // Same image, its own placement.
+    expect(podOf(batch).containers[0]?.image).toBe(podOf(gw).containers[0]?.image);
+    const spec = (o: Rendered) => templateOf(o).spec;
+    expect(spec(batch).nodeSelector).toEqual({ pool: "batch" });
+    expect(spec(gw).nodeSelector).toEqual({ pool: "web" });
+    expect((podOf(batch).containers[0] as { resources?: unknown }).resources).toEqual({ requests: { cpu: "2" } });
+
+    const base = { DATABASE_URL: "postgres://x/y", REDIS_URL: "redis://x" };
+    const e = { gateway: envMap(gw), batch: envMap(batch) };
+    expect(e.batch).not.toHaveProperty("BOOTSTRAP_ADMIN_KEY");
+    expect(e.gateway).toHaveProperty("BOOTSTRAP_ADMIN_KEY");
+    expect(gatewayConfig({ ...base, ...(e.gateway as Record<string, string>) })).toMatchObject({ batchWorkerConcurrency: 0, batchNice: 0 });
+    expect(gatewayConfig({ ...base, ...(e.batch as Record<string, string>) })).toMatchObject({ batchWorkerConcurrency: 8, batchNice: 15 });
+  });
+
+  it("falls back to the gateway's placement, and refuses what would not work", () => {
+    const objs = render([...S3, "--set", "batches.gateway.enabled=true", "--set-json", 'gateway.tolerations=[{"key":"web","operator":"Exists"}]']);
+    const spec = templateOf(find(objs, "Deployment", "infera-batch-gateway")).spec;
+    expect(spec.tolerations).toEqual([{ key: "web", operator: "Exists" }]);
+    expect(() => render([...S3, "--set", "batches.gateway.enabled=true", "--set", "batches.gateway.nice=20"])).toThrow();
+    // Local storage without a shared claim: the batch gateway would write files no gateway can read.
+    expect(() => render(["--set", "batches.gateway.enabled=true"])).toThrow(/storage/);
   });
 });

@@ -9,7 +9,7 @@
 import { describe, expect, it } from "vitest";
 import { buildEngineDeployment } from "../../services/scheduler/src/runtime/kubernetes-manifest.ts";
 import { parseEnginePodTemplate, parseGpuTypes } from "../../services/scheduler/src/runtime/kubernetes-template.ts";
-import { find, render, type Rendered } from "./render.ts";
+import { find, render, type Rendered, templateOf } from "./render.ts";
 
 interface Selector {
   matchLabels?: Record<string, string>;
@@ -205,5 +205,25 @@ describe("NetworkPolicies, configured", () => {
 
   it("networkPolicy.enabled=false renders none", () => {
     expect(render(["--set", "networkPolicy.enabled=false"]).filter((o) => o.kind === "NetworkPolicy")).toEqual([]);
+  });
+});
+
+describe("NetworkPolicies with a batch gateway (batches.gateway.enabled)", () => {
+  const objs = render(["--set", "batches.gateway.enabled=true", "--set", "storage.backend=s3", "--set", "storage.s3.bucket=infera-files"]);
+  const { policies, pods } = cluster(objs);
+  const batch: Endpoint = {
+    name: "batch-gateway",
+    namespace: NS,
+    labels: templateOf(find(objs, "Deployment", "infera-batch-gateway")).metadata.labels,
+    ip: "10.244.5.5",
+  };
+
+  it("the batch gateway reaches what a gateway does (agents, Redis, Postgres), and takes no requests", () => {
+    expect(reaches(policies, batch, pods.engine, 50051)).toBe(true);
+    expect(reaches(policies, batch, pods.redis, 6379)).toBe(true);
+    expect(reaches(policies, batch, pods.postgres, 5432)).toBe(true);
+    expect(reaches(policies, pods.intruder, batch, 8080)).toBe(false);
+    expect(reaches(policies, pods.gateway, pods.engine, 50051)).toBe(true);
+    expect(reaches(policies, pods.intruder, pods.engine, 50051)).toBe(false);
   });
 });

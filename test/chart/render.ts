@@ -73,3 +73,10 @@ export function podOf(o: Rendered): PodSpec {
   if (!spec) throw new Error(`${o.kind}/${o.metadata.name} has no pod template`);
   return spec;
 }
+
+/** The pod template of a workload: its labels and its whole spec (placement, resources). */
+export function templateOf(o: Rendered): { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> } {
+  const t = o.spec?.template as { metadata?: { labels?: Record<string, string> }; spec?: Record<string, unknown> } | undefined;
+  if (!t?.spec) throw new Error(`${o.kind}/${o.metadata.name} has no pod template`);
+  return { metadata: { labels: t.metadata?.labels ?? {} }, spec: t.spec };
+}

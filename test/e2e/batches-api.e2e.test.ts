@@ -3,7 +3,8 @@
  * (gateway, scheduler, engine-sim as `pnpm start` runs them): `files.create` → `batches.create`
  * → `batches.retrieve` until completed → `files.content` of the output file, one answer per
  * custom_id, the engine's refusals in the error file; `batches.list`; `batches.cancel` on a
- * running batch ends `cancelled` with partial output; another tenant sees none of it; bad
+ * running batch ends `cancelled` with partial output; `output_expires_after` sets the output
+ * files' expiry; another tenant sees none of it; bad
  * input is refused naming the field with nothing created; usage is one record per answered
  * line, marked with its batch, at the batch price.
  */
@@ -129,6 +130,24 @@ describe("the Batch API, with the official client", () => {
     expect(outFile.purpose).toBe("batch_output");
   });
 
+  test("output_expires_after: the output and error files expire that long after they were written; without it they are kept", async () => {
+    const f = await upload([line("ok"), line("refused", { max_tokens: 100_000 })]);
+    const created = await client.batches.create({
+      input_file_id: f.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      output_expires_after: { anchor: "created_at", seconds: 7200 },
+    });
+    const b = await settle(created.id);
+    expect(b.status).toBe("completed");
+    for (const id of [b.output_file_id!, b.error_file_id!]) {
+      const file = await client.files.retrieve(id);
+      expect(file.expires_at! - file.created_at, id).toBe(7200);
+    }
+    // The first batch named none: its output file has no expiry.
+    expect((await client.files.retrieve((await client.batches.retrieve(firstBatchId)).output_file_id!)).expires_at ?? null).toBeNull();
+  });
+
   test("usage: one record per answered line, marked with its batch, at half the model's price", async () => {
     const rows = await db
       .selectFrom("usage_records")
@@ -233,6 +252,15 @@ describe("the Batch API, with the official client", () => {
     expect(badWindow.error).toMatchObject({ param: "completion_window" });
     const badEndpoint = await refused({ input_file_id: f.id, endpoint: "/v1/images" as "/v1/embeddings", completion_window: "24h" });
     expect(badEndpoint.error).toMatchObject({ param: "endpoint" });
+    for (const output_expires_after of [
+      { anchor: "created_at" as const, seconds: 60 },
+      { anchor: "created_at" as const, seconds: 31 * 86_400 },
+      { anchor: "completed_at" as "created_at", seconds: 7200 },
+    ]) {
+      const badExpiry = await refused({ input_file_id: f.id, endpoint: "/v1/chat/completions", completion_window: "24h", output_expires_after });
+      expect(badExpiry.status, JSON.stringify(output_expires_after)).toBe(400);
+      expect(badExpiry.error).toMatchObject({ param: expect.stringContaining("output_expires_after") });
+    }
     await expect(client.batches.retrieve("batch_unknown")).rejects.toMatchObject({ status: 404 });
     expect(await batchCount()).toBe(before);
   });

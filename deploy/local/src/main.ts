@@ -2,7 +2,9 @@
  * `pnpm start` — the whole platform on one machine, as separate processes like in
  * production: Postgres and Redis (found or started), migrations, the demo catalog,
  * a scheduler with the `local` runtime (which starts engine-sim + agent replicas for
- * each deployment) and a gateway on PORT. Ctrl-C stops everything it started.
+ * each deployment), a gateway on PORT and a batch gateway beside it (it runs the batch lines
+ * at a lower CPU priority; LOCAL_BATCH_GATEWAY=false: the one gateway runs them). Ctrl-C stops
+ * everything it started.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
@@ -133,14 +135,29 @@ try {
     METRICS_HOST: "127.0.0.1",
     LOCAL_LOG_DIR: env.LOCAL_LOG_DIR ?? join(dataDir, "logs"),
   });
+  // Batch lines run in a gateway of their own at a lower CPU priority (BATCH_NICE, default 10),
+  // so on this machine's shared cores interactive requests get the CPU first (issue #19); the
+  // gateway on PORT runs none. It listens on a free loopback port nobody is sent to.
+  const batchGateway = env.LOCAL_BATCH_GATEWAY !== "false";
   start("gateway", "services/gateway/src/main.ts", {
     ...common,
     PORT: String(port),
     HOST: env.HOST ?? "127.0.0.1",
     READY_REQUIRES_CATALOG: "true",
     BOOTSTRAP_ADMIN_KEY: adminKey,
+    ...(batchGateway ? { BATCH_WORKER_CONCURRENCY: "0", BATCH_NICE: "0" } : {}),
     ...(await consoleDir.then((dir) => (dir ? { CONSOLE_DIR: dir } : {}))),
   });
+  if (batchGateway)
+    start("batch-gateway", "services/gateway/src/main.ts", {
+      ...common,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      BOOTSTRAP_ADMIN_KEY: "",
+      BATCH_NICE: env.BATCH_NICE ?? "10",
+      // What tells it from the gateway on PORT (test harnesses, `ps e`); the gateway reads nothing of it.
+      INFERA_LOCAL_ROLE: "batch-gateway",
+    });
 
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; !stopping; i++) {

@@ -349,8 +349,8 @@ lifecycle:
 {{- if and (eq $v.storage.backend "s3") (not $v.storage.s3.bucket) -}}
 {{- fail "storage.backend=s3 needs storage.s3.bucket (and storage.s3.existingSecret with the access keys, unless the pods get them from IRSA or an instance profile)" -}}
 {{- end -}}
-{{- if and (eq $v.storage.backend "local") (not $v.storage.local.existingClaim) (or (gt (int $v.gateway.replicas) 1) $v.gateway.autoscaling.enabled (gt (int $v.scheduler.replicas) 1)) -}}
-{{- fail "storage.backend=local without storage.local.existingClaim gives each pod its own files: with several gateways or schedulers set storage.backend=s3 (storage.s3.bucket), or a ReadWriteMany claim in storage.local.existingClaim" -}}
+{{- if and (eq $v.storage.backend "local") (not $v.storage.local.existingClaim) (or (gt (int $v.gateway.replicas) 1) $v.gateway.autoscaling.enabled (gt (int $v.scheduler.replicas) 1) $v.batches.gateway.enabled) -}}
+{{- fail "storage.backend=local without storage.local.existingClaim gives each pod its own files: with several gateways (a batch gateway too) or schedulers set storage.backend=s3 (storage.s3.bucket), or a ReadWriteMany claim in storage.local.existingClaim" -}}
 {{- end -}}
 {{- if and (eq $v.engine.mode "gpu") (eq (len $v.gpuTypes) 0) -}}
 {{- fail "engine.mode=gpu needs at least one entry in gpuTypes (name, count, nodeSelector, tolerations)" -}}
@@ -462,10 +462,18 @@ arrive as float64), the fraction as written.
 {{- end }}
 {{- end }}
 
+{{/* (dict "root" $ "batch" bool): with batches.gateway.enabled the gateways behind the Service run
+no batch lines (BATCH_WORKER_CONCURRENCY=0) and the batch gateways run them at BATCH_NICE. */}}
 {{- define "infera.env.batches.gateway" -}}
-{{- $b := .Values.batches -}}
-{{- $f := .Values.files -}}
-{{- include "infera.env.optional" (dict "ints" (dict "BATCH_MAX_INFLIGHT" $b.maxInflight "BATCH_BACKOFF_LATENESS_MS" $b.backoffLatenessMs "BATCH_BACKOFF_INTERVAL_MS" $b.backoffIntervalMs "BATCH_WORKER_CONCURRENCY" $b.workerConcurrency "FILES_MAX_BYTES" $f.maxBytes "FILES_MAX_LINES" $f.maxLines) "numbers" (dict "BATCH_RESERVE_FRACTION" $b.reserveFraction)) }}
+{{- $b := .root.Values.batches -}}
+{{- $f := .root.Values.files -}}
+{{- $wc := $b.workerConcurrency -}}
+{{- if and $b.gateway.enabled (not .batch) }}{{ $wc = 0 }}{{ end -}}
+{{- include "infera.env.optional" (dict "ints" (dict "BATCH_MAX_INFLIGHT" $b.maxInflight "BATCH_BACKOFF_LATENESS_MS" $b.backoffLatenessMs "BATCH_BACKOFF_INTERVAL_MS" $b.backoffIntervalMs "BATCH_WORKER_CONCURRENCY" $wc "FILES_MAX_BYTES" $f.maxBytes "FILES_MAX_LINES" $f.maxLines) "numbers" (dict "BATCH_RESERVE_FRACTION" $b.reserveFraction)) }}
+{{- if .batch }}
+- name: BATCH_NICE
+  value: {{ $b.gateway.nice | int64 | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "infera.env.batches.scheduler" -}}

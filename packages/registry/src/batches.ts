@@ -31,6 +31,8 @@ export interface NewBatch {
   metadata: Record<string, string> | null;
   expiresAt: Date;
   createdAt?: Date;
+  /** The output and error files expire this long (s) after they are written (`output_expires_after`); null: never. */
+  outputExpiresAfterS?: number | null;
 }
 
 export async function createBatch(db: Db, b: NewBatch): Promise<BatchWithCounts> {
@@ -48,6 +50,7 @@ export async function createBatch(db: Db, b: NewBatch): Promise<BatchWithCounts>
       metadata: b.metadata ? JSON.stringify(b.metadata) : null,
       created_at: b.createdAt ?? new Date(),
       expires_at: b.expiresAt,
+      output_expires_after_s: b.outputExpiresAfterS ?? null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

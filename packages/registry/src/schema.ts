@@ -265,6 +265,8 @@ export interface BatchesTable {
   expired_at: Date | null;
   cancelling_at: Date | null;
   cancelled_at: Date | null;
+  /** `output_expires_after.seconds`: the output and error files expire this long after they are written; null: never. */
+  output_expires_after_s: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /** One answered line of a batch, recorded once (primary key batch_id, line_no). */

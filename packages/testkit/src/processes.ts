@@ -10,9 +10,9 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
-export type Role = "scheduler" | "gateway" | "agent" | "engine";
+export type Role = "scheduler" | "gateway" | "batch-gateway" | "agent" | "engine";
 
-const MAIN: Record<Role, string> = {
+const MAIN: Record<Exclude<Role, "batch-gateway">, string> = {
   scheduler: "services/scheduler/src/main.ts",
   gateway: "services/gateway/src/main.ts",
   agent: "services/worker-agent/src/main.ts",
@@ -73,11 +73,13 @@ export function environOf(pid: number): Record<string, string> {
 
 export function roleOf(pid: number): Role | undefined {
   const cmd = cmdlineOf(pid).join(" ");
-  return (Object.keys(MAIN) as Role[]).find((r) => cmd.includes(MAIN[r]));
+  const role = (Object.keys(MAIN) as (keyof typeof MAIN)[]).find((r) => cmd.includes(MAIN[r]));
+  // Local mode's batch gateway (LOCAL_BATCH_GATEWAY) is a gateway process that serves no requests.
+  return role === "gateway" && environOf(pid).INFERA_LOCAL_ROLE === "batch-gateway" ? "batch-gateway" : role;
 }
 
 /** The launcher's running children with a given role. */
-export function servicePids(launcherPid: number, role: "scheduler" | "gateway"): number[] {
+export function servicePids(launcherPid: number, role: "scheduler" | "gateway" | "batch-gateway"): number[] {
   return childrenOf(launcherPid).filter((p) => isAlive(p) && roleOf(p) === role);
 }
 

@@ -32,7 +32,7 @@ import { KeyCache, RedisRevocations } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { errorBody, httpStatusOf, toPlatformError } from "./errors.ts";
 import type { InferenceDeps } from "./inference.ts";
-import { createGatewayMetrics } from "./metrics.ts";
+import { createGatewayMetrics, registerBatchPacingMetrics } from "./metrics.ts";
 import { ModelResolver } from "./resolver.ts";
 import { Tokenizers } from "./prompt-tokens.ts";
 import { registerOpenAIRoutes } from "./routes/openai.ts";
@@ -339,26 +339,30 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const capacities = new Map<string, { n: number; at: number }>();
   // And by how late this process's timers run: the CPU the interactive requests need (issue #19).
   const lateness = config.batchBackoffLatenessMs > 0 ? eventLoopLateness() : undefined;
+  const pacer = new BatchPacer({
+    redis,
+    keys,
+    reserveFraction: config.batchReserveFraction,
+    max: config.batchMaxInflight,
+    load: lateness && { signal: lateness, thresholdMs: config.batchBackoffLatenessMs, intervalMs: config.batchBackoffIntervalMs },
+    capacityOf: async (id) => {
+      const c = capacities.get(id);
+      if (c && Date.now() - c.at < 30_000) return c.n;
+      const n = (await getDeployment(db, id))?.config.max_batch_size ?? 1;
+      // Deployments not asked about for a while (deleted, their batches over) are dropped.
+      for (const [k, v] of capacities) if (Date.now() - v.at > 300_000) capacities.delete(k);
+      capacities.set(id, { n, at: Date.now() });
+      return n;
+    },
+  });
+  registerBatchPacingMetrics(metrics.registry, () => pacer.deployments());
   const batchRunner = startBatchRunner({
     db,
     blobs,
     keys: keyCache,
     ctx: { resolver, tokenizers },
     inference: deps,
-    pacer: new BatchPacer({
-      redis,
-      keys,
-      reserveFraction: config.batchReserveFraction,
-      max: config.batchMaxInflight,
-      load: lateness && { signal: lateness, thresholdMs: config.batchBackoffLatenessMs, intervalMs: config.batchBackoffIntervalMs },
-      capacityOf: async (id) => {
-        const c = capacities.get(id);
-        if (c && Date.now() - c.at < 30_000) return c.n;
-        const n = (await getDeployment(db, id))?.config.max_batch_size ?? 1;
-        capacities.set(id, { n, at: Date.now() });
-        return n;
-      },
-    }),
+    pacer,
     jobs,
     connection: jobsConnection,
     logger,

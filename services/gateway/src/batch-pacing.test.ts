@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
 import { redisKeys } from "@infera/contracts";
+import { Registry } from "prom-client";
 import { allowedInFlight, BatchPacer, nextLimit } from "./batch-pacing.ts";
+import { registerBatchPacingMetrics } from "./metrics.ts";
 
 const now = 1_000_000;
 const replica = (running: number, waiting = 0, o: { healthy?: boolean; draining?: boolean; at?: number } = {}) => ({
@@ -95,5 +97,71 @@ describe("batch pacing: backing off when the machine is busy (AIMD on event-loop
     (await next)();
     expect(fourth).toBe(true);
     for (const r of held) r();
+  });
+});
+
+describe("batch pacing: what the pacer keeps per deployment", () => {
+  function pacerAt(clock: { t: number }) {
+    const report = { replicaId: "r", deploymentId: "d", address: "x:1", running: 0, waiting: 0, kvCacheUsage: 0, healthy: true, draining: false };
+    const redis = { hgetall: async () => ({ r: JSON.stringify({ ...report, at: clock.t }) }) } as unknown as Redis;
+    return new BatchPacer({
+      redis,
+      keys: redisKeys("t"),
+      capacityOf: async () => 16,
+      reserveFraction: 0.25,
+      max: 64,
+      now: () => clock.t,
+      forgetMs: 60_000,
+      load: { signal: { sampleMs: () => 0, close() {} }, thresholdMs: 20, intervalMs: 250 },
+    });
+  }
+  const signal = new AbortController().signal;
+
+  it("lists each deployment with its limit and lines in flight (the gateway's gauges)", async () => {
+    const clock = { t: now };
+    const pacer = pacerAt(clock);
+    const a = await pacer.acquire("a", signal);
+    clock.t += 250;
+    (await pacer.acquire("b", signal))();
+    // Each interval steps every deployment's limit: "a" has seen two, "b" one.
+    expect(pacer.deployments()).toEqual([
+      { deploymentId: "a", limit: 3, inFlight: 1 },
+      { deploymentId: "b", limit: 2, inFlight: 0 },
+    ]);
+    a();
+  });
+
+  it("forgets a deployment idle past forgetMs (deleted, its batches over), never one with lines in flight", async () => {
+    const clock = { t: now };
+    const pacer = pacerAt(clock);
+    const held = await pacer.acquire("busy", signal);
+    for (let i = 0; i < 5; i++) {
+      clock.t += 250;
+      (await pacer.acquire("gone", signal))();
+    }
+    expect(pacer.limitOf("gone")).toBeGreaterThan(1);
+    clock.t += 61_000;
+    expect(pacer.deployments()).toEqual([{ deploymentId: "busy", limit: expect.any(Number), inFlight: 1 }]);
+    // One that comes back starts over, at one line.
+    (await pacer.acquire("gone", signal))();
+    expect(pacer.deployments().map((d) => d.deploymentId)).toEqual(["busy", "gone"]);
+    held();
+    clock.t += 61_000;
+    expect(pacer.deployments()).toEqual([]);
+  });
+
+  it("/metrics shows each deployment's limit and lines in flight, and drops the forgotten ones", async () => {
+    const clock = { t: now };
+    const pacer = pacerAt(clock);
+    const registry = new Registry();
+    registerBatchPacingMetrics(registry, () => pacer.deployments());
+    const held = await pacer.acquire("dep-1", signal);
+    clock.t += 250;
+    const text = await registry.metrics();
+    expect(text).toContain('gateway_batch_limit{deployment="dep-1"} 2');
+    expect(text).toContain('gateway_batch_in_flight{deployment="dep-1"} 1');
+    held();
+    clock.t += 61_000;
+    expect(await registry.metrics()).not.toContain("dep-1");
   });
 });

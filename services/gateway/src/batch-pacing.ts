@@ -83,8 +83,35 @@ export class BatchPacer {
       now?: () => number;
       /** Machine load: with it the slot allowance is also bounded by an AIMD limit (`nextLimit`). */
       load?: { signal: LoadSignal; thresholdMs: number; intervalMs: number };
+      /** A deployment with no line in flight or waiting for this long is forgotten (default 5 minutes). */
+      forgetMs?: number;
     },
   ) {}
+
+  /** When each deployment last had a line start or end here. */
+  private readonly lastUsed = new Map<string, number>();
+  private lastSweep = -Infinity;
+
+  /**
+   * Forgets the deployments idle past `forgetMs` (deleted ones, those whose batches ended): their
+   * allowance, limit and counts, so the maps hold only the deployments batch lines run on. A
+   * deployment that comes back starts again at a limit of one, as a new one does.
+   */
+  private sweep(now: number): void {
+    const forgetMs = this.o.forgetMs ?? 300_000;
+    if (now - this.lastSweep < Math.min(forgetMs, 10_000)) return;
+    this.lastSweep = now;
+    for (const [id, at] of this.lastUsed) {
+      if (now - at <= forgetMs || (this.inFlight.get(id) ?? 0) > 0 || (this.waiters.get(id)?.length ?? 0) > 0) continue;
+      for (const m of [this.lastUsed, this.inFlight, this.allowed, this.waiters, this.limits]) m.delete(id);
+    }
+  }
+
+  /** Each deployment this gateway paces now, with its limit (`limitOf`) and lines in flight: the gateway's metrics. */
+  deployments(): { deploymentId: string; limit: number; inFlight: number }[] {
+    this.sweep((this.o.now ?? Date.now)());
+    return [...this.lastUsed.keys()].map((id) => ({ deploymentId: id, limit: this.limitOf(id) ?? 1, inFlight: this.inFlight.get(id) ?? 0 }));
+  }
 
   /** The AIMD limit per deployment (starts at one: a batch ramps up while the machine keeps up). */
   private readonly limits = new Map<string, number>();
@@ -136,7 +163,10 @@ export class BatchPacer {
 
   /** Waits for a slot on the deployment (or the signal); the release function frees it. */
   async acquire(deploymentId: string, signal: AbortSignal): Promise<() => void> {
+    const touch = () => this.lastUsed.set(deploymentId, (this.o.now ?? Date.now)());
+    this.sweep((this.o.now ?? Date.now)());
     for (;;) {
+      touch();
       if (signal.aborted) throw signal.reason ?? new Error("aborted");
       const held = this.inFlight.get(deploymentId) ?? 0;
       if (held < (await this.allowance(deploymentId))) break;
@@ -159,6 +189,7 @@ export class BatchPacer {
     return () => {
       if (released) return;
       released = true;
+      touch();
       this.inFlight.set(deploymentId, (this.inFlight.get(deploymentId) ?? 1) - 1);
       this.waiters.get(deploymentId)?.[0]?.();
     };

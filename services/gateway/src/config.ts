@@ -69,6 +69,13 @@ export interface GatewayConfig {
   batchBackoffIntervalMs: number;
   /** Batch chunk jobs this gateway works at once (BATCH_WORKER_CONCURRENCY, default 4; 0: it runs no batch lines). */
   batchWorkerConcurrency: number;
+  /**
+   * BATCH_NICE (0..19, default 0): how much lower than it started this process's OS CPU priority is set
+   * (`nice`). For a batch gateway, one that runs only batch lines, beside interactive gateways run with
+   * BATCH_WORKER_CONCURRENCY=0: on shared cores interactive work then gets the CPU first, and the batch
+   * gateway's own event loop runs late, which the AIMD back-off reads. 0: unchanged.
+   */
+  batchNice: number;
   /** Engine profiles seeded at start and the default tenant GPU quota (DEPLOY_POLICY, JSON; Helm's deployPolicy). */
   deployPolicy: DeployPolicyConfig;
 }
@@ -110,6 +117,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     batchMaxInflight: int(env, "BATCH_MAX_INFLIGHT", 64, 1, 100_000),
     batchReserveFraction: num(env, "BATCH_RESERVE_FRACTION", 0.25, 0, 1),
     batchWorkerConcurrency: int(env, "BATCH_WORKER_CONCURRENCY", 4, 0, 1000),
+    batchNice: int(env, "BATCH_NICE", 0, 0, 19),
     batchBackoffLatenessMs: int(env, "BATCH_BACKOFF_LATENESS_MS", 20, 0, 10_000),
     batchBackoffIntervalMs: int(env, "BATCH_BACKOFF_INTERVAL_MS", 250, 50, 60_000),
     deployPolicy: parseDeployPolicy(env.DEPLOY_POLICY),

@@ -131,3 +131,24 @@ export function createGatewayMetrics(): GatewayMetrics {
     genai: createGenAiMetrics(registry),
   };
 }
+
+/**
+ * The batch pacer's state per deployment, read at each scrape: `gateway_batch_limit` (the lines
+ * this gateway may have in flight there now: the back-off's AIMD limit within the spare slots)
+ * and `gateway_batch_in_flight` (those it has). A deployment the pacer forgot is not listed.
+ */
+export function registerBatchPacingMetrics(registry: Registry, read: () => { deploymentId: string; limit: number; inFlight: number }[]): void {
+  const gauge = (name: string, help: string, value: (d: { limit: number; inFlight: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["deployment"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const d of read()) this.set({ deployment: d.deploymentId }, value(d));
+      },
+    });
+  gauge("gateway_batch_limit", "Batch lines this gateway may have in flight per deployment now (the back-off's limit within the spare slots).", (d) => d.limit);
+  gauge("gateway_batch_in_flight", "Batch lines this gateway has in flight per deployment.", (d) => d.inFlight);
+}

@@ -16,6 +16,10 @@ import { BATCH_ENDPOINTS } from "../batch-runner.ts";
 import type { GatewayContext } from "../context.ts";
 import { cursorPage } from "../list-page.ts";
 
+/** `output_expires_after.seconds`' bounds (OpenAI's: an hour to 30 days). */
+const OUTPUT_TTL_MIN_S = 3600;
+const OUTPUT_TTL_MAX_S = 30 * 86_400;
+
 export const CreateBatchRequest = Type.Object(
   {
     input_file_id: Type.String({ minLength: 1, maxLength: 256 }),
@@ -24,8 +28,16 @@ export const CreateBatchRequest = Type.Object(
     metadata: Type.Optional(
       Type.Union([Type.Record(Type.String(), Type.String({ maxLength: 512 }), { maxProperties: 16, propertyNames: { maxLength: 64 } }), Type.Null()]),
     ),
-    // In the SDK's params; output files are kept as other files are.
-    output_expires_after: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()])),
+    // OpenAI's: the output and error files expire `seconds` after they are written (1 hour to 30 days); absent: they are kept.
+    output_expires_after: Type.Optional(
+      Type.Union([
+        Type.Object(
+          { anchor: Type.Literal("created_at"), seconds: Type.Integer({ minimum: OUTPUT_TTL_MIN_S, maximum: OUTPUT_TTL_MAX_S }) },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ]),
+    ),
   },
   { additionalProperties: false },
 );
@@ -79,7 +91,13 @@ export function registerBatchRoutes(scope: FastifyInstance, d: BatchRouteDeps): 
   const { db } = d.ctx;
 
   scope.post("/batches", { schema: { body: CreateBatchRequest } }, async (req) => {
-    const body = req.body as { input_file_id: string; endpoint: string; completion_window: string; metadata?: Record<string, string> | null };
+    const body = req.body as {
+      input_file_id: string;
+      endpoint: string;
+      completion_window: string;
+      metadata?: Record<string, string> | null;
+      output_expires_after?: { anchor: "created_at"; seconds: number } | null;
+    };
     const p = d.principalOf(req);
     if (!(BATCH_ENDPOINTS as string[]).includes(body.endpoint)) {
       throw new PlatformError("invalid_request", `Invalid 'endpoint': '${body.endpoint}'. Supported: ${BATCH_ENDPOINTS.join(", ")}.`, { param: "endpoint" });
@@ -113,6 +131,7 @@ export function registerBatchRoutes(scope: FastifyInstance, d: BatchRouteDeps): 
       metadata: body.metadata ?? null,
       createdAt: now,
       expiresAt: new Date(now.getTime() + windowMs),
+      outputExpiresAfterS: body.output_expires_after?.seconds ?? null,
     });
     // Recorded first: a start Redis misses is made by the reconcile sweep.
     await d.jobs

@@ -145,7 +145,20 @@ export class BatchChores {
     const id = newFileId();
     const key = fileStorageKey(b.tenant_id, id);
     const { bytes } = await this.d.blobs.put(key, Buffer.concat(parts));
-    await createFile(tx, { id, tenantId: b.tenant_id, purpose: "batch_output", filename: `${b.id}_${kind}.jsonl`, bytes, lineCount: lines, storageKey: key });
+    // output_expires_after: anchored at the file's creation (OpenAI's `created_at` anchor).
+    const createdAt = this.now();
+    const expiresAt = b.output_expires_after_s === null ? null : new Date(createdAt.getTime() + b.output_expires_after_s * 1000);
+    await createFile(tx, {
+      id,
+      tenantId: b.tenant_id,
+      purpose: "batch_output",
+      filename: `${b.id}_${kind}.jsonl`,
+      bytes,
+      lineCount: lines,
+      storageKey: key,
+      createdAt,
+      expiresAt,
+    });
     return id;
   }
 
