@@ -26,7 +26,7 @@ import { noisyNeighbour } from "./fairness.ts";
 import { call, openLoop, pool, setRequestTimeout, type CallOptions, type CallResult, type Target } from "./load.ts";
 import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles, rssMb } from "./procs.ts";
 import { probePrompts, type PromptPool } from "./prompts.ts";
-import { startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
+import { processesOf, startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
 import { startPortkey, type Peer } from "./portkey.ts";
 import { startOtlpSink } from "./otlp-sink.ts";
 import { r3, summarize, type Summary } from "./stats.ts";
@@ -148,13 +148,16 @@ async function closePools(t: Targets): Promise<void> {
   await Promise.all(t.pools.map((p) => p.close().catch(() => {})));
 }
 
-/** Gateway, scheduler and the agents of the chat deployment: "the platform's own processes". */
+/**
+ * Gateway, batch gateway (where local mode starts one: idle unless a batch runs, but its
+ * pollers' CPU is the platform's too), scheduler and the agents of the chat deployment: "the
+ * platform's own processes". Redis is counted beside them, where a phase does.
+ */
 function platformPids(p: BenchPlatform): { name: string; pid: number }[] {
-  return [
-    { name: "gateway", pid: p.gatewayPid },
-    { name: "scheduler", pid: p.schedulerPid },
-    ...p.replicas.filter((r) => r.model === MODEL).map((r, i) => ({ name: `agent-${i + 1}`, pid: r.agentPid })),
-  ];
+  return processesOf(
+    p,
+    p.replicas.filter((r) => r.model === MODEL),
+  ).filter((x) => x.name !== "redis");
 }
 
 function rssOf(p: BenchPlatform): Record<string, number> {

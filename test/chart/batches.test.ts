@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig as gatewayConfig } from "../../services/gateway/src/config.ts";
 import { loadConfig as schedulerConfig } from "../../services/scheduler/src/config.ts";
-import { type Container, find, podOf, type Rendered, render, templateOf } from "./render.ts";
+import { CHART, type Container, find, podOf, type Rendered, render, templateOf } from "./render.ts";
 
 const SETTINGS = /^(BATCH_|FILES_|RESPONSES_PURGE_MS$)/;
 
@@ -139,5 +139,110 @@ describe("batches.gateway: batch lines in a gateway Deployment of their own", ()
     expect(() => render([...S3, "--set", "batches.gateway.enabled=true", "--set", "batches.gateway.nice=20"])).toThrow();
     // Local storage without a shared claim: the batch gateway would write files no gateway can read.
     expect(() => render(["--set", "batches.gateway.enabled=true"])).toThrow(/storage/);
+  });
+});
+
+/**
+ * What Prometheus Operator would scrape: for each ServiceMonitor, the Services its selector
+ * picks, their ports its endpoints name, and behind each the Deployments whose pods the Service
+ * selects, on the container port the Service's targetPort names.
+ */
+function scrapeTargets(objs: readonly Rendered[]) {
+  type Svc = { selector?: Record<string, string>; clusterIP?: string; ports: { name: string; port: number; targetPort: string | number }[] };
+  type Mon = { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] };
+  const selects = (sel: Record<string, string> | undefined, labels: Record<string, string> = {}) =>
+    !!sel && Object.entries(sel).every(([k, v]) => labels[k] === v);
+  const targets: { monitor: string; service: string; deployment: string; containerPort: number; path: string }[] = [];
+  for (const m of objs.filter((o) => o.kind === "ServiceMonitor")) {
+    const ms = m.spec as unknown as Mon;
+    for (const s of objs.filter((o) => o.kind === "Service" && selects(ms.selector.matchLabels, o.metadata.labels))) {
+      const ss = s.spec as unknown as Svc;
+      for (const ep of ms.endpoints) {
+        const port = ss.ports.find((p) => p.name === ep.port);
+        if (!port) continue;
+        for (const d of objs.filter((o) => o.kind === "Deployment" && selects(ss.selector, templateOf(o).metadata.labels))) {
+          const cp = podOf(d)
+            .containers.flatMap((c) => c.ports ?? [])
+            .find((p) => (typeof port.targetPort === "number" ? p.containerPort === port.targetPort : p.name === port.targetPort));
+          if (cp)
+            targets.push({ monitor: m.metadata.name, service: s.metadata.name, deployment: d.metadata.name, containerPort: cp.containerPort, path: ep.path });
+        }
+      }
+    }
+  }
+  return targets;
+}
+
+describe("the batch gateway is observed and operated like the gateway", () => {
+  const S3 = ["--set", "storage.backend=s3", "--set", "storage.s3.bucket=infera-files"];
+  const MONITORED = ["--set", "monitoring.serviceMonitor.enabled=true"];
+
+  it("with the ServiceMonitors on, Prometheus scrapes each batch gateway pod's /metrics on its HTTP port, through a headless Service no request goes to", () => {
+    const objs = render([...S3, ...MONITORED, "--set", "batches.gateway.enabled=true", "--set", "gateway.port=8181"]);
+    const targets = scrapeTargets(objs);
+    expect(targets.filter((t) => t.deployment === "infera-batch-gateway")).toEqual([
+      { monitor: "infera-batch-gateway", service: "infera-batch-gateway", deployment: "infera-batch-gateway", containerPort: 8181, path: "/metrics" },
+    ]);
+    // The gateways as before, each pod scraped once.
+    expect(targets.filter((t) => t.deployment === "infera-gateway").map((t) => t.monitor)).toEqual(["infera-gateway"]);
+    const svc = find(objs, "Service", "infera-batch-gateway").spec as { clusterIP?: string; type?: string };
+    expect(svc.clusterIP).toBe("None");
+    // The one Service clients use (the Ingress' backend) still selects the gateways only.
+    const ingressless = render([...S3, "--set", "batches.gateway.enabled=true"]);
+    expect(ingressless.filter((o) => o.kind === "Service" && o.metadata.name.includes("gateway")).map((o) => o.metadata.name)).toEqual(["infera-gateway"]);
+  });
+
+  it("scrapes nothing of a batch gateway when batches.gateway is off", () => {
+    const objs = render(MONITORED);
+    expect(
+      scrapeTargets(objs)
+        .map((t) => t.deployment)
+        .sort(),
+    ).toEqual(["infera-gateway", "infera-scheduler"]);
+    expect(objs.filter((o) => o.metadata.name === "infera-batch-gateway")).toEqual([]);
+  });
+
+  it("a PodDisruptionBudget keeps minAvailable batch gateways through node drains, and refuses one that would block every drain", () => {
+    const objs = render([
+      ...S3,
+      "--set",
+      "batches.gateway.enabled=true",
+      "--set",
+      "batches.gateway.replicas=3",
+      "--set",
+      "batches.gateway.podDisruptionBudget.enabled=true",
+    ]);
+    const pdb = find(objs, "PodDisruptionBudget", "infera-batch-gateway").spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    expect(pdb.minAvailable).toBe(1);
+    const selected = objs.filter(
+      (o) => o.kind === "Deployment" && Object.entries(pdb.selector.matchLabels).every(([k, v]) => templateOf(o).metadata.labels[k] === v),
+    );
+    expect(selected.map((o) => o.metadata.name)).toEqual(["infera-batch-gateway"]);
+    expect(() => render([...S3, "--set", "batches.gateway.enabled=true", "--set", "batches.gateway.podDisruptionBudget.enabled=true"])).toThrow(
+      /replicas >= 2/,
+    );
+    // Off: no budget, whatever podDisruptionBudget says.
+    expect(
+      render(["--set", "batches.gateway.podDisruptionBudget.enabled=true"]).filter(
+        (o) => o.kind === "PodDisruptionBudget" && o.metadata.name === "infera-batch-gateway",
+      ),
+    ).toEqual([]);
+  });
+
+  it("the GPU production profile runs batch lines in two monitored batch gateways behind a PDB, the gateways behind the Ingress none", () => {
+    const objs = render(["-f", `${CHART}/values-gpu-production.yaml`]);
+    const batch = find(objs, "Deployment", "infera-batch-gateway");
+    expect(batch.spec?.replicas).toBe(2);
+    expect((podOf(batch).containers[0] as { resources?: unknown }).resources).toMatchObject({ requests: { cpu: "1" } });
+    expect(find(objs, "PodDisruptionBudget", "infera-batch-gateway").spec).toMatchObject({ minAvailable: 1 });
+    expect(scrapeTargets(objs).some((t) => t.deployment === "infera-batch-gateway" && t.path === "/metrics")).toBe(true);
+    const base = { DATABASE_URL: "postgres://x/y", REDIS_URL: "redis://x" };
+    const env = (name: string) =>
+      Object.fromEntries(
+        (podOf(find(objs, "Deployment", name)).containers[0]?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]),
+      );
+    expect(gatewayConfig({ ...base, ...env("infera-gateway") })).toMatchObject({ batchWorkerConcurrency: 0, batchNice: 0 });
+    expect(gatewayConfig({ ...base, ...env("infera-batch-gateway") })).toMatchObject({ batchNice: 10 });
+    expect(gatewayConfig({ ...base, ...env("infera-batch-gateway") }).batchWorkerConcurrency).toBeGreaterThan(0);
   });
 });

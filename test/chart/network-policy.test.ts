@@ -226,4 +226,25 @@ describe("NetworkPolicies with a batch gateway (batches.gateway.enabled)", () =>
     expect(reaches(policies, pods.gateway, pods.engine, 50051)).toBe(true);
     expect(reaches(policies, pods.intruder, pods.engine, 50051)).toBe(false);
   });
+
+  it("metricsFrom lets Prometheus scrape the batch gateway's /metrics port, as it does the gateway's; nobody else, and nobody without it", () => {
+    const from = JSON.stringify([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }]);
+    const scraped = cluster(
+      render([
+        "--set",
+        "batches.gateway.enabled=true",
+        "--set",
+        "storage.backend=s3",
+        "--set",
+        "storage.s3.bucket=infera-files",
+        "--set-json",
+        `networkPolicy.metricsFrom=${from}`,
+      ]),
+    );
+    expect(reaches(scraped.policies, scraped.pods.prometheus, batch, 8080)).toBe(true);
+    expect(reaches(scraped.policies, scraped.pods.prometheus, scraped.pods.gateway, 8080)).toBe(true);
+    expect(reaches(scraped.policies, scraped.pods.prometheus, batch, 9091)).toBe(false);
+    expect(reaches(scraped.policies, scraped.pods.intruder, batch, 8080)).toBe(false);
+    expect(reaches(policies, pods.prometheus, batch, 8080)).toBe(false);
+  });
 });

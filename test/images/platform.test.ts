@@ -124,7 +124,14 @@ beforeAll(async () => {
   prefix = testRedisPrefix("images");
   redis = new Redis(TEST_REDIS_URL);
   engine = await startEngine(`infera-images-${randomBytes(4).toString("hex")}`);
-  const [gatewayPort, schedulerPort, enginePort, agentPort, agentMetricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [gatewayPort, batchGatewayPort, schedulerPort, enginePort, agentPort, agentMetricsPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   replicaEnginePort = enginePort!;
   adminKey = `sk-admin-${randomBytes(16).toString("hex")}`;
   baseURL = `http://127.0.0.1:${gatewayPort}`;
@@ -136,6 +143,7 @@ beforeAll(async () => {
     REDIS_PREFIX: prefix,
     INFERA_HOST: "127.0.0.1",
     INFERA_PORT: String(gatewayPort),
+    INFERA_BATCH_PORT: String(batchGatewayPort),
     INFERA_SCHEDULER_METRICS_PORT: String(schedulerPort),
     SEED_CATALOG: "chat,embeddings",
     BOOTSTRAP_ADMIN_KEY: adminKey,

@@ -230,7 +230,7 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
         .sort(),
     ).toEqual(
       name === "gpu-production"
-        ? ["infera-engine", "infera-gateway", "infera-scheduler"]
+        ? ["infera-batch-gateway", "infera-engine", "infera-gateway", "infera-scheduler"]
         : ["infera-engine", "infera-gateway", "infera-postgres", "infera-redis", "infera-scheduler"],
     );
     // Only `helm test` pods are hooks: nothing in the install waits on a step after readiness.
@@ -299,7 +299,7 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
   }
 
   if (name === "gpu-production") {
-    it("is highly available: 3 gateways (HPA minimum) and 2 schedulers, each behind a PDB the disruption controller counts", async () => {
+    it("is highly available: 3 gateways (HPA minimum), 2 schedulers and 2 batch gateways, each behind a PDB the disruption controller counts", async () => {
       await waitFor(
         "PDBs computed",
         async () => {
@@ -309,7 +309,9 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
             st("infera-gateway")?.expectedPods === 3 &&
             st("infera-gateway")?.disruptionsAllowed === 1 &&
             st("infera-scheduler")?.expectedPods === 2 &&
-            st("infera-scheduler")?.disruptionsAllowed === 1
+            st("infera-scheduler")?.disruptionsAllowed === 1 &&
+            st("infera-batch-gateway")?.expectedPods === 2 &&
+            st("infera-batch-gateway")?.disruptionsAllowed === 1
           );
         },
         { timeoutMs: 30_000, intervalMs: KUBE_POLL_MS, diagnose: () => namespaceReport(kube, ns) },
@@ -323,7 +325,7 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
           .filter((o) => o.kind === "ServiceMonitor")
           .map((o) => o.metadata.name)
           .sort(),
-      ).toEqual(["infera-gateway", "infera-scheduler"]);
+      ).toEqual(["infera-batch-gateway", "infera-gateway", "infera-scheduler"]);
       expect(JSON.stringify(objs.find((o) => o.kind === "PodMonitor")?.spec)).toContain('"app.kubernetes.io/managed-by":"infera"');
       const sched = objs.find((o) => o.kind === "Deployment" && o.metadata.name === "infera-scheduler");
       expect(sched?.spec?.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
@@ -444,7 +446,10 @@ describe.each(PROFILES)("profile $name: install --wait, upgrade, uninstall", ({ 
       diagnose: async () => `${await helmManaged(ns)}\n!=\n${rendered}`,
     });
     if (name === "gpu-production") {
-      expect(rendered.filter((o) => o.startsWith("ServiceMonitor/") || o === "PodDisruptionBudget/infera-scheduler")).toEqual([]);
+      // The batch gateways' metrics-only Service goes with the ServiceMonitors.
+      expect(
+        rendered.filter((o) => o.startsWith("ServiceMonitor/") || o === "Service/infera-batch-gateway" || o === "PodDisruptionBudget/infera-scheduler"),
+      ).toEqual([]);
     }
   }, 180_000);
 

@@ -384,6 +384,9 @@ lifecycle:
 {{- if and $v.scheduler.engineNamespace (ne $v.scheduler.engineNamespace $.Release.Namespace) $v.redis.enabled -}}
 {{- fail "scheduler.engineNamespace differs from the release namespace: engine pods need the Redis URL Secret there, so use externalRedis with a Secret of the same name in both namespaces" -}}
 {{- end -}}
+{{- if and $v.batches.gateway.enabled $v.batches.gateway.podDisruptionBudget.enabled (lt (int $v.batches.gateway.replicas) 2) -}}
+{{- fail "batches.gateway.podDisruptionBudget.enabled needs batches.gateway.replicas >= 2: with one replica a PDB blocks every node drain" -}}
+{{- end -}}
 {{- if and $v.scheduler.podDisruptionBudget.enabled (lt (int $v.scheduler.replicas) 2) -}}
 {{- fail "scheduler.podDisruptionBudget.enabled needs scheduler.replicas >= 2: with one replica a PDB blocks every node drain" -}}
 {{- end -}}
