@@ -140,6 +140,8 @@ export class SseRelay {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushing = false;
+  /** Frames go to the socket itself (see flush). */
+  private direct = false;
 
   private write(json: Buffer): void {
     // Frames that arrive in one turn of the event loop (the chunks of one agent message, a
@@ -160,10 +162,41 @@ export class SseRelay {
     return b;
   }
 
+  /** The chunk frame of what is waiting, as Node frames a chunked write (`<hex size>\r\n…\r\n`), in one buffer. */
+  private takeChunk(): Buffer {
+    const size = this.outBytes.toString(16);
+    const b = Buffer.allocUnsafe(size.length + this.outBytes + 4);
+    let pos = b.write(size, 0, "latin1");
+    b[pos++] = 0x0d;
+    b[pos++] = 0x0a;
+    for (const part of this.out) {
+      b.set(part, pos);
+      pos += part.length;
+    }
+    b[pos++] = 0x0d;
+    b[pos] = 0x0a;
+    this.out = [];
+    this.outBytes = 0;
+    return b;
+  }
+
   private readonly flush = (): void => {
     this.flushing = false;
     if (this.out.length === 0 || this.res.writableEnded) return;
+    const socket = this.res.socket;
+    if (this.direct) {
+      // The client left: nothing to write (the request's abort handles the rest).
+      if (socket && !socket.destroyed && socket.writable) socket.write(this.takeChunk());
+      return;
+    }
+    // The first write sends the headers. If it went straight to the connection (the socket is
+    // this response's: not a pipelined one waiting its turn) in chunked encoding, the frames
+    // after it go to the socket framed as Node frames them: one write call, where the
+    // response's write corks the socket, writes size, CRLF, data and CRLF, and uncorks on
+    // the next tick into a writev. Same bytes on the wire.
+    const straight = socket !== null && (this.res as { chunkedEncoding?: boolean }).chunkedEncoding === true;
     this.res.write(this.take());
+    this.direct = straight;
   };
 
   /** The last frame, with whatever is waiting, in the response's one closing write. */
