@@ -17,7 +17,7 @@
  * - Chat: each message adds `PER_MESSAGE` tokens for the chat template's role markers.
  *
  * A tokenizer loads in the background (a first request meanwhile gets the bound) and costs
- * about 100 MB of RSS (Llama 3's: 48 MB of heap once the parsed file's tables are dropped); `preload` loads the catalog's at start, before the gateway listens.
+ * about 150 MB of RSS (Llama 3's: 48 MB of live heap once the parsed file's tables are dropped); `preload` loads the catalog's at start, before the gateway listens.
  */
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
