@@ -1,7 +1,7 @@
 /**
  * `pnpm bench:relay`: CPU per relayed token of the relay path alone, in one process, with
  * no engine, scheduler or Redis beside it: an in-memory engine (vLLM-shaped SSE with
- * continuous usage, one event per read, paced by a timer) → the agent's real gRPC server and
+ * continuous usage, one event per read, paced by a timer, a Node Readable as an HTTP body is) → the agent's real gRPC server and
  * vLLM relay → gRPC → the gateway's real `callAgent` and SSE writer → HTTP → a client that
  * counts bytes. Process CPU (user + system) over a window, divided by the tokens the clients
  * received. Everything else in the process is the same from one build to the next, so two
@@ -13,6 +13,7 @@
 import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
 import { createLogger } from "@infera/core";
@@ -35,20 +36,36 @@ const WINDOW_S = Number(flags.window ?? 6);
 const MODEL_NAME = "meta-llama/Meta-Llama-3-8B-Instruct";
 const TOKEN = "relay-bench-agent-token-0123456789abcdefghij";
 
-/** One engine-sim-shaped stream: a chunk per token carrying the running usage, the usage-only chunk, [DONE]. */
-async function* engineStream(n: number, id: number): AsyncGenerator<Uint8Array> {
+/**
+ * One engine-sim-shaped stream: a chunk per token carrying the running usage, the usage-only chunk, [DONE].
+ * A Node Readable pushed from a timer, one push per token, as the agent reads an engine's HTTP response.
+ */
+function engineStream(n: number, id: number): Readable {
   const head = `{"id":"chatcmpl-${id.toString(16).padStart(24, "0")}","object":"chat.completion.chunk","created":1700000000,"model":"${MODEL_NAME}","choices":[{"index":0,`;
-  for (let i = 0; i < n; i++) {
-    await new Promise((r) => setTimeout(r, ITL_MS));
+  const out = new Readable({ read() {} });
+  let i = 0;
+  const tick = (): void => {
+    if (out.destroyed) return;
     const last = i === n - 1;
     const delta = i === 0 ? `{"role":"assistant","content":" lamb"}` : `{"content":" word${i % 10}"}`;
-    yield Buffer.from(
-      `data: ${head}"delta":${delta},"logprobs":null,"finish_reason":${last ? '"length"' : "null"}}],"usage":{"prompt_tokens":12,"total_tokens":${13 + i},"completion_tokens":${i + 1}}}\n\n`,
+    out.push(
+      Buffer.from(
+        `data: ${head}"delta":${delta},"logprobs":null,"finish_reason":${last ? '"length"' : "null"}}],"usage":{"prompt_tokens":12,"total_tokens":${13 + i},"completion_tokens":${i + 1}}}\n\n`,
+      ),
     );
-  }
-  yield Buffer.from(
-    `data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1700000000,"model":"${MODEL_NAME}","choices":[],"usage":{"prompt_tokens":12,"total_tokens":${12 + n},"completion_tokens":${n}}}\n\ndata: [DONE]\n\n`,
-  );
+    if (++i < n) {
+      setTimeout(tick, ITL_MS);
+      return;
+    }
+    out.push(
+      Buffer.from(
+        `data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1700000000,"model":"${MODEL_NAME}","choices":[],"usage":{"prompt_tokens":12,"total_tokens":${12 + n},"completion_tokens":${n}}}\n\ndata: [DONE]\n\n`,
+      ),
+    );
+    out.push(null);
+  };
+  setTimeout(tick, ITL_MS);
+  return out;
 }
 
 let streamIds = 0;

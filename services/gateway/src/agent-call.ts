@@ -100,7 +100,6 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
     let ttftMs = 0;
     let cancelling = false;
     let cancelTimer: NodeJS.Timeout | undefined;
-    let idle: NodeJS.Timeout | undefined;
     let bodyJson: string | undefined;
     /** What reached the client so far, when the engine's own count will not come. */
     const relayed = (): RequestUsage => ({ promptTokens: 0, completionTokens: counted, images: 0, ttftMs });
@@ -130,6 +129,12 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
     // no retry (the engine may have been working all along).
     const onIdle = () => {
       if (settled) return;
+      // Events came since the timer was set: wait out the rest of the silence from the last one.
+      const quietMs = performance.now() - lastEventAt;
+      if (quietMs < idleMs) {
+        idle = setTimeout(onIdle, idleMs - quietMs);
+        return;
+      }
       call.cancel();
       if (events === 0 && r.stream) {
         log.warn({ replica: a.replicaId, idleMs }, "replica sent nothing in time; re-queued");
@@ -139,12 +144,10 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
       log.warn({ replica: a.replicaId, idleMs, events }, "replica stopped responding mid-request");
       fail(new PlatformError("timeout", "The replica serving this request stopped responding."), "replica_timeout", "timeout");
     };
-    // Re-armed on every event: refresh() moves the same timer instead of making a new one per token.
-    const armIdle = () => {
-      if (idle) idle.refresh();
-      else idle = setTimeout(onIdle, idleMs);
-    };
-    armIdle();
+    // Per event only the time is noted; the one timer, when it fires, checks the silence since
+    // then and waits out the rest (a timer moved per token costs more than a clock read).
+    let lastEventAt = performance.now();
+    let idle: NodeJS.Timeout | undefined = setTimeout(onIdle, idleMs);
 
     const onAbort = () => {
       metrics.agentCalls.inc({ outcome: "cancelled" });
@@ -189,7 +192,7 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
         return;
       }
       events++;
-      if (r.stream) armIdle();
+      if (r.stream) lastEventAt = performance.now();
       switch (e.case) {
         case "chunk":
           counted++;

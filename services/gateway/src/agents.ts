@@ -41,6 +41,9 @@ export class AgentClients {
         "grpc.keepalive_timeout_ms": 5_000,
         "grpc.keepalive_permit_without_calls": 1,
         "grpc.max_receive_message_length": 64 * 1024 * 1024,
+        // HTTP/2's default 64 KiB connection window is shared by every stream to the agent (a
+        // thousand at once): more in flight lets a busy gateway read more tokens per read.
+        "grpc-node.flow_control_window": 1024 * 1024,
         // Reconnect fast after an agent restarts.
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": 2_000,

@@ -1,12 +1,12 @@
 import { createMetricsRegistry } from "@infera/core";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Metric, type MetricValueWithName, type Registry } from "prom-client";
 
 export interface GatewayMetrics {
   registry: Registry;
   requests: Counter<"route" | "status">;
   duration: Histogram<"route" | "model">;
   ttft: Histogram<"model">;
-  itl: Histogram<"model">;
+  itl: TokenGapHistogram;
   tokens: Counter<"model" | "direction">;
   errors: Counter<"code">;
   enqueued: Counter<"deployment">;
@@ -93,13 +93,12 @@ export function createGatewayMetrics(): GatewayMetrics {
       buckets: [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10],
       registers: [registry],
     }),
-    itl: new Histogram({
-      name: "gateway_inter_token_latency_seconds",
-      help: "Time between tokens sent to the client.",
-      labelNames: ["model"],
-      buckets: [0.0005, 0.001, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1],
-      registers: [registry],
-    }),
+    itl: new TokenGapHistogram(
+      "gateway_inter_token_latency_seconds",
+      "Time between tokens sent to the client.",
+      [0.0005, 0.001, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1],
+      registry,
+    ),
     tokens: new Counter({
       name: "gateway_tokens_total",
       help: "Tokens by model, in (prompt) and out (completion).",
@@ -151,4 +150,93 @@ export function registerBatchPacingMetrics(registry: Registry, read: () => { dep
     });
   gauge("gateway_batch_limit", "Batch lines this gateway may have in flight per deployment now (the back-off's limit within the spare slots).", (d) => d.limit);
   gauge("gateway_batch_in_flight", "Batch lines this gateway has in flight per deployment.", (d) => d.inFlight);
+}
+
+/** One exposition line's value as prom-client's registry reads it (`sharedLabels` come after `le`, as prom-client orders them). */
+type GapValue = MetricValueWithName<string> & { sharedLabels: { model: string } };
+
+/** One model's series of a TokenGapHistogram. */
+interface GapSeries {
+  model: string;
+  /** Observations per bucket (not cumulative); the last is +Inf's own. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram with one label (`model`) for what is observed once per relayed token:
+ * the same exposition as prom-client's Histogram (buckets, `+Inf`, `_sum`, `_count`, the
+ * registry's default labels), but an observation is a bucket search and three additions on the
+ * series the request holds. prom-client's observe validates and hashes the labels every time,
+ * which was ~4% of the relay's CPU per token.
+ */
+export class TokenGapHistogram {
+  readonly type = "histogram";
+  readonly aggregator = "sum";
+  private readonly series = new Map<string, GapSeries>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: readonly number[],
+    registry: Registry,
+  ) {
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  /** Zeroes every series in place (requests open now keep theirs); as prom-client's, none is shown until it is observed again. */
+  reset(): void {
+    for (const s of this.series.values()) {
+      s.counts.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
+  }
+
+  /** The series for a model: `observe(seconds)`. */
+  labels(l: { model: string }): { observe(value: number): void } {
+    let s = this.series.get(l.model);
+    if (!s) {
+      s = { model: l.model, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
+      this.series.set(l.model, s);
+    }
+    const series = s;
+    const buckets = this.buckets;
+    return {
+      observe(value: number): void {
+        let i = 0;
+        while (i < buckets.length && value > buckets[i]!) i++;
+        series.counts[i]!++;
+        series.sum += value;
+        series.count++;
+      },
+    };
+  }
+
+  /** What the registry reads of a metric (prom-client's `MetricObjectWithValues`). */
+  async get(): Promise<{ name: string; help: string; type: "histogram"; values: MetricValueWithName<string>[]; aggregator: "sum" }> {
+    const m = await this.getForPromString();
+    return { ...m, values: m.values.map(({ sharedLabels, ...v }) => ({ ...v, labels: { ...v.labels, ...sharedLabels } })) };
+  }
+
+  /** The text exposition's form: the model in `sharedLabels`, after `le`, as prom-client writes it. */
+  async getForPromString(): Promise<{ name: string; help: string; type: "histogram"; values: GapValue[]; aggregator: "sum" }> {
+    const values: GapValue[] = [];
+    for (const s of this.series.values()) {
+      // As prom-client: a series exists from its first observation (and again after a reset).
+      if (s.count === 0) continue;
+      const shared = { model: s.model };
+      const bucket = `${this.name}_bucket`;
+      let acc = 0;
+      for (let i = 0; i < this.buckets.length; i++) {
+        acc += s.counts[i]!;
+        values.push({ metricName: bucket, labels: { le: this.buckets[i]! }, sharedLabels: shared, value: acc });
+      }
+      values.push({ metricName: bucket, labels: { le: "+Inf" }, sharedLabels: shared, value: s.count });
+      values.push({ metricName: `${this.name}_sum`, labels: {}, sharedLabels: shared, value: s.sum });
+      values.push({ metricName: `${this.name}_count`, labels: {}, sharedLabels: shared, value: s.count });
+    }
+    return { name: this.name, help: this.help, type: "histogram", values, aggregator: "sum" };
+  }
 }

@@ -17,7 +17,7 @@
  * - Chat: each message adds `PER_MESSAGE` tokens for the chat template's role markers.
  *
  * A tokenizer loads in the background (a first request meanwhile gets the bound) and costs
- * about 140 MB of memory; `preload` loads the catalog's at start, before the gateway listens.
+ * about 150 MB of RSS (Llama 3's: 48 MB of live heap once the parsed file's tables are dropped); `preload` loads the catalog's at start, before the gateway listens.
  */
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -154,6 +154,7 @@ export class Tokenizers {
     try {
       const [json, config] = await Promise.all([readJson(ref), readJson(sibling(ref, "tokenizer_config.json")).catch(() => ({}))]);
       const tokenizer = new Tokenizer(json as object, config as object);
+      dropSourceTables(tokenizer, json);
       this.byRef.set(ref, new Exact(tokenizer, this.exactChars, this.cacheEntries));
       this.o.logger.info({ tokenizer: ref, ms: Math.round(performance.now() - started) }, "tokenizer loaded");
     } catch (err) {
@@ -162,6 +163,21 @@ export class Tokenizers {
       throw err;
     }
   }
+}
+
+/**
+ * A BPE tokenizer keeps the parsed tokenizer.json beside the tables it built from it: the
+ * vocabulary object (its Map `tokens_to_ids` holds the same) and the merges array (its Map
+ * `bpe_ranks` holds the same), read only while it is constructed (@huggingface/tokenizers
+ * 0.2). Dropping them halves a Llama 3 tokenizer's heap (94 → 48 MB). Other model kinds are left as they are.
+ */
+function dropSourceTables(tokenizer: Tokenizer, json: unknown): void {
+  const model = (tokenizer as unknown as { model?: { bpe_ranks?: unknown; tokens_to_ids?: unknown; merges?: unknown } }).model;
+  const source = (json as { model?: { vocab?: unknown; merges?: unknown } }).model;
+  if (!model || !source || !(model.bpe_ranks instanceof Map) || !(model.tokens_to_ids instanceof Map)) return;
+  model.merges = undefined;
+  source.vocab = undefined;
+  source.merges = undefined;
 }
 
 function sibling(ref: string, name: string): string {

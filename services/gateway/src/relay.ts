@@ -25,13 +25,30 @@ function view(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
-/** Whether a chunk carries a finish_reason (a string, not null). */
+const FINISH_KEY = Buffer.from('"finish_reason"');
+const LOGPROBS_CONTENT = Buffer.from('"logprobs":{"content"');
+
+/** JSON whitespace: space, tab, LF, CR. */
+function isSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+/**
+ * Whether a chunk carries a finish_reason (a value other than null). Per token: one search
+ * from the start (chunks carry it near their end) and one over the few bytes after it,
+ * with Buffer needles (a string needle is converted on every call).
+ */
 function finishes(b: Buffer): boolean {
-  // One scan to the first finish_reason (chunks carry it near their end); the others start there.
-  const i = b.indexOf('"finish_reason"');
-  if (i === -1) return false;
-  if (b.indexOf('"finish_reason":"', i) !== -1) return true;
-  return b.indexOf('"finish_reason":null', i) === -1;
+  for (let i = b.indexOf(FINISH_KEY); i !== -1; i = b.indexOf(FINISH_KEY, i)) {
+    i += FINISH_KEY.length;
+    while (isSpace(b[i])) i++;
+    if (b[i] !== 0x3a) continue; // not a key: the text "finish_reason" inside a string
+    i++;
+    while (isSpace(b[i])) i++;
+    // `null` (n u l l): no finish here; anything else is one.
+    if (!(b[i] === 0x6e && b[i + 1] === 0x75 && b[i + 2] === 0x6c && b[i + 3] === 0x6c)) return true;
+  }
+  return false;
 }
 
 const FINISH_REASON = /"finish_reason"\s*:\s*"([A-Za-z_]{1,32})"/g;
@@ -85,7 +102,7 @@ export class SseRelay {
     // A copy: the view would keep the whole gRPC read buffer it points into alive for the stream's life.
     if (this.first === undefined) this.first = Buffer.from(json);
     // Chat logprobs need `refusal` (OpenAI's schema requires it; vLLM omits it): only those chunks are parsed.
-    if (json.indexOf('"logprobs":{"content"') !== -1) json = Buffer.from(conformChatChunk(json.toString()));
+    if (json.indexOf(LOGPROBS_CONTENT) !== -1) json = Buffer.from(conformChatChunk(json.toString()));
     const finishing = finishes(json);
     if (finishing) finishReasonsIn(json.toString(), this.finishReasons);
     if (!this.includeUsage && finishing) {
@@ -123,6 +140,8 @@ export class SseRelay {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushing = false;
+  /** Frames go to the socket itself (see flush). */
+  private direct = false;
 
   private write(json: Buffer): void {
     // Frames that arrive in one turn of the event loop (the chunks of one agent message, a
@@ -143,10 +162,41 @@ export class SseRelay {
     return b;
   }
 
+  /** The chunk frame of what is waiting, as Node frames a chunked write (`<hex size>\r\n…\r\n`), in one buffer. */
+  private takeChunk(): Buffer {
+    const size = this.outBytes.toString(16);
+    const b = Buffer.allocUnsafe(size.length + this.outBytes + 4);
+    let pos = b.write(size, 0, "latin1");
+    b[pos++] = 0x0d;
+    b[pos++] = 0x0a;
+    for (const part of this.out) {
+      b.set(part, pos);
+      pos += part.length;
+    }
+    b[pos++] = 0x0d;
+    b[pos] = 0x0a;
+    this.out = [];
+    this.outBytes = 0;
+    return b;
+  }
+
   private readonly flush = (): void => {
     this.flushing = false;
     if (this.out.length === 0 || this.res.writableEnded) return;
+    const socket = this.res.socket;
+    if (this.direct) {
+      // The client left: nothing to write (the request's abort handles the rest).
+      if (socket && !socket.destroyed && socket.writable) socket.write(this.takeChunk());
+      return;
+    }
+    // The first write sends the headers. If it went straight to the connection (the socket is
+    // this response's: not a pipelined one waiting its turn) in chunked encoding, the frames
+    // after it go to the socket framed as Node frames them: one write call, where the
+    // response's write corks the socket, writes size, CRLF, data and CRLF, and uncorks on
+    // the next tick into a writev. Same bytes on the wire.
+    const straight = socket !== null && (this.res as { chunkedEncoding?: boolean }).chunkedEncoding === true;
     this.res.write(this.take());
+    this.direct = straight;
   };
 
   /** The last frame, with whatever is waiting, in the response's one closing write. */

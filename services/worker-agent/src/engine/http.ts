@@ -2,6 +2,7 @@
  * HTTP plumbing every engine adapter shares: a keep-alive pool to the engine, reading a
  * body, and the health and load probes (`/health`, Prometheus `/metrics`).
  */
+import { finished, Readable } from "node:stream";
 import { Pool } from "undici";
 import type { EngineAdapter, EngineCall, EngineKind, EngineLoad, EngineSink } from "./adapter.ts";
 import { parseEngineLoad } from "./load.ts";
@@ -21,6 +22,37 @@ export async function readText(body: AsyncIterable<Uint8Array>): Promise<string>
   const parts: Buffer[] = [];
   for await (const c of body) parts.push(Buffer.from(c));
   return Buffer.concat(parts).toString("utf8");
+}
+
+/**
+ * Hands each read of an engine's streamed body to `onChunk` until it returns false (then the
+ * body is destroyed, as leaving a `for await` would) or the body ends; rejects as `for await`
+ * would (an error, a premature close). A Node stream is read by its `data` events: the async
+ * iterator costs a promise and a microtask per read, and a streamed answer is one read per token.
+ */
+export function readChunks(body: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => boolean): Promise<void> {
+  if (!(body instanceof Readable)) return iterate(body, onChunk);
+  return new Promise((resolve, reject) => {
+    let over = false;
+    const onData = (c: Uint8Array): void => {
+      if (over || onChunk(c)) return;
+      over = true;
+      body.off("data", onData);
+      body.destroy();
+      resolve();
+    };
+    body.on("data", onData);
+    finished(body, (err) => {
+      if (over) return;
+      over = true;
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+}
+
+async function iterate(body: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => boolean): Promise<void> {
+  for await (const c of body) if (!onChunk(c)) return;
 }
 
 export const JSON_HEADERS = { "content-type": "application/json" };

@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { SseParser } from "@infera/core";
 import { engineGone, normalizeEngineError, notServed, unsupportedParam, type EngineCall, type EngineSink } from "./adapter.ts";
-import { engineHeaders, HttpEngineAdapter, readText } from "./http.ts";
+import { engineHeaders, HttpEngineAdapter, readChunks, readText } from "./http.ts";
 import { relayOpenAIBody, relayOpenAIStream } from "./vllm.ts";
 
 const TGI = "text-generation-inference";
@@ -297,10 +297,11 @@ export class TgiAdapter extends HttpEngineAdapter {
         sink.chunk(chunk(text, null));
       }
     });
-    for await (const c of res.body) {
+    await readChunks(res.body, (c) => {
       parser.push(c);
-      if (failed) return;
-    }
+      return !failed;
+    });
+    if (failed) return;
     parser.end();
     if (failed) return;
     // /generate_stream has no [DONE]: the frame with details is the end.

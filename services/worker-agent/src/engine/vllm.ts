@@ -6,7 +6,7 @@
  */
 import { SseByteParser } from "@infera/core";
 import { engineGone, normalizeEngineError, notServed, type EngineCall, type EngineSink, type EngineUsage } from "./adapter.ts";
-import { engineHeaders, HttpEngineAdapter, readText } from "./http.ts";
+import { engineHeaders, HttpEngineAdapter, readChunks, readText } from "./http.ts";
 import { GracefulClient } from "./graceful.ts";
 
 const PATHS = {
@@ -99,7 +99,10 @@ const OBJECT_ERROR = Buffer.from('{"object":"error"');
 const USAGE = Buffer.from('"usage":{');
 const CONTINUOUS_USAGE = Buffer.from(',"usage":{');
 const NO_CHOICES = Buffer.from('"choices":[]');
-const CLOSE = Buffer.from("}");
+const CLOSE_BRACE = 0x7d;
+/** `}]` and `[]` as two bytes, big-endian: what precedes `,"usage":{` in a content chunk and in the usage-only chunk. */
+const CHOICES_END = (0x7d << 8) | 0x5d;
+const EMPTY_CHOICES = (0x5b << 8) | 0x5d;
 
 function startsWith(b: Buffer, prefix: Buffer): boolean {
   return b.length >= prefix.length && b.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
@@ -108,7 +111,7 @@ function startsWith(b: Buffer, prefix: Buffer): boolean {
 /**
  * Relays an OpenAI-shaped SSE stream (vLLM, TGI's Messages API) to the sink. Per token this
  * is a byte scan, never a decode or JSON parse: each chunk leaves as a view of the bytes
- * read, less the trailing continuous-usage object (one small copy); only error and
+ * read, less the trailing continuous-usage object (cut in place, no copy); only error and
  * usage-only chunks, and the last usage on a stop, are parsed.
  */
 export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: EngineSink, stop?: AbortSignal): Promise<void> {
@@ -133,8 +136,13 @@ export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: E
       return;
     }
     const u = data.lastIndexOf(CONTINUOUS_USAGE);
-    // The usage-only chunk (include_usage): `"choices":[]` with a usage object.
-    if ((u !== -1 || data.indexOf(USAGE) !== -1) && data.indexOf(NO_CHOICES) !== -1) {
+    // The usage-only chunk (include_usage): `"choices":[]` with a usage object. Engines write
+    // `…}]` (a content chunk's choices) or `[]` right before the usage: read those two bytes
+    // rather than scanning the chunk again; anything else is scanned.
+    const before = u >= 2 ? (data[u - 2]! << 8) | data[u - 1]! : 0;
+    const usageOnly =
+      before === CHOICES_END ? false : before === EMPTY_CHOICES ? true : (u !== -1 || data.indexOf(USAGE) !== -1) && data.indexOf(NO_CHOICES) !== -1;
+    if (usageOnly) {
       usage = usageFrom((safeParse(data.toString()) as { usage?: OpenAIUsage } | undefined)?.usage);
       latest = undefined;
       return;
@@ -146,13 +154,18 @@ export async function relayOpenAIStream(body: AsyncIterable<Uint8Array>, sink: E
     }
     // The usage object is the chunk's last member: `…,"usage":{…}}`; the client did not ask for it.
     latest = data.subarray(u + 9, data.length - 1);
-    sink.chunk(Buffer.concat([data.subarray(0, u), CLOSE], u + 1));
+    // Cut in place: the chunk ends where the usage began (its comma becomes the closing brace).
+    // These bytes are this relay's (a socket read, or the parser's own copy of one) and
+    // nothing reads that comma again; `latest` starts past it.
+    data[u] = CLOSE_BRACE;
+    sink.chunk(data.subarray(0, u + 1));
   });
   try {
-    for await (const c of body) {
+    await readChunks(body, (c) => {
       parser.push(c);
-      if (failed) return;
-    }
+      return !failed;
+    });
+    if (failed) return;
   } catch (err) {
     // Stopped: the engine closed its side after our FIN; what it wrote has been read.
     if (!stop?.aborted) throw err;
