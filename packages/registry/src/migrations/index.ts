@@ -9,6 +9,7 @@ import * as auditLog from "./2026-12-02T0200_audit_log.ts";
 import * as storedResponses from "./2026-12-02T0300_stored_responses.ts";
 import * as files from "./2026-12-02T0400_files.ts";
 import * as batches from "./2026-12-02T0500_batches.ts";
+import * as storedResponseItems from "./2026-12-02T0600_stored_response_items.ts";
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-02T0300_stored_responses": storedResponses,
   "2026-12-02T0400_files": files,
   "2026-12-02T0500_batches": batches,
+  "2026-12-02T0600_stored_response_items": storedResponseItems,
 };
