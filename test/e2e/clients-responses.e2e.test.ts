@@ -183,6 +183,19 @@ describe("Vercel AI SDK (@ai-sdk/openai, the Responses API)", () => {
     expect(logprobs![0]![0]!.top_logprobs).toHaveLength(2);
   });
 
+  test("streamed logprobs: one per token, the tokens adding up to the streamed text", async () => {
+    const r = streamText({ model: provider()(MODEL), prompt: "Hello", maxOutputTokens: 6, maxRetries: 0, providerOptions: { openai: { logprobs: 1 } } });
+    const { text } = await readText(r.textStream);
+    const logprobs = ((await r.providerMetadata)?.openai as { logprobs?: { token: string }[][] } | undefined)?.logprobs;
+    expect(
+      logprobs
+        ?.flat()
+        .map((l) => l.token)
+        .join(""),
+    ).toBe(text);
+    expect(logprobs?.flat()).toHaveLength(6);
+  });
+
   test("generateObject: an object matching the zod schema, sent as text.format json_schema", async () => {
     const from = sent.length;
     const schema = z.object({ city: z.string(), days: z.number().int() });
@@ -255,6 +268,28 @@ describe("OpenAI Agents SDK (@openai/agents)", () => {
     expect(chained.state.usage.inputTokens).toBeGreaterThan(first.state.usage.inputTokens / 2);
   });
 
+  test("an output type: the final output is an object matching the zod schema; the model settings it sends are taken", async () => {
+    setup();
+    const from = sent.length;
+    const trip = z.object({ city: z.string(), days: z.number().int() });
+    const planner = new Agent({
+      name: "Planner",
+      instructions: "Plan a trip.",
+      model: MODEL,
+      outputType: trip,
+      modelSettings: { parallelToolCalls: false, truncation: "auto", store: false, reasoning: { effort: "low" }, text: { verbosity: "low" }, temperature: 0.5 },
+    });
+    const result = await run(planner, "Somewhere warm.");
+    expect(trip.safeParse(result.finalOutput).success).toBe(true);
+    const [req] = responsesSince(from);
+    expect(req!.body).toMatchObject({
+      store: false,
+      truncation: "auto",
+      text: { format: { type: "json_schema" }, verbosity: "low" },
+      reasoning: { effort: "low" },
+    });
+  });
+
   test("a streamed run: the text deltas add up to the final output", async () => {
     setup();
     const from = sent.length;
@@ -273,14 +308,14 @@ describe("OpenAI Agents SDK (@openai/agents)", () => {
 });
 
 describe("LangChain (ChatOpenAI with useResponsesApi)", () => {
-  const chat = () =>
+  const chat = (maxTokens = 12) =>
     new ChatOpenAI({
       model: MODEL,
       apiKey: platform.adminKey,
       configuration: { baseURL: platform.openaiURL, fetch: recordingFetch },
       useResponsesApi: true,
       maxRetries: 0,
-      maxTokens: 12,
+      maxTokens,
     });
 
   test("invoke: the text and its token usage", async () => {
@@ -309,6 +344,16 @@ describe("LangChain (ChatOpenAI with useResponsesApi)", () => {
     expect(answer.tool_calls ?? []).toEqual([]);
     const reqs = responsesSince(from);
     expect(JSON.stringify(toolOutputs(reqs[1]!))).toContain("sunny in ");
+  });
+
+  test("withStructuredOutput (json schema): an object matching the zod schema", async () => {
+    const from = sent.length;
+    const trip = z.object({ city: z.string(), days: z.number().int() });
+    // Room for the whole object (12 tokens cut it: LangChain then has nothing to parse, as with OpenAI).
+    const value = await chat(200).withStructuredOutput(trip, { method: "jsonSchema", name: "trip" }).invoke("Plan a trip.");
+    expect(trip.safeParse(value).success).toBe(true);
+    const [req] = responsesSince(from);
+    expect(req!.body).toMatchObject({ text: { format: { type: "json_schema", name: "trip" } } });
   });
 
   test("stream: the chunks add up to the text, with usage", async () => {
