@@ -346,6 +346,17 @@ describe("LangChain (ChatOpenAI with useResponsesApi)", () => {
     expect(JSON.stringify(toolOutputs(reqs[1]!))).toContain("sunny in ");
   });
 
+  test("a second turn over the first one's messages: the earlier answer goes back and is in the prompt", async () => {
+    const from = sent.length;
+    const question = new HumanMessage("Tell me a story.");
+    const first = await chat().invoke([question]);
+    const second = await chat().invoke([question, first, new HumanMessage("And then?")]);
+    expect(second.text.length).toBeGreaterThan(0);
+    expect(second.usage_metadata!.input_tokens).toBeGreaterThan(first.usage_metadata!.input_tokens + first.usage_metadata!.output_tokens);
+    const input = (responsesSince(from)[1]!.body?.input as Record<string, unknown>[]) ?? [];
+    expect(input).toHaveLength(3);
+  });
+
   test("withStructuredOutput (json schema): an object matching the zod schema", async () => {
     const from = sent.length;
     const trip = z.object({ city: z.string(), days: z.number().int() });

@@ -1,7 +1,7 @@
 /** The Responses → chat translation: what the engine is asked, and the 400s naming the field at fault. */
 import { describe, expect, it } from "vitest";
 import { PlatformError } from "@infera/core";
-import { inputItems, referencedIds, type ResponsesRequest, toChat } from "./responses-api.ts";
+import { inputItems, referencedIds, responseFromChat, type ResponsesRequest, toChat } from "./responses-api.ts";
 
 const MODEL = "m";
 const chatOf = (body: Partial<ResponsesRequest> & { input: ResponsesRequest["input"] }) => {
@@ -131,6 +131,15 @@ describe("a Responses request as the chat request the engines serve", () => {
     expect(chatOf({ input: "x", include: ["message.output_text.logprobs"] })).toMatchObject({ logprobs: true });
     expect(chatOf({ input: "x", top_logprobs: 3 })).toMatchObject({ logprobs: true, top_logprobs: 3 });
     expect(chatOf({ input: "x", top_logprobs: 0, max_tool_calls: 2 })).not.toHaveProperty("logprobs");
+  });
+
+  it("the Response echoes max_tool_calls, top_logprobs and reasoning as asked; the chat logprobs land on the output_text", () => {
+    const body = { model: MODEL, input: "x", max_tool_calls: 2, top_logprobs: 1, reasoning: { effort: "low" } } as ResponsesRequest;
+    const lp = { token: "Hi", logprob: -0.1, bytes: [72, 105], top_logprobs: [{ token: "Hi", logprob: -0.1, bytes: [72, 105] }] };
+    const chat = { model: MODEL, choices: [{ message: { content: "Hi" }, finish_reason: "stop", logprobs: { content: [lp] } }] };
+    const r = responseFromChat({ id: "resp_1", createdAt: 1, body, onFinished: async () => undefined }, chat);
+    expect(r).toMatchObject({ max_tool_calls: 2, top_logprobs: 1, reasoning: { effort: "low", summary: null } });
+    expect(r.output).toMatchObject([{ content: [{ type: "output_text", text: "Hi", logprobs: [lp] }] }]);
   });
 
   it("what is not served is a 400 naming the field", () => {

@@ -308,7 +308,8 @@ function responseObject(c: ResponseContext, model: string, status: string, outpu
     output,
     parallel_tool_calls: b.parallel_tool_calls ?? true,
     previous_response_id: b.previous_response_id ?? null,
-    reasoning: { effort: null, summary: null },
+    // Echoed as asked, as OpenAI does; it changes nothing here (the models reason in their text, if at all).
+    reasoning: { effort: b.reasoning?.effort ?? null, summary: b.reasoning?.summary ?? null },
     service_tier: b.service_tier ?? "default",
     store: b.store !== false,
     temperature: b.temperature ?? 1,
