@@ -6,14 +6,13 @@
  * chunk) against OpenAI's published response schema.
  */
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
-import { tool as lcTool } from "@langchain/core/tools";
 import { ChatOpenAI, OpenAIEmbeddings } from "@langchain/openai";
-import { embed, embedMany, generateText, stepCountIs, streamText, tool } from "ai";
+import { embed, embedMany, generateText, stepCountIs, streamText } from "ai";
 import { describe, expect } from "vitest";
-import { z } from "zod";
 import type { Platform } from "@infera/testkit";
 import { platformTest } from "@infera/testkit/fixtures";
 import { schemaErrors, type SchemaName } from "../openapi/validate.ts";
+import { aiWeather, lcWeather, readText } from "./client-tools.ts";
 
 const CHAT = "meta-llama/Meta-Llama-3-8B-Instruct";
 const EMBED = "BAAI/bge-large-en-v1.5";
@@ -105,11 +104,7 @@ describe("LangChain (@langchain/openai)", () => {
   });
 
   test("binds a tool and gets a parsed tool call", async () => {
-    const weather = lcTool(async ({ city }: { city: string }) => `sunny in ${city}`, {
-      name: "get_weather",
-      description: "Weather in a city",
-      schema: z.object({ city: z.string() }),
-    });
+    const weather = lcWeather();
     const msg = await chat().bindTools([weather], { tool_choice: "required" }).invoke("What is the weather in Paris?");
     expect(msg.tool_calls?.[0]?.name).toBe("get_weather");
     expect(msg.tool_calls?.[0]?.args).toHaveProperty("city");
@@ -148,12 +143,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible)", () => {
 
   test("streamText streams the text and reports usage from the stream", async () => {
     const r = streamText({ model: provider().chatModel(CHAT), system: "Be brief.", prompt: "Hello", maxOutputTokens: 8, maxRetries: 0 });
-    let text = "";
-    let parts = 0;
-    for await (const t of r.textStream) {
-      text += t;
-      parts++;
-    }
+    const { text, parts } = await readText(r.textStream);
     expect(parts).toBeGreaterThan(1);
     expect(text.length).toBeGreaterThan(0);
     const usage = await r.usage;
@@ -167,16 +157,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible)", () => {
     const r = streamText({
       model: provider().chatModel(CHAT),
       prompt: "Please call the weather tool for Rome",
-      tools: {
-        get_weather: tool({
-          description: "Weather in a city",
-          inputSchema: z.object({ city: z.string() }),
-          execute: async ({ city }) => {
-            called = city;
-            return `sunny in ${city}`;
-          },
-        }),
-      },
+      tools: { get_weather: aiWeather("sunny", (city) => (called = city)) },
       toolChoice: "required",
       stopWhen: stepCountIs(1),
       maxRetries: 0,

@@ -305,6 +305,45 @@ describe("the Responses API, with the official client", () => {
     expect((await other.responses.retrieve(theirs.id)).id).toBe(theirs.id);
   });
 
+  test("item_reference: the tenant's stored item stands in for it (input or output); another tenant's or an unknown id is a 404; reasoning items are accepted", async () => {
+    const first = await client.responses.create({ model: MODEL, input: "Tell me a story.", max_output_tokens: 20 });
+    const answer = first.output[0]!;
+    const [question] = (await client.responses.inputItems.list(first.id)).data;
+    const next = await client.responses.create({
+      model: MODEL,
+      input: [
+        { type: "item_reference", id: question!.id },
+        { type: "reasoning", id: "rs_given", summary: [{ type: "summary_text", text: "The user wants more." }] },
+        { type: "item_reference", id: answer.id! },
+        { role: "user", content: "And then?" },
+      ],
+      max_output_tokens: 4,
+    });
+    // The referenced question and answer were in the prompt: more than the two new words alone.
+    expect(next.usage!.input_tokens).toBeGreaterThan(first.usage!.input_tokens + 10);
+    const items = (await client.responses.inputItems.list(next.id, { order: "asc" })).data;
+    expect(items.map((i) => i.type)).toEqual(["message", "reasoning", "message", "message"]);
+    expect(items[0]).toMatchObject({ id: question!.id, role: "user", content: [{ type: "input_text", text: "Tell me a story." }] });
+    expect(items[2]).toMatchObject({ id: answer.id, role: "assistant", content: [{ type: "output_text", text: first.output_text }] });
+    const other = new OpenAI({ apiKey: await otherTenantKey(), baseURL: platform.openaiURL, maxRetries: 0 });
+    for (const [c, id] of [
+      [other, answer.id!],
+      [client, "msg_unknown"],
+    ] as const) {
+      const e = await c.responses
+        .create({
+          model: MODEL,
+          input: [
+            { role: "user", content: "hi" },
+            { type: "item_reference", id },
+          ],
+        })
+        .catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(OpenAI.NotFoundError);
+      expect((e as APIError).param).toBe("input[1].id");
+    }
+  });
+
   test("bad input: an unsupported tool type is a 400 naming it; a bad item names its field; nothing runs", async () => {
     // Earlier tests' usage rows are written in batches: let them land first.
     await new Promise((r) => setTimeout(r, 1000));

@@ -3,6 +3,7 @@
  * tenant's id reads as absent), kept until `expires_at`; what is past it reads as absent and
  * is deleted by `purgeExpiredResponses`.
  */
+import { sql } from "kysely";
 import type { Db } from "./db.ts";
 
 export interface StoredResponse {
@@ -49,6 +50,30 @@ export async function findResponse(db: Db, tenantId: string, id: string): Promis
     inputItems: row.input_items,
     conversation: row.conversation,
   };
+}
+
+/**
+ * The tenant's stored items by id (output items of its responses, and their input items), for
+ * `item_reference` inputs: the newest unexpired response holding each; ids not found are absent.
+ */
+export async function findItems(db: Db, tenantId: string, ids: string[]): Promise<Map<string, Record<string, unknown>>> {
+  const found = new Map<string, Record<string, unknown>>();
+  for (const id of new Set(ids)) {
+    const probe = JSON.stringify([{ id }]);
+    const row = await db
+      .selectFrom("stored_responses")
+      .select(["response", "input_items"])
+      .where("tenant_id", "=", tenantId)
+      .where("expires_at", ">", new Date())
+      .where((eb) => eb.or([sql<boolean>`response -> 'output' @> ${probe}::jsonb`, sql<boolean>`input_items @> ${probe}::jsonb`]))
+      .orderBy("created_at", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    const items = row ? [...((row.response.output as Record<string, unknown>[] | undefined) ?? []), ...row.input_items] : [];
+    const item = items.find((x) => x.id === id);
+    if (item) found.set(id, item);
+  }
+  return found;
 }
 
 /** Whether the tenant had that response (and now has not). */

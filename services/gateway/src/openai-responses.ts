@@ -151,6 +151,11 @@ const INPUT_ITEM = {
       required: ["id", "type", "call_id", "output"],
       properties: { id: str, type: { const: "function_call_output" }, call_id: str, output: str, status: str },
     },
+    {
+      type: "object",
+      required: ["id", "type", "summary"],
+      properties: { id: str, type: { const: "reasoning" }, summary: { type: "array", items: { type: "object", required: ["type", "text"] } } },
+    },
   ],
 };
 const RESPONSE_USAGE = {
@@ -193,6 +198,7 @@ const RESPONSE = {
     incomplete_details: nullable({ type: "object", required: ["reason"], properties: { reason: { enum: ["max_output_tokens", "content_filter"] } } }),
     instructions: nullable(str),
     max_output_tokens: nullable(int),
+    max_tool_calls: nullable(int),
     metadata: { type: "object", additionalProperties: str },
     model: str,
     output: { type: "array", items: OUTPUT_ITEM },
@@ -203,6 +209,7 @@ const RESPONSE = {
     text: { type: "object", properties: { format: { type: "object", required: ["type"] } } },
     tool_choice: { anyOf: [str, { type: "object" }] },
     tools: { type: "array", items: { type: "object", required: ["type", "name"], properties: { type: { const: "function" }, name: str } } },
+    top_logprobs: int,
     top_p: nullable(num),
     usage: nullable(RESPONSE_USAGE),
     user: nullable(str),

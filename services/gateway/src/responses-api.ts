@@ -24,6 +24,8 @@ export interface ResponsesRequest {
   max_output_tokens?: number | null;
   temperature?: number | null;
   top_p?: number | null;
+  top_logprobs?: number | null;
+  max_tool_calls?: number | null;
   metadata?: Record<string, string> | null;
   store?: boolean | null;
   stream?: boolean | null;
@@ -57,16 +59,36 @@ function partText(p: unknown, param: string): string {
   throw bad(`Content part type '${String(part?.type)}' is not supported here; use 'input_text' or 'output_text'.`, `${param}.type`);
 }
 
+/** An `item_reference` input item (its `type` may be left out: then it is an id alone). */
+const isReference = (raw: Item) => raw.type === "item_reference" || (raw.type == null && raw.role === undefined && typeof raw.id === "string");
+
+/** The ids the request's `item_reference` items name, to be looked up among the tenant's stored items. */
+export function referencedIds(input: string | Item[]): string[] {
+  if (typeof input === "string") return [];
+  return input
+    .filter(isReference)
+    .map((r) => r.id)
+    .filter((id): id is string => typeof id === "string");
+}
+
 /**
  * The request's `input` as stored items, each with an id (messages `msg_…`, function calls
- * `fc_…`, their outputs `fco_…`), every one checked: what is not a message, function_call or
- * function_call_output is a 400 naming it.
+ * `fc_…`, their outputs `fco_…`), every one checked: an `item_reference` is replaced by the
+ * stored item it names (`referenced`; one not there is a 404 naming it), and what is not a
+ * message, function_call or function_call_output is a 400 naming it.
  */
-export function inputItems(input: string | Item[]): Item[] {
+export function inputItems(input: string | Item[], referenced: ReadonlyMap<string, Item> = new Map()): Item[] {
   if (typeof input === "string")
     return [{ id: newId("msg"), type: "message", role: "user", status: "completed", content: [{ type: "input_text", text: input }] }];
-  return input.map((raw, i) => {
+  return input.map((given, i) => {
     const param = `input[${i}]`;
+    let raw = given;
+    if (isReference(given)) {
+      if (typeof given.id !== "string") throw bad("An item_reference needs 'id' (a string).", `${param}.id`);
+      const item = referenced.get(given.id);
+      if (!item) throw new PlatformError("not_found", `Item with id '${given.id}' not found.`, { param: `${param}.id` });
+      raw = item;
+    }
     const type = raw.type ?? "message";
     if (type === "message") {
       const role = raw.role;
@@ -110,7 +132,24 @@ export function inputItems(input: string | Item[]): Item[] {
       if (typeof output !== "string") throw bad("A function_call_output item needs 'output' (a string).", `${param}.output`);
       return { id: typeof raw.id === "string" ? raw.id : newId("fco"), type: "function_call_output", status: "completed", call_id: raw.call_id, output };
     }
-    throw bad(`Input item type '${String(type)}' is not supported; use 'message', 'function_call' or 'function_call_output'.`, `${param}.type`);
+    if (type === "reasoning") {
+      // A reasoning model's item, carried back by SDKs that replay a conversation: kept among the
+      // input items, not shown to the model (encrypted content is another provider's; the models here
+      // reason in their text, if at all).
+      if (!Array.isArray(raw.summary)) throw bad("A reasoning item needs 'summary' (an array).", `${param}.summary`);
+      const summary = raw.summary.map((p, j) => {
+        const part = p as Item;
+        if (part?.type !== "summary_text" || typeof part.text !== "string") {
+          throw bad("A reasoning summary part needs type 'summary_text' and 'text'.", `${param}.summary[${j}]`);
+        }
+        return { type: "summary_text", text: part.text };
+      });
+      return { id: typeof raw.id === "string" ? raw.id : newId("rs"), type: "reasoning", summary };
+    }
+    throw bad(
+      `Input item type '${String(type)}' is not supported; use 'message', 'function_call', 'function_call_output', 'reasoning' or 'item_reference'.`,
+      `${param}.type`,
+    );
   });
 }
 
@@ -178,6 +217,15 @@ function chatResponseFormat(format: Item | undefined): ChatCompletionRequest["re
   throw bad(`Text format type '${String(format.type)}' is not supported; use 'text', 'json_object' or 'json_schema'.`, "text.format.type");
 }
 
+/** Token logprobs on the output text: asked for by `include` or by `top_logprobs` above 0. */
+const wantsLogprobs = (b: ResponsesRequest) => (b.include ?? []).includes("message.output_text.logprobs") || (b.top_logprobs ?? 0) > 0;
+
+/** A chat choice's token logprobs (the Responses shape is the chat one: token, logprob, bytes, top_logprobs). */
+function tokenLogprobs(choice: Item | undefined): Item[] {
+  const content = (choice?.logprobs as { content?: Item[] | null } | null | undefined)?.content;
+  return Array.isArray(content) ? content : [];
+}
+
 /** The chat completion request a Responses request is served as, over the conversation's items. */
 export function toChat(body: ResponsesRequest, conversation: Item[]): ChatCompletionRequest {
   if (body.background === true) throw bad("Background responses are not supported.", "background");
@@ -199,6 +247,10 @@ export function toChat(body: ResponsesRequest, conversation: Item[]): ChatComple
   if (body.max_output_tokens != null) chat.max_completion_tokens = body.max_output_tokens;
   if (body.temperature != null) chat.temperature = body.temperature;
   if (body.top_p != null) chat.top_p = body.top_p;
+  if (wantsLogprobs(body)) {
+    chat.logprobs = true;
+    if (body.top_logprobs) chat.top_logprobs = body.top_logprobs;
+  }
   if (body.parallel_tool_calls != null && tools && tools.length > 0) chat.parallel_tool_calls = body.parallel_tool_calls;
   if (body.user !== undefined) chat.user = body.user;
   if (body.safety_identifier !== undefined) chat.safety_identifier = body.safety_identifier;
@@ -250,12 +302,14 @@ function responseObject(c: ResponseContext, model: string, status: string, outpu
     incomplete_details: null,
     instructions: b.instructions ?? null,
     max_output_tokens: b.max_output_tokens ?? null,
-    max_tool_calls: null,
+    // Caps calls to built-in tools; there are none here, so it is honoured as given.
+    max_tool_calls: b.max_tool_calls ?? null,
     model,
     output,
     parallel_tool_calls: b.parallel_tool_calls ?? true,
     previous_response_id: b.previous_response_id ?? null,
-    reasoning: { effort: null, summary: null },
+    // Echoed as asked, as OpenAI does; it changes nothing here (the models reason in their text, if at all).
+    reasoning: { effort: b.reasoning?.effort ?? null, summary: b.reasoning?.summary ?? null },
     service_tier: b.service_tier ?? "default",
     store: b.store !== false,
     temperature: b.temperature ?? 1,
@@ -268,7 +322,7 @@ function responseObject(c: ResponseContext, model: string, status: string, outpu
       parameters: t.parameters ?? null,
       strict: t.strict ?? true,
     })),
-    top_logprobs: 0,
+    top_logprobs: b.top_logprobs ?? 0,
     top_p: b.top_p ?? 1,
     truncation: b.truncation ?? "disabled",
     usage: null,
@@ -296,17 +350,17 @@ export function responseFromChat(c: ResponseContext, chat: Item): Item {
   const msg = (choice.message ?? {}) as { content?: string | null; tool_calls?: ChatToolCall[] };
   const output: Item[] = [];
   const { status, extra } = ending(choice.finish_reason as string | undefined);
-  if (msg.content) output.push(messageItem(newId("msg"), msg.content, status === "completed" ? "completed" : "incomplete"));
+  if (msg.content) output.push(messageItem(newId("msg"), msg.content, status === "completed" ? "completed" : "incomplete", tokenLogprobs(choice)));
   for (const t of msg.tool_calls ?? []) output.push(callItem(newId("fc"), t.id, t.function.name, t.function.arguments, "completed"));
   return responseObject(c, String(chat.model ?? c.body.model), status, output, { ...extra, usage: responseUsage(chat.usage as ChatUsage | undefined) });
 }
 
-const messageItem = (id: string, text: string, status: string): Item => ({
+const messageItem = (id: string, text: string, status: string, logprobs: Item[]): Item => ({
   id,
   type: "message",
   status,
   role: "assistant",
-  content: [{ type: "output_text", text, annotations: [], logprobs: [] }],
+  content: [{ type: "output_text", text, annotations: [], logprobs }],
 });
 const callItem = (id: string, callId: string, name: string, args: string, status: string): Item => ({
   id,
@@ -322,6 +376,7 @@ interface OpenItem {
   item: Item;
   kind: "message" | "call";
   text: string;
+  logprobs: Item[];
 }
 
 /**
@@ -487,7 +542,7 @@ export class ResponsesWriter {
   }
 
   private open(kind: OpenItem["kind"], item: Item): OpenItem {
-    const o: OpenItem = { index: this.items.length, item, kind, text: "" };
+    const o: OpenItem = { index: this.items.length, item, kind, text: "", logprobs: [] };
     this.items.push(o);
     this.emit("response.output_item.added", { output_index: o.index, item });
     return o;
@@ -514,12 +569,14 @@ export class ResponsesWriter {
         });
       }
       this.message.text += delta.content;
+      const logprobs = tokenLogprobs(choice);
+      this.message.logprobs.push(...logprobs);
       this.emit("response.output_text.delta", {
         item_id: this.message.item.id,
         output_index: this.message.index,
         content_index: 0,
         delta: delta.content,
-        logprobs: [],
+        logprobs,
       });
     }
     for (const t of delta.tool_calls ?? []) {
@@ -540,11 +597,11 @@ export class ResponsesWriter {
   private closeItems(status: string): Item[] {
     return this.items.map((o) => {
       if (o.kind === "message") {
-        const part = { type: "output_text", text: o.text, annotations: [], logprobs: [] };
+        const part = { type: "output_text", text: o.text, annotations: [], logprobs: o.logprobs };
         const ids = { item_id: o.item.id, output_index: o.index, content_index: 0 };
-        this.emit("response.output_text.done", { ...ids, text: o.text, logprobs: [] });
+        this.emit("response.output_text.done", { ...ids, text: o.text, logprobs: o.logprobs });
         this.emit("response.content_part.done", { ...ids, part });
-        const item = messageItem(o.item.id as string, o.text, status);
+        const item = messageItem(o.item.id as string, o.text, status, o.logprobs);
         this.emit("response.output_item.done", { output_index: o.index, item });
         return item;
       }

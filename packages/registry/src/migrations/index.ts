@@ -10,6 +10,7 @@ import * as storedResponses from "./2026-12-02T0300_stored_responses.ts";
 import * as files from "./2026-12-02T0400_files.ts";
 import * as batches from "./2026-12-02T0500_batches.ts";
 import * as batchOutputExpiry from "./2026-12-02T0600_batch_output_expiry.ts";
+import * as storedResponseItems from "./2026-12-02T0700_stored_response_items.ts";
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-02T0400_files": files,
   "2026-12-02T0500_batches": batches,
   "2026-12-02T0600_batch_output_expiry": batchOutputExpiry,
+  "2026-12-02T0700_stored_response_items": storedResponseItems,
 };

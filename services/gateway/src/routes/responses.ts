@@ -7,12 +7,12 @@ import type { ServerResponse } from "node:http";
 import Type from "typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Logger, PlatformError } from "@infera/core";
-import { deleteResponse, findResponse, saveResponse, type DB } from "@infera/registry";
+import { deleteResponse, findItems, findResponse, saveResponse, type DB } from "@infera/registry";
 import type { Kysely } from "kysely";
 import { queryValidator } from "../validation.ts";
 import type { Principal } from "../auth.ts";
 import type { ChatCompletionRequest } from "../openai-schema.ts";
-import { inputItems, newId, type ResponsesRequest, ResponsesWriter, toChat } from "../responses-api.ts";
+import { inputItems, newId, referencedIds, type ResponsesRequest, ResponsesWriter, toChat } from "../responses-api.ts";
 
 const Nullable = <T extends Type.TSchema>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
 const AnyObject = Type.Record(Type.String(), Type.Unknown());
@@ -29,6 +29,8 @@ export const CreateResponseRequest = Type.Object(
     max_output_tokens: Nullable(Type.Integer({ minimum: 1 })),
     temperature: Nullable(Type.Number({ minimum: 0, maximum: 2 })),
     top_p: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
+    top_logprobs: Nullable(Type.Integer({ minimum: 0, maximum: 20 })),
+    max_tool_calls: Nullable(Type.Integer({ minimum: 0 })),
     metadata: Nullable(Type.Record(Type.String(), Type.String({ maxLength: 512 }), { maxProperties: 16, propertyNames: { maxLength: 64 } })),
     store: Nullable(Type.Boolean()),
     stream: Nullable(Type.Boolean()),
@@ -76,7 +78,8 @@ export function registerResponsesRoutes(scope: FastifyInstance, d: ResponsesRout
   scope.post("/responses", { schema: { body: CreateResponseRequest } }, async (req, reply) => {
     const body = req.body as ResponsesRequest;
     const tenantId = d.principalOf(req).tenantId;
-    const items = inputItems(body.input);
+    const refs = referencedIds(body.input);
+    const items = inputItems(body.input, refs.length > 0 ? await findItems(d.db, tenantId, refs) : undefined);
     let conversation = items;
     if (body.previous_response_id) {
       const prev = await findResponse(d.db, tenantId, body.previous_response_id);
