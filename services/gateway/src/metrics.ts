@@ -174,6 +174,8 @@ interface GapSeries {
 export class TokenGapHistogram {
   readonly type = "histogram";
   readonly aggregator = "sum";
+  /** As prom-client's metrics say theirs (what tools that read a registry look at). */
+  readonly labelNames: readonly string[] = ["model"];
   private readonly series = new Map<string, GapSeries>();
 
   constructor(
