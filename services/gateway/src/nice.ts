@@ -12,8 +12,8 @@ import { getPriority, setPriority } from "node:os";
  * this is for good. Returns the nice value now (what `getPriority()` reads).
  */
 export function lowerPriority(by: number): number {
-  const nice = Math.min(19, getPriority() + by);
   if (by <= 0) return getPriority();
+  const nice = Math.min(19, getPriority() + by);
   let tids: number[] = [];
   try {
     tids = readdirSync("/proc/self/task").map(Number);

@@ -185,7 +185,7 @@ export class SseRelay {
     if (this.out.length === 0 || this.res.writableEnded) return;
     const socket = this.res.socket;
     if (this.direct) {
-      // The client left: nothing to write (the request's abort handles the rest).
+      // A socket gone or ended means the client left: nothing to write (the request's abort handles the rest).
       if (socket && !socket.destroyed && socket.writable) socket.write(this.takeChunk());
       return;
     }
