@@ -140,6 +140,8 @@ export class SseRelay {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushing = false;
+  /** The first frame was written. */
+  private opened = false;
   /** Frames go to the socket itself (see flush). */
   private direct = false;
 
@@ -149,6 +151,13 @@ export class SseRelay {
     // one chunked-encoding frame and one socket write, not one of each per token.
     this.out.push(DATA, json, END);
     this.outBytes += DATA.length + json.length + END.length;
+    // The first frame (with the headers) leaves at once: time to first token waits for no
+    // turn of the event loop (≈0.1 ms at one stream, more on a busy gateway). Later ones batch.
+    if (!this.opened) {
+      this.opened = true;
+      this.flush();
+      return;
+    }
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(this.flush);
