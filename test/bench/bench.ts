@@ -24,7 +24,7 @@ import type { Pool } from "undici";
 import { agentDirect } from "./agent-direct.ts";
 import { noisyNeighbour } from "./fairness.ts";
 import { call, openLoop, pool, setRequestTimeout, type CallOptions, type CallResult, type Target } from "./load.ts";
-import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles, rssMb } from "./procs.ts";
+import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles, rssKindsMb, rssMb } from "./procs.ts";
 import { probePrompts, type PromptPool } from "./prompts.ts";
 import { processesOf, startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
 import { startPortkey, type Peer } from "./portkey.ts";
@@ -332,6 +332,8 @@ async function streamingPhases(pool_: PromptPool): Promise<void> {
     const idle = rssOf(p);
     out.rss_mb_idle = idle;
     out.gateway_rss_mb_idle = idle.gateway;
+    const gatewayPid = platformPids(p).find((x) => x.name === "gateway")?.pid;
+    if (gatewayPid) out.gateway_rss_kinds_mb_idle = rssKindsMb(gatewayPid);
     if (ONLY.has("latency")) await latencyLevels(p, pool_, true, "");
     if (ONLY.has("streams")) await streams2000(p, pool_);
   } finally {
@@ -414,6 +416,8 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     const w0 = performance.now();
     await new Promise((r) => setTimeout(r, (s.windowS * 1000) / 2));
     const rss = rssOf(p);
+    const gatewayPid = pids.find((x) => x.name === "gateway")?.pid;
+    if (gatewayPid) out.gateway_rss_kinds_mb_2000_streams = rssKindsMb(gatewayPid);
     await new Promise((r) => setTimeout(r, (s.windowS * 1000) / 2));
     const cpu1 = pids.map((x) => cpuMicros(x.pid));
     const redis1 = p.redisPid ? cpuMicros(p.redisPid) : 0;
@@ -458,6 +462,10 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     row("platform cores busy", String(out.platform_cores_busy));
     row("RSS idle (MB)", JSON.stringify(out.rss_mb_idle));
     row(`RSS with ${s.n} streams (MB)`, JSON.stringify(rss));
+    row(
+      "gateway RSS anonymous / file-backed, idle → streams (MB)",
+      `${JSON.stringify(out.gateway_rss_kinds_mb_idle)} → ${JSON.stringify(out.gateway_rss_kinds_mb_2000_streams)}`,
+    );
   } finally {
     await closePools(t);
   }

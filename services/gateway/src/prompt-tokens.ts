@@ -63,6 +63,7 @@ export const BOUND: PromptCounter = { count: utf8Bytes, exact: false };
 type Encode = (text: string) => number;
 
 const NO_TOKENS: readonly string[] = Object.freeze([]);
+const WORD_CACHE = 10_000;
 
 /**
  * The library's tokenizer built from the file without vocabulary and merges (its added tokens,
@@ -72,10 +73,20 @@ const NO_TOKENS: readonly string[] = Object.freeze([]);
 function tableEncode(skeleton: TokenizerFiles["json"], config: object, table: BpeTable): Encode {
   const tokenizer = new Tokenizer(skeleton, config);
   const bpe = new BpeCounter(table);
+  // Words seen before (the library keeps 10,000 too); emptied when full, so it stays ≈1 MB.
+  const seen = new Map<string, number>();
   let words = 0;
   // `encode_text` calls the model with each section's words and keeps what it returns; added tokens are sections of their own.
   (tokenizer as unknown as { model: (w: string[]) => readonly string[] }).model = (w) => {
-    for (const x of w) words += bpe.word(x);
+    for (const x of w) {
+      let n = seen.get(x);
+      if (n === undefined) {
+        n = bpe.word(x);
+        if (seen.size >= WORD_CACHE) seen.clear();
+        seen.set(x, n);
+      }
+      words += n;
+    }
     return NO_TOKENS;
   };
   return (text) => {
