@@ -423,6 +423,7 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     const redis1 = p.redisPid ? cpuMicros(p.redisPid) : 0;
     const e1 = events;
     clearInterval(sample);
+    out.stream_flowing_at_window_end = flowing;
     minOpen = Math.min(minOpen, open);
     maxOpen = Math.max(maxOpen, open);
     const windowS = (performance.now() - w0) / 1000;
@@ -454,7 +455,7 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     out.gateway_rss_mb_2000_streams = rss.gateway;
     row(
       "streams open during the window (min / max)",
-      `${minOpen} / ${maxOpen} of ${s.n} (${flowing} flowing at its start, ${out.stream_window_opened_after_s} s in)`,
+      `${minOpen} / ${maxOpen} of ${s.n} (opened ${out.stream_window_opened_after_s} s in; with a first token ${out.stream_flowing_at_window} at its start, ${out.stream_flowing_at_window_end} at its end)`,
     );
     row("tokens/s relayed (SSE events)", `${out.stream_tokens_per_s} (offered ${out.stream_offered_tokens_per_s})`);
     row("stalled streams (gap > 2 s or broken)", `${stalled} (max gap ${ms(maxGap)})`);
