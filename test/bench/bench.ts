@@ -24,7 +24,7 @@ import type { Pool } from "undici";
 import { agentDirect } from "./agent-direct.ts";
 import { noisyNeighbour } from "./fairness.ts";
 import { call, openLoop, pool, setRequestTimeout, type CallOptions, type CallResult, type Target } from "./load.ts";
-import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles, rssMb } from "./procs.ts";
+import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles, rssKindsMb, rssMb } from "./procs.ts";
 import { probePrompts, type PromptPool } from "./prompts.ts";
 import { processesOf, startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
 import { startPortkey, type Peer } from "./portkey.ts";
@@ -60,6 +60,8 @@ const SIM_ITL_MS = 50;
 const REPLICAS = 2;
 /** Concurrent streams in phase 4 (2,000; fewer only to profile or debug). */
 const STREAMS = Number(flags.streams ?? 2000);
+/** Seconds each stream of phase 4 outlives its window's latest close. */
+const STREAM_MARGIN_S = 2;
 
 const plan = QUICK
   ? {
@@ -68,7 +70,7 @@ const plan = QUICK
         { c: 1, count: 10, maxTokens: 2 },
         { c: 100, count: 100, maxTokens: 20 },
       ],
-      streams: { n: Number(flags.streams ?? 300), rampPerS: 300, maxTokens: 80, windowS: 1 },
+      streams: { n: Number(flags.streams ?? 300), rampPerS: 300, waitS: 2, windowS: 1 },
       throughput: { stepS: 1, start: 200, doublings: 1, bisections: 0, halvings: 1 },
       // The platform without the fast path: the latency levels only (its throughput search runs in the full run).
       fastPathOff: { latency: true, throughput: false },
@@ -82,7 +84,7 @@ const plan = QUICK
         { c: 100, count: 1500, maxTokens: 20 },
         { c: 1000, count: 6000, maxTokens: 40 },
       ],
-      streams: { n: STREAMS, rampPerS: 500, maxTokens: 250, windowS: 6 },
+      streams: { n: STREAMS, rampPerS: 500, waitS: 6, windowS: 6 },
       throughput: { stepS: 3, start: 250, doublings: 6, bisections: 2, halvings: 3 },
       fastPathOff: { latency: true, throughput: true },
       fairness: { seconds: 10, flood: 200, maxTokens: 20, batch: 64, itlMs: 200 },
@@ -101,8 +103,9 @@ const row = (k: string, v: string) => {
 };
 const ms = (x: number) => `${r3(x).toFixed(3)} ms`;
 
-function chatBody(prompt: string, maxTokens: number, stream: boolean, direct: boolean): string {
+function chatBody(prompt: string, maxTokens: number, stream: boolean, direct: boolean, minTokens?: number): string {
   const b: Json = { model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: maxTokens, stream };
+  if (minTokens !== undefined) b.min_tokens = minTokens;
   // The platform asks the engine for usage on every stream; the baseline asks the same.
   if (stream && direct) b.stream_options = { include_usage: true };
   return JSON.stringify(b);
@@ -329,6 +332,8 @@ async function streamingPhases(pool_: PromptPool): Promise<void> {
     const idle = rssOf(p);
     out.rss_mb_idle = idle;
     out.gateway_rss_mb_idle = idle.gateway;
+    const gatewayPid = platformPids(p).find((x) => x.name === "gateway")?.pid;
+    if (gatewayPid) out.gateway_rss_kinds_mb_idle = rssKindsMb(gatewayPid);
     if (ONLY.has("latency")) await latencyLevels(p, pool_, true, "");
     if (ONLY.has("streams")) await streams2000(p, pool_);
   } finally {
@@ -352,15 +357,20 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
   const s = plan.streams;
   const t = targetsFor(p, s.n + 100);
   try {
-    const prompts = pool_.atLeast(s.maxTokens);
+    // Every stream outlives the window: the first one starts at 0 and the window closes at the
+    // latest ramp + wait + window, so each runs that long plus a margin (STREAM_MARGIN_S). An
+    // answer past engine-sim's natural 16–256 tokens needs vLLM's min_tokens (= max_tokens).
+    const rampS = s.n / s.rampPerS;
+    const maxTokens = Math.ceil(((rampS + s.waitS + s.windowS + STREAM_MARGIN_S) * 1000) / SIM_ITL_MS);
+    const prompts = pool_.atLeast(16);
     let events = 0;
     let open = 0;
     let started = 0;
     /** Streams that have had their first token. */
     let flowing = 0;
     const results: CallResult[] = [];
-    const body = (i: number) => chatBody(prompts[i % prompts.length]!, s.maxTokens, true, false);
-    console.log(`\n${s.n} concurrent streams (ITL ${SIM_ITL_MS} ms, ${s.maxTokens} tokens each, ramp ${s.rampPerS}/s; load ${machineLoad().load1})`);
+    const body = (i: number) => chatBody(prompts[i % prompts.length]!, maxTokens, true, false, maxTokens);
+    console.log(`\n${s.n} concurrent streams (ITL ${SIM_ITL_MS} ms, ${maxTokens} tokens each, ramp ${s.rampPerS}/s; load ${machineLoad().load1})`);
     const rampStart = performance.now();
     const all = openLoop({
       rate: s.rampPerS,
@@ -385,25 +395,37 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
       },
     });
     // The window opens once every stream has had its first token (or, on a machine too busy
-    // for that, a stream's lifetime after the ramp), so request set-up is not counted per token.
-    const rampS = s.n / s.rampPerS;
-    const waitUntil = performance.now() + (rampS * 1000 + (s.maxTokens * SIM_ITL_MS) / 2);
+    // for that, `waitS` after the ramp), so request set-up is not counted per token.
+    const waitUntil = performance.now() + (rampS + s.waitS) * 1000;
     await new Promise((r) => setTimeout(r, rampS * 1000));
     while (flowing < s.n && performance.now() < waitUntil) await new Promise((r) => setTimeout(r, 50));
     out.stream_window_opened_after_s = r3((performance.now() - rampStart) / 1000);
+    out.stream_flowing_at_window = flowing;
     const pids = platformPids(p);
+    // With the latency levels left out, the profile holds the window (else theirs, started after their warm-up).
+    if (flags.profile && !ONLY.has("latency")) restartProfiles(pids.map((x) => x.pid));
     const cpu0 = pids.map((x) => cpuMicros(x.pid));
     const redis0 = p.redisPid ? cpuMicros(p.redisPid) : 0;
     const e0 = events;
-    const open0 = open;
+    let minOpen = open;
+    let maxOpen = open;
+    const sample = setInterval(() => {
+      minOpen = Math.min(minOpen, open);
+      maxOpen = Math.max(maxOpen, open);
+    }, 100);
     const w0 = performance.now();
     await new Promise((r) => setTimeout(r, (s.windowS * 1000) / 2));
     const rss = rssOf(p);
+    const gatewayPid = pids.find((x) => x.name === "gateway")?.pid;
+    if (gatewayPid) out.gateway_rss_kinds_mb_2000_streams = rssKindsMb(gatewayPid);
     await new Promise((r) => setTimeout(r, (s.windowS * 1000) / 2));
     const cpu1 = pids.map((x) => cpuMicros(x.pid));
     const redis1 = p.redisPid ? cpuMicros(p.redisPid) : 0;
     const e1 = events;
-    const open1 = open;
+    clearInterval(sample);
+    out.stream_flowing_at_window_end = flowing;
+    minOpen = Math.min(minOpen, open);
+    maxOpen = Math.max(maxOpen, open);
     const windowS = (performance.now() - w0) / 1000;
     await all;
     const tokens = e1 - e0;
@@ -412,7 +434,10 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     const stalled = results.filter((r) => !r.ok || r.maxGapMs > 2000).length;
     const maxGap = Math.max(...results.map((r) => r.maxGapMs));
     checkOk("2,000 streams", results);
-    out.stream_concurrency = Math.min(open0, open1);
+    out.stream_concurrency = minOpen;
+    out.stream_open_min = minOpen;
+    out.stream_open_max = maxOpen;
+    out.stream_tokens = maxTokens;
     out.stream_started = started;
     out.stream_tokens_per_s = Math.round(tokens / windowS);
     out.stream_offered_tokens_per_s = Math.round((s.n * 1000) / SIM_ITL_MS);
@@ -428,13 +453,20 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     out.platform_cores_busy = r3(cpuUs / 1e6 / windowS);
     out.rss_mb_2000_streams = rss;
     out.gateway_rss_mb_2000_streams = rss.gateway;
-    row("streams open during the window", `${Math.min(open0, open1)} of ${s.n}`);
+    row(
+      "streams open during the window (min / max)",
+      `${minOpen} / ${maxOpen} of ${s.n} (opened ${out.stream_window_opened_after_s} s in; with a first token ${out.stream_flowing_at_window} at its start, ${out.stream_flowing_at_window_end} at its end)`,
+    );
     row("tokens/s relayed (SSE events)", `${out.stream_tokens_per_s} (offered ${out.stream_offered_tokens_per_s})`);
     row("stalled streams (gap > 2 s or broken)", `${stalled} (max gap ${ms(maxGap)})`);
     row("platform CPU per relayed token (Redis beside, not in the total)", `${out.cpu_us_per_token} µs  ${JSON.stringify(perProcess)}`);
     row("platform cores busy", String(out.platform_cores_busy));
     row("RSS idle (MB)", JSON.stringify(out.rss_mb_idle));
     row(`RSS with ${s.n} streams (MB)`, JSON.stringify(rss));
+    row(
+      "gateway RSS anonymous / file-backed, idle → streams (MB)",
+      `${JSON.stringify(out.gateway_rss_kinds_mb_idle)} → ${JSON.stringify(out.gateway_rss_kinds_mb_2000_streams)}`,
+    );
   } finally {
     await closePools(t);
   }

@@ -85,6 +85,17 @@ export function rssMb(pid: number): number {
   }
 }
 
+/** Resident memory by kind (MB): anonymous (heaps, buffers) and file-backed (the node binary's and libraries' pages, shared between processes). */
+export function rssKindsMb(pid: number): { anon: number; file: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+    return { anon: Math.round(kb("RssAnon")), file: Math.round(kb("RssFile")) };
+  } catch {
+    return { anon: 0, file: 0 };
+  }
+}
+
 export function environOf(pid: number): Record<string, string> {
   const env: Record<string, string> = {};
   try {

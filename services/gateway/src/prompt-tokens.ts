@@ -16,14 +16,17 @@
  *   is settled to the engine's real count when the request ends.
  * - Chat: each message adds `PER_MESSAGE` tokens for the chat template's role markers.
  *
- * A tokenizer loads in the background (a first request meanwhile gets the bound) and costs
- * about 150 MB of RSS (Llama 3's: 48 MB of live heap once the parsed file's tables are dropped); `preload` loads the catalog's at start, before the gateway listens.
+ * A tokenizer loads in the background (a first request meanwhile gets the bound); `preload`
+ * loads the catalog's at start, before the gateway listens. It is built in a worker thread,
+ * which hands back the BPE model as typed arrays (`bpe-table.ts`, ≈10 MB for Llama 3) and the
+ * file without vocabulary and merges; the library built on the main thread kept ≈48 MB of live
+ * heap and ≈115–170 MB of RSS (the heap the build grew, which V8 keeps).
  */
-import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { Tokenizer } from "@huggingface/tokenizers";
 import type { Logger } from "@infera/core";
+import { BpeCounter, fromModel, type BpeTable } from "./bpe-table.ts";
+import { readTokenizerFiles, skeletonOf, type BuiltTokenizer, type TokenizerFiles } from "./tokenizer-files.ts";
 
 /** Role header and end-of-turn markers per chat message (Llama 3: 5, ChatML: 5), rounded up. */
 export const PER_MESSAGE = 8;
@@ -54,19 +57,52 @@ export function utf8Bytes(s: string): number {
 
 export const BOUND: PromptCounter = { count: utf8Bytes, exact: false };
 
+/** Tokens of one text, as `tokenizer.encode(text, { add_special_tokens: false }).ids.length` counts them. */
+type Encode = (text: string) => number;
+
+const NO_TOKENS: readonly string[] = Object.freeze([]);
+const WORD_CACHE = 10_000;
+
+/**
+ * The library's tokenizer built from the file without vocabulary and merges (its added tokens,
+ * normaliser and pre-tokeniser as the file says), its model swapped for the BPE tables: the
+ * library splits the text into words exactly as before and the tables count each word's tokens.
+ */
+function tableEncode(skeleton: TokenizerFiles["json"], config: object, table: BpeTable): Encode {
+  const tokenizer = new Tokenizer(skeleton, config);
+  const bpe = new BpeCounter(table);
+  // Words seen before (the library keeps 10,000 too); emptied when full, so it stays ≈1 MB.
+  const seen = new Map<string, number>();
+  let words = 0;
+  // `encode_text` calls the model with each section's words and keeps what it returns; added tokens are sections of their own.
+  (tokenizer as unknown as { model: (w: string[]) => readonly string[] }).model = (w) => {
+    for (const x of w) {
+      let n = seen.get(x);
+      if (n === undefined) {
+        n = bpe.word(x);
+        if (seen.size >= WORD_CACHE) seen.clear();
+        seen.set(x, n);
+      }
+      words += n;
+    }
+    return NO_TOKENS;
+  };
+  return (text) => {
+    words = 0;
+    const added = tokenizer.tokenize(text).length;
+    return added + words;
+  };
+}
+
 class Exact implements PromptCounter {
   readonly exact = true;
   private readonly cache = new Map<string, number>();
 
   constructor(
-    private readonly tokenizer: Tokenizer,
+    private readonly encode: Encode,
     private readonly exactChars: number,
     private readonly cacheEntries: number,
   ) {}
-
-  private encode(text: string): number {
-    return this.tokenizer.encode(text, { add_special_tokens: false }).ids.length;
-  }
 
   count(text: string): number {
     // Short texts too: encoding even a few words costs 20–40 µs, a cache hit well under 1.
@@ -106,6 +142,8 @@ export interface TokenizersOptions {
   exactChars?: number;
   /** Texts whose counts are kept, per tokenizer (default 4,096). */
   cacheEntries?: number;
+  /** Build each tokenizer in a worker thread (default: where one can start, see `buildInWorker`). */
+  worker?: boolean;
 }
 
 /** Loaded tokenizers by `tokenizer.json` reference (path, file: or https: URL). */
@@ -150,16 +188,68 @@ export class Tokenizers {
   private async load(ref: string): Promise<void> {
     const started = performance.now();
     try {
-      const [json, config] = await Promise.all([readJson(ref), readJson(sibling(ref, "tokenizer_config.json")).catch(() => ({}))]);
-      const tokenizer = new Tokenizer(json as object, config as object);
-      dropSourceTables(tokenizer, json);
-      this.byRef.set(ref, new Exact(tokenizer, this.exactChars, this.cacheEntries));
-      this.o.logger.info({ tokenizer: ref, ms: Math.round(performance.now() - started) }, "tokenizer loaded");
+      const built =
+        this.o.worker === false
+          ? null
+          : await buildInWorker(ref).catch((err: Error) => {
+              this.o.logger.warn({ tokenizer: ref, err: err.message }, "tokenizer worker failed; building on the main thread");
+              return null;
+            });
+      let encode: Encode;
+      let how: string;
+      if (built?.table && built.skeleton) {
+        encode = tableEncode(built.skeleton, built.config, built.table);
+        how = "worker, BPE tables";
+      } else {
+        const { json, config } = await readTokenizerFiles(ref);
+        const tokenizer = new Tokenizer(json, config);
+        const table = fromModel(tokenizer.model);
+        if (table) {
+          encode = tableEncode(skeletonOf(json), config, table);
+          how = "main thread, BPE tables";
+        } else {
+          dropSourceTables(tokenizer, json);
+          encode = (text) => tokenizer.encode(text, { add_special_tokens: false }).ids.length;
+          how = "main thread, library model";
+        }
+      }
+      this.byRef.set(ref, new Exact(encode, this.exactChars, this.cacheEntries));
+      this.o.logger.info({ tokenizer: ref, ms: Math.round(performance.now() - started), how }, "tokenizer loaded");
     } catch (err) {
       this.byRef.set(ref, BOUND);
       this.o.logger.warn({ tokenizer: ref, err: (err as Error).message }, "tokenizer could not be loaded; counting prompt tokens by the byte bound");
       throw err;
     }
+  }
+}
+
+/**
+ * The tokenizer built in a worker thread (`tokenizer-worker.ts`), or null where none can
+ * start: run from TypeScript (local mode, tests) the worker loads tsx's hooks first; the
+ * images' compiled bundle has no worker file, so it builds on the main thread (the tables are
+ * the same; the heap the build grew stays with the gateway).
+ */
+export async function buildInWorker(ref: string): Promise<BuiltTokenizer | null> {
+  if (!import.meta.url.endsWith(".ts")) return null;
+  let tsx: string;
+  try {
+    tsx = import.meta.resolve("tsx/esm/api");
+  } catch {
+    return null;
+  }
+  const entry = new URL("tokenizer-worker.ts", import.meta.url).href;
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  const worker = new Worker(boot, { eval: true, workerData: { ref } });
+  try {
+    const msg = await new Promise<BuiltTokenizer | { error: string }>((resolve, reject) => {
+      worker.once("message", resolve);
+      worker.once("error", reject);
+      worker.once("exit", (code) => reject(new Error(`tokenizer worker exited with ${code}`)));
+    });
+    if ("error" in msg) throw new Error(msg.error);
+    return msg;
+  } finally {
+    await worker.terminate();
   }
 }
 
@@ -176,18 +266,4 @@ function dropSourceTables(tokenizer: Tokenizer, json: unknown): void {
   model.merges = undefined;
   source.vocab = undefined;
   source.merges = undefined;
-}
-
-function sibling(ref: string, name: string): string {
-  if (/^https?:/.test(ref)) return new URL(name, ref).toString();
-  return join(dirname(ref.startsWith("file:") ? fileURLToPath(ref) : ref), name);
-}
-
-async function readJson(ref: string): Promise<unknown> {
-  if (/^https?:/.test(ref)) {
-    const res = await fetch(ref, { signal: AbortSignal.timeout(30_000) });
-    if (!res.ok) throw new Error(`${ref}: HTTP ${res.status}`);
-    return res.json();
-  }
-  return JSON.parse(await readFile(ref.startsWith("file:") ? fileURLToPath(ref) : ref, "utf8"));
 }
