@@ -27,6 +27,11 @@ const ENTRIES = {
   migrate: "packages/registry/src/cli.ts",
 };
 
+/** Entry points an image runs besides main (image → name → source): worker threads, found beside main.mjs. */
+const WORKERS = {
+  gateway: { "tokenizer-worker": "services/gateway/src/tokenizer-worker.ts" },
+};
+
 /** Folders of packages that read them by path at run time, copied beside an image's bundle (image → folder → package/subfolder). */
 const PACKAGE_FOLDERS = {
   gateway: { "swagger-ui": ["@fastify/swagger-ui", "static"] },
@@ -48,7 +53,7 @@ async function bundle(image, entry) {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: { main: entry },
+    entryPoints: { main: entry, ...WORKERS[image] },
     outdir,
     bundle: true,
     splitting: true,

@@ -10,11 +10,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { redisKeys, type ReplicaReport } from "@infera/contracts";
-import { createDb, listDeployments } from "@infera/registry";
+import { createDb, LLAMA3_TOKENIZER, listDeployments } from "@infera/registry";
 import { createTestDatabase, flushPrefix, freePort, metricSum, parseMetrics, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import { IMAGE_NAMES, startEngine, TEST_REGISTRY, type Engine } from "./engine.ts";
 
@@ -200,6 +201,33 @@ describe("the images", () => {
       rows.push(`${name} ${(size / 1e6).toFixed(1)} MB (+${((size - base) / 1e6).toFixed(1)} MB)`);
     }
     console.log(`[images] built in ${inject("buildSeconds").toFixed(0)} s; base ${(base / 1e6).toFixed(1)} MB; ${rows.join("; ")}`);
+  });
+
+  it("the gateway image builds a model's tokenizer in its worker thread (tokenizer-worker.mjs beside main.mjs)", async () => {
+    // What the gateway's prompt-tokens.ts starts where it runs compiled: the worker hands back the BPE tables, and exits.
+    const tokenizer = createRequire(new URL("../../deploy/local/package.json", import.meta.url)).resolve(LLAMA3_TOKENIZER);
+    const script = [
+      'import { Worker } from "node:worker_threads";',
+      'const w = new Worker(new URL("file:///app/tokenizer-worker.mjs"), { workerData: { ref: "/tokenizer/tokenizer.json" } });',
+      'w.once("message", (m) => { console.log(JSON.stringify({ error: m.error, table: m.table && Object.keys(m.table), vocab: m.table && m.table.ids.length })); w.terminate(); });',
+    ].join("\n");
+    const out = await podman([
+      "run",
+      "--rm",
+      "--network=host",
+      "-v",
+      `${tokenizer}:/tokenizer/tokenizer.json:ro`,
+      "--entrypoint",
+      "node",
+      ref("gateway"),
+      "--input-type=module",
+      "-e",
+      script,
+    ]);
+    const built = JSON.parse(out.trim()) as { error?: string; table?: string[]; vocab?: number };
+    expect(built.error).toBeUndefined();
+    expect(built.table).toEqual(expect.arrayContaining(["ids", "rank"]));
+    expect(built.vocab).toBeGreaterThan(100_000);
   });
 
   it("run with host networking, a read-only root filesystem and tini as PID 1", async () => {

@@ -22,6 +22,7 @@
  * file without vocabulary and merges; the library built on the main thread kept ≈48 MB of live
  * heap and ≈115–170 MB of RSS (the heap the build grew, which V8 keeps).
  */
+import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { Tokenizer } from "@huggingface/tokenizers";
 import type { Logger } from "@infera/core";
@@ -56,6 +57,9 @@ export function utf8Bytes(s: string): number {
 }
 
 export const BOUND: PromptCounter = { count: utf8Bytes, exact: false };
+
+/** Where the compiled bundle puts the worker, from this module's place (main.mjs, or a chunk in chunks/). */
+const COMPILED_WORKER = ["tokenizer-worker.mjs", "../tokenizer-worker.mjs"];
 
 /** Tokens of one text, as `tokenizer.encode(text, { add_special_tokens: false }).ids.length` counts them. */
 type Encode = (text: string) => number;
@@ -226,19 +230,25 @@ export class Tokenizers {
 /**
  * The tokenizer built in a worker thread (`tokenizer-worker.ts`), or null where none can
  * start: run from TypeScript (local mode, tests) the worker loads tsx's hooks first; the
- * images' compiled bundle has no worker file, so it builds on the main thread (the tables are
- * the same; the heap the build grew stays with the gateway).
+ * images' compiled bundle carries it compiled, `tokenizer-worker.mjs` beside `main.mjs`
+ * (`deploy/docker/bundle.mjs`; this code may sit in a chunk one folder below).
  */
 export async function buildInWorker(ref: string): Promise<BuiltTokenizer | null> {
-  if (!import.meta.url.endsWith(".ts")) return null;
-  let tsx: string;
-  try {
-    tsx = import.meta.resolve("tsx/esm/api");
-  } catch {
-    return null;
+  let boot: string;
+  if (import.meta.url.endsWith(".ts")) {
+    let tsx: string;
+    try {
+      tsx = import.meta.resolve("tsx/esm/api");
+    } catch {
+      return null;
+    }
+    const entry = new URL("tokenizer-worker.ts", import.meta.url).href;
+    boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  } else {
+    const compiled = COMPILED_WORKER.map((rel) => new URL(rel, import.meta.url)).find((u) => existsSync(u));
+    if (!compiled) return null;
+    boot = `import(${JSON.stringify(compiled.href)})`;
   }
-  const entry = new URL("tokenizer-worker.ts", import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
   const worker = new Worker(boot, { eval: true, workerData: { ref } });
   try {
     const msg = await new Promise<BuiltTokenizer | { error: string }>((resolve, reject) => {
