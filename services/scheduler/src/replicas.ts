@@ -20,6 +20,8 @@ interface ReplicaState {
   /** Slots the gateways' leases hold here (the fast path: granted or running, `heldSlots`), and what they report running. */
   fastHeld: number;
   fastUse: number;
+  /** When the releases of requests placed here came (this scheduler's clock), the newest last: see `ended`. */
+  releasedAt: number[];
 }
 
 export interface ReplicaDirectoryOptions {
@@ -59,7 +61,7 @@ export class ReplicaDirectory {
       seen.add(id);
       const s = known.get(id);
       if (!s) {
-        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0, prefillTokens: 0, prefillAt: 0, fastHeld: 0, fastUse: 0 });
+        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0, prefillTokens: 0, prefillAt: 0, fastHeld: 0, fastUse: 0, releasedAt: [] });
         continue;
       }
       // With no assignment in transit since the report, the agent's count is the truth:
@@ -89,12 +91,26 @@ export class ReplicaDirectory {
         waiting: r.waiting,
         // Slots lent to gateways count as taken: granted + placed ≤ capacity.
         inflight: s.inflight + s.fastHeld,
+        ended: this.ended(s, r.at),
         kvCacheUsage: r.kvCacheUsage,
         prefillTokens: s.prefillTokens,
         prefillAt: s.prefillAt,
       });
     }
     return out;
+  }
+
+  /**
+   * Requests placed here whose releases came after the report was made, or up to a heartbeat
+   * before (the agent reports what the engine's metrics said a moment earlier): the report may
+   * still count them as running, though they ended. Older release times are dropped.
+   */
+  private ended(s: ReplicaState, reportAt: number): number {
+    const from = reportAt - this.o.heartbeatMs;
+    let i = 0;
+    while (i < s.releasedAt.length && s.releasedAt[i]! < from) i++;
+    if (i > 0) s.releasedAt.splice(0, i);
+    return s.releasedAt.length;
   }
 
   /**
@@ -134,7 +150,10 @@ export class ReplicaDirectory {
   released(deploymentId: string, replicaId: string, count: number, failed: boolean): void {
     const s = this.byDeployment.get(deploymentId)?.get(replicaId);
     if (!s) return;
-    s.inflight = Math.max(0, s.inflight - count);
+    // Only what this scheduler placed (a count it knows of) can be in `ended`.
+    const n = Math.min(count, s.inflight);
+    s.inflight -= n;
+    if (!failed) for (let i = 0; i < n; i++) s.releasedAt.push(this.now());
     // A gateway could not reach it before the first byte: keep it out until it reports again.
     if (failed) s.suspectUntil = this.now() + this.o.heartbeatMs * 2;
   }
