@@ -102,6 +102,19 @@ describe("batching and capacity", () => {
       // Least-loaded spread the work: every replica served its share.
       for (const r of reps) expect(r.served).toBeGreaterThan(90 / 3 / 2);
     }));
+
+  test("a batch that ends at once, its releases late behind the replica's report, is not subtracted twice: the replica never goes past its capacity", () =>
+    withCluster({ capacity: 8, schedulers: 1, heartbeatMs: 1_000 }, async (c) => {
+      // 24 requests of 1.5 s on 8 slots: they run in waves that end together, nothing is assigned between
+      // waves, and each release comes 900 ms after its replica is done (a gateway relaying late on a loaded
+      // box). The report taken in between shows the wave gone; correcting the in-flight count from it and then
+      // subtracting the late releases as well counted the next wave's 8 as none, and placed 8 more on it.
+      const r = await c.addReplica("r", 1_500);
+      c.releaseLagMs = 900;
+      const results = await Promise.all(Array.from({ length: 24 }, () => c.request({ tenantId: "t" })));
+      expect(results.filter((x) => x.error)).toEqual([]);
+      expect(r.maxRunning).toBeLessThanOrEqual(8);
+    }));
 });
 
 describe("two schedulers", () => {

@@ -211,6 +211,8 @@ export class TestCluster {
   private observer: Redis | undefined;
   private seq = 0;
   private reqSeq = 0;
+  /** How long after its replica is done a request's release goes out (ms): a gateway still relaying its last tokens on a loaded machine. */
+  releaseLagMs = 0;
   readonly heartbeatMs: number;
 
   constructor(readonly o: ClusterOptions) {
@@ -340,6 +342,7 @@ export class TestCluster {
         exclude.push(a.replicaId);
         continue;
       }
+      if (this.releaseLagMs > 0) await new Promise((res) => setTimeout(res, this.releaseLagMs));
       g.queue.release(a, false, {
         tenantId: opts.tenantId,
         estimatedTokens: opts.estimatedTokens ?? 100,
