@@ -115,7 +115,8 @@ export async function noisyNeighbour(
         const d = await call(direct[i % direct.length]!, chatBody(prompt, LIGHT_TOKENS, true, true), { stream: true });
         if (d.ok) eng.push(d.firstMs);
       }
-      return { requests: platform.length, errors, ...ttfts("", platform), ...ttfts("direct_", eng) };
+      const half: Record<string, number> = { requests: platform.length, errors, ...ttfts("", platform), ...ttfts("direct_", eng) };
+      return half;
     };
     for (let i = 0; i < 10; i++) await call(light, chatBody(prompts[i % prompts.length]!, LIGHT_TOKENS, true, false), { stream: true });
     const alone = await lightRun();
@@ -135,7 +136,7 @@ export async function noisyNeighbour(
     stopFlood = true;
     await floodLoop;
     const floodOk = floodResults.filter((r) => r.ok);
-    const ratio = beside.ttft_p99_ms / Math.max(alone.ttft_p99_ms, 0.001);
+    const ratio = beside.ttft_p99_ms! / Math.max(alone.ttft_p99_ms!, 0.001);
     return {
       flood_streams: plan.flood,
       slots: plan.slots,
