@@ -682,7 +682,7 @@ async function fairnessPhase(pool_: PromptPool): Promise<void> {
   );
   try {
     console.log(
-      `\nnoisy neighbour (${REPLICAS} replicas × ${f.batch} slots, ITL ${f.itlMs} ms; a flood tenant keeps ${f.flood} streams open; a light tenant one at a time; load ${machineLoad().load1})`,
+      `\nnoisy neighbour (${REPLICAS} replicas × ${f.batch} slots, ITL ${f.itlMs} ms; a flood tenant keeps ${f.flood} streams open; a light tenant one at a time; load ${machineLoad().load1}; platform log ${p.logFile})`,
     );
     // Two flood streams' lives: the reserved slots its first streams took are free again by then.
     const settleMs = 2 * (SIM_TTFT_MS + f.itlMs * f.maxTokens);
@@ -692,7 +692,11 @@ async function fairnessPhase(pool_: PromptPool): Promise<void> {
     const a = r.alone as Record<string, number>;
     const b = r.beside_flood as Record<string, number>;
     row("light tenant TTFT p99 alone / beside the flood", `${ms(a.ttft_p99_ms!)} / ${ms(b.ttft_p99_ms!)} (×${r.light_p99_ratio})`);
-    row("  engine-sim direct TTFT p99, same times", `${ms(a.direct_ttft_p99_ms!)} / ${ms(b.direct_ttft_p99_ms!)}`);
+    // n, p50 / p90 / p99 / max of each half, platform and engine-sim direct (the same times).
+    const spread = (h: Record<string, number>, d = "") =>
+      `n ${h[`${d}n`]}: ${[50, 90, 99].map((q) => h[`${d}ttft_p${q}_ms`]).join(" / ")} / max ${h[`${d}ttft_max_ms`]} ms`;
+    row("  light alone, p50/p90/p99/max", `${spread(a)}; engine-sim direct ${spread(a, "direct_")}`);
+    row("  light beside the flood", `${spread(b)}; engine-sim direct ${spread(b, "direct_")}`);
     row(`  bound (${r.bound})`, r.bound_holds ? "holds" : "does NOT hold");
     if ((b.errors ?? 0) > 0) errors.push(`fairness: ${b.errors} light-tenant requests failed beside the flood`);
   } finally {

@@ -16,10 +16,14 @@ export function reservedSlots(capacity: number): number {
 
 /**
  * A replica has room when what it runs plus what we just sent it is below its batch size,
- * less the reserved slots for a request whose tenant is backlogged.
+ * less the reserved slots for a request whose tenant is backlogged. A request whose tenant is
+ * not does not count running requests that may have ended (`ended`): a flood's requests end
+ * all the time, and their releases reach the scheduler before the replica's report drops
+ * them, which would otherwise fill the reserved slots until the next report, and the next.
  */
 export function hasRoom(r: ReplicaView, backlogged = false): boolean {
-  return r.running + r.inflight < (backlogged ? r.capacity - reservedSlots(r.capacity) : r.capacity);
+  if (backlogged) return r.running + r.inflight < r.capacity - reservedSlots(r.capacity);
+  return Math.max(0, r.running - (r.ended ?? 0)) + r.inflight < r.capacity;
 }
 
 /** The default drain rate of `pendingPrefill`: ~20,000 prompt tokens/s, an 8B model on one H100. */

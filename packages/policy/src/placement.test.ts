@@ -242,6 +242,20 @@ describe("reserved slots and pending prefill", () => {
     }
   });
 
+  it("does not count ended requests a report still shows against a tenant with nothing else queued; a backlogged one still does", () => {
+    for (const name of POLICY_NAMES) {
+      const p = createPlacementPolicy(name, fakeEnv());
+      // 126 placed here, and the report's 2 more are requests whose releases came since: the reserved slots are free.
+      const view = replicas(1, 128).map((v) => ({ ...v, running: 2, inflight: 126, ended: 2 }));
+      expect(p.place(req(), view), name).toBe("r0");
+      expect(p.place(backlogged(), view), name).toBeNull();
+      // Only as many as ended: a third request nobody placed still counts.
+      view[0]!.running = 3;
+      view[0]!.inflight = 127;
+      expect(p.place(req(), view), name).toBeNull();
+    }
+  });
+
   it("sends a request whose tenant has nothing queued where the least prompt work waits, and a backlogged one by load", () => {
     const env = fakeEnv(1_000);
     const p = createPlacementPolicy("least-loaded", env, { prefillTokensPerMs: 10 });

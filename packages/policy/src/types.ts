@@ -22,6 +22,12 @@ export interface ReplicaView {
   waiting: number;
   /** Placed by this scheduler and not yet reflected in the agent's report. */
   inflight: number;
+  /**
+   * Of `running`, at most this many may be requests that ended (their releases came after the
+   * report, or just before it): a request whose tenant has nothing else queued may take their
+   * slots (`hasRoom`). Optional: none.
+   */
+  ended?: number;
   /** 0..1 */
   kvCacheUsage: number;
   /**

@@ -20,6 +20,11 @@ interface ReplicaState {
   /** Slots the gateways' leases hold here (the fast path: granted or running, `heldSlots`), and what they report running. */
   fastHeld: number;
   fastUse: number;
+  /** When the releases of requests placed here came (this scheduler's clock), the newest last: see `ended`. */
+  releasedAt: number[];
+  /** Requests the last report no longer showed that `refresh` took off `inflight`, whose releases may still come (and when). */
+  healed: number;
+  healedAt: number;
 }
 
 export interface ReplicaDirectoryOptions {
@@ -37,9 +42,13 @@ export class ReplicaDirectory {
   /** A report older than this is stale: the agent died or hangs. */
   readonly staleMs: number;
 
+  /** How long releases may still come for requests a report no longer showed (`healed`); later ones count as usual. */
+  private readonly healedMs: number;
+
   constructor(private readonly o: ReplicaDirectoryOptions) {
     this.now = o.now ?? Date.now;
     this.staleMs = Math.round(o.heartbeatMs * 1.5) + 100;
+    this.healedMs = this.staleMs * 4;
   }
 
   /** Reads the deployment's replica reports from Redis; drops stale ones there too. */
@@ -59,12 +68,31 @@ export class ReplicaDirectory {
       seen.add(id);
       const s = known.get(id);
       if (!s) {
-        known.set(id, { report, inflight: 0, lastAssignedAt: 0, suspectUntil: 0, prefillTokens: 0, prefillAt: 0, fastHeld: 0, fastUse: 0 });
+        known.set(id, {
+          report,
+          inflight: 0,
+          lastAssignedAt: 0,
+          suspectUntil: 0,
+          prefillTokens: 0,
+          prefillAt: 0,
+          fastHeld: 0,
+          fastUse: 0,
+          releasedAt: [],
+          healed: 0,
+          healedAt: 0,
+        });
         continue;
       }
       // With no assignment in transit since the report, the agent's count is the truth:
       // this heals in-flight counts a lost release would otherwise leak.
-      if (report.at > s.lastAssignedAt + this.o.heartbeatMs) s.inflight = Math.min(s.inflight, report.running + report.waiting);
+      // Those it no longer shows may have ended with their releases still on the way (a batch that ended at
+      // once, a gateway relaying late): when they come they must not be taken off again (`released`).
+      const shown = report.running + report.waiting;
+      if (report.at > s.lastAssignedAt + this.o.heartbeatMs && shown < s.inflight) {
+        s.healed = (now - s.healedAt <= this.healedMs ? s.healed : 0) + s.inflight - shown;
+        s.healedAt = now;
+        s.inflight = shown;
+      }
       if (report.at > s.report.at) s.suspectUntil = 0;
       s.report = report;
     }
@@ -89,12 +117,26 @@ export class ReplicaDirectory {
         waiting: r.waiting,
         // Slots lent to gateways count as taken: granted + placed ≤ capacity.
         inflight: s.inflight + s.fastHeld,
+        ended: this.ended(s, r.at),
         kvCacheUsage: r.kvCacheUsage,
         prefillTokens: s.prefillTokens,
         prefillAt: s.prefillAt,
       });
     }
     return out;
+  }
+
+  /**
+   * Requests placed here whose releases came after the report was made, or up to a heartbeat
+   * before (the agent reports what the engine's metrics said a moment earlier): the report may
+   * still count them as running, though they ended. Older release times are dropped.
+   */
+  private ended(s: ReplicaState, reportAt: number): number {
+    const from = reportAt - this.o.heartbeatMs;
+    let i = 0;
+    while (i < s.releasedAt.length && s.releasedAt[i]! < from) i++;
+    if (i > 0) s.releasedAt.splice(0, i);
+    return s.releasedAt.length;
   }
 
   /**
@@ -134,9 +176,20 @@ export class ReplicaDirectory {
   released(deploymentId: string, replicaId: string, count: number, failed: boolean): void {
     const s = this.byDeployment.get(deploymentId)?.get(replicaId);
     if (!s) return;
-    s.inflight = Math.max(0, s.inflight - count);
+    // Releases of requests `refresh` already took off free nothing more: subtracted twice, the replica's
+    // next requests counted as none and it was given as many again (65-117 on 64 slots in the bench's flood).
+    const now = this.now();
+    if (s.healed > 0 && now - s.healedAt <= this.healedMs) {
+      const k = Math.min(s.healed, count);
+      s.healed -= k;
+      count -= k;
+    }
+    // Only what this scheduler placed (a count it knows of) can be in `ended`.
+    const n = Math.min(count, s.inflight);
+    s.inflight -= n;
+    if (!failed) for (let i = 0; i < n; i++) s.releasedAt.push(now);
     // A gateway could not reach it before the first byte: keep it out until it reports again.
-    if (failed) s.suspectUntil = this.now() + this.o.heartbeatMs * 2;
+    if (failed) s.suspectUntil = now + this.o.heartbeatMs * 2;
   }
 
   /** Counts by state for the replicas gauge. */

@@ -102,6 +102,19 @@ describe("batching and capacity", () => {
       // Least-loaded spread the work: every replica served its share.
       for (const r of reps) expect(r.served).toBeGreaterThan(90 / 3 / 2);
     }));
+
+  test("a batch that ends at once, its releases late behind the replica's report, is not subtracted twice: the replica never goes past its capacity", () =>
+    withCluster({ capacity: 8, schedulers: 1, heartbeatMs: 1_000 }, async (c) => {
+      // 24 requests of 1.5 s on 8 slots: they run in waves that end together, nothing is assigned between
+      // waves, and each release comes 900 ms after its replica is done (a gateway relaying late on a loaded
+      // box). The report taken in between shows the wave gone; correcting the in-flight count from it and then
+      // subtracting the late releases as well counted the next wave's 8 as none, and placed 8 more on it.
+      const r = await c.addReplica("r", 1_500);
+      c.releaseLagMs = 900;
+      const results = await Promise.all(Array.from({ length: 24 }, () => c.request({ tenantId: "t" })));
+      expect(results.filter((x) => x.error)).toEqual([]);
+      expect(r.maxRunning).toBeLessThanOrEqual(8);
+    }));
 });
 
 describe("two schedulers", () => {
@@ -363,6 +376,35 @@ describe("fairness and priority", () => {
       const results = await Promise.all(heavy);
       expect(results.filter((x) => x.error)).toEqual([]);
       expect(r.maxRunning).toBe(64);
+    }));
+
+  test("ended requests its replica still reports (their releases came first) do not fill the reserved slot: a light tenant gets it at once", () =>
+    withCluster({ capacity: 64, schedulers: 1 }, async (c) => {
+      // A churning flood (63 slots, 100 ms each), and a replica that reports each ended request a moment
+      // after its release reached the scheduler (an agent reports what its engine's metrics said a moment
+      // before). Counted as running requests the scheduler does not know of, those ended ones took the
+      // reserved slot: the light tenant's next request (its own last one among them) waited for the next
+      // report, about every other one of its requests ~one heartbeat (200 ms here).
+      const r = await c.addReplica("r", 100);
+      r.lingerMs = 150;
+      let stop = false;
+      const heavy = Promise.all(
+        Array.from({ length: 100 }, async () => {
+          while (!stop) expect((await c.request({ tenantId: "heavy" })).error).toBeUndefined();
+        }),
+      );
+      await waitFor("the flood to churn", () => r.served >= 300);
+      const light: RequestResult[] = [];
+      for (let i = 0; i < 20; i++) light.push(await c.request({ tenantId: "light" }));
+      stop = true;
+      await heavy;
+      expect(light.filter((x) => x.error)).toEqual([]);
+      // The scheduler's enqueue-to-dispatch time: before, 7–10 of the 20 waited 100–350 ms; now a loaded
+      // machine's stray one or two.
+      const waited = light.map((x) => x.queuedMs).filter((ms) => ms >= 100);
+      expect(waited.length, `waits of 100 ms or more: ${waited.join(", ")}`).toBeLessThanOrEqual(3);
+      // The flood never takes the reserved slot, and the replica never runs more than its capacity.
+      expect(r.maxRunning).toBeLessThanOrEqual(64);
     }));
 
   test("charges output tokens at completion: a tenant generating long outputs gets fewer dispatches", () =>

@@ -54,6 +54,13 @@ export class FakeReplica {
   healthy = true;
   draining = false;
   lastReportAt = 0;
+  /**
+   * A request that ended still counts in its reports this long (ms): an agent reports what its
+   * engine's metrics said a moment before, so its count drops after the gateway's release has
+   * reached the scheduler.
+   */
+  lingerMs = 0;
+  private lingering = 0;
   /** Concurrent requests per scheduler id, and the most seen at once. */
   readonly bySched = new Map<string, number>();
   maxBySched = 0;
@@ -82,7 +89,7 @@ export class FakeReplica {
       replicaId: this.id,
       deploymentId: this.deploymentId,
       address: `fake:${this.id}`,
-      running: this.running,
+      running: this.running + this.lingering,
       waiting: 0,
       kvCacheUsage: 0,
       healthy: this.healthy,
@@ -125,6 +132,10 @@ export class FakeReplica {
     } finally {
       if (die) this.dying.delete(die);
       this.running--;
+      if (this.lingerMs > 0) {
+        this.lingering++;
+        setTimeout(() => this.lingering--, this.lingerMs).unref();
+      }
       this.bySched.set(schedulerId, (this.bySched.get(schedulerId) ?? 1) - 1);
     }
   }
@@ -200,6 +211,8 @@ export class TestCluster {
   private observer: Redis | undefined;
   private seq = 0;
   private reqSeq = 0;
+  /** How long after its replica is done a request's release goes out (ms): a gateway still relaying its last tokens on a loaded machine. */
+  releaseLagMs = 0;
   readonly heartbeatMs: number;
 
   constructor(readonly o: ClusterOptions) {
@@ -329,6 +342,7 @@ export class TestCluster {
         exclude.push(a.replicaId);
         continue;
       }
+      if (this.releaseLagMs > 0) await new Promise((res) => setTimeout(res, this.releaseLagMs));
       g.queue.release(a, false, {
         tenantId: opts.tenantId,
         estimatedTokens: opts.estimatedTokens ?? 100,
