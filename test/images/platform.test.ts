@@ -207,8 +207,8 @@ describe("the images", () => {
     // What the gateway's prompt-tokens.ts starts where it runs compiled: the worker hands back the BPE tables, and exits.
     const tokenizer = createRequire(new URL("../../deploy/local/package.json", import.meta.url)).resolve(LLAMA3_TOKENIZER);
     const script = [
-      'import { Worker } from "node:worker_threads";',
-      'const w = new Worker(new URL("file:///app/tokenizer-worker.mjs"), { workerData: { ref: "/tokenizer/tokenizer.json" } });',
+      'const { Worker } = require("node:worker_threads");',
+      'const w = new Worker(new URL("file:///app/tokenizer-worker.mjs"), { execArgv: [], workerData: { ref: "/tokenizer/tokenizer.json" } });',
       'w.once("message", (m) => { console.log(JSON.stringify({ error: m.error, table: m.table && Object.keys(m.table), vocab: m.table && m.table.ids.length })); w.terminate(); });',
     ].join("\n");
     const out = await podman([
@@ -220,7 +220,7 @@ describe("the images", () => {
       "--entrypoint",
       "node",
       ref("gateway"),
-      "--input-type=module",
+
       "-e",
       script,
     ]);
