@@ -698,6 +698,7 @@ async function fairnessPhase(pool_: PromptPool): Promise<void> {
     row("  light alone, p50/p90/p99/max", `${spread(a)}; engine-sim direct ${spread(a, "direct_")}`);
     row("  light beside the flood", `${spread(b)}; engine-sim direct ${spread(b, "direct_")}`);
     row(`  bound (${r.bound})`, r.bound_holds ? "holds" : "does NOT hold");
+    row("  most each engine held (running + waiting)", `${(r.engine_max_running_waiting as number[]).join(" / ")} on ${f.batch} slots`);
     if ((b.errors ?? 0) > 0) errors.push(`fairness: ${b.errors} light-tenant requests failed beside the flood`);
   } finally {
     await p.stop();

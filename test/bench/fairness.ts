@@ -72,6 +72,26 @@ function ttfts(prefix: string, samples: number[]): Record<string, number> {
   };
 }
 
+/**
+ * The most requests each engine held at once (running + waiting, its /metrics every 50 ms) from
+ * the flood's start to its end: more than the replica's batch means something placed past its
+ * capacity (engine-sim direct's light calls add at most one).
+ */
+async function sampleEngines(urls: string[], done: () => boolean): Promise<number[]> {
+  const max = urls.map(() => 0);
+  const gauge = (text: string, name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} ([0-9.]+)`, "m").exec(text)?.[1] ?? 0);
+  while (!done()) {
+    await Promise.all(
+      urls.map(async (u, i) => {
+        const text = await (await fetch(`${u}/metrics`)).text().catch(() => "");
+        max[i] = Math.max(max[i]!, gauge(text, "vllm:num_requests_running") + gauge(text, "vllm:num_requests_waiting"));
+      }),
+    ).catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return max;
+}
+
 export async function noisyNeighbour(
   p: BenchPlatform,
   model: string,
@@ -123,6 +143,10 @@ export async function noisyNeighbour(
 
     // The flood: `plan.flood` callers, each opening its next stream when the last ends.
     let stopFlood = false;
+    const sampled = sampleEngines(
+      engines.map((r) => r.engineUrl),
+      () => stopFlood,
+    );
     const floodResults: CallResult[] = [];
     const floodLoop = Promise.all(
       Array.from({ length: plan.flood }, async (_, k) => {
@@ -135,6 +159,7 @@ export async function noisyNeighbour(
     const beside = await lightRun();
     stopFlood = true;
     await floodLoop;
+    const engineMax = await sampled;
     const floodOk = floodResults.filter((r) => r.ok);
     const ratio = beside.ttft_p99_ms! / Math.max(alone.ttft_p99_ms!, 0.001);
     return {
@@ -147,6 +172,7 @@ export async function noisyNeighbour(
       beside_flood: beside,
       flood: { requests: floodResults.length, errors: floodResults.length - floodOk.length, ttft_p50_ms: r3(summarize(floodOk.map((r) => r.firstMs)).p50) },
       light_p99_ratio: r3(ratio),
+      engine_max_running_waiting: engineMax,
       bound: "light p99 TTFT beside the flood ≤ 2× alone",
       bound_holds: beside.errors === 0 && ratio <= 2,
     };

@@ -87,8 +87,11 @@ export class ReplicaDirectory {
       // this heals in-flight counts a lost release would otherwise leak.
       // Those it no longer shows may have ended with their releases still on the way (a batch that ended at
       // once, a gateway relaying late): when they come they must not be taken off again (`released`).
+      // "In transit" is long on a loaded machine (pub/sub delivery, then the agent call): a heartbeat after
+      // the last assignment, a wave not yet at its replica was counted as gone and another placed on top of
+      // it (16 on 8 in `scheduling.int.test.ts`), so only a replica quiet for `healedMs` is corrected.
       const shown = report.running + report.waiting;
-      if (report.at > s.lastAssignedAt + this.o.heartbeatMs && shown < s.inflight) {
+      if (report.at > s.lastAssignedAt + this.healedMs && shown < s.inflight) {
         s.healed = (now - s.healedAt <= this.healedMs ? s.healed : 0) + s.inflight - shown;
         s.healedAt = now;
         s.inflight = shown;

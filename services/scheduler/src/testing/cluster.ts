@@ -213,6 +213,8 @@ export class TestCluster {
   private reqSeq = 0;
   /** How long after its replica is done a request's release goes out (ms): a gateway still relaying its last tokens on a loaded machine. */
   releaseLagMs = 0;
+  /** How long after its assignment was published a queued request reaches its replica (ms): pub/sub delivery and the agent call on a loaded machine. */
+  startLagMs = 0;
   readonly heartbeatMs: number;
 
   constructor(readonly o: ClusterOptions) {
@@ -330,6 +332,7 @@ export class TestCluster {
         return { requestId, tenantId: opts.tenantId, replicas, attempts: attempt + 1, enqueuedAt, queuedMs, error: err as PlatformError };
       }
       if (attempt === 0) queuedMs = a.queuedMs;
+      if (this.startLagMs > 0 && a.epoch === undefined) await new Promise((res) => setTimeout(res, this.startLagMs));
       replicas.push(a.replicaId);
       const replica = this.replicas.get(a.replicaId);
       if (!replica?.alive) {
