@@ -22,6 +22,11 @@ export const ReplicaReport = Type.Object({
   draining: Type.Boolean(),
   /** Epoch ms of this report. */
   at: Type.Number(),
+  /**
+   * Epoch ms the engine's load was read (≤ `at`): a request that ended after it may still be
+   * counted in `running`. Absent: `at`.
+   */
+  sampledAt: Type.Optional(Type.Number()),
 });
 export type ReplicaReport = Static<typeof ReplicaReport>;
 

@@ -120,7 +120,7 @@ export class ReplicaDirectory {
         waiting: r.waiting,
         // Slots lent to gateways count as taken: granted + placed ≤ capacity.
         inflight: s.inflight + s.fastHeld,
-        ended: this.ended(s, r.at),
+        ended: this.ended(s, r.sampledAt ?? r.at),
         kvCacheUsage: r.kvCacheUsage,
         prefillTokens: s.prefillTokens,
         prefillAt: s.prefillAt,
@@ -130,12 +130,12 @@ export class ReplicaDirectory {
   }
 
   /**
-   * Requests placed here whose releases came after the report was made, or up to a heartbeat
-   * before (the agent reports what the engine's metrics said a moment earlier): the report may
-   * still count them as running, though they ended. Older release times are dropped.
+   * Requests placed here whose releases came after the report's count was read (`sampledAt`:
+   * the agent reads the engine's metrics, then reports): the report may still count them as
+   * running, though they ended. Not earlier ones: the count already left those out, and taking
+   * them off again would let a replica be given more than its slots. Older times are dropped.
    */
-  private ended(s: ReplicaState, reportAt: number): number {
-    const from = reportAt - this.o.heartbeatMs;
+  private ended(s: ReplicaState, from: number): number {
     let i = 0;
     while (i < s.releasedAt.length && s.releasedAt[i]! < from) i++;
     if (i > 0) s.releasedAt.splice(0, i);

@@ -44,6 +44,7 @@ export class Heartbeat {
   /** One report now (also used right after start so the replica is placeable at once). */
   async beat(): Promise<void> {
     const { adapter, server, metrics } = this.o;
+    const sampledAt = Date.now();
     const [healthy, load] = await Promise.all([adapter.health(), adapter.load()]);
     const running = Math.max(load?.running ?? 0, server.inflight);
     const waiting = load?.waiting ?? 0;
@@ -56,10 +57,10 @@ export class Heartbeat {
       this.o.logger.info({ healthy }, healthy ? "engine is healthy" : "engine is not healthy");
       this.wasHealthy = healthy;
     }
-    await this.publish({ running, waiting, kvCacheUsage: load?.kvCacheUsage ?? 0, healthy, draining: this.draining });
+    await this.publish({ running, waiting, kvCacheUsage: load?.kvCacheUsage ?? 0, healthy, draining: this.draining, sampledAt });
   }
 
-  private async publish(state: Pick<ReplicaReport, "running" | "waiting" | "kvCacheUsage" | "healthy" | "draining">): Promise<void> {
+  private async publish(state: Pick<ReplicaReport, "running" | "waiting" | "kvCacheUsage" | "healthy" | "draining" | "sampledAt">): Promise<void> {
     const { redis, keys, deploymentId, replicaId, address } = this.o;
     const report: ReplicaReport = { replicaId, deploymentId, address, ...state, at: Date.now() };
     try {

@@ -95,6 +95,8 @@ export class FakeReplica {
       healthy: this.healthy,
       draining: this.draining,
       at,
+      // Its count is what the engine's metrics said `lingerMs` before.
+      sampledAt: at - this.lingerMs,
     };
     await this.redis.hset(this.keys.replicas(this.deploymentId), this.id, JSON.stringify(r));
     this.lastReportAt = at;
