@@ -9,7 +9,7 @@ import type { Kysely } from "kysely";
 import { ensureQueueGroups, PRIORITY, parseReleases, parseSlotLease, QUEUE_FIELD, QUEUE_GROUP, queuedCount, takeEntries, writeSlotLeases } from "@infera/queue";
 import type { DB } from "@infera/registry";
 import { TEST_REDIS_URL, waitFor } from "@infera/testkit";
-import { TestCluster, type ClusterOptions, type RequestResult } from "./testing/cluster.ts";
+import { TestCluster, type ClusterOptions, type FakeReplica, type RequestResult } from "./testing/cluster.ts";
 import { test } from "@infera/testkit/fixtures";
 
 let db: Kysely<DB>;
@@ -19,6 +19,15 @@ test.beforeAll(({ database }) => {
   db = database.db;
   databaseUrl = database.url;
 });
+
+/** 24 requests of one tenant at once on one replica of 8 slots (`serveMs` each): every one answered, never more than 8 running. */
+async function wavesOnEightSlots(c: TestCluster, serveMs: number): Promise<FakeReplica> {
+  const r = await c.addReplica("r", serveMs);
+  const results = await Promise.all(Array.from({ length: 24 }, () => c.request({ tenantId: "t" })));
+  expect(results.filter((x) => x.error)).toEqual([]);
+  expect(r.maxRunning).toBeLessThanOrEqual(8);
+  return r;
+}
 
 async function withCluster(opts: Omit<ClusterOptions, "db" | "databaseUrl" | "redisUrl">, fn: (c: TestCluster) => Promise<void>): Promise<void> {
   const c = new TestCluster({ db, databaseUrl, redisUrl: TEST_REDIS_URL, ...opts });
@@ -109,11 +118,8 @@ describe("batching and capacity", () => {
       // waves, and each release comes 900 ms after its replica is done (a gateway relaying late on a loaded
       // box). The report taken in between shows the wave gone; correcting the in-flight count from it and then
       // subtracting the late releases as well counted the next wave's 8 as none, and placed 8 more on it.
-      const r = await c.addReplica("r", 1_500);
       c.releaseLagMs = 900;
-      const results = await Promise.all(Array.from({ length: 24 }, () => c.request({ tenantId: "t" })));
-      expect(results.filter((x) => x.error)).toEqual([]);
-      expect(r.maxRunning).toBeLessThanOrEqual(8);
+      await wavesOnEightSlots(c, 1_500);
     }));
 
   test("requests still on their way to a replica when its report is taken are not dropped from its count: it never goes past its capacity", () =>
@@ -123,11 +129,8 @@ describe("batching and capacity", () => {
       // of a 1 s heartbeat).
       // A report taken meanwhile does not show them yet: correcting the in-flight count from it counted the
       // wave as gone and placed the next one on top of it.
-      const r = await c.addReplica("r", 1_000);
       c.startLagMs = 700;
-      const results = await Promise.all(Array.from({ length: 24 }, () => c.request({ tenantId: "t" })));
-      expect(results.filter((x) => x.error)).toEqual([]);
-      expect(r.maxRunning).toBeLessThanOrEqual(8);
+      const r = await wavesOnEightSlots(c, 1_000);
       expect(r.served).toBe(24);
     }));
 });
