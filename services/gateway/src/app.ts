@@ -414,7 +414,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     return payload;
   });
 
-  await app.listen({ port: config.port, host: config.host });
+  // A deep accept queue (the kernel caps it at net.core.somaxconn, 4096 since Linux 5.4; Go's
+  // servers take that cap too): thousands of clients connecting while the event loop is busy
+  // otherwise overflow Node's 511 and the kernel drops or resets their connections.
+  await app.listen({ port: config.port, host: config.host, backlog: 4096 });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   logger.info({ port, gatewayId: config.gatewayId }, "gateway listening");
