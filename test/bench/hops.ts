@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { Endpoint, GenerateRequestSchema } from "@infera/contracts";
-import { metricSum, parseMetrics } from "@infera/testkit";
+import { metricByLabel, metricSum, parseMetrics } from "@infera/testkit";
 import { AgentClients } from "../../services/gateway/src/agents.ts";
 import { call, pool, type Target } from "./load.ts";
 import { startBenchPlatform } from "./platform.ts";
@@ -80,8 +80,7 @@ try {
   console.log(`  engine-sim direct                                 ${f(direct.p50)} ${f(direct.p99)}`);
   console.log(`  worker agent over gRPC                            ${f(grpcHop.p50)} ${f(grpcHop.p99)}   (+${(grpcHop.p50 - direct.p50).toFixed(3)} p50)`);
   console.log(`  whole platform (gateway, queue, scheduler, agent) ${f(full.p50)} ${f(full.p99)}   (+${(full.p50 - grpcHop.p50).toFixed(3)} p50)`);
-  const reasons = ["no_lease", "own_queued", "lease_expiring", "lends_none", "slots_taken", "fast_path_off"]
-    .map((reason) => [reason, metricSum(metrics, "gateway_placements_total", { path: "queue", reason })] as const)
+  const reasons = Object.entries(metricByLabel(metrics, "gateway_placements_total", "reason", { path: "queue" }))
     .filter(([, n]) => n > 0)
     .map(([reason, n]) => `${reason} ${n}`);
   console.log(`  platform placements: ${fast} on leased slots (fast path), ${queued} through the queue${reasons.length ? ` (${reasons.join(", ")})` : ""}`);

@@ -161,6 +161,16 @@ export function metricSum(metrics: Map<string, number>, name: string, match: Rec
   return sum;
 }
 
+/** The same sums, one per value of `label` (series without it left out). */
+export function metricByLabel(metrics: Map<string, number>, name: string, label: string, match: Record<string, string> = {}): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of metrics.keys()) {
+    const value = k.startsWith(`${name}{`) ? new RegExp(`[{,]${label}="([^"]*)"`).exec(k)?.[1] : undefined;
+    if (value !== undefined && out[value] === undefined) out[value] = metricSum(metrics, name, { ...match, [label]: value });
+  }
+  return out;
+}
+
 /**
  * The engine-sim of each served model (its replica's engine URL, from the agents' logs),
  * by the model name the sim serves: tests read what reached the engine at `/sim/last-request`.

@@ -7,10 +7,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createLogger } from "@infera/core";
-import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
-import { startGateway, type RunningGateway } from "./app.ts";
-import { loadConfig } from "./config.ts";
+import { startTestGateway, type TestGateway } from "./test-gateway.ts";
 
 /** Past Node's default backlog of 511, below the 4,096 the gateway asks for, and within a common `ulimit -n` of 1,024 (each end holds one descriptor per connection). */
 const BURST = 700;
@@ -46,26 +43,18 @@ process.stdin.once("data", async () => {
 process.stdout.write("ready\\n");
 `;
 
-let db: TestDatabase;
-let gateway: RunningGateway;
-let port: number;
-const prefix = testRedisPrefix("accept-burst");
+let t: TestGateway;
 
 beforeAll(async () => {
-  db = await createTestDatabase("accept_burst");
-  const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1" });
-  gateway = await startGateway(config, createLogger({ service: "test", level: "silent" }));
-  port = (gateway.app.server.address() as { port: number }).port;
+  t = await startTestGateway("accept-burst");
 });
 
 afterAll(async () => {
-  await gateway?.stop();
-  await flushPrefix(prefix);
-  await db?.drop();
+  await t?.stop();
 });
 
 it(`answers ${BURST} connections that arrive while its event loop cannot accept, none retried or reset`, async () => {
-  const child = spawn(process.execPath, ["-e", CLIENTS, String(port), String(BURST)], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["-e", CLIENTS, String(t.gateway.port), String(BURST)], { stdio: ["pipe", "pipe", "inherit"] });
   let out = "";
   const exited = once(child, "exit");
   await new Promise<void>((ready) =>

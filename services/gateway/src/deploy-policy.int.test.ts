@@ -7,17 +7,15 @@
  * actions, done or refused, is then in the audit trail, secrets redacted.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "@infera/core";
 import { createApiKey, createDb, createTenant, type DB } from "@infera/registry";
-import { callJson, createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
+import { callJson } from "@infera/testkit";
 import type { Kysely } from "kysely";
-import { startGateway, type RunningGateway } from "./app.ts";
-import { loadConfig } from "./config.ts";
+import type { RunningGateway } from "./app.ts";
+import { startTestGateway, type TestGateway } from "./test-gateway.ts";
 
 const ADMIN = "sk-policy-admin-0123456789";
 const IMAGE = `registry.example/vllm@sha256:${"b".repeat(64)}`;
-const prefix = testRedisPrefix("policy");
-let tdb: TestDatabase;
+let running: TestGateway;
 let db: Kysely<DB>;
 let gateway: RunningGateway;
 let tenantId = "";
@@ -53,19 +51,13 @@ async function refused(body: Record<string, unknown>, param: string, message: Re
 }
 
 beforeAll(async () => {
-  tdb = await createTestDatabase("policy");
-  const config = loadConfig({
-    DATABASE_URL: tdb.url,
-    REDIS_URL: TEST_REDIS_URL,
-    REDIS_PREFIX: prefix,
-    PORT: "0",
-    HOST: "127.0.0.1",
+  running = await startTestGateway("policy", {
     BOOTSTRAP_ADMIN_KEY: ADMIN,
     DEPLOY_POLICY: JSON.stringify({ tenantGpuQuota: 6 }),
     SECRETS_KEY: "policy-test-secrets-key",
   });
-  gateway = await startGateway(config, createLogger({ service: "test", level: "silent" }));
-  db = createDb(tdb.url, { max: 2 });
+  gateway = running.gateway;
+  db = createDb(running.db.url, { max: 2 });
   const t = await createTenant(db, "policy-co");
   tenantId = t.id;
   const k = await createApiKey(db, { tenantId, name: "deployer", scopes: ["deploy", "inference"] });
@@ -74,10 +66,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await gateway?.stop();
   await db?.destroy();
-  await flushPrefix(prefix);
-  await tdb?.drop();
+  await running?.stop();
 });
 
 describe("a tenant key with the deploy scope", () => {

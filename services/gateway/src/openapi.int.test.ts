@@ -5,30 +5,24 @@
  * (test/e2e/openapi.e2e.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "@infera/core";
-import { createTestDatabase, flushPrefix, TEST_REDIS_URL, testRedisPrefix, type TestDatabase } from "@infera/testkit";
 import { documentProblems, type OpenApiDocument } from "../../../test/openapi/platform-openapi.ts";
-import { startGateway, type RunningGateway } from "./app.ts";
-import { loadConfig } from "./config.ts";
+import type { RunningGateway } from "./app.ts";
 import { registeredRoutes } from "./openapi.ts";
+import { startTestGateway, type TestGateway } from "./test-gateway.ts";
 
 /** Pages for people, not API: they are hidden from the document. */
 const HIDDEN = [/^\/console(\/|$)/, /^\/docs(\/|$)/];
 
-let db: TestDatabase;
+let t: TestGateway;
 let gateway: RunningGateway;
-const prefix = testRedisPrefix("openapi");
 
 beforeAll(async () => {
-  db = await createTestDatabase("openapi");
-  const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1" });
-  gateway = await startGateway(config, createLogger({ service: "test", level: "silent" }));
+  t = await startTestGateway("openapi");
+  gateway = t.gateway;
 });
 
 afterAll(async () => {
-  await gateway?.stop();
-  await flushPrefix(prefix);
-  await db?.drop();
+  await t?.stop();
 });
 
 describe("the OpenAPI document", () => {
