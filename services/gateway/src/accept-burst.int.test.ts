@@ -75,6 +75,10 @@ it(`answers ${BURST} connections that arrive while its event loop cannot accept,
   expect(code).toBe(0);
   const { connected, statuses } = JSON.parse(out) as { connected: (number | string)[]; statuses: string[] };
   expect(statuses.filter((s) => s !== "HTTP/1.1 200 OK")).toEqual([]);
-  // A SYN the kernel dropped is sent again after 1 s: every connection was taken on its first.
-  expect(connected.filter((ms) => typeof ms !== "number" || ms >= 1000).length, "connections that waited for a SYN retransmission").toBe(0);
+  // A SYN the kernel dropped is sent again 1 s later, and again 2 s after that while the queue
+  // is still full: every connection was taken on its first SYN, so none connected a second or
+  // more after the first one did. (Measured from the first, not from the start, so a client
+  // process the machine runs late delays every connection alike and proves nothing either way.)
+  const first = Math.min(...connected.filter((ms) => typeof ms === "number"));
+  expect(connected.filter((ms) => typeof ms !== "number" || ms - first >= 1000).length, "connections that waited for a SYN retransmission").toBe(0);
 }, 30_000);
