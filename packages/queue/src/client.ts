@@ -54,6 +54,8 @@ export interface QueueClientOptions {
   syncMs?: number;
   /** The fast path (slot leases, `slots.ts`): place on a leased slot while one is free. Default true (FAST_PATH). */
   fastPath?: boolean;
+  /** How long an idle deployment's slot lease is synced at every tick, then kept (`slots.ts`); tests shorten them. */
+  slotLeaseIdle?: { hotMs: number; keepMs: number };
   now?: () => number;
 }
 
@@ -69,7 +71,7 @@ export class QueueClient {
     this.bound = new QueueBound({ redis: o.redis, keys: o.keys, gatewayId: o.gatewayId, logger: o.logger, max: o.queueMax, syncMs: o.syncMs, now: o.now });
     this.releases = new ReleaseBatcher({ redis: o.redis, keys: o.keys, logger: o.logger });
     if (o.fastPath !== false)
-      this.slots = new SlotLeases({ redis: o.redis, keys: o.keys, gatewayId: o.gatewayId, logger: o.logger, syncMs: o.syncMs, now: o.now });
+      this.slots = new SlotLeases({ redis: o.redis, keys: o.keys, gatewayId: o.gatewayId, logger: o.logger, syncMs: o.syncMs, now: o.now, ...o.slotLeaseIdle });
   }
 
   /** The channel this gateway's assignments arrive on; its messages go to `deliver`. */

@@ -6,9 +6,12 @@
  * command and no scheduler round trip before the agent call. The slot comes back when the
  * request ends (in the batched release it sends anyway, carrying the lease's epoch).
  *
- * Every `syncMs`, for each deployment it served lately, one pipelined round trip (off the
- * request path) writes what it runs on its leased slots and its request rate
- * (`<p>:slot-reports:<deployment>`), and reads its lease. A lease past its `until` (the
+ * Every `syncMs`, for each deployment it served in the last `hotMs`, one pipelined round trip
+ * (off the request path) writes what it runs on its leased slots and its request rate
+ * (`<p>:slot-reports:<deployment>`), and reads its lease. A deployment idle longer, up to
+ * `keepMs`, is synced only as often as keeps its lease renewed (a third of the lease's life,
+ * at most a second): a user who pauses between requests still finds a slot on the next one,
+ * rather than a queue round trip while the lease is lent again. A lease past its `until` (the
  * scheduler stopped renewing it) lends nothing, and nor does one while this gateway has a
  * request of that deployment waiting in the queue.
  */
@@ -93,12 +96,18 @@ interface DeploymentSlots {
   arrivals: number;
   rate: number;
   activeAt: number;
+  /** When this gateway last wrote its report and read the lease. */
+  syncedAt: number;
   /** Whether this gateway's report may be in the shared hash. */
   published: boolean;
 }
 
-/** How long a deployment stays in the sync after this gateway's last request for it (ms). */
-const ACTIVE_MS = 10_000;
+/** How long after this gateway's last request for a deployment it is synced at every tick (ms). */
+const HOT_MS = 10_000;
+/** How long after it the deployment keeps its lease, synced less often (ms). */
+const KEEP_MS = 300_000;
+/** The longest an idle deployment goes between syncs (ms): within the lease's life at the default heartbeat (3 s). */
+const IDLE_SYNC_MS = 1000;
 
 export interface SlotLeasesOptions {
   redis: Redis;
@@ -106,6 +115,9 @@ export interface SlotLeasesOptions {
   gatewayId: string;
   logger: Logger;
   syncMs?: number;
+  /** `HOT_MS` and `KEEP_MS` (tests shorten them). */
+  hotMs?: number;
+  keepMs?: number;
   now?: () => number;
 }
 
@@ -219,24 +231,42 @@ export class SlotLeases {
   private state(deploymentId: string): DeploymentSlots {
     let d = this.deps.get(deploymentId);
     if (!d) {
-      d = { lease: undefined, inUse: new Map(), prefill: new Map(), policy: undefined, arrivals: 0, rate: 0, activeAt: this.now(), published: false };
+      d = {
+        lease: undefined,
+        inUse: new Map(),
+        prefill: new Map(),
+        policy: undefined,
+        arrivals: 0,
+        rate: 0,
+        activeAt: this.now(),
+        syncedAt: 0,
+        published: false,
+      };
       this.deps.set(deploymentId, d);
     }
     return d;
   }
 
-  /** One pipelined round trip: this gateway's report per active deployment, then its leases. */
+  /** One pipelined round trip: this gateway's report per deployment due, then its leases. */
   async sync(): Promise<void> {
     if (this.syncing) return;
     const now = this.now();
     const elapsedS = Math.max(0.001, (now - this.lastSyncAt) / 1000);
     this.lastSyncAt = now;
-    const active = [...this.deps.entries()].filter(([, d]) => d.inUse.size > 0 || now - d.activeAt < ACTIVE_MS);
+    const hotMs = this.o.hotMs ?? HOT_MS;
+    const keepMs = this.o.keepMs ?? KEEP_MS;
+    const active: [string, DeploymentSlots][] = [];
     for (const [id, d] of this.deps) {
-      if (active.some(([x]) => x === id)) continue;
-      // Idle long enough: out of the sync (the scheduler stops lending once the report goes stale).
-      this.deps.delete(id);
-      if (d.published) void this.o.redis.hdel(this.o.keys.slotReports(id), this.o.gatewayId).catch(() => {});
+      const idleMs = d.inUse.size > 0 ? 0 : now - d.activeAt;
+      if (idleMs >= keepMs) {
+        // Idle long enough: out of the sync (the scheduler stops lending once the report goes stale).
+        this.deps.delete(id);
+        if (d.published) void this.o.redis.hdel(this.o.keys.slotReports(id), this.o.gatewayId).catch(() => {});
+        continue;
+      }
+      // Idle: often enough that the report stays fresh and the lease is renewed before it lapses.
+      const every = d.lease ? Math.max(this.syncMs, Math.min(IDLE_SYNC_MS, (d.lease.until - d.syncedAt) / 3)) : IDLE_SYNC_MS;
+      if (idleMs < hotMs || now - d.syncedAt >= every) active.push([id, d]);
     }
     if (active.length === 0) return;
     this.syncing = true;
@@ -251,6 +281,7 @@ export class SlotLeases {
       pipe.hset(key, this.o.gatewayId, JSON.stringify(report));
       pipe.pexpire(key, Math.max(10_000, this.syncMs * 50));
       d.published = true;
+      d.syncedAt = now;
       pipe.hgetall(this.o.keys.slots(id, this.o.gatewayId));
     }
     try {

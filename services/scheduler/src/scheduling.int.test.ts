@@ -764,6 +764,27 @@ describe("fast path (slot leases)", () => {
       expect([...c.assignmentsPerRequest().values()].every((n) => n === 1)).toBe(true);
     }));
 
+  test("a lone user who pauses between requests still finds a slot: the gateway keeps an idle deployment's lease for a while, then lets it go", () =>
+    // Windows shortened for the test: synced at every tick for 300 ms after a request, kept 2.5 s;
+    // a 1 s heartbeat, so a lease lives 3 s unless renewed.
+    withCluster({ capacity: 4, schedulers: 1, gateways: 1, heartbeatMs: 1_000, slotLeaseIdle: { hotMs: 300, keepMs: 2_500 } }, async (c) => {
+      await c.addReplica("r", 5);
+      await warmUp(c);
+      const fastAfter = async (ms: number) => {
+        await new Promise((res) => setTimeout(res, ms));
+        const r = await c.request({ tenantId: "lone" });
+        expect(r.error).toBeUndefined();
+        return c.seen.find((s) => s.requestId === r.requestId)!.fast === true;
+      };
+      // Three pauses of 1.5 s, each five hot windows, 4.5 s in all: past the life of the lease read at the start, so it was renewed.
+      expect([await fastAfter(1_500), await fastAfter(1_500), await fastAfter(1_500)]).toEqual([true, true, true]);
+      // Past the keep window the gateway stops reporting the deployment, the lease lapses, and the next request queues.
+      await waitFor("the idle gateway's lease to lapse", async () => (await c.redis.exists(c.qkeys.slots(c.deploymentId, "gw-0"))) === 0, {
+        timeoutMs: 10_000,
+      });
+      expect(await fastAfter(0)).toBe(false);
+    }));
+
   test("FAST_PATH=false: every request goes through the queue, no slot is lent", () =>
     withCluster({ capacity: 4, schedulers: 1, gateways: 2, fastPath: false }, async (c) => {
       await c.addReplica("r", 5);

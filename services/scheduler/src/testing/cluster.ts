@@ -198,6 +198,8 @@ export interface ClusterOptions {
   observe?: boolean;
   /** FAST_PATH for gateways and schedulers (slot leases). Default true, as deployed. */
   fastPath?: boolean;
+  /** The gateways' idle slot-lease windows (`QueueClientOptions.slotLeaseIdle`). Default: as deployed. */
+  slotLeaseIdle?: { hotMs: number; keepMs: number };
 }
 
 export class TestCluster {
@@ -259,6 +261,7 @@ export class TestCluster {
       queueMax: this.o.queueMax,
       syncMs: 50,
       fastPath: this.o.fastPath !== false,
+      slotLeaseIdle: this.o.slotLeaseIdle,
     });
     queue.start();
     await sub.connect();
