@@ -143,8 +143,10 @@ describe("one trace per request", () => {
     const line = accessLines().find((l) => l.requestId === requestId)!;
     expect(line.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(before.has(line.traceId as string)).toBe(false);
-    await waitFor("its spans", () => receiver.trace(line.traceId as string).some((s) => s.name === "infera.engine.call"));
-    const root = receiver.trace(line.traceId as string).find((s) => s.name === `chat ${MODEL}`)!;
+    // The gateway's and the agent's exporters send on their own schedules: wait for both.
+    const spans = () => receiver.trace(line.traceId as string);
+    await waitFor("its spans", () => spans().some((s) => s.name === "infera.engine.call") && spans().some((s) => s.name === `chat ${MODEL}`));
+    const root = spans().find((s) => s.name === `chat ${MODEL}`)!;
     expect(root.parentSpanId).toBe("");
     expect(root.attributes["gen_ai.usage.output_tokens"]).toBe(res.data.usage!.completion_tokens);
     expect(root.attributes["gen_ai.response.finish_reasons"]).toEqual([res.data.choices[0]!.finish_reason]);
