@@ -26,7 +26,7 @@ import { noisyNeighbour } from "./fairness.ts";
 import { call, openLoop, pool, setRequestTimeout, type CallOptions, type CallResult, type Target } from "./load.ts";
 import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles, rssKindsMb, rssMb } from "./procs.ts";
 import { probePrompts, type PromptPool } from "./prompts.ts";
-import { processesOf, startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
+import { describePlacements, placements, placementsSince, processesOf, startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
 import { startPortkey, type Peer } from "./portkey.ts";
 import { startOtlpSink } from "./otlp-sink.ts";
 import { r3, summarize, type Summary } from "./stats.ts";
@@ -280,10 +280,12 @@ async function latencyLevels(p: BenchPlatform, pool_: PromptPool, full: boolean,
       const prompts = pool_.atLeast(level.maxTokens);
       const d = await runLevel(paths.direct, prompts, level, `direct${name}`);
       const a = paths.agent && (await runLevel(paths.agent, prompts, level, "agent"));
+      const before = await placements(p.baseURL);
       const g = await runLevel(paths.platform, prompts, level, `platform${name}`);
+      const placed = placementsSince(before, await placements(p.baseURL));
       const k = paths.portkey && (await runLevel(paths.portkey, prompts, level, "portkey"));
       const ga = added(g, d);
-      const entry: Json = { requests: level.count, max_tokens: level.maxTokens, direct: d, platform: g, added: ga };
+      const entry: Json = { requests: level.count, max_tokens: level.maxTokens, direct: d, platform: g, added: ga, platform_placements: placed };
       row(`c=${level.c}: TTFT p50/p99 direct`, `${ms(d.ttft.p50)} / ${ms(d.ttft.p99)}`);
       if (a) {
         const aa = added(a, d);
@@ -306,6 +308,7 @@ async function latencyLevels(p: BenchPlatform, pool_: PromptPool, full: boolean,
         }
       }
       row(`c=${level.c}: added ITL p50/p99 platform${name}`, `${ms(ga.itl_p50)} / ${ms(ga.itl_p99)}`);
+      row(`c=${level.c}: platform placements${name}`, describePlacements(placed));
       if (k) row(`c=${level.c}: added ITL p50/p99 Portkey`, `${ms(k.itl.p50 - d.itl.p50)} / ${ms(k.itl.p99 - d.itl.p99)}`);
       if (level.c === 1) {
         out[`direct_ttft_ms_p50${suffix}`] = r3(d.ttft.p50);

@@ -13,10 +13,10 @@
  *   pnpm bench:cpu [--rate 150] [--seconds 6] [--batch 1100] [--profile]   (FAST_PATH=false in the env: that platform)
  */
 import { mkdirSync } from "node:fs";
-import { freePort } from "@infera/testkit";
+import { freePort, metricSum, parseMetrics } from "@infera/testkit";
 import { parseArgs } from "node:util";
 import { call, openLoop, type Target } from "./load.ts";
-import { CHAT_MODEL, chatTargets, processesOf, startBenchPlatform } from "./platform.ts";
+import { CHAT_MODEL, chatTargets, placements, placementsSince, processesOf, startBenchPlatform } from "./platform.ts";
 import { cpuMicros, ioSyscalls, machineLoad, profilerNodeOptions, restartProfiles } from "./procs.ts";
 import { r3 } from "./stats.ts";
 
@@ -56,19 +56,9 @@ try {
   // Local mode's batch gateway idles here (no batch runs), but its CPU is the platform's too.
   const procs = processesOf(p, replicas);
   const engines = replicas.map((r) => r.enginePid);
-  /** Sum of a counter's series (those whose labels contain `match`) in a Prometheus text exposition. */
-  const counter = async (url: string, name: string, match = ""): Promise<number> => {
-    const text = await (await fetch(url)).text().catch(() => "");
-    let n = 0;
-    for (const line of text.split("\n")) if (line.startsWith(name) && line.includes(match)) n += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
-    return n;
-  };
-  const REASONS = ["no_lease", "own_queued", "lease_expiring", "lends_none", "slots_taken"];
   const churn = async () => ({
-    fast: await counter(`${p.baseURL}/metrics`, "gateway_placements_total", 'path="fast"'),
-    queue: await counter(`${p.baseURL}/metrics`, "gateway_placements_total", 'path="queue"'),
-    ...Object.fromEntries(await Promise.all(REASONS.map(async (r) => [r, await counter(`${p.baseURL}/metrics`, "gateway_placements_total", `reason="${r}"`)]))),
-    versions: await counter(`http://127.0.0.1:${schedulerMetricsPort}/metrics`, "scheduler_slot_lease_versions_total"),
+    ...(await placements(p.baseURL)),
+    versions: metricSum(parseMetrics(await (await fetch(`http://127.0.0.1:${schedulerMetricsPort}/metrics`)).text()), "scheduler_slot_lease_versions_total"),
   });
   const run = (targets: Target[], stream: boolean, engine: boolean, seconds: number) =>
     openLoop({
@@ -96,8 +86,7 @@ try {
     const s1 = procs.map((x) => ioSyscalls(x.pid));
     const sys = Object.fromEntries(procs.map((x, i) => [x.name, Math.round(((s1[i]! - s0[i]!) / Math.max(1, ok)) * 10) / 10]));
     const m1 = await churn();
-    const why = Object.fromEntries(REASONS.map((r) => [r, (m1 as Record<string, number>)[r]! - (m0 as Record<string, number>)[r]!]).filter(([, n]) => n !== 0));
-    const placements = { fast: m1.fast - m0.fast, queue: m1.queue - m0.queue, queue_reasons: why, lease_versions: m1.versions - m0.versions };
+    const placed = { ...placementsSince(m0, m1), lease_versions: m1.versions - m0.versions };
     const by = Object.fromEntries(procs.map((x, i) => [x.name, Math.round((c1[i]! - c0[i]!) / Math.max(1, ok))]));
     const total = Object.values(by).reduce((a, b) => a + b, 0);
     const kind = stream ? "streamed" : "non_streamed";
@@ -107,10 +96,10 @@ try {
       direct_engine_cpu_us_per_request: Math.round(engineUs),
       io_syscalls_per_request: sys,
       errors: g.results.length - ok,
-      ...placements,
+      ...placed,
     };
     console.log(
-      `${kind.padEnd(13)} platform CPU per request ${String(total).padStart(5)} µs ${JSON.stringify(by)}  (engine-sim direct ${Math.round(engineUs)} µs; errors ${g.results.length - ok}; ${JSON.stringify(placements)}; read/write syscalls ${JSON.stringify(sys)})`,
+      `${kind.padEnd(13)} platform CPU per request ${String(total).padStart(5)} µs ${JSON.stringify(by)}  (engine-sim direct ${Math.round(engineUs)} µs; errors ${g.results.length - ok}; ${JSON.stringify(placed)}; read/write syscalls ${JSON.stringify(sys)})`,
     );
   }
   result.load1_at_end = r3(machineLoad().load1);

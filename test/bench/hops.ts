@@ -9,10 +9,9 @@
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { Endpoint, GenerateRequestSchema } from "@infera/contracts";
-import { metricByLabel, metricSum, parseMetrics } from "@infera/testkit";
 import { AgentClients } from "../../services/gateway/src/agents.ts";
 import { call, pool, type Target } from "./load.ts";
-import { startBenchPlatform } from "./platform.ts";
+import { describePlacements, placements, startBenchPlatform } from "./platform.ts";
 import { summarize } from "./stats.ts";
 
 const { values } = parseArgs({ options: { requests: { type: "string", default: "400" } } });
@@ -72,18 +71,13 @@ try {
     return res.firstMs;
   });
   // Which path the platform's requests took (FAST_PATH=false: all through the queue).
-  const metrics = parseMetrics(await (await fetch(`${p.baseURL}/metrics`)).text());
-  const fast = metricSum(metrics, "gateway_placements_total", { path: "fast" });
-  const queued = metricSum(metrics, "gateway_placements_total", { path: "queue" });
+  const placed = await placements(p.baseURL);
   const f = (x: number) => x.toFixed(3).padStart(8);
   console.log(`\ntime to first byte at concurrency 1, ${N} requests (ms)      p50      p99`);
   console.log(`  engine-sim direct                                 ${f(direct.p50)} ${f(direct.p99)}`);
   console.log(`  worker agent over gRPC                            ${f(grpcHop.p50)} ${f(grpcHop.p99)}   (+${(grpcHop.p50 - direct.p50).toFixed(3)} p50)`);
   console.log(`  whole platform (gateway, queue, scheduler, agent) ${f(full.p50)} ${f(full.p99)}   (+${(full.p50 - grpcHop.p50).toFixed(3)} p50)`);
-  const reasons = Object.entries(metricByLabel(metrics, "gateway_placements_total", "reason", { path: "queue" }))
-    .filter(([, n]) => n > 0)
-    .map(([reason, n]) => `${reason} ${n}`);
-  console.log(`  platform placements: ${fast} on leased slots (fast path), ${queued} through the queue${reasons.length ? ` (${reasons.join(", ")})` : ""}`);
+  console.log(`  platform placements: ${describePlacements(placed)}`);
 } finally {
   agents.stop();
   await p.stop();

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { Redis } from "ioredis";
 import { catalogDeploymentConfig, createDb, createDeployment, DEMO_CATALOG, ensureModelVersion, migrateToLatest } from "@infera/registry";
-import { ADMIN_URL, flushPrefix, freePort, stopChild, TEST_REDIS_URL } from "@infera/testkit";
+import { ADMIN_URL, flushPrefix, freePort, metricByLabel, metricSum, parseMetrics, stopChild, TEST_REDIS_URL } from "@infera/testkit";
 import { pool, type Target } from "./load.ts";
 import { descendants, environOf } from "./procs.ts";
 
@@ -293,4 +293,30 @@ export function processesOf(p: BenchPlatform, replicas: readonly Replica[]): { n
     ...replicas.map((r, i) => ({ name: `agent-${i + 1}`, pid: r.agentPid })),
     ...(p.redisPid ? [{ name: "redis", pid: p.redisPid }] : []),
   ];
+}
+
+/** The gateway's placement counters (`gateway_placements_total`): first attempts on leased slots (fast) or through the queue, by reason. */
+export async function placements(baseURL: string): Promise<{ fast: number; queue: number; queue_reasons: Record<string, number> }> {
+  const m = parseMetrics(await (await fetch(`${baseURL}/metrics`)).text());
+  return {
+    fast: metricSum(m, "gateway_placements_total", { path: "fast" }),
+    queue: metricSum(m, "gateway_placements_total", { path: "queue" }),
+    queue_reasons: metricByLabel(m, "gateway_placements_total", "reason", { path: "queue" }),
+  };
+}
+
+type Placements = Awaited<ReturnType<typeof placements>>;
+
+/** What was placed between two `placements` reads (reasons that did not move left out). */
+export function placementsSince(a: Placements, b: Placements): Placements {
+  const reasons = Object.entries(b.queue_reasons)
+    .map(([r, n]) => [r, n - (a.queue_reasons[r] ?? 0)] as const)
+    .filter(([, n]) => n > 0);
+  return { fast: b.fast - a.fast, queue: b.queue - a.queue, queue_reasons: Object.fromEntries(reasons) };
+}
+
+/** `n on leased slots, m through the queue (reason k, …)`. */
+export function describePlacements(x: Placements): string {
+  const why = Object.entries(x.queue_reasons).map(([r, n]) => `${r} ${n}`);
+  return `${x.fast} on leased slots (fast path), ${x.queue} through the queue${why.length ? ` (${why.join(", ")})` : ""}`;
 }
