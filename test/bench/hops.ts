@@ -1,10 +1,10 @@
 /**
  * Where the added latency goes, one hop at a time, at concurrency 1: the same streaming
- * chat request (engine-sim answering at once) sent straight to engine-sim, to its worker
- * agent over gRPC (as the gateway calls it), and through the whole platform. Prints time to
- * first byte p50/p99 for each and the difference between neighbours.
+ * chat request (engine-sim answering at once, or after `--ttft-ms`) sent straight to
+ * engine-sim, to its worker agent over gRPC (as the gateway calls it), and through the whole
+ * platform. Prints time to first byte p50/p99 for each and the difference between neighbours.
  *
- *   pnpm bench:hops [--requests 400]
+ *   pnpm bench:hops [--requests 400] [--ttft-ms 0]
  */
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
@@ -14,10 +14,13 @@ import { call, pool, type Target } from "./load.ts";
 import { describePlacements, placements, startBenchPlatform } from "./platform.ts";
 import { summarize } from "./stats.ts";
 
-const { values } = parseArgs({ options: { requests: { type: "string", default: "400" } } });
+const { values } = parseArgs({ options: { requests: { type: "string", default: "400" }, "ttft-ms": { type: "string", default: "0" } } });
 const N = Number(values.requests);
 
-const p = await startBenchPlatform({ deployments: [{ catalog: "chat", replicas: 1, maxBatchSize: 64 }], env: { SIM_TTFT_MS: "0", SIM_ITL_MS: "0" } });
+const p = await startBenchPlatform({
+  deployments: [{ catalog: "chat", replicas: 1, maxBatchSize: 64 }],
+  env: { SIM_TTFT_MS: String(Number(values["ttft-ms"])), SIM_ITL_MS: "0" },
+});
 const agents = new AgentClients(p.agentAuthToken);
 try {
   const r = p.replicas.find((x) => x.deploymentId)!;
