@@ -21,6 +21,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Pool } from "undici";
+import { metricSum, parseMetrics } from "@infera/testkit";
 import { agentDirect } from "./agent-direct.ts";
 import { noisyNeighbour } from "./fairness.ts";
 import { call, openLoop, pool, setRequestTimeout, type CallOptions, type CallResult, type Target } from "./load.ts";
@@ -327,6 +328,13 @@ async function latencyLevels(p: BenchPlatform, pool_: PromptPool, full: boolean,
   }
 }
 
+/** The gateway's V8 heap as its own /metrics reports it (prom-client's default metrics), MB: what of its RSS is JavaScript's. */
+async function heapMb(baseURL: string): Promise<{ total: number; used: number; external: number }> {
+  const m = parseMetrics(await (await fetch(`${baseURL}/metrics`)).text());
+  const mb = (name: string) => Math.round(metricSum(m, `gateway_nodejs_${name}_bytes`) / 2 ** 20);
+  return { total: mb("heap_size_total"), used: mb("heap_size_used"), external: mb("external_memory") };
+}
+
 async function streamingPhases(pool_: PromptPool): Promise<void> {
   const p = await startBenchPlatform(
     spec({ SIM_TTFT_MS: String(SIM_TTFT_MS), SIM_ITL_MS: String(SIM_ITL_MS) }, [{ catalog: "chat", replicas: REPLICAS, maxBatchSize: 1100 }]),
@@ -337,6 +345,7 @@ async function streamingPhases(pool_: PromptPool): Promise<void> {
     out.gateway_rss_mb_idle = idle.gateway;
     const gatewayPid = platformPids(p).find((x) => x.name === "gateway")?.pid;
     if (gatewayPid) out.gateway_rss_kinds_mb_idle = rssKindsMb(gatewayPid);
+    out.gateway_heap_mb_idle = await heapMb(p.baseURL);
     if (ONLY.has("latency")) await latencyLevels(p, pool_, true, "");
     if (ONLY.has("streams")) await streams2000(p, pool_);
   } finally {
@@ -421,6 +430,7 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     const rss = rssOf(p);
     const gatewayPid = pids.find((x) => x.name === "gateway")?.pid;
     if (gatewayPid) out.gateway_rss_kinds_mb_2000_streams = rssKindsMb(gatewayPid);
+    out.gateway_heap_mb_2000_streams = await heapMb(p.baseURL);
     await new Promise((r) => setTimeout(r, (s.windowS * 1000) / 2));
     const cpu1 = pids.map((x) => cpuMicros(x.pid));
     const redis1 = p.redisPid ? cpuMicros(p.redisPid) : 0;
@@ -469,6 +479,10 @@ async function streams2000(p: BenchPlatform, pool_: PromptPool): Promise<void> {
     row(
       "gateway RSS anonymous / file-backed, idle → streams (MB)",
       `${JSON.stringify(out.gateway_rss_kinds_mb_idle)} → ${JSON.stringify(out.gateway_rss_kinds_mb_2000_streams)}`,
+    );
+    row(
+      "gateway V8 heap total / used / external, idle → streams (MB)",
+      `${JSON.stringify(out.gateway_heap_mb_idle)} → ${JSON.stringify(out.gateway_heap_mb_2000_streams)}`,
     );
   } finally {
     await closePools(t);
