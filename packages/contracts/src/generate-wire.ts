@@ -191,7 +191,8 @@ export function encodeGenerateRequest(m: GenerateRequest): Buffer {
     (m.stream ? 2 : 0) +
     (tenant ? 1 + varintSize(tenant) + tenant : 0) +
     (corr ? 1 + varintSize(corr) + corr : 0);
-  const buf = Buffer.allocUnsafe(size);
+  // Not from Node's shared slab: grpc-js keeps the encoded request until the call ends.
+  const buf = Buffer.allocUnsafeSlow(size);
   let pos = 0;
   const str = (tag: number, s: string, n: number) => {
     if (!n) return;

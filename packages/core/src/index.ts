@@ -5,3 +5,4 @@ export * from "./config.ts";
 export * from "./shutdown.ts";
 export * from "./sse.ts";
 export * from "./parent.ts";
+export * from "./buffers.ts";

@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { EndpointKind } from "@infera/contracts";
-import { type Logger, lazyChild, PlatformError } from "@infera/core";
+import { type Logger, lazyChild, ownedBuffer, PlatformError } from "@infera/core";
 import { DEFAULT_BLOCK_CHARS, prefixHashes } from "@infera/policy";
 import { type Assigned, type InferJob, PRIORITY, type QueueClient } from "@infera/queue";
 import type { ResolvedModel } from "@infera/registry";
@@ -154,7 +154,8 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   let attempts = 0;
   try {
     // Inside the try: a body that cannot be serialised is answered, not left hanging.
-    const body = Buffer.from(JSON.stringify(r.engineBody));
+    // Kept for the call and its retries: in memory of its own, not a slab shared with other requests.
+    const body = ownedBuffer(JSON.stringify(r.engineBody));
     // One Redis round trip: revocation, rpm, tpm (reserving the estimate), concurrency, tenant cap.
     if (deps.limiter) {
       const limits = tracing.enabled ? tracing.start("infera.gateway.admission", { parent: span }) : undefined;

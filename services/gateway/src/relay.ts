@@ -8,6 +8,7 @@
  * the answer is made to conform.
  */
 import type { ServerResponse } from "node:http";
+import { ownedBuffer } from "@infera/core";
 
 export interface UsageOut {
   prompt_tokens: number;
@@ -99,8 +100,8 @@ export class SseRelay {
     this.onToken(this.lastAt ? now - this.lastAt : undefined);
     this.lastAt = now;
     this.chunks++;
-    // A copy: the view would keep the whole gRPC read buffer it points into alive for the stream's life.
-    if (this.first === undefined) this.first = Buffer.from(json);
+    // A copy of its own: the view would keep the whole gRPC read buffer it points into alive for the stream's life.
+    if (this.first === undefined) this.first = ownedBuffer(json);
     // Chat logprobs need `refusal` (OpenAI's schema requires it; vLLM omits it): only those chunks are parsed.
     if (json.indexOf(LOGPROBS_CONTENT) !== -1) json = Buffer.from(conformChatChunk(json.toString()));
     const finishing = finishes(json);
