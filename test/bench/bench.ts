@@ -21,13 +21,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Pool } from "undici";
-import { metricSum, parseMetrics } from "@infera/testkit";
 import { agentDirect } from "./agent-direct.ts";
 import { noisyNeighbour } from "./fairness.ts";
 import { call, openLoop, pool, setRequestTimeout, type CallOptions, type CallResult, type Target } from "./load.ts";
 import { cpuMicros, machineLoad, profilerNodeOptions, restartProfiles, rssKindsMb, rssMb } from "./procs.ts";
 import { probePrompts, type PromptPool } from "./prompts.ts";
-import { describePlacements, placements, placementsSince, processesOf, startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
+import { describePlacements, heapMb, placements, placementsSince, processesOf, startBenchPlatform, type BenchPlatform, type PlatformSpec } from "./platform.ts";
 import { startPortkey, type Peer } from "./portkey.ts";
 import { startOtlpSink } from "./otlp-sink.ts";
 import { r3, summarize, type Summary } from "./stats.ts";
@@ -326,13 +325,6 @@ async function latencyLevels(p: BenchPlatform, pool_: PromptPool, full: boolean,
     await closePools(t);
     await peer?.stop();
   }
-}
-
-/** The gateway's V8 heap as its own /metrics reports it (prom-client's default metrics), MB: what of its RSS is JavaScript's. */
-async function heapMb(baseURL: string): Promise<{ total: number; used: number; external: number }> {
-  const m = parseMetrics(await (await fetch(`${baseURL}/metrics`)).text());
-  const mb = (name: string) => Math.round(metricSum(m, `gateway_nodejs_${name}_bytes`) / 2 ** 20);
-  return { total: mb("heap_size_total"), used: mb("heap_size_used"), external: mb("external_memory") };
 }
 
 async function streamingPhases(pool_: PromptPool): Promise<void> {

@@ -13,10 +13,10 @@
  *   pnpm bench:cpu [--rate 150] [--seconds 6] [--batch 1100] [--profile]   (FAST_PATH=false in the env: that platform)
  */
 import { mkdirSync } from "node:fs";
-import { freePort, metricSum, parseMetrics } from "@infera/testkit";
+import { freePort, metricSum } from "@infera/testkit";
 import { parseArgs } from "node:util";
 import { call, openLoop, type Target } from "./load.ts";
-import { CHAT_MODEL, chatTargets, placements, placementsSince, processesOf, startBenchPlatform } from "./platform.ts";
+import { CHAT_MODEL, chatTargets, placements, placementsSince, processesOf, scrape, startBenchPlatform } from "./platform.ts";
 import { cpuMicros, ioSyscalls, machineLoad, profilerNodeOptions, restartProfiles } from "./procs.ts";
 import { r3 } from "./stats.ts";
 
@@ -58,7 +58,7 @@ try {
   const engines = replicas.map((r) => r.enginePid);
   const churn = async () => ({
     ...(await placements(p.baseURL)),
-    versions: metricSum(parseMetrics(await (await fetch(`http://127.0.0.1:${schedulerMetricsPort}/metrics`)).text()), "scheduler_slot_lease_versions_total"),
+    versions: metricSum(await scrape(`http://127.0.0.1:${schedulerMetricsPort}`), "scheduler_slot_lease_versions_total"),
   });
   const run = (targets: Target[], stream: boolean, engine: boolean, seconds: number) =>
     openLoop({

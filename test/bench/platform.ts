@@ -295,9 +295,21 @@ export function processesOf(p: BenchPlatform, replicas: readonly Replica[]): { n
   ];
 }
 
+/** A process's /metrics, parsed: `base` is its URL without the path. */
+export async function scrape(base: string): Promise<Map<string, number>> {
+  return parseMetrics(await (await fetch(`${base}/metrics`)).text());
+}
+
+/** The gateway's V8 heap as its own /metrics reports it (prom-client's default metrics), MB: what of its RSS is JavaScript's. */
+export async function heapMb(baseURL: string): Promise<{ total: number; used: number; external: number }> {
+  const m = await scrape(baseURL);
+  const mb = (name: string) => Math.round(metricSum(m, `gateway_nodejs_${name}_bytes`) / 2 ** 20);
+  return { total: mb("heap_size_total"), used: mb("heap_size_used"), external: mb("external_memory") };
+}
+
 /** The gateway's placement counters (`gateway_placements_total`): first attempts on leased slots (fast) or through the queue, by reason. */
 export async function placements(baseURL: string): Promise<{ fast: number; queue: number; queue_reasons: Record<string, number> }> {
-  const m = parseMetrics(await (await fetch(`${baseURL}/metrics`)).text());
+  const m = await scrape(baseURL);
   return {
     fast: metricSum(m, "gateway_placements_total", { path: "fast" }),
     queue: metricSum(m, "gateway_placements_total", { path: "queue" }),
