@@ -409,8 +409,9 @@ describe("the platform from its images, with the official openai client", () => 
       expect(["stop", "length"], JSON.stringify(r)).toContain(r.finish);
       expect(r.completion, JSON.stringify(r)).toBeGreaterThan(0);
     }
-    // It drained and exited by itself (SIGKILL would be 137).
-    expect(state).toMatchObject({ Status: "exited", ExitCode: 0 });
+    // It drained and exited by itself (SIGKILL would be 137); if not, its log says what it was stopping.
+    const tail = state.ExitCode === 0 ? "" : await engine!.podman(["logs", "--tail", "40", container("gateway")]).then((r) => r.stdout + r.stderr);
+    expect(state, tail).toMatchObject({ Status: "exited", ExitCode: 0 });
     // Usage was flushed before it exited: one record per stream, the tokens the client saw.
     const usage = await db
       .selectFrom("usage_records")

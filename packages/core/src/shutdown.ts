@@ -9,8 +9,9 @@ export interface Stoppable {
  * Stops each component in order, the next one even when one before it failed (that failure
  * is logged with its stack). A service's `stop()` is this over its ordered stop list.
  */
-export async function stopInOrder(logger: Logger, stoppers: readonly Stoppable[]): Promise<void> {
+export async function stopInOrder(logger: Logger, stoppers: readonly Stoppable[], onStopping?: (name: string) => void): Promise<void> {
   for (const s of stoppers) {
+    onStopping?.(s.name);
     try {
       await s.stop();
     } catch (err) {
@@ -23,7 +24,8 @@ export async function stopInOrder(logger: Logger, stoppers: readonly Stoppable[]
  * The one shutdown helper every service's main.ts hands its ordered stop list to: runs
  * `stoppers` in order on SIGTERM/SIGINT (callers list them in reverse start order:
  * not ready → stop intake → drain → close workers → close gRPC → quit Redis → pool),
- * and exits non-zero if they overrun `deadlineMs`. Returns the same shutdown to call
+ * and exits non-zero if they overrun `deadlineMs` (the log line names the component that was
+ * stopping and how long each before it took). Returns the same shutdown to call
  * directly; `quiet` (the parent is gone) writes no log line: stdout is then most likely a
  * pipe nobody reads, and a logger that cannot write can keep the process from exiting.
  */
@@ -33,14 +35,21 @@ export function onShutdown(logger: Logger, deadlineMs: number, stoppers: () => r
     if (stopping) return;
     stopping = true;
     // The deadline first: nothing below may keep the process from exiting.
+    let current = { name: "", at: Date.now() };
+    const took: Record<string, number> = {};
     const timer = setTimeout(() => {
-      if (!quiet) quietly(() => logger.error({ deadlineMs }, "shutdown overran its deadline; exiting"));
+      const stoppingMs = Date.now() - current.at;
+      if (!quiet) quietly(() => logger.error({ deadlineMs, stopping: current.name, stoppingMs, took }, "shutdown overran its deadline; exiting"));
       process.exit(1);
     }, deadlineMs);
     timer.unref();
     const log = quiet ? logger.child({}, { level: "silent" }) : logger;
     quietly(() => log.info({ signal: reason }, "shutting down"));
-    await stopInOrder(log, stoppers());
+    await stopInOrder(log, stoppers(), (name) => {
+      const now = Date.now();
+      if (current.name) took[current.name] = now - current.at;
+      current = { name, at: now };
+    });
     quietly(() => log.info("stopped"));
     process.exit(0);
   };
