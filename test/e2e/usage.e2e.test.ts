@@ -3,8 +3,8 @@
  * the model version's prices; exact totals after a load run in which clients disconnect
  * (mid-stream, before the first token, while queued, non-streamed): the sums in Postgres
  * equal what the engine (engine-sim's /sim/stats) says it generated, token for token; a
- * gateway stopped with SIGTERM writes what it holds first; GET /v1/usage groups and
- * validates.
+ * gateway stopped with SIGTERM writes what it holds first, and cuts a stream that outlasts its
+ * grace with that stream's usage counted; GET /v1/usage groups and validates.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import OpenAI from "openai";
@@ -152,6 +152,56 @@ describe("usage records", () => {
     const written = await db.selectFrom("usage_records").select(["client_request_id", "completion_tokens"]).where("client_request_id", "in", ids).execute();
     expect(written.map((r) => r.client_request_id).sort()).toEqual([...ids].sort());
     expect(written.every((r) => r.completion_tokens === 3)).toBe(true);
+  });
+
+  test("a stream that outlasts SHUTDOWN_GRACE_MS is cut at the grace; the usage held is still written and the gateway exits 0", async () => {
+    const gw = await startExtraGateway(platform, { USAGE_FLUSH_MS: "600000", SHUTDOWN_GRACE_MS: "1500" });
+    const tag = Date.now();
+    const headers = (id: string) => ({ "content-type": "application/json", authorization: `Bearer ${platform.adminKey}`, "x-request-id": id });
+    const short = await fetch(`${gw.openaiURL}/chat/completions`, {
+      method: "POST",
+      headers: headers(`short-${tag}`),
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hello" }], max_tokens: 3 }),
+    });
+    expect(short.status).toBe(200);
+    await short.text();
+    // 1,000 tokens at 20 ms: 20 s, far past the grace; its client reads on.
+    const long = await fetch(`${gw.openaiURL}/chat/completions`, {
+      method: "POST",
+      headers: headers(`long-${tag}`),
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "a long one" }], max_tokens: 1000, ignore_eos: true, stream: true }),
+    });
+    expect(long.status).toBe(200);
+    let received = 0;
+    const read = (async () => {
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of long.body!) received += (decoder.decode(chunk).match(/"content":"/g) ?? []).length;
+      } catch {
+        // cut at the grace
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const t0 = Date.now();
+    const code = await gw.stop();
+    const stoppedMs = Date.now() - t0;
+    await read;
+    // Cut at the grace (1.5 s), not waited on until the hard deadline (grace + 5 s) with the usage unwritten.
+    expect(code, gw.output().slice(-3000)).toBe(0);
+    expect(stoppedMs).toBeLessThan(5_000);
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(1000);
+    expect(gw.output()).toContain("drain deadline reached with requests open; closing their connections");
+    const written = await db
+      .selectFrom("usage_records")
+      .select(["client_request_id", "completion_tokens"])
+      .where("client_request_id", "in", [`short-${tag}`, `long-${tag}`])
+      .execute();
+    const byId = Object.fromEntries(written.map((w) => [w.client_request_id, w.completion_tokens]));
+    expect(byId[`short-${tag}`]).toBe(3);
+    // The cut stream is counted as a client that left: what was generated for it, at least what it got.
+    expect(byId[`long-${tag}`]).toBeGreaterThanOrEqual(received);
+    expect(byId[`long-${tag}`]).toBeLessThan(1000);
   });
 });
 

@@ -437,7 +437,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         // Stop accepting new connections; finish the requests in flight.
         app.server.close();
         while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-        if (open.size > 0) logger.warn({ open: open.size }, "drain deadline reached with requests open");
+        if (open.size > 0) {
+          // Past the grace a response that is still open (a stream longer than the grace, a client
+          // that stopped reading) is cut, as a client leaving would: its usage so far is recorded,
+          // and the rest of the stop list (usage flush included) still runs before the deadline.
+          logger.warn({ open: open.size }, "drain deadline reached with requests open; closing their connections");
+          app.server.closeAllConnections();
+        }
         await app.close();
       },
     },

@@ -12,6 +12,8 @@ export class UsageRecorder {
   private buffer: NewUsageRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** Requests running whose record is still to come. */
+  private held = 0;
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -32,6 +34,17 @@ export class UsageRecorder {
     this.buffer.push(r);
     this.metrics.usagePending.set(this.buffer.length);
     if (this.buffer.length >= this.options.maxBatch) void this.flush();
+  }
+
+  /** A request that will record: stop() waits for it. Call the returned function once its record is in (or it has none). */
+  hold(): () => void {
+    this.held++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held--;
+    };
   }
 
   get pending(): number {
@@ -56,14 +69,17 @@ export class UsageRecorder {
     return this.flushing;
   }
 
-  /** Flush until empty or the deadline passes. */
+  /** Flush until empty, with no request still to record, or until the deadline passes. */
   async stop(deadlineMs: number): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     const until = Date.now() + deadlineMs;
-    while (this.buffer.length > 0 && Date.now() < until) {
+    while ((this.buffer.length > 0 || this.held > 0) && Date.now() < until) {
       await this.flush();
+      // A request cut a moment ago records within milliseconds; a failed write is retried less often.
       if (this.buffer.length > 0) await new Promise((r) => setTimeout(r, 200));
+      else if (this.held > 0) await new Promise((r) => setTimeout(r, 10));
     }
-    if (this.buffer.length > 0) this.logger.error({ lost: this.buffer.length }, "stopping with usage records not written");
+    if (this.buffer.length > 0 || this.held > 0)
+      this.logger.error({ lost: this.buffer.length, unrecorded: this.held }, "stopping with usage records not written");
   }
 }
