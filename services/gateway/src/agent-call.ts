@@ -65,6 +65,8 @@ export interface AgentCallOptions {
   headers: Record<string, string>;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
+  /** Aborts when a stopping gateway's grace is over: the request ends with an error the client can retry on. */
+  stopping?: AbortSignal;
   /** Streamed: the longest silence between events; whole: the longest the answer may take (ms). */
   idleMs: number;
   /** W3C traceparent for the agent (gRPC metadata `traceparent`): the agent's spans and the engine continue it. */
@@ -110,6 +112,7 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
       if (idle) clearTimeout(idle);
       if (cancelTimer) clearTimeout(cancelTimer);
       signal.removeEventListener("abort", onAbort);
+      o.stopping?.removeEventListener("abort", onStopping);
       resolve(outcome);
     };
     /** The one failure path past retrying: counted, told to the client, done (with what was relayed, unless `usage` is false). */
@@ -165,6 +168,15 @@ export function callAgent(o: AgentCallOptions): Promise<Outcome> {
       }, CANCEL_GRACE_MS);
     };
     signal.addEventListener("abort", onAbort, { once: true });
+    // The gateway's grace is over: the client is told (an error event mid-stream) rather than cut,
+    // and what reached it is counted.
+    const onStopping = () => {
+      if (settled || cancelling) return;
+      call.cancel();
+      log.warn({ replica: a.replicaId, events }, "request still running when the shutdown grace ended; ended with an error");
+      fail(new PlatformError("unavailable", "This gateway shut down before the request finished; retry it.", { retryAfterS: 1 }), "shutdown", "failed");
+    };
+    o.stopping?.addEventListener("abort", onStopping, { once: true });
 
     // Per token: the labelled child once per request, not a label lookup per observation.
     const itl = r.stream ? metrics.itl.labels({ model: r.model.modelName }) : undefined;

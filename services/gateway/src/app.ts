@@ -142,6 +142,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     else queue.deliver(message);
   });
 
+  /** Aborted when a stopping gateway's grace is over (the "http" stopper below). */
+  const graceOver = new AbortController();
   const deps: InferenceDeps = {
     queue,
     agents,
@@ -156,6 +158,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     agentCallTimeoutMs: config.agentCallTimeoutMs,
     tracing,
     accessLog: new AccessLog({ logger, sample: config.accessLogSample }),
+    stopping: graceOver.signal,
   };
 
   const app = Fastify({
@@ -438,10 +441,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         app.server.close();
         while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
         if (open.size > 0) {
-          // Past the grace a response that is still open (a stream longer than the grace, a client
-          // that stopped reading) is cut, as a client leaving would: its usage so far is recorded,
-          // and the rest of the stop list (usage flush included) still runs before the deadline.
-          logger.warn({ open: open.size }, "drain deadline reached with requests open; closing their connections");
+          // Past the grace, calls still running end with an error the client can retry on (a
+          // stream gets it as its last event), what reached each client counted; what is still
+          // open a moment later (a client that stopped reading) is cut. The rest of the stop list,
+          // the usage flush included, then runs before the deadline.
+          logger.warn({ open: open.size }, "drain deadline reached with requests open; ending them");
+          graceOver.abort();
+          const cutAt = Date.now() + 500;
+          while (open.size > 0 && Date.now() < cutAt) await new Promise((r) => setTimeout(r, 20));
           app.server.closeAllConnections();
         }
         await app.close();

@@ -44,6 +44,8 @@ export interface InferenceDeps {
   tracing?: Tracing;
   /** One line per finished request; absent: none. */
   accessLog?: AccessLog;
+  /** Aborts when a stopping gateway's grace is over: calls still running end with an error. */
+  stopping?: AbortSignal;
 }
 
 export interface InferenceRequest {
@@ -247,6 +249,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
         res,
         headers,
         signal: gone.signal,
+        stopping: deps.stopping,
         idleMs,
         traceparent: call.traceparent,
       });
