@@ -439,7 +439,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         deadline = Date.now() + config.shutdownGraceMs;
         // Stop accepting new connections; finish the requests in flight.
         app.server.close();
-        while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        const settle = async (until: number) => {
+          while (open.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        };
+        await settle(deadline);
         if (open.size > 0) {
           // Past the grace, calls still running end with an error the client can retry on (a
           // stream gets it as its last event), what reached each client counted; what is still
@@ -447,8 +450,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
           // the usage flush included, then runs before the deadline.
           logger.warn({ open: open.size }, "drain deadline reached with requests open; ending them");
           graceOver.abort();
-          const cutAt = Date.now() + 500;
-          while (open.size > 0 && Date.now() < cutAt) await new Promise((r) => setTimeout(r, 20));
+          await settle(Date.now() + 500);
           app.server.closeAllConnections();
         }
         await app.close();

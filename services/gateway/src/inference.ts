@@ -154,8 +154,8 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
   let replicaId: string | undefined;
   let queueMs = 0;
   let attempts = 0;
-  // Until its record is in: a stopping gateway's usage flush waits for it.
-  const recorded = deps.usage.hold();
+  // Until its record is in (finally, below): a stopping gateway's usage flush waits for it.
+  deps.usage.started();
   try {
     // Inside the try: a body that cannot be serialised is answered, not left hanging.
     // Kept for the call and its retries: in memory of its own, not a slab shared with other requests.
@@ -305,7 +305,7 @@ export async function runInference(deps: InferenceDeps, res: ServerResponse, r: 
       attempts,
       traceId: span.traceId,
     });
-    recorded();
+    deps.usage.finished();
     if (tracing.enabled) endRequestSpan(span, res.statusCode, status, usage);
   }
 }

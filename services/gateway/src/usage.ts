@@ -13,7 +13,7 @@ export class UsageRecorder {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   /** Requests running whose record is still to come. */
-  private held = 0;
+  private running = 0;
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -36,15 +36,13 @@ export class UsageRecorder {
     if (this.buffer.length >= this.options.maxBatch) void this.flush();
   }
 
-  /** A request that will record: stop() waits for it. Call the returned function once its record is in (or it has none). */
-  hold(): () => void {
-    this.held++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.held--;
-    };
+  /** A request has started that will record (or finish without a record): stop() waits for its `finished()`. */
+  started(): void {
+    this.running++;
+  }
+
+  finished(): void {
+    this.running--;
   }
 
   get pending(): number {
@@ -73,13 +71,13 @@ export class UsageRecorder {
   async stop(deadlineMs: number): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     const until = Date.now() + deadlineMs;
-    while ((this.buffer.length > 0 || this.held > 0) && Date.now() < until) {
+    while ((this.buffer.length > 0 || this.running > 0) && Date.now() < until) {
       await this.flush();
       // A request cut a moment ago records within milliseconds; a failed write is retried less often.
       if (this.buffer.length > 0) await new Promise((r) => setTimeout(r, 200));
-      else if (this.held > 0) await new Promise((r) => setTimeout(r, 10));
+      else if (this.running > 0) await new Promise((r) => setTimeout(r, 10));
     }
-    if (this.buffer.length > 0 || this.held > 0)
-      this.logger.error({ lost: this.buffer.length, unrecorded: this.held }, "stopping with usage records not written");
+    if (this.buffer.length > 0 || this.running > 0)
+      this.logger.error({ lost: this.buffer.length, unrecorded: this.running }, "stopping with usage records not written");
   }
 }
